@@ -1,0 +1,3 @@
+from iptexplain.cli import main
+
+main()

@@ -1,0 +1,29 @@
+"""DNAT: rewrite the destination of a new connection (libxt_NAT, nat PREROUTING/OUTPUT)."""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Opt, OptType, Target, types
+from iptexplain.ext.nat_range import NatRange, parse_nat_range
+
+natrange = OptType("natrange", lambda a: parse_nat_range(a[0]), lambda v: [v.text])
+
+
+@register
+class DNat(Target):
+    name = "DNAT"
+    table_only = ("nat",)
+    options = (
+        Opt("to", "--to-destination", natrange, invert=False, multi=True),
+        Opt("random", "--random", types.flag, invert=False),
+        Opt("persistent", "--persistent", types.flag, invert=False),
+    )
+
+    def check(self) -> None:
+        if not self.has("to"):
+            raise OptionError("DNAT: --to-destination is required")
+
+    @property
+    def ranges(self) -> tuple[NatRange, ...]:
+        return self.value("to", ())

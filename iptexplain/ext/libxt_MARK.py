@@ -1,0 +1,49 @@
+"""MARK: set the packet's nfmark (libxt_MARK).
+
+Every spelling (--set-mark, --and-mark, --or-mark, --xor-mark) is one operation in the kernel,
+``mark = (mark & ~mask) ^ value``; iptables-save prints it as ``--set-xmark value/mask``.
+"""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Opt, Target, types
+
+FULL = 0xFFFFFFFF
+
+
+@register
+class MarkTarget(Target):
+    name = "MARK"
+    terminal = False
+    options = (
+        Opt("set_xmark", "--set-xmark", types.markmask, invert=False),
+        Opt("set_mark", "--set-mark", types.markmask, invert=False),
+        Opt("and_mark", "--and-mark", types.uint32, invert=False),
+        Opt("or_mark", "--or-mark", types.uint32, invert=False),
+        Opt("xor_mark", "--xor-mark", types.uint32, invert=False),
+    )
+
+    def check(self) -> None:
+        if len(self.values) != 1:
+            raise OptionError("MARK target: exactly one of --set-xmark, --set-mark, --and-mark, --or-mark, --xor-mark is required")
+
+    @property
+    def xmark(self) -> tuple[int, int]:
+        """(value, mask) of the kernel operation ``mark = (mark & ~mask) ^ value``."""
+        key, v = self.values[0]
+        if key == "set_xmark":
+            return v.value
+        if key == "set_mark":  # --set-mark v/m zeroes the masked bits then sets v
+            value, mask = v.value
+            return value, (mask if mask != FULL else FULL)
+        if key == "and_mark":
+            return 0, FULL ^ v.value
+        if key == "or_mark":
+            return v.value, v.value
+        return v.value, 0  # xor
+
+    def save_args(self) -> list[str]:
+        value, mask = self.xmark
+        return ["--set-xmark", f"0x{value:x}/0x{mask:x}"]

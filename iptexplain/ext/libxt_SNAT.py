@@ -1,0 +1,29 @@
+"""SNAT: rewrite the source of a new connection (libxt_NAT, nat POSTROUTING/INPUT)."""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Opt, Target, types
+from iptexplain.ext.libxt_DNAT import natrange
+from iptexplain.ext.nat_range import NatRange
+
+
+@register
+class SNat(Target):
+    name = "SNAT"
+    table_only = ("nat",)
+    options = (
+        Opt("to", "--to-source", natrange, invert=False, multi=True),
+        Opt("random", "--random", types.flag, invert=False),
+        Opt("random_fully", "--random-fully", types.flag, invert=False),
+        Opt("persistent", "--persistent", types.flag, invert=False),
+    )
+
+    def check(self) -> None:
+        if not self.has("to"):
+            raise OptionError("SNAT: --to-source is required")
+
+    @property
+    def ranges(self) -> tuple[NatRange, ...]:
+        return self.value("to", ())

@@ -1,0 +1,72 @@
+"""icmp: ICMP type and code (libipt_icmp).  iptables-save prints numbers: ``--icmp-type 3/3``."""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Match, Opt, OptType
+
+# name -> (type, code_min, code_max), from iptables' icmp_codes table.
+ICMP_TYPES: dict[str, tuple[int, int, int]] = {
+    "any": (0xFF, 0, 0xFF),
+    "echo-reply": (0, 0, 0xFF), "pong": (0, 0, 0xFF),
+    "destination-unreachable": (3, 0, 0xFF),
+    "network-unreachable": (3, 0, 0), "host-unreachable": (3, 1, 1),
+    "protocol-unreachable": (3, 2, 2), "port-unreachable": (3, 3, 3),
+    "fragmentation-needed": (3, 4, 4), "source-route-failed": (3, 5, 5),
+    "network-unknown": (3, 6, 6), "host-unknown": (3, 7, 7),
+    "network-prohibited": (3, 9, 9), "host-prohibited": (3, 10, 10),
+    "TOS-network-unreachable": (3, 11, 11), "TOS-host-unreachable": (3, 12, 12),
+    "communication-prohibited": (3, 13, 13), "host-precedence-violation": (3, 14, 14),
+    "precedence-cutoff": (3, 15, 15),
+    "source-quench": (4, 0, 0xFF),
+    "redirect": (5, 0, 0xFF), "network-redirect": (5, 0, 0), "host-redirect": (5, 1, 1),
+    "TOS-network-redirect": (5, 2, 2), "TOS-host-redirect": (5, 3, 3),
+    "echo-request": (8, 0, 0xFF), "ping": (8, 0, 0xFF),
+    "router-advertisement": (9, 0, 0xFF), "router-solicitation": (10, 0, 0xFF),
+    "time-exceeded": (11, 0, 0xFF), "ttl-exceeded": (11, 0, 0xFF),
+    "ttl-zero-during-transit": (11, 0, 0), "ttl-zero-during-reassembly": (11, 1, 1),
+    "parameter-problem": (12, 0, 0xFF), "ip-header-bad": (12, 0, 0),
+    "required-option-missing": (12, 1, 1),
+    "timestamp-request": (13, 0, 0xFF), "timestamp-reply": (14, 0, 0xFF),
+    "address-mask-request": (17, 0, 0xFF), "address-mask-reply": (18, 0, 0xFF),
+}
+
+
+def parse_icmp_type(text: str, table: dict[str, tuple[int, int, int]] = ICMP_TYPES) -> tuple[int, int, int]:
+    """``echo-request`` / ``8`` / ``3/4`` -> (type, code_min, code_max)."""
+    if text in table:
+        return table[text]
+    low = {k.lower(): v for k, v in table.items()}
+    if text.lower() in low:
+        return low[text.lower()]
+    t, sep, c = text.partition("/")
+    try:
+        typ = int(t)
+        if not 0 <= typ <= 255:
+            raise ValueError
+        if sep:
+            code = int(c)
+            if not 0 <= code <= 255:
+                raise ValueError
+            return (typ, code, code)
+        return (typ, 0, 0xFF)
+    except ValueError:
+        raise OptionError(f"Invalid ICMP type `{text}'") from None
+
+
+def fmt_icmp_type(v: tuple[int, int, int]) -> str:
+    typ, lo, hi = v
+    if typ == 0xFF:
+        return "any"
+    return str(typ) if (lo, hi) == (0, 0xFF) else f"{typ}/{lo}"
+
+
+icmptype = OptType("icmptype", lambda a: parse_icmp_type(a[0]), lambda v: [fmt_icmp_type(v)])
+
+
+@register
+class Icmp(Match):
+    name = "icmp"
+    family = 4
+    options = (Opt("type", "--icmp-type", icmptype),)

@@ -1,0 +1,36 @@
+"""state: the connection tracking state (libxt_state, an alias of conntrack --ctstate)."""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Match, Opt, OptType
+
+STATE_ORDER = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED")
+
+
+def parse_states(text: str, allowed: tuple[str, ...] = STATE_ORDER) -> frozenset[str]:
+    out = set()
+    for word in text.split(","):
+        w = word.strip().upper()
+        if w not in allowed:
+            raise OptionError(f"Bad ctstate \"{word}\"")
+        out.add(w)
+    return frozenset(out)
+
+
+def fmt_states(states: frozenset[str], order: tuple[str, ...] = STATE_ORDER) -> str:
+    return ",".join(s for s in order if s in states)
+
+
+statelist = OptType("statelist", lambda a: parse_states(a[0]), lambda v: [fmt_states(v)])
+
+
+@register
+class State(Match):
+    name = "state"
+    options = (Opt("state", "--state", statelist),)
+
+    @property
+    def states(self) -> frozenset[str]:
+        return self.value("state", frozenset())

@@ -1,0 +1,220 @@
+"""The rule graph: tables, chains, policies, rules, matches, targets and jump edges.
+
+Every input format (iptables-save, ``-S``, ``-nL`` listings, a live host) becomes this one
+structure, and every output (views, JSON, Graphviz, save text) is produced from it.  Rules keep
+the source line they came from so that a trace can point back into the user's file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from iptexplain.addr import Address
+from iptexplain.ext.base import ChainJump, Extension, Match, Target, extension_name
+
+# Built-in chains of each table, in the order iptables-save prints them.
+BUILTIN_CHAINS: dict[str, tuple[str, ...]] = {
+    "raw": ("PREROUTING", "OUTPUT"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+    "security": ("INPUT", "FORWARD", "OUTPUT"),
+}
+TABLE_ORDER = ("raw", "mangle", "nat", "filter", "security")
+STANDARD_VERDICTS = frozenset({"ACCEPT", "DROP", "RETURN", "QUEUE"})
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    packets: int
+    bytes: int
+
+    def __str__(self) -> str:
+        return f"[{self.packets}:{self.bytes}]"
+
+
+@dataclass(frozen=True, slots=True)
+class IPHeader:
+    """The fields every rule has without a module (``struct ipt_ip``): -s -d -p -i -o -f."""
+
+    src: Address | None = None
+    src_inv: bool = False
+    dst: Address | None = None
+    dst_inv: bool = False
+    iniface: str | None = None
+    iniface_inv: bool = False
+    outiface: str | None = None
+    outiface_inv: bool = False
+    proto: str | None = None  # lower-case name ("tcp") or number as text; None = all
+    proto_inv: bool = False
+    fragment: bool | None = None  # True: -f, False: ! -f
+
+    def save_args(self) -> list[str]:
+        """In the order iptables-save prints them."""
+        out: list[str] = []
+        if self.src is not None:
+            out += (["!"] if self.src_inv else []) + ["-s", str(self.src)]
+        if self.dst is not None:
+            out += (["!"] if self.dst_inv else []) + ["-d", str(self.dst)]
+        if self.iniface is not None:
+            out += (["!"] if self.iniface_inv else []) + ["-i", self.iniface]
+        if self.outiface is not None:
+            out += (["!"] if self.outiface_inv else []) + ["-o", self.outiface]
+        if self.proto is not None:
+            out += (["!"] if self.proto_inv else []) + ["-p", self.proto]
+        if self.fragment is not None:
+            out += (["-f"] if self.fragment else ["!", "-f"])
+        return out
+
+
+EMPTY_HEADER = IPHeader()
+
+
+@dataclass(slots=True, eq=False)
+class Rule:
+    """One rule, in its chain, in the order the kernel evaluates it."""
+
+    table: str
+    chain: str
+    header: IPHeader
+    matches: tuple[Match, ...]
+    target: Target | None  # None: a rule with no target (only counts)
+    goto: bool = False
+    counters: Counters | None = None
+    line: int = 0
+    number: int = 0  # 1-based position in its chain, as `--line-numbers` shows
+    source: str = "<input>"
+
+    @property
+    def jump(self) -> str | None:
+        """The user-defined chain this rule jumps or goes to, if any."""
+        return self.target.chain if isinstance(self.target, ChainJump) else None
+
+    @property
+    def target_name(self) -> str:
+        return "" if self.target is None else extension_name(self.target)
+
+    def extensions(self) -> Iterator[Extension]:
+        yield from self.matches
+        if self.target is not None:
+            yield self.target
+
+    def save_args(self) -> list[str]:
+        """The rule's specification after ``-A CHAIN``."""
+        out = self.header.save_args()
+        for m in self.matches:
+            out += m.save()
+        if self.target is not None:
+            t = self.target.save()
+            if self.goto:
+                t = ["-g"] + t[1:]
+            out += t
+        return out
+
+    def spec(self) -> str:
+        """The rule as ``iptables-save`` prints it, without counters."""
+        return " ".join(["-A", self.chain] + self.save_args())
+
+    def where(self) -> str:
+        return f"{self.source}:{self.line}" if self.line else self.source
+
+    def __repr__(self) -> str:
+        return f"<Rule {self.table}/{self.chain}#{self.number} {' '.join(self.save_args())}>"
+
+
+@dataclass(slots=True, eq=False)
+class Chain:
+    name: str
+    table: str
+    builtin: bool
+    policy: str | None = None  # built-in chains: ACCEPT or DROP
+    counters: Counters | None = None
+    rules: list[Rule] = field(default_factory=list)
+    line: int = 0
+    references: list[Rule] = field(default_factory=list)  # filled by Ruleset.link()
+
+    def __repr__(self) -> str:
+        return f"<Chain {self.table}/{self.name} {len(self.rules)} rules>"
+
+
+@dataclass(slots=True, eq=False)
+class Table:
+    name: str
+    family: int
+    chains: dict[str, Chain] = field(default_factory=dict)
+    line: int = 0
+
+    def chain(self, name: str) -> Chain | None:
+        return self.chains.get(name)
+
+    def ensure_builtins(self) -> None:
+        """Give a table its built-in chains (ACCEPT policy) when the input omitted them."""
+        for name in BUILTIN_CHAINS.get(self.name, ()):
+            if name not in self.chains:
+                self.chains[name] = Chain(name, self.name, True, policy="ACCEPT")
+
+    def rules(self) -> Iterator[Rule]:
+        for c in self.chains.values():
+            yield from c.rules
+
+
+@dataclass(slots=True)
+class Note:
+    """Something the user should know about the input (format losses, inferences, repairs)."""
+
+    kind: str  # "fidelity", "inference", "duplicate", "repair", "unknown-module", ...
+    message: str
+    line: int | None = None
+
+
+@dataclass(slots=True, eq=False)
+class Ruleset:
+    """Everything read from one input: tables of one or both families."""
+
+    tables: dict[tuple[int, str], Table] = field(default_factory=dict)
+    source: str = "<input>"
+    format: str = "save"  # save, S, listing, live
+    notes: list[Note] = field(default_factory=list)
+
+    def table(self, name: str, family: int = 4) -> Table | None:
+        return self.tables.get((family, name))
+
+    def families(self) -> list[int]:
+        return sorted({f for f, _ in self.tables})
+
+    def tables_of(self, family: int) -> list[Table]:
+        """Tables of a family in the canonical order (raw, mangle, nat, filter, security)."""
+        ts = [t for (f, _), t in self.tables.items() if f == family]
+        order = {n: i for i, n in enumerate(TABLE_ORDER)}
+        return sorted(ts, key=lambda t: order.get(t.name, 99))
+
+    def rules(self) -> Iterator[Rule]:
+        for t in self.tables.values():
+            yield from t.rules()
+
+    def rule_count(self) -> int:
+        return sum(len(c.rules) for t in self.tables.values() for c in t.chains.values())
+
+    def link(self) -> None:
+        """Fill every chain's ``references`` with the rules that jump or go to it."""
+        for t in self.tables.values():
+            for c in t.chains.values():
+                c.references = []
+            for r in t.rules():
+                j = r.jump
+                if j is not None and j in t.chains:
+                    t.chains[j].references.append(r)
+
+    def not_understood(self) -> dict[str, int]:
+        """Modules kept verbatim because no extension knows them: name -> rule count."""
+        out: dict[str, int] = {}
+        for r in self.rules():
+            for e in r.extensions():
+                if not e.understood:
+                    n = extension_name(e)
+                    out[n] = out.get(n, 0) + 1
+        return out
+
+    def note(self, kind: str, message: str, line: int | None = None) -> None:
+        self.notes.append(Note(kind, message, line))

@@ -1,0 +1,63 @@
+"""Text -> rule graph.  Every input format is detected here and read into one Ruleset."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from iptexplain.errors import InputError
+from iptexplain.graph import Ruleset
+
+FORMATS = ("auto", "save", "S", "listing")
+_LISTING_RE = re.compile(r"^\s*Chain \S+ \((?:policy \w+|\d+ references?|user-defined)", re.M)
+_SAVE_RE = re.compile(r"^\s*\*(?:raw|mangle|nat|filter|security)\s*$", re.M)
+_S_RE = re.compile(r"^\s*(?:\[\d+:\d+\]\s*)?-[APN] \S+", re.M)
+
+
+def detect_format(text: str) -> str:
+    """'save' (iptables-save / restore), 'S' (iptables -S) or 'listing' (iptables -L family)."""
+    if _SAVE_RE.search(text):
+        return "save"
+    if _LISTING_RE.search(text):
+        return "listing"
+    if _S_RE.search(text):
+        return "S"
+    return "save"
+
+
+def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: int | None = None,
+               table: str | None = None) -> Ruleset:
+    """Read any supported format; raise InputError (``FILE:LINE: message``) on bad input."""
+    if fmt == "auto":
+        fmt = detect_format(text)
+    if fmt in ("save", "S"):
+        from iptexplain.parse.save import parse_save
+
+        return parse_save(text, source, family=family, table=table)
+    if fmt == "listing":
+        from iptexplain.parse.listing import parse_listing
+
+        return parse_listing(text, source, family=family, table=table)
+    raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
+
+
+def read_input(path: str) -> tuple[str, str]:
+    """(text, display name) of a file, or of standard input for ``-``."""
+    if path == "-":
+        data = sys.stdin.buffer.read()
+        name = "<stdin>"
+    else:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise InputError(e.strerror or str(e), path) from None
+        name = path
+    if b"\0" in data[:4096]:
+        raise InputError("binary data, not iptables text", name, None)
+    return data.decode("utf-8", errors="replace"), name
+
+
+def load(path: str, fmt: str = "auto", family: int | None = None, table: str | None = None) -> Ruleset:
+    text, name = read_input(path)
+    return parse_text(text, name, fmt, family, table)

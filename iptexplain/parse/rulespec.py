@@ -1,0 +1,298 @@
+"""Read one rule specification (the words after ``-A CHAIN``), as iptables' do_parse does.
+
+The words are handed out the way getopt would: the built-in options (-s -d -p -i -o -f), then
+``-m NAME`` loads a match whose options follow, ``-j``/``-g`` a target whose options follow.  An
+option belongs to the most recently loaded module that declares it -- so hand-written restore
+input in any order (kube-proxy writes ``-m tcp -p tcp -d X --dport 80``) reads like the canonical
+one.  ``-p tcp --dport 22`` without ``-m tcp`` loads the protocol's match implicitly, as iptables
+does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from iptexplain.addr import check_iface, parse_address
+from iptexplain.errors import OptionError
+from iptexplain.ext import match_class, target_class
+from iptexplain.ext.base import ChainJump, Extension, Match, OpaqueMatch, OpaqueTarget, Target
+from iptexplain.graph import STANDARD_VERDICTS, IPHeader
+
+# Every match and target iptables 1.8 ships (and the common xtables-addons ones).  A name here
+# that no iptexplain module implements is kept verbatim and flagged "not understood"; a name that
+# is neither here, nor registered, nor a chain is what iptables itself refuses to load.
+IPTABLES_MATCHES = frozenset(
+    "account addrtype ah bpf cgroup cluster comment condition connbytes connlabel connlimit "
+    "connmark conntrack cpu dccp devgroup dscp dst ecn esp eui64 frag fuzzy geoip hashlimit hbh "
+    "helper hl icmp icmp6 iface ipcomp ipp2p iprange ipv4options ipv6header ipvs length limit "
+    "lscan mac mark mh multiport nfacct osf owner physdev pkttype policy psd quota quota2 "
+    "rateest realm recent rpfilter rt sctp set socket srh state statistic string tcp tcpmss time "
+    "tos ttl u32 udp udplite unclean ipv6-icmp icmpv6 dhcpmac gradm lscan pknock".split()
+)
+IPTABLES_TARGETS = frozenset(
+    "AUDIT CHAOS CHECKSUM CLASSIFY CLUSTERIP CONNMARK CONNSECMARK CT DELUDE DHCPMAC DNAT DNETMAP "
+    "DNPT DSCP ECHO ECN HL HMARK IDLETIMER IPMARK LED LOG LOGMARK MARK MASQUERADE MIRROR NETMAP "
+    "NFLOG NFQUEUE NOTRACK RATEEST RAWDNAT RAWSNAT REDIRECT REJECT SAME SECMARK SET SNAT SNPT "
+    "STEAL SYNPROXY SYSRQ TARPIT TCPMSS TCPOPTSTRIP TEE TOS TPROXY TRACE TTL ULOG".split()
+)
+
+PROTO_NUMBERS: dict[str, int] = {
+    "icmp": 1, "igmp": 2, "ipip": 4, "tcp": 6, "egp": 8, "udp": 17, "ipv6": 41, "rsvp": 46,
+    "gre": 47, "esp": 50, "ah": 51, "ipv6-icmp": 58, "eigrp": 88, "ospf": 89, "pim": 103,
+    "vrrp": 112, "l2tp": 115, "sctp": 132, "udplite": 136, "dccp": 33, "mh": 135,
+    "ipv6-route": 43, "ipv6-frag": 44, "ipv6-nonxt": 59, "ipv6-opts": 60, "encap": 98,
+}
+PROTO_NAMES: dict[int, str] = {v: k for k, v in PROTO_NUMBERS.items()}
+PROTO_ALIASES = {"icmpv6": "ipv6-icmp", "ospfigp": "ospf", "ipencap": "ipip", "ipv6-icmpv6": "ipv6-icmp"}
+# The match a protocol loads implicitly (``-p tcp --dport 22``).
+IMPLICIT_MATCH = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "ipv6-icmp": "icmp6",
+                  "sctp": "sctp", "dccp": "dccp", "udplite": "udplite"}
+
+
+def canonical_proto(text: str) -> str | None:
+    """``tcp``/``TCP``/``6`` -> ``tcp``; ``all``/``0`` -> None (no protocol restriction)."""
+    t = text.lower()
+    t = PROTO_ALIASES.get(t, t)
+    if t in ("all", "0"):
+        return None
+    if t.isdigit():
+        n = int(t)
+        if n > 255:
+            raise OptionError(f"unknown protocol \"{text}\" specified")
+        return PROTO_NAMES.get(n, t)
+    if t not in PROTO_NUMBERS:
+        raise OptionError(f"unknown protocol \"{text}\" specified")
+    return t
+
+
+BUILTIN_FLAGS = {
+    "-s": "src", "--source": "src", "--src": "src",
+    "-d": "dst", "--destination": "dst", "--dst": "dst",
+    "-p": "proto", "--protocol": "proto", "--proto": "proto",
+    "-i": "iniface", "--in-interface": "iniface",
+    "-o": "outiface", "--out-interface": "outiface",
+    "-f": "fragment", "--fragment": "fragment",
+    "-m": "match", "--match": "match",
+    "-j": "jump", "--jump": "jump",
+    "-g": "goto", "--goto": "goto",
+    "-c": "counters", "--set-counters": "counters",
+}
+
+
+@dataclass
+class RuleSpec:
+    header: IPHeader
+    matches: tuple[Match, ...]
+    target: Target | None
+    goto: bool
+    counters: tuple[int, int] | None
+    # Expanded -s/-d lists (``-s a,b``) give several rules, as iptables does.
+    extra_headers: tuple[IPHeader, ...] = ()
+
+
+class _Pending:
+    """A module being read: its class and the (flag, inverted, args) triples seen so far."""
+
+    __slots__ = ("cls", "name", "opts", "raw")
+
+    def __init__(self, cls: type[Extension] | None, name: str) -> None:
+        self.cls = cls
+        self.name = name
+        self.opts: list[tuple[str, bool, list[str]]] = []
+        self.raw: list[str] = []
+
+
+# Parsed modules are immutable and rulesets repeat them endlessly (``-m conntrack --ctstate
+# RELATED,ESTABLISHED``, ``-m tcp --dport 80``): build each distinct one once.
+_EXT_CACHE: dict[tuple, Extension] = {}
+
+
+def _finish(p: _Pending, kind: str) -> Extension:
+    key = (kind, p.name, tuple((f, i, tuple(a)) for f, i, a in p.opts), tuple(p.raw))
+    hit = _EXT_CACHE.get(key)
+    if hit is not None:
+        return hit
+    if p.cls is None:
+        ext: Extension = (
+            OpaqueMatch(raw=tuple(p.raw), opaque_name=p.name, spelled=p.name)
+            if kind == "match"
+            else OpaqueTarget(raw=tuple(p.raw), opaque_name=p.name, spelled=p.name)
+        )
+    else:
+        ext = p.cls.build(p.opts, spelled=p.name)
+    if len(_EXT_CACHE) < 500_000:
+        _EXT_CACHE[key] = ext
+    return ext
+
+
+def _addresses(text: str, family: int | None) -> list:
+    return [parse_address(part, family) for part in text.split(",") if part]
+
+
+def parse_rulespec(args: list[str], family: int | None = None) -> RuleSpec:
+    """Parse rule words; raise OptionError with iptables' own wording where it has one."""
+    hdr: dict = {}
+    matches: list[_Pending] = []
+    target: _Pending | None = None
+    goto = False
+    counters: tuple[int, int] | None = None
+    invert = False
+    src_list: list = []
+    dst_list: list = []
+    n = len(args)
+    i = 0
+    current: _Pending | None = None  # the module whose options may follow
+
+    def need(k: int, flag: str) -> list[str]:
+        vals = args[i + 1 : i + 1 + k]
+        if len(vals) < k:
+            raise OptionError(f"option \"{flag}\" requires an argument")
+        return vals
+
+    while i < n:
+        tok = args[i]
+        if tok == "!":
+            if invert:
+                raise OptionError("multiple consecutive ! not allowed")
+            invert = True
+            i += 1
+            continue
+        key = BUILTIN_FLAGS.get(tok)
+        # A builtin long option may also be an option of the current module (policy --proto).
+        if key is not None and tok.startswith("--") and current is not None and current.cls is not None and current.cls.knows(tok):
+            key = None
+        if key is not None:
+            if key in ("src", "dst", "proto", "iniface", "outiface"):
+                (val,) = need(1, tok)
+                if val == "!":
+                    raise OptionError(
+                        f"Using intrapositioned negation (`{tok} ! this`) is no longer supported"
+                    )
+                if key in hdr:
+                    raise OptionError(f"multiple {tok} flags not allowed")
+                if key == "src":
+                    src_list = _addresses(val, family)
+                    if not src_list:
+                        raise OptionError(f"host/network `{val}' not found")
+                    hdr[key] = (src_list[0], invert)
+                elif key == "dst":
+                    dst_list = _addresses(val, family)
+                    if not dst_list:
+                        raise OptionError(f"host/network `{val}' not found")
+                    hdr[key] = (dst_list[0], invert)
+                elif key == "proto":
+                    hdr[key] = (canonical_proto(val), invert)
+                else:
+                    hdr[key] = (check_iface(val), invert)
+                i += 2
+            elif key == "fragment":
+                hdr["fragment"] = not invert
+                i += 1
+            elif key == "match":
+                (val,) = need(1, tok)
+                if invert:
+                    raise OptionError("unexpected ! flag before --match")
+                cls = match_class(val)
+                if cls is None and val.lower() not in IPTABLES_MATCHES:
+                    raise OptionError(f"Couldn't load match `{val}':No such file or directory")
+                current = _Pending(cls, val)
+                matches.append(current)
+                i += 2
+            elif key in ("jump", "goto"):
+                (val,) = need(1, tok)
+                if target is not None:
+                    raise OptionError("multiple -j flags not allowed")
+                goto = key == "goto"
+                current = _Pending(None, val)
+                if val in STANDARD_VERDICTS:
+                    current.cls = target_class("standard")
+                elif not goto and (cls := target_class(val)) is not None:
+                    current.cls = cls
+                elif not goto and val in IPTABLES_TARGETS:
+                    current.cls = None  # a real target iptexplain does not model: opaque
+                else:
+                    current.name = "\0chain:" + val
+                target = current
+                i += 2
+            elif key == "counters":
+                vals = need(2, tok)
+                try:
+                    counters = (int(vals[0]), int(vals[1]))
+                except ValueError:
+                    raise OptionError(f"-c packet counter not numeric") from None
+                i += 3
+            invert = False
+            continue
+
+        # A module option: find its owner, latest module first, then an implicit protocol match.
+        owner = _owner(tok, current, matches, target)
+        if owner is None and tok.startswith("-"):
+            proto = hdr.get("proto", (None, False))[0]
+            implicit = IMPLICIT_MATCH.get(proto or "")
+            cls = match_class(implicit) if implicit else None
+            if cls is not None and cls.knows(tok) and not any(m.cls is cls for m in matches):
+                owner = _Pending(cls, implicit)  # type: ignore[arg-type]
+                matches.append(owner)
+        if owner is None:
+            if current is not None and current.cls is None and not current.name.startswith("\0"):
+                # Options of a module iptexplain does not model: keep the words verbatim.
+                if invert:
+                    current.raw.append("!")
+                current.raw.append(tok)
+                invert = False
+                i += 1
+                continue
+            if tok.startswith("-"):
+                raise OptionError(f"unknown option \"{tok}\"")
+            raise OptionError(f"Bad argument `{tok}'")
+        nargs = owner.cls.nargs(tok)  # type: ignore[union-attr]
+        vals = args[i + 1 : i + 1 + nargs]
+        if len(vals) < nargs:
+            raise OptionError(f"option \"{tok}\" requires an argument")
+        owner.opts.append((tok, invert, list(vals)))
+        invert = False
+        i += 1 + nargs
+
+    if invert:
+        raise OptionError("trailing ! with no option")
+
+    built_matches = tuple(_finish(m, "match") for m in matches)  # type: ignore[misc]
+    built_target: Target | None = None
+    if target is not None:
+        if target.name.startswith("\0chain:"):
+            if target.opts or target.raw:
+                raise OptionError("a chain jump takes no options")
+            built_target = ChainJump(chain=target.name[len("\0chain:"):])
+        else:
+            built_target = _finish(target, "target")  # type: ignore[assignment]
+
+    def header(src, dst) -> IPHeader:
+        return IPHeader(
+            src=src, src_inv=hdr.get("src", (None, False))[1],
+            dst=dst, dst_inv=hdr.get("dst", (None, False))[1],
+            iniface=hdr.get("iniface", (None, False))[0], iniface_inv=hdr.get("iniface", (None, False))[1],
+            outiface=hdr.get("outiface", (None, False))[0], outiface_inv=hdr.get("outiface", (None, False))[1],
+            proto=hdr.get("proto", (None, False))[0], proto_inv=hdr.get("proto", (None, False))[1],
+            fragment=hdr.get("fragment"),
+        )
+
+    srcs = src_list or [None]
+    dsts = dst_list or [None]
+    if (len(srcs) > 1 or len(dsts) > 1) and (hdr.get("src", (0, False))[1] or hdr.get("dst", (0, False))[1]):
+        raise OptionError("! not allowed with multiple source or destination IP addresses")
+    headers = [header(s, d) for s in srcs for d in dsts]
+    fam = {a.family for a in src_list + dst_list}
+    if len(fam) > 1:
+        raise OptionError("source and destination address families differ")
+    return RuleSpec(headers[0], built_matches, built_target, goto, counters, tuple(headers[1:]))
+
+
+def _owner(tok: str, current: _Pending | None, matches: list[_Pending], target: _Pending | None) -> _Pending | None:
+    if current is not None and current.cls is not None and current.cls.knows(tok):
+        return current
+    if target is not None and target.cls is not None and target.cls.knows(tok):
+        return target
+    for m in reversed(matches):
+        if m.cls is not None and m.cls.knows(tok):
+            return m
+    return None

@@ -1,0 +1,1 @@
+"""Views over a rule graph or a trace.  None of them computes netfilter semantics."""
