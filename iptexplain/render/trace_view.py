@@ -1,0 +1,734 @@
+"""The rich view of a trace: what a tired operator reads at 3 a.m.
+
+The view is a tree.  Hooks come in the order the packet meets them; in each hook, the tables
+whose base chain was entered, labelled with the chains walked (``filter FORWARD → DOCKER-USER →
+DOCKER-ISOLATION-STAGE-1 → DOCKER ⇒ ACCEPT``); under a table, the rules of the taken path, a
+jump nesting the jumped-to chain's rules under the rule that jumped.  Rewrites sit under the rule
+that made them, the routing decision between the hooks, a fork as a node whose branches are
+labelled with their condition.  A closing summary names the outcome and the rule responsible,
+with its input line.
+
+The default view shows the path and the rules that decided it; rules passed over are counted
+("… 2 rules passed over").  Verbose shows every rule looked at, dimmed, with the reason it did
+not match.
+
+Like every rich renderable, :class:`TraceView` only describes what to show: colour, width,
+``NO_COLOR`` and pipes are the console's business.  The text carries its own markers (✓ ✗ ⇒ ✎)
+so that the view reads the same without colour.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.text import Text
+from rich.tree import Tree
+
+from iptexplain.netfilter.trace import (
+    CONNTRACK, DELIVERED, DROPPED, FORWARDED, GOTO, HOOK, JUMP, NOTE, PASSED, POLICY, QUEUED,
+    REJECTED, RETURN, REWRITE, ROUTE, RULE, SENT, TABLE, UNDECIDED, VERDICT, Condition, Leaf,
+    Outcome, Path, Step, Trace,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Markers: Unicode on a UTF-8 console, ASCII otherwise (rich tells us through ascii_only).
+
+
+@dataclass(frozen=True)
+class Marks:
+    match: str
+    miss: str
+    verdict: str
+    rewrite: str
+    route: str
+    fork: str
+    ret: str
+    arrow: str
+    note: str
+    ok: str
+    bad: str
+    maybe: str
+    neq: str
+
+
+UNICODE = Marks("✓", "✗", "⇒", "✎", "⤷", "⑂", "↩", "→", "!", "✔", "✘", "?", "≠")
+ASCII = Marks("+", "x", "=>", "~", ">", "<>", "<-", "->", "!", "OK", "XX", "??", "!=")
+
+# Styles, by meaning.  Kept here so that every view of the project uses the same words.
+STYLE = {
+    "hook": "bold cyan",
+    "table": "bold",
+    "chainpath": "cyan",
+    "match": "green",
+    "miss": "dim",
+    "reason": "italic",
+    "skipped": "dim italic",
+    "jump": "blue",
+    "accept": "bold green",
+    "drop": "bold red",
+    "nat": "yellow",
+    "rewrite": "yellow",
+    "route": "magenta",
+    "note": "yellow",
+    "fork": "bold magenta",
+    "cond": "magenta",
+    "where": "dim",
+    "conntrack": "dim cyan",
+    "policy": "bold",
+}
+
+_VERDICT_STYLE = {
+    "ACCEPT": "accept", "DROP": "drop", "REJECT": "drop", "QUEUE": "note", "NFQUEUE": "note",
+    "RETURN": "jump",
+}
+_NAT_TARGETS = {"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP", "MARK", "CONNMARK", "TPROXY"}
+
+OUTCOME_WORDS = {
+    DELIVERED: "delivered locally",
+    FORWARDED: "forwarded",
+    SENT: "sent",
+    DROPPED: "dropped",
+    REJECTED: "rejected",
+    QUEUED: "queued to user space",
+    UNDECIDED: "undecided",
+}
+
+
+def _style(key: str) -> str:
+    return STYLE.get(key, key)
+
+
+def _target_style(rule_target: str) -> str:
+    if rule_target in _VERDICT_STYLE:
+        return _style(_VERDICT_STYLE[rule_target])
+    if rule_target in _NAT_TARGETS:
+        return _style("nat")
+    return _style("jump")
+
+
+def outcome_style(kind: str) -> str:
+    if kind in PASSED:
+        return _style("accept")
+    if kind in (DROPPED, REJECTED):
+        return _style("drop")
+    return _style("note")
+
+
+# ---------------------------------------------------------------------------------------------
+# Text helpers shared with the JSON and Graphviz views.
+
+
+def rule_ref(rule: Any) -> str:
+    """``filter DOCKER #1 (rules.save:18)``: where a rule lives, in words a user can grep."""
+    if rule is None:
+        return ""
+    return f"{rule.table} {rule.chain} #{rule.number} ({rule.where()})"
+
+
+def rule_body(rule: Any) -> str:
+    """The rule as the user wrote it, after ``-A CHAIN``."""
+    return " ".join(rule.save_args()) if rule.save_args() else "(no match, no target)"
+
+
+_PACKET_KEYS = ("proto", "src", "sport", "dst", "dport", "iniface", "outiface", "mark")
+
+
+def format_packet(packet: dict[str, Any]) -> str:
+    """A packet dict (``src``, ``dport``…) as one line: ``tcp 10.0.0.1:4000 → 10.0.0.2:80``."""
+    if not packet:
+        return ""
+    src = str(packet.get("src") or "*")
+    dst = str(packet.get("dst") or "*")
+    if packet.get("sport") not in (None, ""):
+        src += f":{packet['sport']}"
+    if packet.get("dport") not in (None, ""):
+        dst += f":{packet['dport']}"
+    parts = [str(packet.get("proto") or "any-proto"), f"{src} → {dst}"]
+    if packet.get("iniface"):
+        parts.append(f"in {packet['iniface']}")
+    if packet.get("outiface"):
+        parts.append(f"out {packet['outiface']}")
+    mark = packet.get("mark")
+    if mark not in (None, "", 0):
+        parts.append(f"mark 0x{mark:x}" if isinstance(mark, int) else f"mark {mark}")
+    for k, v in packet.items():
+        if k not in _PACKET_KEYS and v not in (None, ""):
+            parts.append(f"{k} {v}")
+    return " ".join(parts)
+
+
+def responsible(leaf_steps: list[Step], outcome: Outcome) -> str:
+    """Who decided: the outcome's rule, else the last policy or verdict step of the leaf."""
+    if outcome.rule is not None:
+        return rule_ref(outcome.rule)
+    for st in reversed(leaf_steps):
+        if st.kind == POLICY:
+            pol = st.verdict or (st.detail.get("policy") if st.detail else None) or "?"
+            return f"policy {pol} of {st.table} {st.chain}".strip()
+        if st.kind == ROUTE:
+            return "the routing decision"
+    return ""
+
+
+def outcome_sentence(outcome: Outcome, leaf_steps: list[Step] | None = None) -> str:
+    """``forwarded to 172.17.0.6:9525 via docker0``: the tracer's summary, or one built here."""
+    if outcome.summary:
+        text = outcome.summary
+    else:
+        text = OUTCOME_WORDS.get(outcome.kind, outcome.kind)
+        if outcome.kind == FORWARDED and outcome.iface:
+            text += f" via {outcome.iface}"
+        if outcome.kind == REJECTED and outcome.reply:
+            text += f" with {outcome.reply}"
+    return text
+
+
+def decided_by(outcome: Outcome, leaf_steps: list[Step]) -> str:
+    who = responsible(leaf_steps, outcome)
+    if not who:
+        return ""
+    verb = {
+        DELIVERED: "accepted by", FORWARDED: "accepted by", SENT: "accepted by",
+        DROPPED: "dropped by", REJECTED: "rejected by", QUEUED: "queued by",
+        UNDECIDED: "at",
+    }.get(outcome.kind, "by")
+    return f"{verb} {who}"
+
+
+class ContainerNames:
+    """Annotate addresses with the container that owns them: ``172.17.0.6 (gallant_lumiere)``."""
+
+    def __init__(self, host: Any) -> None:
+        names: dict[str, str] = {}
+        containers = getattr(host, "containers", None) or {}
+        for addr, info in containers.items():
+            name = info.get("name") if isinstance(info, dict) else str(info)
+            if name:
+                names[str(addr)] = str(name).lstrip("/")
+        self.names = names
+        self._re = (
+            re.compile(r"(?<![\w.:])(" + "|".join(re.escape(a) for a in sorted(names, key=len, reverse=True))
+                       + r")(?![\w.]|:[0-9a-fA-F]*:)")
+            if names else None
+        )
+
+    def __call__(self, text: str) -> str:
+        if self._re is None or not text:
+            return text
+        names = self.names
+
+        def sub(m: re.Match[str]) -> str:
+            end = m.end()
+            # keep a trailing :port together with the address: 172.17.0.6:9525 (web)
+            port = re.match(r":\d+", text[end:])
+            if port:
+                return m.group(0)
+            return f"{m.group(0)} ({names[m.group(1)]})"
+
+        out = self._re.sub(sub, text)
+        # addresses followed by a port: annotate after the port
+        return re.sub(
+            r"(?<![\w.:])(" + "|".join(re.escape(a) for a in names) + r"):(\d+)(?![\w.])",
+            lambda m: f"{m.group(1)}:{m.group(2)} ({names[m.group(1)]})",
+            out,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The tree model: plain nodes first, rich Trees at render time.
+
+
+@dataclass
+class Node:
+    kind: str
+    label: Text
+    children: list["Node"] = field(default_factory=list)
+    # table nodes: chains walked and the verdict, for the label
+    chains: list[str] = field(default_factory=list)
+    verdict: str | None = None
+    hook: str = ""
+    table: str = ""
+    base: str = ""
+    skipped: int = 0  # "skipped" nodes: how many rules
+
+    def add(self, node: "Node") -> "Node":
+        self.children.append(node)
+        return node
+
+
+class _Builder:
+    """Turns one Path's steps into nodes under ``root``; forks recurse with a fresh builder."""
+
+    def __init__(self, view: "TraceView", root: Node, marks: Marks) -> None:
+        self.v = view
+        self.m = marks
+        self.root = root
+        self.hook: Node | None = None
+        self.table: Node | None = None
+        # open chains: (depth, chain name, node under which its rules go)
+        self.stack: list[tuple[int, str, Node]] = []
+        self.last_rule: Node | None = None
+        self.last_rule_step: Step | None = None
+        self.jump_parent: dict[int, tuple[str, Node]] = {}
+        self.pending_skip: tuple[Node, Node] | None = None  # (container, skipped node)
+
+    # -- containers -------------------------------------------------------------------------
+
+    def _top(self) -> Node:
+        return self.table or self.hook or self.root
+
+    def _innermost(self) -> Node:
+        return self.stack[-1][2] if self.stack else self._top()
+
+    def _container_for(self, st: Step) -> Node:
+        d, c = max(st.depth, 0), st.chain
+        while self.stack and self.stack[-1][0] > d:
+            self.stack.pop()
+        if self.stack and self.stack[-1][0] == d and self.stack[-1][1] == c:
+            return self.stack[-1][2]
+        if self.stack and self.stack[-1][0] == d:
+            self.stack.pop()  # another chain at the same depth: a goto
+        if d == 0 or (not self.stack and self.table is not None and c == self.table.base):
+            node = self._top()
+        else:
+            jp = self.jump_parent.get(d - 1)
+            if jp is not None and jp[0] == c:
+                node = jp[1]
+            else:
+                parent = self.stack[-1][2] if self.stack else self._top()
+                node = parent.add(Node("chain", Text.assemble(
+                    (f"{self.m.arrow} ", _style("jump")), (c or "?", _style("jump")))))
+        self.stack.append((d, c, node))
+        if self.table is not None and c and (not self.table.chains or self.table.chains[-1] != c):
+            if c not in self.table.chains:
+                self.table.chains.append(c)
+        return node
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def add(self, st: Step) -> None:
+        kind = st.kind
+        if kind == RULE and st.matched is False and not self.v.verbose:
+            self._skip(st)
+            return
+        self._end_skip()
+        handler = getattr(self, f"_on_{kind}", None)
+        if handler is None:
+            self._innermost().add(Node("other", Text(f"{kind}: {st.reason}")))
+        else:
+            handler(st)
+
+    def _skip(self, st: Step) -> None:
+        container = self._container_for(st)
+        if self.pending_skip is not None and self.pending_skip[0] is container:
+            node = self.pending_skip[1]
+        else:
+            node = container.add(Node("skipped", Text("")))
+            self.pending_skip = (container, node)
+        node.skipped += 1
+        n = node.skipped
+        node.label = Text(f"… {n} rule{'s' if n != 1 else ''} passed over", _style("skipped"))
+
+    def _end_skip(self) -> None:
+        self.pending_skip = None
+
+    def _on_hook(self, st: Step) -> None:
+        label = Text(st.hook or st.chain or "?", _style("hook"))
+        if st.reason:
+            label.append(f"  {self.v.names(st.reason)}", "dim")
+        self.hook = self.root.add(Node("hook", label, hook=st.hook))
+        self.table = None
+        self.stack = []
+        self.jump_parent = {}
+
+    def _on_table(self, st: Step) -> None:
+        base = st.chain or st.hook
+        parent = self.hook or self.root
+        node = parent.add(Node("table", Text(""), hook=st.hook, table=st.table, base=base))
+        node.chains = [base]
+        self.table = node
+        self.stack = [(0, base, node)]
+        self.jump_parent = {}
+
+    def _on_conntrack(self, st: Step) -> None:
+        text = Text("conntrack", _style("conntrack"))
+        if st.reason:
+            text.append(f"  {self.v.names(st.reason)}", "dim")
+        (self.hook or self.root).add(Node("conntrack", text))
+
+    def _on_rule(self, st: Step) -> None:
+        container = self._container_for(st)
+        rule = st.rule
+        m = self.m
+        if st.matched is False:
+            label = Text.assemble((f"{m.miss} ", _style("miss")))
+            label.append(self._rule_head(st), _style("miss"))
+            label.append(rule_body(rule) if rule is not None else "", _style("miss"))
+            if st.reason:
+                label.append(f"  — {st.reason}", "dim italic")
+            if rule is not None and rule.line:
+                label.append(f"  line {rule.line}", _style("where"))
+            container.add(Node("miss", label))
+            return
+        mark = m.match if st.matched else m.maybe
+        label = Text.assemble((f"{mark} ", _style("match") if st.matched else _style("note")))
+        label.append(self._rule_head(st), "bold")
+        if rule is not None:
+            hdr_and_matches, target = _split_target(rule)
+            label.append(hdr_and_matches)
+            if target:
+                if hdr_and_matches:
+                    label.append(" ")
+                label.append(target, _target_style(rule.target_name))
+        if st.reason:
+            label.append(f"  — {self.v.names(st.reason)}", "dim italic")
+        if rule is not None and rule.line:
+            label.append(f"  line {rule.line}", _style("where"))
+        node = container.add(Node("rule", label))
+        self.last_rule, self.last_rule_step = node, st
+        if rule is not None and rule.jump:
+            self.jump_parent[max(st.depth, 0)] = (rule.jump, node)
+
+    def _rule_head(self, st: Step) -> str:
+        rule = st.rule
+        chain = st.chain or (rule.chain if rule is not None else "")
+        num = f" #{rule.number}" if rule is not None and rule.number else ""
+        return f"{chain}{num}  "
+
+    def _on_jump(self, st: Step) -> None:
+        target = _jump_target(st)
+        d = max(st.depth, 0)
+        # the rule that jumped is already shown with "-j CHAIN": nest the chain under it
+        for dd in (d, d - 1):
+            jp = self.jump_parent.get(dd)
+            if jp is not None and jp[0] == target:
+                return
+        if not self.v.verbose and not target:
+            return
+        node = self._innermost().add(Node("chain", Text.assemble(
+            (f"{self.m.arrow} ", _style("jump")), (target or "?", _style("jump")),
+            (f"  {st.reason}" if st.reason else "", "dim"))))
+        self.jump_parent[d if st.kind == JUMP and st.rule is None else d] = (target, node)
+
+    _on_goto = _on_jump
+
+    def _on_return(self, st: Step) -> None:
+        if not self.v.verbose:
+            return
+        text = Text(f"{self.m.ret} ", _style("where"))
+        text.append(st.reason or f"back from {st.chain}" if st.chain else "return", _style("where"))
+        self._innermost().add(Node("return", text))
+
+    def _on_policy(self, st: Step) -> None:
+        pol = st.verdict or st.detail.get("policy", "") if st.detail else st.verdict or ""
+        text = Text.assemble(("policy ", _style("policy")), (pol or "?", _target_style(pol or "")))
+        if st.chain:
+            text.append(f" of {st.table + ' ' if st.table else ''}{st.chain}", "")
+        if st.reason:
+            text.append(f"  — {st.reason}", "dim italic")
+        self._top().add(Node("policy", text))
+        if self.table is not None and pol:
+            self.table.verdict = pol
+        self.stack = self.stack[:1]
+
+    def _on_verdict(self, st: Step) -> None:
+        v = st.verdict or ""
+        if self.table is not None and (not st.table or st.table == self.table.table):
+            self.table.verdict = v
+            if st.reason:
+                self.table.add(Node("verdict", Text(f"{self.m.verdict} {v}  {st.reason}", _target_style(v))))
+            return
+        text = Text(f"{self.m.verdict} {v}", _target_style(v))
+        if st.reason:
+            text.append(f"  {st.reason}", "dim")
+        self._top().add(Node("verdict", text))
+
+    def _on_rewrite(self, st: Step) -> None:
+        text = Text(f"{self.m.rewrite} ", _style("rewrite"))
+        text.append(self.v.names(rewrite_text(st)), _style("rewrite"))
+        target = self.last_rule
+        ls = self.last_rule_step
+        if target is None or ls is None or (st.chain and ls.chain != st.chain) or (st.table and ls.table != st.table):
+            target = self._innermost()
+        target.add(Node("rewrite", text))
+
+    def _on_route(self, st: Step) -> None:
+        text = Text("routing", _style("route"))
+        body = st.reason or route_text(st)
+        if body:
+            text.append(f"  {self.v.names(body)}", "")
+        self.root.add(Node("route", text))
+        self.hook = None
+        self.table = None
+        self.stack = []
+
+    def _on_note(self, st: Step) -> None:
+        text = Text(f"{self.m.note} ", _style("note"))
+        text.append(self.v.names(st.reason or str(st.detail or "")), _style("note"))
+        self._innermost().add(Node("note", text))
+
+    # -- paths ------------------------------------------------------------------------------
+
+    def build(self, path: Path, prefix: list[Step]) -> None:
+        for st in path.steps:
+            self.add(st)
+        self._end_skip()
+        steps = prefix + path.steps
+        if path.fork is not None:
+            fork = self.root.add(Node("fork", Text.assemble(
+                (f"{self.m.fork} fork", _style("fork")),
+                (f"  {self.v.names(path.fork.reason)}" if path.fork.reason else "", ""),
+            )))
+            for cond, sub in path.fork.branches:
+                branch = fork.add(Node("branch", condition_text(cond)))
+                _Builder(self.v, branch, self.m).build(sub, steps)
+        elif path.outcome is not None and self.root.kind == "branch":
+            self.root.add(Node("outcome", self.v.outcome_text(path.outcome, steps)))
+
+
+def _split_target(rule: Any) -> tuple[str, str]:
+    """The rule's matches, and its ``-j TARGET …`` part (to colour the target)."""
+    args = rule.save_args()
+    for i, a in enumerate(args):
+        if a in ("-j", "-g", "--jump", "--goto"):
+            return " ".join(args[:i]), " ".join(args[i:])
+    return " ".join(args), ""
+
+
+def _jump_target(st: Step) -> str:
+    if st.detail and st.detail.get("target"):
+        return str(st.detail["target"])
+    if st.rule is not None and st.rule.jump:
+        return st.rule.jump
+    return st.chain
+
+
+def rewrite_text(st: Step) -> str:
+    """``dst 198.51.100.1:9525 → 172.17.0.6:9525``: from the step's reason or its detail."""
+    if st.reason:
+        return st.reason
+    d = st.detail or {}
+    what = d.get("field") or d.get("what") or ""
+    before, after = d.get("before"), d.get("after")
+    if before is not None or after is not None:
+        return f"{what + ' ' if what else ''}{before} → {after}".strip()
+    return " ".join(f"{k} {v}" for k, v in d.items())
+
+
+def route_text(st: Step) -> str:
+    d = st.detail or {}
+    if d.get("local"):
+        return "local delivery"
+    if d.get("iface") or d.get("dev"):
+        return f"forward via {d.get('iface') or d.get('dev')}"
+    return ""
+
+
+def condition_text(cond: Condition) -> Text:
+    text = Text()
+    if cond.probability is not None:
+        text.append(f"[{cond.probability:.0%}] ", "bold")
+    text.append(cond.text, _style("cond"))
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# The renderable.
+
+
+class TraceView:
+    """A rich renderable of a :class:`Trace`.
+
+    ``ruleset`` (optional) adds the input's name, format and notes to the header; ``verbose``
+    shows every rule looked at.  Colour and width come from the console it is printed on.
+    """
+
+    def __init__(self, trace: Trace, ruleset: Any = None, *, verbose: bool = False,
+                 max_notes: int = 8) -> None:
+        self.trace = trace
+        self.ruleset = ruleset
+        self.verbose = verbose
+        self.max_notes = max_notes
+        self.names = ContainerNames(trace.host)
+
+    # -- pieces -----------------------------------------------------------------------------
+
+    def header(self, m: Marks) -> list[Text]:
+        flow = self.trace.flow
+        out = [Text.assemble(("trace ", "bold"), (self.names(flow.describe()), "bold"))]
+        if flow.from_container:
+            out[0].append(f"  from container {flow.from_container}", "")
+        rs = self.ruleset
+        if rs is not None:
+            fmt = {"save": "iptables-save", "S": "iptables -S", "listing": "iptables -L listing",
+                   "live": "live host"}.get(rs.format, rs.format)
+            count = rs.rule_count()
+            out.append(Text(f"ruleset {rs.source} ({fmt}, {count} rule{'s' if count != 1 else ''})", "dim"))
+        notes = list(self.notes())
+        shown = notes if self.verbose else notes[: self.max_notes]
+        for kind, msg in shown:
+            warn = kind in ("fidelity", "repair", "unknown-module", "duplicate", "warning")
+            mark = m.note if warn else "i"
+            out.append(Text.assemble(
+                (f" {mark} ", _style("note") if warn else "dim"),
+                (self.names(msg), "" if warn else "dim"),
+            ))
+        if len(notes) > len(shown):
+            out.append(Text(f"   … {len(notes) - len(shown)} more notes (-v shows them)", "dim"))
+        return out
+
+    def notes(self) -> Iterator[tuple[str, str]]:
+        """Ruleset notes (with their line), then the trace's, each once."""
+        seen: set[str] = set()
+        rs = self.ruleset
+        for n in (getattr(rs, "notes", None) or []):
+            where = f"{rs.source}:{n.line}: " if getattr(n, "line", None) else ""
+            msg = f"{where}{n.message}"
+            if msg not in seen:
+                seen.add(msg)
+                yield n.kind, msg
+        for n in self.trace.notes:
+            msg = n if isinstance(n, str) else getattr(n, "message", str(n))
+            kind = getattr(n, "kind", "trace")
+            if msg not in seen:
+                seen.add(msg)
+                yield kind, msg
+
+    def outcome_text(self, outcome: Outcome, steps: list[Step], m: Marks | None = None) -> Text:
+        m = m or UNICODE
+        mark = m.ok if outcome.kind in PASSED else m.bad if outcome.kind in (DROPPED, REJECTED) else m.maybe
+        style = outcome_style(outcome.kind)
+        sentence = self.names(outcome_sentence(outcome, steps))
+        first, _, rest = sentence.partition(" ")
+        text = Text(f"{mark} ", style)
+        if first.lower() == outcome.kind or first.lower() == OUTCOME_WORDS.get(outcome.kind, "").split(" ")[0]:
+            text.append(first.upper(), style)
+            text.append(f" {rest}" if rest else "", style.replace("bold ", ""))
+        else:
+            text.append(outcome.kind.upper(), style)
+            text.append(f"  {sentence}", style.replace("bold ", ""))
+        who = decided_by(outcome, steps)
+        if who:
+            text.append(f" — {who}", "")
+        if outcome.kind == REJECTED and outcome.reply and outcome.reply not in text.plain:
+            text.append(f" (reply {outcome.reply})", "")
+        return text
+
+    def tree_nodes(self, m: Marks) -> list[Node]:
+        root = Node("root", Text(""))
+        _Builder(self, root, m).build(self.trace.root, [])
+        for n in _walk(root):
+            if n.kind == "table":
+                _finish_table(n, m)
+        return root.children
+
+    def summary(self, m: Marks) -> list[Text]:
+        leaves = list(self.trace.leaves())
+        if not leaves:
+            return [Text(f"{m.maybe} UNDECIDED  the trace has no outcome", outcome_style(UNDECIDED))]
+        if len(leaves) == 1:
+            leaf = leaves[0]
+            out = [self.outcome_text(leaf.outcome, leaf.steps, m)]
+            pkt = self._final_packet(leaf)
+            if pkt:
+                out.append(Text(f"  packet as it leaves: {self.names(pkt)}", "dim"))
+            return out
+        kinds = sorted({lf.outcome.kind for lf in leaves})
+        head = Text.assemble(
+            (f"{m.fork} FORKS", _style("fork")),
+            (f"  {len(leaves)} ways: " + ", ".join(kinds), ""),
+        )
+        out = [head]
+        for leaf in leaves:
+            line = Text("  ")
+            p = leaf.probability
+            line.append(f"{p:>4.0%} " if p is not None else "   ? ", "bold")
+            conds = " and ".join(c.text for c in leaf.conditions)
+            line.append(conds, _style("cond"))
+            line.append(f" {m.arrow} ", "")
+            line.append_text(self.outcome_text(leaf.outcome, leaf.steps, m))
+            out.append(line)
+        return out
+
+    def _final_packet(self, leaf: Leaf) -> str:
+        pkt = leaf.outcome.packet
+        if not pkt or not any(st.kind == REWRITE for st in leaf.steps):
+            return ""
+        return format_packet(pkt)
+
+    # -- rich protocol ----------------------------------------------------------------------
+
+    def renderables(self, ascii_only: bool = False) -> list[Any]:
+        m = ASCII if ascii_only else UNICODE
+        parts: list[Any] = list(self.header(m))
+        parts.append(Text(""))
+        for node in self.tree_nodes(m):
+            parts.append(_to_rich(node, ascii_only))
+        parts.append(Text(""))
+        parts.extend(self.summary(m))
+        return parts
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Group(*self.renderables(options.ascii_only))
+
+
+def _walk(node: Node) -> Iterable[Node]:
+    yield node
+    for c in node.children:
+        yield from _walk(c)
+
+
+def _finish_table(n: Node, m: Marks) -> None:
+    """Label a table node ``nat PREROUTING → DOCKER ⇒ ACCEPT``; fold a table where nothing
+    matched into that one line (``… 2 rules passed over · policy ACCEPT``)."""
+    label = Text(f"{n.table} ", _style("table"))
+    chains = n.chains or [n.base]
+    label.append(chains[0], _style("table"))
+    for c in chains[1:]:
+        label.append(f" {m.arrow} ", "dim")
+        label.append(c, _style("chainpath"))
+    quiet = all(c.kind in ("skipped", "policy") for c in n.children)
+    if quiet and n.children:
+        bits = [c.label.plain for c in n.children if c.kind == "skipped"]
+        if bits:
+            label.append("   " + ", ".join(bits), _style("skipped"))
+        if n.verdict:
+            label.append(f"  {m.verdict} ", "dim")
+            label.append(n.verdict, _target_style(n.verdict))
+            if any(c.kind == "policy" for c in n.children):
+                label.append(" (policy)", "dim")
+        n.children = []
+    elif n.verdict:
+        label.append(f"  {m.verdict} ", "dim")
+        label.append(n.verdict, _target_style(n.verdict))
+    n.label = label
+
+
+def _to_rich(node: Node, ascii_only: bool) -> Tree | Text:
+    if not node.children:
+        return node.label
+    tree = Tree(node.label, guide_style="dim")
+    _fill(tree, node)
+    return tree
+
+
+def _fill(tree: Tree, node: Node) -> None:
+    for c in node.children:
+        sub = tree.add(c.label)
+        _fill(sub, c)
+
+
+def render_text(trace: Trace, ruleset: Any = None, *, verbose: bool = False, width: int = 100,
+                color: bool = False) -> str:
+    """The view as plain (or ANSI) text at a fixed width: for snapshots and ``--output``."""
+    import io
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, force_terminal=color, color_system="standard" if color else None,
+                      no_color=not color, highlight=False, soft_wrap=False, legacy_windows=False,
+                      emoji=False)
+    console.print(TraceView(trace, ruleset, verbose=verbose))
+    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
