@@ -176,6 +176,11 @@ class Ruleset:
     source: str = "<input>"
     format: str = "save"  # save, S, listing, live
     notes: list[Note] = field(default_factory=list)
+    # What the input format could not show, for the tracer to mark dependent verdicts uncertain:
+    # "interfaces" (-L without -v: no -i/-o), "counters" (absent), "counters-rounded" (K/M/G),
+    # "names" (-L without -n: hosts/services read back from names), "chains" (some chains of a
+    # table not listed), "matches" (row text that could not be read back).  Empty: nothing hidden.
+    hidden: set[str] = field(default_factory=set)
 
     def table(self, name: str, family: int = 4) -> Table | None:
         return self.tables.get((family, name))
@@ -218,3 +223,50 @@ class Ruleset:
 
     def note(self, kind: str, message: str, line: int | None = None) -> None:
         self.notes.append(Note(kind, message, line))
+
+    def difference(self, other: "Ruleset", ignore: frozenset[str] | set[str] = frozenset()) -> str | None:
+        """The first way ``other`` differs from this ruleset, in words, or None when they are the
+        same rule graph: tables, chains, policies, and per rule its header, matches, target and
+        goto, compared in iptables-save's canonical form.  ``ignore`` may hold "interfaces"
+        (-i/-o), "counters", "policy-counters", "extra-tables" (tables only ``other`` has)."""
+
+        def rule_key(r: Rule) -> tuple:
+            h = r.header
+            if "interfaces" in ignore:
+                h = IPHeader(h.src, h.src_inv, h.dst, h.dst_inv, None, False, None, False,
+                             h.proto, h.proto_inv, h.fragment)
+            key: tuple = (h.save_args(), [m.save() for m in r.matches],
+                          r.target.save() if r.target is not None else None, r.goto)
+            if "counters" not in ignore:
+                key += (r.counters,)
+            return key
+
+        mine, theirs = set(self.tables), set(other.tables)
+        if mine - theirs:
+            fam, name = sorted(mine - theirs)[0]
+            return f"table {name} (IPv{fam}) is missing"
+        if theirs - mine and "extra-tables" not in ignore:
+            fam, name = sorted(theirs - mine)[0]
+            return f"table {name} (IPv{fam}) is extra"
+        for key in sorted(mine):
+            a, b = self.tables[key], other.tables[key]
+            where = f"{a.name} (IPv{a.family})"
+            if list(a.chains) != list(b.chains) and set(a.chains) != set(b.chains):
+                missing = [c for c in a.chains if c not in b.chains]
+                extra = [c for c in b.chains if c not in a.chains]
+                return f"table {where}: chains differ (missing {missing}, extra {extra})"
+            for cname, ca in a.chains.items():
+                cb = b.chains[cname]
+                if ca.policy != cb.policy:
+                    return f"{where} {cname}: policy {ca.policy} vs {cb.policy}"
+                if "counters" not in ignore and "policy-counters" not in ignore and ca.counters != cb.counters:
+                    return f"{where} {cname}: policy counters {ca.counters} vs {cb.counters}"
+                if len(ca.rules) != len(cb.rules):
+                    return f"{where} {cname}: {len(ca.rules)} rules vs {len(cb.rules)}"
+                for ra, rb in zip(ca.rules, cb.rules):
+                    ka, kb = rule_key(ra), rule_key(rb)
+                    if ka != kb:
+                        return (f"{where} {cname} rule {ra.number}: `{' '.join(ra.save_args())}' "
+                                f"({ra.where()}) vs `{' '.join(rb.save_args())}' ({rb.where()})"
+                                + (f" counters {ra.counters} vs {rb.counters}" if ka[:4] == kb[:4] else ""))
+        return None

@@ -308,6 +308,125 @@ class Extension:
         """Short human text of what the module says, for views ('tcp dport 9525')."""
         return " ".join([self.name] + self.save_args())
 
+    # -- the -L face ------------------------------------------------------------------------
+    # The first words this module's print function can write (``tcp``, ``ctstate``, ``/*``,
+    # ``limit:``); the listing reader dispatches a row's free-text tail on them.  Targets are
+    # found by the target column instead and need none.
+    listing_keywords: ClassVar[tuple[str, ...]] = ()
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        """What iptables' print function writes for ``iptables -L`` (``-n`` when ``numeric``),
+        without the leading blank; ``family``/``proto`` are the rule's, as print sees them."""
+        raise NotImplementedError(f"{self.name}: no -L face")
+
+    @classmethod
+    def from_listing(cls, tail: "ListingTail") -> "Extension":
+        """Read this module's words at the cursor of a -L row tail back into the extension
+        (the inverse of :meth:`listing`); raise OptionError when the words are not its."""
+        raise OptionError(f"{cls.name}: cannot be read from a listing")
+
+    @classmethod
+    def has_listing_face(cls) -> bool:
+        return cls.listing is not Extension.listing and cls.from_listing.__func__ is not Extension.from_listing.__func__  # type: ignore[attr-defined]
+
+
+class ListingTail:
+    """The free text at the end of an ``iptables -L`` row as a cursor over its words.
+
+    Words are split on blanks, except that a ``/* comment */`` and a ``"quoted string"`` (LOG's
+    prefix) stay one word each, because print functions write them verbatim.  ``family`` and
+    ``proto`` are the rule's (multiport prints service names for its protocol; REJECT's default
+    depends on the family).  Readers move ``pos`` forward; the dispatcher rewinds on failure.
+    """
+
+    __slots__ = ("words", "pos", "family", "proto")
+
+    def __init__(self, text: str, family: int = 4, proto: str | None = None) -> None:
+        self.words = split_listing_words(text)
+        self.pos = 0
+        self.family = family
+        self.proto = proto
+
+    def peek(self, k: int = 0) -> str | None:
+        i = self.pos + k
+        return self.words[i] if i < len(self.words) else None
+
+    def take(self) -> str:
+        if self.pos >= len(self.words):
+            raise OptionError("listing text ends early")
+        w = self.words[self.pos]
+        self.pos += 1
+        return w
+
+    def take_if(self, word: str) -> bool:
+        if self.peek() == word:
+            self.pos += 1
+            return True
+        return False
+
+    def expect(self, *words: str) -> None:
+        for w in words:
+            got = self.take()
+            if got != w:
+                raise OptionError(f"expected `{w}', found `{got}'")
+
+    def invert(self) -> bool:
+        """Consume a leading ``!`` (written by print as its own word)."""
+        return self.take_if("!")
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.words)
+
+    def rest(self) -> str:
+        return " ".join(self.words[self.pos :])
+
+
+def split_listing_words(text: str) -> list[str]:
+    """Blank-separated words, keeping ``/* ... */`` and ``"..."`` whole."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c.isspace():
+            i += 1
+            continue
+        if text.startswith("/* ", i) or text.startswith("/*", i) and i + 2 == n:
+            end = text.find(" */", i + 2)
+            if end < 0:
+                out.append(text[i:].rstrip())
+                break
+            out.append(text[i : end + 3])
+            i = end + 3
+            continue
+        if c == '"':
+            end = text.find('"', i + 1)
+            while end >= 0 and end + 1 < n and not text[end + 1].isspace():
+                end = text.find('"', end + 1)
+            if end >= 0:
+                out.append(text[i : end + 1])
+                i = end + 1
+                continue
+        j = i
+        while j < n and not text[j].isspace():
+            j += 1
+        out.append(text[i:j])
+        i = j
+    return out
+
+
+def unquote_listing(word: str) -> str:
+    """``"net-fw DROP "`` -> ``net-fw DROP `` (print functions write the bytes unescaped)."""
+    return word[1:-1] if len(word) >= 2 and word[0] == word[-1] == '"' else word
+
+
+def listing_port(port: int, numeric: bool, proto: str | None = "tcp") -> str:
+    """A port as print_port writes it: a service name when not numeric and one is known."""
+    if not numeric and proto in ("tcp", "udp", "sctp", "dccp", "udplite", None):
+        name = PORT_NAMES.get(port)
+        if name is not None:
+            return name
+    return str(port)
+
 
 class Match(Extension):
     """A ``-m NAME`` match."""

@@ -27,3 +27,16 @@ class DNat(Target):
     @property
     def ranges(self) -> tuple[NatRange, ...]:
         return self.value("to", ())
+
+    # -- the -L face (DNAT_print: " to:RANGE" per range, then the flags) -----------------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.nat_range import nat_listing
+
+        return nat_listing(self, "to:", [r.text for r in self.ranges])
+
+    @classmethod
+    def from_listing(cls, tail) -> "DNat":
+        from iptexplain.ext.nat_range import read_nat_listing
+
+        opts = read_nat_listing(tail, "--to-destination", ("to:",), set(cls.option_map()))
+        return cls.build(opts, spelled="DNAT")  # type: ignore[return-value]

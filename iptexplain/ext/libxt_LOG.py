@@ -48,3 +48,46 @@ class Log(Target):
             i = out.index("--log-level")
             del out[i : i + 2]
         return out
+
+    # -- the -L face (LOG_print) ---------------------------------------------------------------
+    # -n: "LOG flags N level N"; names: "LOG level warn tcp-sequence ..."; then prefix "…".
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        level = self.value("level", 4)
+        if numeric:
+            flags = sum(bit for key, bit, _ in LOG_FLAGS if self.has(key))
+            out = f"LOG flags {flags} level {level}"
+        else:
+            out = f"LOG level {LEVEL_NAMES.get(level, level)}"
+            out += "".join(f" {word}" for key, _, word in LOG_FLAGS if self.has(key))
+        prefix = self.value("prefix")
+        if prefix:
+            out += f' prefix "{prefix}"'
+        return out
+
+    @classmethod
+    def from_listing(cls, tail) -> "Log":
+        from iptexplain.ext.base import unquote_listing
+
+        tail.expect("LOG")
+        opts: list = []
+        if tail.take_if("flags"):
+            bits = int(tail.take())
+            if bits & ~0x2F:
+                raise OptionError(f"LOG: unknown flags 0x{bits:x}")
+            opts += [(flag, False, []) for key, bit, word in LOG_FLAGS
+                     if bits & bit for flag in ["--log-" + word]]
+        tail.expect("level")
+        opts.append(("--log-level", False, [tail.take()]))
+        for key, bit, word in LOG_FLAGS:
+            if tail.take_if(word):
+                opts.append(("--log-" + word, False, []))
+        if tail.take_if("prefix"):
+            opts.append(("--log-prefix", False, [unquote_listing(tail.take())]))
+        return cls.build(opts, spelled="LOG")  # type: ignore[return-value]
+
+
+# (option key, XT_LOG_* bit, the word -L prints and --log-WORD) in LOG_print's order.
+LOG_FLAGS = (("tcp_sequence", 0x01, "tcp-sequence"), ("tcp_options", 0x02, "tcp-options"),
+             ("ip_options", 0x04, "ip-options"), ("uid", 0x08, "uid"), ("macdecode", 0x20, "macdecode"))
+# priority2name: the first name glibc's prioritynames table has for each level.
+LEVEL_NAMES = {0: "emerg", 1: "alert", 2: "crit", 3: "err", 4: "warn", 5: "notice", 6: "info", 7: "debug"}

@@ -47,3 +47,33 @@ class MarkTarget(Target):
     def save_args(self) -> list[str]:
         value, mask = self.xmark
         return ["--set-xmark", f"0x{value:x}/0x{mask:x}"]
+
+    # -- the -L face (mark_tg_print): the shortest word for the (value, mask) operation --------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        value, mask = self.xmark
+        if value == 0:
+            return f"MARK and 0x{FULL ^ mask:x}"
+        if value == mask:
+            return f"MARK or 0x{value:x}"
+        if mask == 0:
+            return f"MARK xor 0x{value:x}"
+        if mask == FULL:
+            return f"MARK set 0x{value:x}"
+        return f"MARK xset 0x{value:x}/0x{mask:x}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "MarkTarget":
+        from iptexplain.ext.base import parse_markmask, parse_uint
+
+        tail.expect("MARK")
+        op = tail.take()
+        arg = tail.take()
+        if op == "xset":
+            value, mask = parse_markmask(arg)
+        else:
+            v = parse_uint(arg)
+            ops = {"and": (0, FULL ^ v), "or": (v, v), "xor": (v, 0), "set": (v, FULL)}
+            if op not in ops:
+                raise OptionError(f"MARK: unknown operation `{op}'")
+            value, mask = ops[op]
+        return cls.build([("--set-xmark", False, [f"0x{value:x}/0x{mask:x}"])], spelled="MARK")  # type: ignore[return-value]

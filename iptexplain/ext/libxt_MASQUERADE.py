@@ -18,3 +18,17 @@ class Masquerade(Target):
         Opt("random", "--random", types.flag, invert=False),
         Opt("random_fully", "--random-fully", types.flag, invert=False),
     )
+
+    # -- the -L face (MASQUERADE_print: " masq ports: LO-HI", then the flags) ------------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.nat_range import nat_listing
+
+        v = self.value("to_ports")
+        return nat_listing(self, "masq ports: ", [fmt_port_range(v)] if v else [])
+
+    @classmethod
+    def from_listing(cls, tail) -> "Masquerade":
+        from iptexplain.ext.nat_range import read_nat_listing
+
+        opts = read_nat_listing(tail, "--to-ports", ("masq", "ports:"), set(cls.option_map()))
+        return cls.build(opts, spelled="MASQUERADE")  # type: ignore[return-value]

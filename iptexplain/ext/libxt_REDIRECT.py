@@ -15,3 +15,17 @@ class Redirect(Target):
         Opt("to_ports", "--to-ports", portrange, invert=False),
         Opt("random", "--random", types.flag, invert=False),
     )
+
+    # -- the -L face (REDIRECT_print: " redir ports LO-HI", then the flags) --------------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.nat_range import fmt_port_range, nat_listing
+
+        v = self.value("to_ports")
+        return nat_listing(self, "redir ports ", [fmt_port_range(v)] if v else [])
+
+    @classmethod
+    def from_listing(cls, tail) -> "Redirect":
+        from iptexplain.ext.nat_range import read_nat_listing
+
+        opts = read_nat_listing(tail, "--to-ports", ("redir", "ports"), set(cls.option_map()))
+        return cls.build(opts, spelled="REDIRECT")  # type: ignore[return-value]

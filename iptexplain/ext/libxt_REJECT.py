@@ -50,3 +50,14 @@ class Reject(Target):
         if v is None or v == "port-unreach":
             return "icmp6-port-unreachable" if family == 6 else "icmp-port-unreachable"
         return v
+
+    # -- the -L face (REJECT_print: " reject-with NAME", always, with the family's default) ----
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        return f"reject-with {self.reply(family)}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Reject":
+        opts = []
+        if tail.take_if("reject-with"):
+            opts.append(("--reject-with", False, [tail.take()]))
+        return cls.build(opts, spelled="REJECT")  # type: ignore[return-value]

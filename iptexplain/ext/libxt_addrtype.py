@@ -39,3 +39,33 @@ class AddrType(Match):
     def check(self) -> None:
         if self.has("limit_iface_in") and self.has("limit_iface_out"):
             raise OptionError("addrtype: you can't specify both --limit-iface-in and --limit-iface-out")
+
+    # -- the -L face (addrtype_print_v1) -------------------------------------------------------
+    listing_keywords = ("ADDRTYPE",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        out = ["ADDRTYPE match"]
+        for key, word in (("src_type", "src-type"), ("dst_type", "dst-type")):
+            v = self.get(key)
+            if v is not None:
+                out.append(f"{word} {'!' if v.invert else ''}{addrtypes.fmt(v.value)[0]}")
+        if self.has("limit_iface_in"):
+            out.append("limit-in")
+        if self.has("limit_iface_out"):
+            out.append("limit-out")
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "AddrType":
+        tail.expect("ADDRTYPE", "match")
+        opts: list = []
+        for word, flag in (("src-type", "--src-type"), ("dst-type", "--dst-type")):
+            if tail.take_if(word):
+                value = tail.take()
+                inv = value.startswith("!")
+                opts.append((flag, inv, [value.lstrip("!")]))
+        if tail.take_if("limit-in"):
+            opts.append(("--limit-iface-in", False, []))
+        if tail.take_if("limit-out"):
+            opts.append(("--limit-iface-out", False, []))
+        return cls.build(opts, spelled="addrtype")  # type: ignore[return-value]

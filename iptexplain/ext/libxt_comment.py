@@ -19,3 +19,17 @@ class Comment(Match):
     @property
     def text(self) -> str:
         return self.value("comment", "")
+
+    # -- the -L face (comment_print: " /* %s */") ----------------------------------------------
+    listing_keywords = ("/*",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        return f"/* {self.text} */"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Comment":
+        w = tail.take()
+        if not (w.startswith("/* ") or w == "/*") or not w.endswith(" */") and w != "/* */":
+            raise OptionError("not a comment")
+        text = w[3:-3] if len(w) >= 6 else ""
+        return cls.build([("--comment", False, [text])], spelled="comment")  # type: ignore[return-value]

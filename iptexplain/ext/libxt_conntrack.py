@@ -61,3 +61,58 @@ class Conntrack(Match):
         Opt("ctexpire", "--ctexpire", types.uintrange),
         Opt("ctdir", "--ctdir", types.choice("ORIGINAL", "REPLY"), invert=False),
     )
+
+    # -- the -L face (conntrack_dump) ----------------------------------------------------------
+    # print writes the options in this order, each as " [!] ctKEY VALUE".
+    listing_keywords = ("ctstate", "ctproto", "ctorigsrc", "ctorigdst", "ctreplsrc", "ctrepldst",
+                        "ctorigsrcport", "ctorigdstport", "ctreplsrcport", "ctrepldstport",
+                        "ctstatus", "ctexpire", "ctdir")
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.parse.rulespec import PROTO_NUMBERS
+
+        out: list[str] = []
+        for key in self.listing_keywords:
+            v = self.get(key)
+            if v is None:
+                continue
+            if key == "ctdir":
+                out.append(f"ctdir {v.value}")
+                continue
+            if v.invert:
+                out.append("!")
+            val = v.value
+            if key == "ctstate":
+                text = fmt_states(val, CTSTATE_ORDER)
+            elif key == "ctstatus":
+                text = ",".join(s for s in CTSTATUS_ORDER[1:] if s in val) or "NONE"
+            elif key == "ctproto":
+                text = str(PROTO_NUMBERS.get(val, val))
+            elif key in ("ctorigsrc", "ctorigdst", "ctreplsrc", "ctrepldst"):
+                text = "anywhere" if (not numeric and val.value == 0) else val.listing_str()
+            else:  # ports and expiry: "lo" or "lo:hi"
+                text = str(val[0]) if val[0] == val[1] else f"{val[0]}:{val[1]}"
+            out.append(f"{key} {text}")
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Conntrack":
+        order = cls.listing_keywords
+        opts: list = []
+        at = 0
+        while True:
+            start = tail.pos
+            inv = tail.invert()
+            w = tail.peek()
+            if w is None or w not in order or order.index(w) < at:
+                tail.pos = start
+                break
+            at = order.index(w) + 1
+            tail.pos += 1
+            value = tail.take()
+            if w in ("ctorigsrc", "ctorigdst", "ctreplsrc", "ctrepldst") and value == "anywhere":
+                value = "::/0" if tail.family == 6 else "0.0.0.0/0"
+            opts.append(("--" + w, inv, [value]))
+        if not opts:
+            raise OptionError("not a conntrack match")
+        return cls.build(opts, spelled="conntrack")  # type: ignore[return-value]

@@ -70,3 +70,73 @@ class Icmp(Match):
     name = "icmp"
     family = 4
     options = (Opt("type", "--icmp-type", icmptype),)
+
+    # -- the -L face (icmp_print) --------------------------------------------------------------
+    # "icmptype 8" is iptables' own spelling: print writes " icmp" then "type %u" with no blank.
+    listing_keywords = ("icmp", "icmptype")
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        v = self.get("type")
+        if v is None:
+            return "icmp"
+        return "icmp" + listing_icmp_type(v.value, v.invert, numeric, ICMP_TYPES)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Icmp":
+        spec, inv = read_listing_icmp_type(tail, "icmp", ICMP_TYPES)
+        return cls.build([("--icmp-type", inv, [spec])], spelled="icmp")  # type: ignore[return-value]
+
+
+def listing_icmp_type(v: tuple[int, int, int], invert: bool, numeric: bool,
+                      table: dict[str, tuple[int, int, int]]) -> str:
+    """print_icmptype: ``␠echo-request`` / ``␠!echo-request`` by name, else ``type 3 code 1``
+    (the caller prefixes the module word, so ``icmp`` + ``type 8`` reads ``icmptype 8``)."""
+    typ, lo, hi = v
+    if not numeric:
+        for name, t in table.items():
+            if t == v:
+                return f" {'!' if invert else ''}{name}"
+    out = " !" if invert else ""
+    out += f"type {typ}"
+    if lo == hi:
+        out += f" code {lo}"
+    elif lo != 0 or hi != 0xFF:
+        out += f" codes {lo}-{hi}"
+    return out
+
+
+def read_listing_icmp_type(tail, word: str, table: dict[str, tuple[int, int, int]]) -> tuple[str, bool]:
+    """Inverse of :func:`listing_icmp_type`: the ``--icmp-type`` argument and its ``!``."""
+    w = tail.take()
+    inv = False
+    if w == word + "type":
+        typ = tail.take()
+    elif w == word:
+        nxt = tail.take()
+        if nxt == "!":
+            inv = True
+            nxt = tail.take()
+        elif nxt.startswith("!"):
+            inv, nxt = True, nxt[1:]
+        if nxt == "type":  # older iptables: "icmp type 8"
+            typ = tail.take()
+        elif nxt.startswith("type") and nxt[4:].isdigit():
+            typ = nxt[4:]
+        else:
+            if nxt not in table:
+                raise OptionError(f"unknown ICMP type name `{nxt}'")
+            return nxt, inv
+    else:
+        raise OptionError(f"not an {word} match")
+    if not typ.isdigit():
+        raise OptionError(f"bad ICMP type `{typ}'")
+    if tail.peek() == "code":
+        tail.pos += 1
+        return f"{typ}/{tail.take()}", inv
+    if tail.peek() == "codes":
+        tail.pos += 1
+        lo, _, hi = tail.take().partition("-")
+        if lo == hi:
+            return f"{typ}/{lo}", inv
+        raise OptionError("an ICMP code range cannot be written in iptables-save syntax")
+    return typ, inv

@@ -10,3 +10,18 @@ from iptexplain.ext.base import Match, Opt, types
 class Mark(Match):
     name = "mark"
     options = (Opt("mark", "--mark", types.markmask),)
+
+    # -- the -L face (mark_mt_print: " mark match [!] 0xV[/0xM]") ------------------------------
+    listing_keywords = ("mark",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.base import fmt_markmask
+
+        v = self.get("mark")
+        return f"mark match {'! ' if v.invert else ''}{fmt_markmask(v.value)}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Mark":
+        tail.expect("mark", "match")
+        inv = tail.invert()
+        return cls.build([("--mark", inv, [tail.take()])], spelled="mark")  # type: ignore[return-value]

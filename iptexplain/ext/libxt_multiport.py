@@ -30,3 +30,32 @@ class Multiport(Match):
     def check(self) -> None:
         if len(self.values) != 1:
             raise OptionError("multiport: exactly one of --sports, --dports, --ports is needed")
+
+    # -- the -L face (multiport_print_v1) ------------------------------------------------------
+    listing_keywords = ("multiport",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.base import listing_port
+
+        key, v = self.values[0]
+        ports = ",".join(
+            listing_port(lo, numeric, proto) if lo == hi
+            else f"{listing_port(lo, numeric, proto)}:{listing_port(hi, numeric, proto)}"
+            for lo, hi in v.value
+        )
+        return f"multiport {key} {'!' if v.invert else ''}{ports}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Multiport":
+        tail.expect("multiport")
+        key = tail.take()
+        flag = {"sports": "--sports", "dports": "--dports", "ports": "--ports"}.get(key)
+        if flag is None:
+            raise OptionError(f"multiport: unknown direction `{key}'")
+        ports = tail.take()
+        inv = False
+        if ports == "!":
+            inv, ports = True, tail.take()
+        elif ports.startswith("!"):
+            inv, ports = True, ports[1:]
+        return cls.build([(flag, inv, [ports])], spelled="multiport")  # type: ignore[return-value]

@@ -34,3 +34,20 @@ class State(Match):
     @property
     def states(self) -> frozenset[str]:
         return self.value("state", frozenset())
+
+    # -- the -L face (conntrack_dump with the state alias) -------------------------------------
+    listing_keywords = ("state",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        v = self.get("state")
+        if v is None:
+            return "state"
+        return f"{'! ' if v.invert else ''}state {fmt_states(v.value) or 'INVALID'}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "State":
+        inv = tail.invert()
+        tail.expect("state")
+        if tail.invert():  # iptables 1.4's libxt_state printed "state ! NEW"
+            inv = True
+        return cls.build([("--state", inv, [tail.take()])], spelled="state")  # type: ignore[return-value]

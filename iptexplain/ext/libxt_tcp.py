@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from iptexplain.errors import OptionError
 from iptexplain.ext import register
-from iptexplain.ext.base import Match, Opt, OptType, types
+from iptexplain.ext.base import ListingTail, Match, Opt, OptType, listing_port, types
 
 TCP_FLAGS = (("FIN", 0x01), ("SYN", 0x02), ("RST", 0x04), ("PSH", 0x08), ("ACK", 0x10), ("URG", 0x20))
 _FLAG_BITS = dict(TCP_FLAGS) | {"ALL": 0x3F, "NONE": 0}
@@ -31,6 +31,52 @@ tcpflags = OptType(
     nargs=2,
 )
 SYN_FLAGS = (0x17, 0x02)  # --syn == --tcp-flags FIN,SYN,RST,ACK SYN
+
+
+# -- the -L face, shared with udp (and sctp/dccp, whose print functions write ports alike) ------
+
+def listing_ports(word: str, rng: tuple[int, int], invert: bool, numeric: bool, proto: str) -> str:
+    """print_ports: ``dpt:22``, ``dpt:!22``, ``dpts:1024:65535`` (service names unless -n)."""
+    lo, hi = rng
+    inv = "!" if invert else ""
+    if lo == hi:
+        return f"{word}:{inv}{listing_port(lo, numeric, proto)}"
+    return f"{word}s:{inv}{listing_port(lo, numeric, proto)}:{listing_port(hi, numeric, proto)}"
+
+
+def read_listing_ports(tail: ListingTail, opts: list, words=(("spt", "--sport"), ("dpt", "--dport"))) -> None:
+    """Read ``spt:…``/``dpts:…`` words at the cursor into save-style option triples."""
+    for word, flag in words:
+        w = tail.peek()
+        if w is None:
+            return
+        for prefix in (word + ":", word + "s:"):
+            if w.startswith(prefix):
+                value = w[len(prefix):]
+                inv = value.startswith("!")
+                if inv:
+                    value = value[1:]
+                if prefix.endswith("s:") and ":" not in value:
+                    raise ValueError
+                opts.append((flag, inv, [value]))
+                tail.pos += 1
+                break
+
+
+def _split_glued(tail: ListingTail) -> None:
+    """iptables 1.4 printed ``tcpflags: 0x17/0x02`` and ``dpt:22flags: 0x17/0x02`` (no blank
+    before ``flags:``): split such words in place so the reader sees ``flags:`` on its own."""
+    i = tail.pos
+    words = tail.words
+    while i < len(words):
+        w = words[i]
+        k = w.find("flags:", 1)
+        if k > 0 and not w.startswith(("flags:", "/*", '"')):
+            words[i : i + 1] = [w[:k], w[k:]]
+            i += 1
+        i += 1
+        if i - tail.pos > 6:
+            break
 
 
 @register
@@ -69,3 +115,60 @@ class Tcp(Match):
             (mask, cmp), inv = tf
             out += (["!"] if inv else []) + ["--tcp-flags", fmt_flags(mask), fmt_flags(cmp)]
         return out
+
+    # -- the -L face (tcp_print) ---------------------------------------------------------------
+    listing_keywords = ("tcp", "tcpflags:")
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        out = ["tcp"]
+        for key, word in (("sport", "spt"), ("dport", "dpt")):
+            v = self.get(key)
+            if v is not None and (v.value != (0, 65535) or v.invert):
+                out.append(listing_ports(word, v.value, v.invert, numeric, "tcp"))
+        v = self.get("option")
+        if v is not None and (v.value or v.invert):
+            out.append(f"option={'!' if v.invert else ''}{v.value}")
+        tf = self.tcp_flags
+        if tf is not None:
+            (mask, cmp), inv = tf
+            if mask or inv:
+                flags = f"0x{mask:02X}/0x{cmp:02X}" if numeric else f"{fmt_flags(mask)}/{fmt_flags(cmp)}"
+                out.append(f"flags:{'!' if inv else ''}{flags}")
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail: ListingTail) -> "Tcp":
+        _split_glued(tail)
+        w = tail.take()
+        if w == "tcpflags:":  # iptables 1.4: "tcp" glued to "flags:"
+            tail.pos -= 1
+            tail.words[tail.pos : tail.pos + 1] = ["tcp", "flags:"]
+            tail.pos += 1
+        elif w != "tcp":
+            raise OptionError("not a tcp match")
+        opts: list = []
+        try:
+            read_listing_ports(tail, opts)
+        except ValueError:
+            raise OptionError("bad tcp port range") from None
+        w = tail.peek()
+        if w is not None and w.startswith("option="):
+            value = w[len("option="):]
+            inv = value.startswith("!")
+            opts.append(("--tcp-option", inv, [value.lstrip("!")]))
+            tail.pos += 1
+            w = tail.peek()
+        if w is not None and w.startswith("flags:"):
+            tail.pos += 1
+            value = w[len("flags:"):] or tail.take()  # 1.4 printed "flags: 0x17/0x02"
+            inv = value.startswith("!")
+            value = value.lstrip("!")
+            mask_t, sep, cmp_t = value.partition("/")
+            if not sep:
+                raise OptionError(f"bad tcp flags `{value}'")
+            if mask_t.lower().startswith("0x"):
+                mask, cmp = int(mask_t, 16), int(cmp_t, 16)
+            else:
+                mask, cmp = parse_flags(mask_t), parse_flags(cmp_t)
+            opts.append(("--tcp-flags", inv, [fmt_flags(mask), fmt_flags(cmp)]))
+        return cls.build(opts, spelled="tcp")  # type: ignore[return-value]

@@ -13,3 +13,29 @@ class Udp(Match):
         Opt("sport", "--sport", types.portrange, aliases=("--source-port",)),
         Opt("dport", "--dport", types.portrange, aliases=("--destination-port",)),
     )
+
+    # -- the -L face (udp_print) ---------------------------------------------------------------
+    listing_keywords = ("udp",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.libxt_tcp import listing_ports
+
+        out = ["udp"]
+        for key, word in (("sport", "spt"), ("dport", "dpt")):
+            v = self.get(key)
+            if v is not None and (v.value != (0, 65535) or v.invert):
+                out.append(listing_ports(word, v.value, v.invert, numeric, "udp"))
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Udp":
+        from iptexplain.errors import OptionError
+        from iptexplain.ext.libxt_tcp import read_listing_ports
+
+        tail.expect("udp")
+        opts: list = []
+        try:
+            read_listing_ports(tail, opts)
+        except ValueError:
+            raise OptionError("bad udp port range") from None
+        return cls.build(opts, spelled="udp")  # type: ignore[return-value]

@@ -91,3 +91,32 @@ def parse_port_range(text: str) -> tuple[int, int]:
 
 def fmt_port_range(v: tuple[int, int]) -> str:
     return str(v[0]) if v[0] == v[1] else f"{v[0]}-{v[1]}"
+
+
+# -- the -L face shared by the NAT targets (libxt_NAT's __NAT_print) ------------------------------
+
+NAT_FLAGS = (("random", "--random"), ("random_fully", "--random-fully"), ("persistent", "--persistent"))
+
+
+def nat_listing(target, head: str, ranges: list[str]) -> str:
+    """``to:1.2.3.4:80 random`` / ``masq ports: 1024-65535`` / ``redir ports 8080``."""
+    out = [f"{head}{r}" for r in ranges]
+    out += [word for key, word in (("random", "random"), ("random_fully", "random-fully"),
+                                    ("persistent", "persistent")) if target.has(key)]
+    return " ".join(out)
+
+
+def read_nat_listing(tail, range_flag: str, head: tuple[str, ...], known: set[str]) -> list:
+    """Option triples from a NAT target's -L words; ``head`` = the words before the range."""
+    opts: list = []
+    if head == ("to:",):
+        while tail.peek() is not None and tail.peek().startswith("to:"):
+            opts.append((range_flag, False, [tail.take()[3:]]))
+    elif tail.peek() == head[0]:
+        tail.expect(*head)
+        opts.append((range_flag, False, [tail.take()]))
+    for key, flag in NAT_FLAGS:
+        word = flag[2:]
+        if flag in known and tail.take_if(word):
+            opts.append((flag, False, []))
+    return opts

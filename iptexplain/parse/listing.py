@@ -1,0 +1,858 @@
+"""Read what ``iptables -L`` prints -- ``-nL``, ``-L``, ``-nvL``, ``-nvxL``, ``--line-numbers``,
+``-t TABLE``, ``-L CHAIN``, ip6tables -- into the same rule graph as an iptables-save dump.
+
+Operators paste listings, not dumps: with the shell prompt, the command, prose in any language
+and blank lines between the rows.  The reader is one pass over the lines that keeps what is part
+of a listing (``Chain X (...)`` headers, the column header, the rows) and skips the rest.  A
+prompt line such as ``# iptables -t nat -nL`` names the table of what follows; without one the
+table is inferred from the built-in chains and targets (PREROUTING + DNAT -> nat) and the
+inference is reported.  A table listed twice is reported (the seed blog post lists filter twice,
+the second time under a heading that says "nat").
+
+The free text at the end of each row is what the modules' print functions wrote; each module
+reads its own words back (``from_listing`` beside its save face in ``iptexplain/ext``), and this
+reader only dispatches on the words the modules declare.  What the listing format cannot show
+-- interface matches without ``-v``, counters, numbers behind names without ``-n`` -- is
+recorded in ``Ruleset.hidden`` and explained in ``Ruleset.notes`` with the way to get the full
+picture (``iptables-save``, or ``iptables -nvL``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from iptexplain.addr import Address, check_iface, parse_address
+from iptexplain.errors import InputError, OptionError
+from iptexplain.ext import MATCHES, load_all, target_class
+from iptexplain.ext.base import (ChainJump, Extension, ListingTail, Match, OpaqueMatch,
+                                 OpaqueTarget, Target)
+from iptexplain.graph import (BUILTIN_CHAINS, STANDARD_VERDICTS, Chain, Counters, IPHeader, Rule,
+                              Ruleset, Table)
+from iptexplain.parse.rulespec import IPTABLES_MATCHES, IPTABLES_TARGETS, canonical_proto
+from iptexplain.parse.save import infer_table
+
+TABLES = tuple(BUILTIN_CHAINS)
+_CHAIN_RE = re.compile(
+    r"^\s*Chain (\S+) \((?:policy (\S+)(?: (\d+[KMGT]?) packets, (\d+[KMGT]?) bytes)?"
+    r"|(\d+) references?|ERROR obtaining refs|user-defined)\)\s*$"
+)
+_COUNT_RE = re.compile(r"^\d+[KMGT]?$")
+_OPT_RE = re.compile(r"^[-!][-f]$")
+_TOKEN_RE = re.compile(r"\S+")
+_CMD_RE = re.compile(r"(?:^|[\s$#>:;(`'\"])(ip6?tables)(?:-legacy|-nft)?(?=\s|$)(.*)$")
+_TABLE_WORD_RE = re.compile(r"(?<![\w-])(raw|mangle|nat|filter|security)(?![\w-])", re.I)
+_SUFFIX = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_FILTER_BUILTINS = frozenset(BUILTIN_CHAINS["filter"])
+_ROWISH_RE = re.compile(r"(?:^|\s)!?(?:anywhere|0\.0\.0\.0/0|::/0|\d+\.\d+\.\d+\.\d+(?:/\d+)?)(?:\s|$)")
+_NUMERIC_HOST = frozenset("0123456789abcdefABCDEF.:")
+
+# Names -L prints instead of numbers that every system resolves the same way (/etc/hosts and
+# /etc/networks defaults).  Any other host name is kept unresolved and flagged.
+HOST_NAMES: dict[int, dict[str, str]] = {
+    4: {"localhost": "127.0.0.1", "loopback": "127.0.0.0", "link-local": "169.254.0.0",
+        "default": "0.0.0.0", "localhost.localdomain": "127.0.0.1"},
+    6: {"localhost": "::1", "ip6-localhost": "::1", "ip6-loopback": "::1",
+        "ip6-allnodes": "ff02::1", "ip6-allrouters": "ff02::2", "ip6-localnet": "fe00::",
+        "ip6-mcastprefix": "ff00::", "localhost6": "::1"},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# What a listing row cannot say in save syntax, kept in the graph as not-understood matches.
+
+
+@dataclass(frozen=True, eq=True)
+class ListingText(OpaqueMatch):
+    """Row text no module could read back (a module iptexplain does not model, or words a
+    module prints that do not map back to options).  Kept verbatim; the tracer treats it as
+    unknown."""
+
+    text: str = ""
+
+    def save(self) -> list[str]:
+        return ["-m", self.opaque_name] + list(self.raw)
+
+    def describe(self) -> str:
+        return f"{self.opaque_name} (as listed: {self.text})"
+
+
+@dataclass(frozen=True, eq=True)
+class UnresolvedAddress(OpaqueMatch):
+    """A source or destination printed as a host name (``iptables -L`` without ``-n``) that
+    cannot be turned back into the address it stood for.  Saves as ``-s NAME``, which is what
+    iptables itself would be given; the tracer treats it as unknown."""
+
+    direction: str = "src"
+    name: str = ""
+    invert: bool = False
+
+    def save(self) -> list[str]:
+        return (["!"] if self.invert else []) + ["-s" if self.direction == "src" else "-d", self.name]
+
+    def describe(self) -> str:
+        return f"{'not ' if self.invert else ''}{'from' if self.direction == 'src' else 'to'} {self.name} (name not resolved)"
+
+
+@dataclass(frozen=True, eq=True)
+class ListingTarget(OpaqueTarget):
+    """A target whose -L text could not be read back; its name is known, its options are not."""
+
+    text: str = ""
+
+    def describe(self) -> str:
+        return f"{self.opaque_name} (as listed: {self.text})" if self.text else self.opaque_name
+
+
+# ---------------------------------------------------------------------------------------------
+# The pieces of a listing before they become rules.
+
+
+@dataclass
+class Command:
+    """An ``iptables ... -L`` command line found in the text."""
+
+    line: int
+    text: str
+    family: int
+    table: str | None  # None: iptables' default, filter
+    chain: str | None  # -L CHAIN
+    numeric: bool
+    verbose: bool
+    piped: bool
+
+
+@dataclass
+class Layout:
+    num: bool = False
+    counters: bool = False
+    via: bool = False
+    opt: bool = True
+
+
+@dataclass
+class RawRow:
+    line: int
+    num: int | None
+    counters: tuple[str, str] | None
+    target: str
+    proto: str
+    opt: str | None
+    iniface: str | None
+    outiface: str | None
+    src: str
+    dst: str
+    tail: str
+
+
+@dataclass
+class Block:
+    """One ``Chain X (...)`` block."""
+
+    name: str
+    line: int
+    policy: str | None
+    policy_counters: tuple[str, str] | None
+    references: int | None
+    layout: Layout | None = None
+    rows: list[RawRow] = field(default_factory=list)
+    last_line: int = 0
+
+
+@dataclass
+class Section:
+    """Consecutive chain blocks of one table, as one command printed them."""
+
+    command: Command | None
+    hint: tuple[str, int] | None  # a table word in the prose before it, and its line
+    blocks: list[Block] = field(default_factory=list)
+    family: int = 4
+    table: str = "filter"
+
+    @property
+    def first_line(self) -> int:
+        return self.blocks[0].line if self.blocks else 0
+
+    @property
+    def last_line(self) -> int:
+        return max((b.last_line or b.line) for b in self.blocks) if self.blocks else 0
+
+    def span(self) -> str:
+        a, b = self.first_line, self.last_line
+        return f"line {a}" if a == b else f"lines {a}-{b}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Lines.
+
+
+def parse_command(text: str, line: int) -> Command | None | bool:
+    """A listing command on this line (Command), another iptables command (False), or None."""
+    m = _CMD_RE.search(text)
+    if not m:
+        return None
+    prog, rest = m.group(1), m.group(2)
+    piped = False
+    for stop in ("|", ";", "&&", ">"):
+        k = rest.find(stop)
+        if k >= 0:
+            piped = piped or stop == "|"
+            rest = rest[:k]
+    words = rest.split()
+    is_list = False
+    table = chain = None
+    numeric = verbose = False
+    i = 0
+    while i < len(words):
+        w = words[i]
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        if w in ("-t", "--table"):
+            table = nxt
+            i += 2
+            continue
+        if w.startswith("--table="):
+            table = w.split("=", 1)[1]
+        elif w.startswith("-t") and len(w) > 2 and not w.startswith("--"):
+            table = w[2:]
+        elif w in ("-L", "--list") or (w.startswith("-") and not w.startswith("--") and "L" in w[1:]):
+            is_list = True
+            if w.startswith("-") and not w.startswith("--"):
+                numeric = numeric or "n" in w
+                verbose = verbose or "v" in w
+            if nxt is not None and not nxt.startswith("-") and (w in ("-L", "--list") or w.endswith("L")):
+                chain = nxt
+                i += 2
+                continue
+        elif w in ("-n", "--numeric"):
+            numeric = True
+        elif w in ("-v", "--verbose"):
+            verbose = True
+        elif w.startswith("-") and not w.startswith("--") and set(w[1:]) <= set("nvx"):
+            numeric = numeric or "n" in w
+            verbose = verbose or "v" in w
+        elif w.startswith("-") and not w.startswith("--") and any(c in w[1:] for c in "ASDIRNXPEFZ"):
+            return False  # a command that changes or prints rules another way
+        i += 1
+    if not is_list:
+        return False if words and words[0].startswith("-") else None
+    if table is not None and table not in TABLES:
+        table = None
+    return Command(line, text.strip(), 6 if prog == "ip6tables" else 4, table, chain, numeric,
+                   verbose, piped)
+
+
+def layout_of(words: list[str]) -> Layout | None:
+    """The columns a header row announces, or None when the line is not a header row."""
+    if not words or words[0] not in ("num", "pkts", "target", "prot"):
+        return None
+    if "source" not in words or "destination" not in words:
+        return None
+    return Layout(num="num" in words, counters="pkts" in words, via="in" in words and "out" in words,
+                  opt="opt" in words)
+
+
+@lru_cache(maxsize=4096)
+def _proto_ok(tok: str) -> bool:
+    t = tok[1:] if tok.startswith("!") else tok
+    if not t:
+        return False
+    try:
+        canonical_proto(t)
+    except OptionError:
+        return False
+    return True
+
+
+def _addr_like(tok: str) -> bool:
+    t = tok[1:] if tok.startswith("!") else tok
+    if not t:
+        return False
+    c = t[0]
+    return c.isalnum() or c == ":"
+
+
+def split_row(line: str, layout: Layout) -> RawRow | None:
+    """Cut a row into its columns; the target and (old ip6tables) opt columns may be empty."""
+    spans = [(m.start(), m.end()) for m in _TOKEN_RE.finditer(line)]
+    words = [line[a:b] for a, b in spans]
+    i = 0
+    num = None
+    if layout.num:
+        if not words or not words[0].isdigit():
+            return None
+        num = int(words[0])
+        i = 1
+    counters = None
+    if layout.counters:
+        if len(words) < i + 2 or not (_COUNT_RE.match(words[i]) and _COUNT_RE.match(words[i + 1])):
+            return None
+        counters = (words[i], words[i + 1])
+        i += 2
+    nvia = 2 if layout.via else 0
+    variants = ((True, True), (False, True), (True, False), (False, False)) if layout.opt else ((True, False), (False, False))
+    for has_target, has_opt in variants:
+        j = i
+        target = ""
+        if has_target:
+            if j >= len(words):
+                continue
+            target = words[j]
+            j += 1
+        need = 1 + (1 if has_opt else 0) + nvia + 2
+        if len(words) < j + need:
+            continue
+        proto = words[j]
+        if not _proto_ok(proto):
+            continue
+        j += 1
+        opt = None
+        if has_opt:
+            opt = words[j]
+            if not _OPT_RE.match(opt):
+                continue
+            j += 1
+        iniface = outiface = None
+        if nvia:
+            iniface, outiface = words[j], words[j + 1]
+            j += 2
+        src, dst = words[j], words[j + 1]
+        if not (_addr_like(src) and _addr_like(dst)):
+            continue
+        end = spans[j + 1][1]
+        tail = line[end:].strip()
+        return RawRow(0, num, counters, target, proto, opt, iniface, outiface, src, dst, tail)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The free-text tail: dispatch on the words the modules declare.
+
+
+class TailReader:
+    """Turns a row's tail into (goto, matches, target, unread text), one module at a time."""
+
+    def __init__(self) -> None:
+        load_all()
+        self._index: dict[str, list[type[Match]]] = {}
+        self._indexed = -1
+        self._cache: dict[tuple, tuple] = {}
+
+    def index(self) -> dict[str, list[type[Match]]]:
+        if self._indexed != len(MATCHES):
+            idx: dict[str, list[type[Match]]] = {}
+            for cls in dict.fromkeys(MATCHES.values()):
+                for kw in cls.listing_keywords:
+                    idx.setdefault(kw, []).append(cls)
+            self._index, self._indexed = idx, len(MATCHES)
+        return self._index
+
+    def _candidates(self, word: str) -> list[type[Match]]:
+        idx = self.index()
+        hit = idx.get(word)
+        if hit is not None:
+            return hit
+        if word.startswith("/*"):
+            return idx.get("/*", [])
+        k = word.find(":")
+        if k > 0:
+            return idx.get(word[: k + 1], []) or idx.get(word[:k], [])
+        return []
+
+    def _match_at(self, tail: ListingTail) -> Match | None:
+        w = tail.peek()
+        if w == "!":
+            w = tail.peek(1)
+        if w is None:
+            return None
+        for cls in self._candidates(w):
+            start = tail.pos
+            try:
+                return cls.from_listing(tail)  # type: ignore[return-value]
+            except (OptionError, ValueError, IndexError, KeyError):
+                tail.pos = start
+        return None
+
+    @staticmethod
+    def _target_from(cls: type[Target], name: str, tail: ListingTail) -> Target | None:
+        start = tail.pos
+        try:
+            t = cls.from_listing(tail)
+        except (OptionError, ValueError, IndexError, KeyError, NotImplementedError):
+            tail.pos = start
+            return None
+        if not tail.at_end():
+            tail.pos = start
+            return None
+        return t  # type: ignore[return-value]
+
+    def read(self, text: str, target_name: str, family: int, proto: str | None) -> tuple:
+        key = (text, target_name, family, proto)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        out = self._read(text, target_name, family, proto)
+        if len(self._cache) < 200_000:
+            self._cache[key] = out
+        return out
+
+    def _read(self, text: str, target_name: str, family: int, proto: str | None) -> tuple:
+        tail = ListingTail(text, family, proto)
+        goto = tail.take_if("[goto]")
+        matches: list[Match] = []
+        unread: list[str] = []
+        while not tail.at_end():
+            m = self._match_at(tail)
+            if m is None:
+                break
+            matches.append(m)
+
+        # The target: its name is the target column; its words (if it prints any) end the row.
+        target: Target | None
+        cls = None
+        if target_name == "":
+            target = None
+        elif target_name in STANDARD_VERDICTS:
+            target = target_class("standard").build([], spelled=target_name)  # type: ignore[union-attr]
+        elif (cls := target_class(target_name)) is not None and cls.has_listing_face():
+            target = None
+        elif cls is not None or target_name in IPTABLES_TARGETS:
+            target = ListingTarget(opaque_name=target_name, spelled=target_name)
+            cls = None
+        else:
+            target = ChainJump(chain=target_name)
+
+        if cls is not None:
+            # Find where the target's words begin: right here, or after text no module read.
+            start = tail.pos
+            for j in range(start, len(tail.words) + 1):
+                tail.pos = j
+                t = self._target_from(cls, target_name, tail)
+                if t is not None:
+                    target = t
+                    if j > start:
+                        unread.append(" ".join(tail.words[start:j]))
+                        matches.append(_opaque(tail.words[start:j]))
+                    break
+            else:
+                rest = " ".join(tail.words[start:])
+                target = ListingTarget(opaque_name=target_name, spelled=target_name, text=rest)
+                if rest:
+                    unread.append(rest)
+            tail.pos = len(tail.words)
+        elif not tail.at_end():
+            rest = tail.words[tail.pos:]
+            if isinstance(target, ListingTarget) and not (rest[0].lower() in IPTABLES_MATCHES and rest[0] != target_name):
+                target = ListingTarget(opaque_name=target_name, spelled=target_name, text=" ".join(rest))
+            else:
+                matches.append(_opaque(rest))
+            unread.append(" ".join(rest))
+        return goto, tuple(matches), target, tuple(unread)
+
+
+def _opaque(words: list[str]) -> ListingText:
+    first = words[0].lstrip("!").rstrip(":").lower() if words else ""
+    name = first if first in IPTABLES_MATCHES else "unknown"
+    return ListingText(raw=tuple(words), opaque_name=name, spelled=name, text=" ".join(words))
+
+
+_TAILS = TailReader()
+
+
+# ---------------------------------------------------------------------------------------------
+# The reader.
+
+
+class ListingReader:
+    def __init__(self, source: str, family: int | None, table: str | None) -> None:
+        self.source = source
+        self.family_hint = family
+        self.table_hint = table if table in TABLES else None
+        self.rs = Ruleset(source=source, format="listing")
+        self.sections: list[Section] = []
+        self.section: Section | None = None
+        self.block: Block | None = None
+        self.pending: Command | None = None
+        self.hint: tuple[str, int] | None = None
+        self.skipped_inside: list[int] = []
+        self.skipped = 0
+        self.unresolved: dict[str, int] = {}
+        self.names_used = False
+        self.unread: list[tuple[int, str]] = []
+        self.rounded = False
+        self.since_hint = 99
+
+    # -- pass 1: lines into sections, blocks and raw rows ---------------------------------------
+
+    def scan(self, text: str) -> None:
+        for lineno, raw in enumerate(text.splitlines(), 1):
+            line = raw.rstrip("\r").rstrip()
+            if not line.strip():
+                continue
+            m = _CHAIN_RE.match(line)
+            if m:
+                self._chain(m, lineno)
+                continue
+            blk = self.block
+            if blk is not None:
+                words = line.split()
+                lay = layout_of(words)
+                if lay is not None:
+                    blk.layout = lay
+                    blk.last_line = lineno
+                    continue
+                if blk.layout is None:
+                    blk.layout = self._guess_layout(line)
+                if blk.layout is not None:
+                    row = split_row(line, blk.layout)
+                    if row is not None:
+                        row.line = lineno
+                        blk.rows.append(row)
+                        blk.last_line = lineno
+                        continue
+            cmd = parse_command(line, lineno)
+            if cmd is not None:
+                self._close_section()
+                self.pending = cmd if isinstance(cmd, Command) else None
+                self.since_hint = 99
+                continue
+            # Prose, a prompt, anything else: skipped (the block stays open: rows may follow a
+            # remark); a table word in it is kept as a hint for the next section's report.
+            self.skipped += 1
+            if blk is not None and _ROWISH_RE.search(line):
+                self.skipped_inside.append(lineno)
+            hw = _TABLE_WORD_RE.search(line)
+            if hw:
+                self.hint = (hw.group(1).lower(), lineno)
+                self.since_hint = 0
+            else:
+                self.since_hint += 1
+
+    @staticmethod
+    def _guess_layout(line: str) -> Layout | None:
+        """A block pasted without its column header: try the layouts iptables prints."""
+        for lay in (Layout(), Layout(counters=True, via=True), Layout(num=True),
+                    Layout(num=True, counters=True, via=True)):
+            if split_row(line, lay) is not None:
+                return lay
+        return None
+
+    def _chain(self, m: re.Match, lineno: int) -> None:
+        name = m.group(1)
+        policy = m.group(2)
+        pc = (m.group(3), m.group(4)) if m.group(3) is not None else None
+        refs = int(m.group(5)) if m.group(5) is not None else None
+        sec = self.section
+        new = sec is None or any(b.name == name for b in sec.blocks)
+        if sec is not None and not new and policy is not None and (sec.command is None or sec.command.chain is None):
+            # iptables lists built-in chains first: a built-in after a user chain is a new table.
+            if any(b.policy is None for b in sec.blocks):
+                new = True
+        if new:
+            self._close_section()
+            hint = self.hint if self.pending is None and self.since_hint <= 3 else None
+            sec = self.section = Section(self.pending, hint)
+            self.pending = None
+            self.hint = None
+        blk = Block(name, lineno, policy, pc, refs)
+        sec.blocks.append(blk)  # type: ignore[union-attr]
+        self.block = blk
+
+    def _close_section(self) -> None:
+        if self.section is not None and self.section.blocks:
+            self.sections.append(self.section)
+        self.section = None
+        self.block = None
+
+    # -- pass 2: sections into tables -------------------------------------------------------
+
+    def build(self) -> Ruleset:
+        self._close_section()
+        if not self.sections:
+            raise InputError(
+                "no iptables listing found (expected `Chain NAME (policy ...)' lines as "
+                "iptables -L prints them)", self.source)
+        listed: dict[tuple[int, str], dict[str, tuple[Section, list[Rule]]]] = {}
+        no_via: list[Section] = []
+        names: list[Section] = []
+        partial: list[Section] = []
+        for sec in self.sections:
+            self._place(sec)
+            key = (sec.family, sec.table)
+            table = self.rs.tables.get(key)
+            if table is None:
+                table = self.rs.tables[key] = Table(sec.table, sec.family, line=sec.first_line)
+                listed[key] = {}
+            seen = listed[key]
+            same: list[str] = []
+            changed: list[str] = []
+            earlier: set[int] = set()
+            for blk in sec.blocks:
+                chain, rules = self._chain_of(sec, blk)
+                if blk.name in seen:
+                    prev_sec, prev_rules = seen[blk.name]
+                    earlier.add(prev_sec.first_line)
+                    old = table.chains[blk.name]
+                    if _same_rules(prev_rules, rules) and old.policy == chain.policy:
+                        same.append(blk.name)
+                        continue
+                    changed.append(blk.name)
+                table.chains[blk.name] = chain
+                seen[blk.name] = (sec, rules)
+            if same or changed:
+                first = min(earlier)
+                what = f"table {sec.table} (IPv{sec.family})"
+                if not changed and len(same) == len(sec.blocks):
+                    msg = (f"{sec.span()} list {what} again, identical to the listing at line "
+                           f"{first}; read once")
+                else:
+                    msg = f"{sec.span()} list chains of {what} again (first listed at line {first})"
+                    if same:
+                        msg += f": {', '.join(same)} identical"
+                    if changed:
+                        msg += (f"{';' if same else ':'} {', '.join(changed)} differ -- the later "
+                                f"listing is used")
+                if sec.hint and sec.hint[0] != sec.table and sec.command is None:
+                    msg += f" (the text at line {sec.hint[1]} calls it {sec.hint[0]})"
+                self.rs.note("duplicate", msg, sec.first_line)
+            lays = [b.layout for b in sec.blocks if b.layout is not None]
+            if (lays and not all(lay.via for lay in lays)) or (not lays and any(b.rows for b in sec.blocks)):
+                no_via.append(sec)
+            if sec.command is not None and not sec.command.numeric:
+                self.names_used = True
+            if sec.command is not None and (sec.command.chain or sec.command.piped):
+                partial.append(sec)
+        for t in self.rs.tables.values():
+            self._finish_table(t)
+        self._fidelity(no_via, partial)
+        self.rs.link()
+        return self.rs
+
+    def _place(self, sec: Section) -> None:
+        """Decide the family and table of a section; report what was inferred."""
+        builtins: set[str] = set()
+        targets: set[str] = set()
+        v6 = v4 = False
+        for b in sec.blocks:
+            if b.policy is not None:
+                builtins.add(b.name)
+            for r in b.rows:
+                targets.add(r.target)
+                for a in (r.src, r.dst):
+                    if ":" in a:
+                        v6 = True
+                    elif a[-1:].isdigit() and "." in a:
+                        v4 = True
+        cmd = sec.command
+        fam = (cmd.family if cmd is not None else None) or self.family_hint
+        if fam is None:
+            fam = 6 if v6 and not v4 else 4
+        sec.family = fam
+        if cmd is not None:
+            name = cmd.table or "filter"
+            if builtins <= set(BUILTIN_CHAINS[name]):
+                sec.table = name
+                return
+            odd = sorted(builtins - set(BUILTIN_CHAINS[name]))
+            why_not = (f"the command at line {cmd.line} lists table {name}, but table {name} has no "
+                       f"{', '.join(odd)} chain")
+        else:
+            why_not = None
+        if self.table_hint is not None and builtins <= set(BUILTIN_CHAINS[self.table_hint]) and why_not is None:
+            sec.table = self.table_hint
+            return
+        guess = infer_table(builtins, targets - {""})
+        if guess is None:
+            if builtins and builtins <= _FILTER_BUILTINS:
+                guess = ("filter", f"its built-in chains are {', '.join(sorted(builtins))}")
+            else:
+                guess = ("filter", "iptables -L lists the filter table unless -t names another")
+        sec.table, reason = guess
+        msg = f"{sec.span()}: no command names the table; read as {sec.table} because {reason}"
+        if why_not:
+            msg = f"{sec.span()}: {why_not}; read as {sec.table} because {reason}"
+        if sec.hint and sec.hint[0] != sec.table:
+            msg += f" (the text at line {sec.hint[1]} says \"{sec.hint[0]}\")"
+        self.rs.note("inference", msg, sec.first_line)
+
+    def _chain_of(self, sec: Section, blk: Block) -> tuple[Chain, list[Rule]]:
+        builtin = blk.name in BUILTIN_CHAINS[sec.table]
+        counters = None
+        if blk.policy_counters is not None:
+            counters = Counters(self._count(blk.policy_counters[0]), self._count(blk.policy_counters[1]))
+        policy = blk.policy if builtin else None
+        if builtin and policy is None:
+            policy = "ACCEPT"
+        chain = Chain(blk.name, sec.table, builtin, policy, counters, line=blk.line)
+        for i, raw in enumerate(blk.rows, 1):
+            chain.rules.append(self._rule(sec, blk, raw, i))
+        return chain, chain.rules
+
+    def _count(self, text: str) -> int:
+        s = text[-1]
+        if s in _SUFFIX:
+            self.rounded = True
+            return int(text[:-1]) * _SUFFIX[s]
+        return int(text)
+
+    def _rule(self, sec: Section, blk: Block, raw: RawRow, number: int) -> Rule:
+        fam = sec.family
+        try:
+            proto_inv = raw.proto.startswith("!")
+            proto = canonical_proto(raw.proto.lstrip("!"))
+            extra: list[Match] = []
+            src, src_inv = self._addr(raw.src, fam, "src", extra)
+            dst, dst_inv = self._addr(raw.dst, fam, "dst", extra)
+            iniface, in_inv = _iface(raw.iniface)
+            outiface, out_inv = _iface(raw.outiface)
+        except OptionError as e:
+            raise InputError(str(e), self.source, raw.line) from None
+        fragment = None
+        if raw.opt == "-f":
+            fragment = True
+        elif raw.opt == "!f":
+            fragment = False
+        header = IPHeader(src, src_inv, dst, dst_inv, iniface, in_inv, outiface, out_inv, proto,
+                          proto_inv, fragment)
+        goto, matches, target, unread = _TAILS.read(raw.tail, raw.target, fam, proto)
+        if unread:
+            self.unread.append((raw.line, unread[0]))
+        if extra:
+            matches = tuple(extra) + matches
+        counters = None
+        if raw.counters is not None:
+            counters = Counters(self._count(raw.counters[0]), self._count(raw.counters[1]))
+        return Rule(sec.table, blk.name, header, matches, target, goto, counters, raw.line,
+                    raw.num or number, self.source)
+
+    def _addr(self, tok: str, fam: int, direction: str, extra: list[Match]) -> tuple[Address | None, bool]:
+        inv = tok.startswith("!")
+        t = tok[1:] if inv else tok
+        if t == "anywhere":
+            self.names_used = True
+            return (parse_address("::/0" if fam == 6 else "0.0.0.0/0") if inv else None), inv
+        host, sep, mask = t.partition("/")
+        if host and set(host) <= _NUMERIC_HOST and (":" in host or host[0].isdigit()):
+            a = parse_address(t, fam)
+            if a.mask == 0 and not inv:
+                return None, False
+            return a, inv
+        known = HOST_NAMES[fam].get(host)
+        if known is not None:
+            self.names_used = True
+            return parse_address(known + (sep + mask if sep else ""), fam), inv
+        if not host or not (host[0].isalnum()):
+            raise OptionError(f"host/network `{t}' not found")
+        # A host name printed by -L without -n: its address is not in the listing.
+        self.names_used = True
+        self.unresolved[t] = self.unresolved.get(t, 0) + 1
+        extra.append(UnresolvedAddress(opaque_name="address", spelled="address",
+                                       direction=direction, name=t, invert=inv))
+        return None, False
+
+    def _finish_table(self, t: Table) -> None:
+        missing_builtins = [c for c in BUILTIN_CHAINS[t.name] if c not in t.chains]
+        t.ensure_builtins()
+        # Keep built-in chains first, in iptables-save order, as the save reader does.
+        order = {c: i for i, c in enumerate(BUILTIN_CHAINS[t.name])}
+        t.chains = dict(sorted(t.chains.items(), key=lambda kv: (0, order[kv[0]]) if kv[0] in order else (1, 0)))
+        jumps_missing = sorted({r.jump for r in t.rules() if r.jump is not None and r.jump not in t.chains})
+        for name in jumps_missing:
+            t.chains[name] = Chain(name, t.name, False, None, line=0)
+        if jumps_missing:
+            self.rs.hidden.add("chains")
+            self.rs.note(
+                "fidelity",
+                f"table {t.name} (IPv{t.family}): rules jump to {', '.join(jumps_missing)}, which "
+                f"the listing does not show; their rules are unknown (run `iptables -t {t.name} -nvL` "
+                f"without a chain name, or iptables-save)",
+            )
+        if missing_builtins and len(missing_builtins) < len(BUILTIN_CHAINS[t.name]) or (
+            missing_builtins and any(not c.builtin for c in t.chains.values())
+        ):
+            self.rs.hidden.add("chains")
+            self.rs.note(
+                "fidelity",
+                f"table {t.name} (IPv{t.family}): chains {', '.join(missing_builtins)} are not in the "
+                f"listing; read as empty with policy ACCEPT",
+            )
+
+    def _fidelity(self, no_via: list[Section], partial: list[Section]) -> None:
+        rs = self.rs
+        if no_via:
+            rs.hidden |= {"interfaces", "counters"}
+            spans = ", ".join(s.span() for s in no_via[:4]) + (" ..." if len(no_via) > 4 else "")
+            rs.note(
+                "fidelity",
+                f"{spans}: listed without -v, which does not print interface matches: a rule "
+                f"such as `-i docker0 -j ACCEPT` shows as a bare `ACCEPT all`, so it looks as if "
+                f"it applied on every interface, and a verdict read from it can differ from the "
+                f"kernel's. Counters are absent too. For the full picture run `iptables-save` "
+                f"(or `iptables -nvL`, `-t nat -nvL`, ...) and read that instead.",
+                no_via[0].first_line,
+            )
+        elif not any(r.counters is not None for r in rs.rules()):
+            rs.hidden.add("counters")
+        if self.rounded:
+            rs.hidden.add("counters-rounded")
+            rs.note("fidelity", "counters printed with K/M/G suffixes are rounded (iptables -nvxL "
+                                "prints them exactly)")
+        if self.names_used:
+            rs.hidden.add("names")
+            msg = ("listed without -n: addresses, ports and protocols were printed as names "
+                   "(`anywhere`, `http-alt`, `loopback/8`) and read back from the standard tables")
+            if self.unresolved:
+                shown = ", ".join(sorted(self.unresolved)[:5])
+                msg += (f"; {len(self.unresolved)} host name(s) could not be turned back into "
+                        f"addresses ({shown}{', ...' if len(self.unresolved) > 5 else ''}) and the "
+                        f"rules using them are marked unknown")
+            msg += ". `iptables -nL` (numeric) avoids the guesswork."
+            rs.note("fidelity", msg)
+        for sec in partial:
+            cmd = sec.command
+            assert cmd is not None
+            rs.hidden.add("chains")
+            if cmd.piped:
+                rs.note("fidelity", f"line {cmd.line}: the listing was piped through another "
+                                    f"command, so rules may have been left out", cmd.line)
+        if self.unread:
+            rs.hidden.add("matches")
+            line, text = self.unread[0]
+            rs.note(
+                "fidelity",
+                f"{len(self.unread)} rule(s) carry text iptexplain could not read back into "
+                f"options (first at line {line}: `{text}'); it is kept as a not-understood match",
+                line,
+            )
+        if self.skipped_inside:
+            n = len(self.skipped_inside)
+            rs.note(
+                "skipped",
+                f"{n} line(s) inside chain blocks are not rule rows and were skipped (first at line "
+                f"{self.skipped_inside[0]}); a row wrapped by the terminal reads like this",
+                self.skipped_inside[0],
+            )
+
+
+def _iface(tok: str | None) -> tuple[str | None, bool]:
+    if tok is None or tok in ("*", "any"):
+        return None, False
+    inv = tok.startswith("!")
+    name = tok[1:] if inv else tok
+    if name in ("*", "any"):
+        return None, inv
+    return check_iface(name), inv
+
+
+def _same_rules(a: list[Rule], b: list[Rule]) -> bool:
+    if len(a) != len(b):
+        return False
+    return all(x.save_args() == y.save_args() for x, y in zip(a, b))
+
+
+def parse_listing(text: str, source: str = "<input>", family: int | None = None,
+                  table: str | None = None) -> Ruleset:
+    """Read iptables/ip6tables -L output (any of its forms, pasted sessions included)."""
+    reader = ListingReader(source, family, table)
+    reader.scan(text)
+    return reader.build()
