@@ -8,6 +8,7 @@ Non-contiguous masks (``-s 10.0.0.0/255.0.255.0``) are legal in iptables and kep
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -75,7 +76,11 @@ class Address:
 
 
 def int_to_ip(value: int, family: int) -> str:
-    return str(ipaddress.IPv4Address(value) if family == 4 else ipaddress.IPv6Address(value))
+    if family == 4:
+        return str(ipaddress.IPv4Address(value))
+    # inet_ntop's spelling, which iptables prints: IPv4-mapped addresses keep a dotted quad
+    # (``::ffff:0.0.0.0``) where Python's ipaddress would write ``::ffff:0:0``.
+    return socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
 
 
 @lru_cache(maxsize=65536)

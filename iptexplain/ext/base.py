@@ -104,12 +104,12 @@ def parse_port(text: str) -> int:
 
 
 def parse_portrange(text: str) -> tuple[int, int]:
-    """``80``, ``80:90``, ``:90``, ``80:`` -> inclusive (low, high)."""
+    """``80``, ``80:90``, ``:90``, ``80:`` -> inclusive (low, high); low > high is an empty range."""
     if ":" in text:
         lo_t, _, hi_t = text.partition(":")
         lo = parse_port(lo_t) if lo_t else 0
         hi = parse_port(hi_t) if hi_t else 65535
-        return (lo, hi) if lo <= hi else (hi, lo)
+        return (lo, hi)  # kept as given: iptables stores ``60000:29`` as is (it matches nothing)
     p = parse_port(text)
     return (p, p)
 
@@ -222,9 +222,16 @@ class Extension:
     understood: ClassVar[bool] = True
     family: ClassVar[int | None] = None  # 4 or 6 when the module exists for one family only
 
+    # Set on classes whose instances may carry ruleset notes (see :meth:`notes`), so the parser
+    # asks only them.
+    may_note: ClassVar[bool] = False
+
     values: tuple[tuple[str, Value], ...] = ()
     # The module name as written in the input (an alias, or the case used).
     spelled: str = field(default="", compare=False)
+    # The family of the rule (4, 6) when the parser knew it: a few modules print family-dependent
+    # defaults (recent --mask, hashlimit masks, connlimit --connlimit-mask).
+    nfproto: int | None = field(default=None, compare=False)
 
     # -- option access ----------------------------------------------------------------------
 
@@ -264,7 +271,8 @@ class Extension:
         return cls.option_map()[flag].type.nargs
 
     @classmethod
-    def build(cls, opts: list[tuple[str, bool, list[str]]], spelled: str = "") -> "Extension":
+    def build(cls, opts: list[tuple[str, bool, list[str]]], spelled: str = "",
+              family: int | None = None) -> "Extension":
         """Make the extension from ``(flag, inverted, args)`` triples, as getopt hands them."""
         omap = cls.option_map()
         values: dict[str, Value] = {}
@@ -280,12 +288,17 @@ class Extension:
                 values[o.key] = Value(prev.value + (parsed,), inv)
             else:
                 values[o.key] = Value((parsed,) if o.multi else parsed, inv)
-        obj = cls(values=tuple(values.items()), spelled=spelled or cls.name)
+        obj = cls(values=tuple(values.items()), spelled=spelled or cls.name, nfproto=family)
         obj.check()
         return obj
 
     def check(self) -> None:
         """Final check after all options are read (libxtables' x6_fcheck); raise OptionError."""
+
+    def notes(self) -> tuple[tuple[str, str], ...]:
+        """``(kind, message)`` notes the ruleset should carry because of this module's values
+        (an anonymized MAC address, say).  Only asked when the class sets ``may_note``."""
+        return ()
 
     # -- saving -----------------------------------------------------------------------------
 

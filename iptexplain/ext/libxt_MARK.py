@@ -37,7 +37,7 @@ class MarkTarget(Target):
             return v.value
         if key == "set_mark":  # --set-mark v/m zeroes the masked bits then sets v
             value, mask = v.value
-            return value, (mask if mask != FULL else FULL)
+            return value, value | mask
         if key == "and_mark":
             return 0, FULL ^ v.value
         if key == "or_mark":

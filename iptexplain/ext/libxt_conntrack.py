@@ -28,7 +28,7 @@ def _status(text: str) -> frozenset[str]:
 
 
 ctstatus = OptType("ctstatus", lambda a: _status(a[0]), lambda v: [",".join(s for s in CTSTATUS_ORDER if s in v)])
-address = OptType("address", lambda a: parse_address(a[0]), lambda v: [str(v)])
+address = OptType("address", lambda a: parse_address(a[0]), lambda v: [_fmt_ctaddr(v)])
 
 
 def _ctproto(text: str) -> str:
@@ -40,7 +40,19 @@ def _ctproto(text: str) -> str:
     return p
 
 
-ctproto = OptType("ctproto", lambda a: _ctproto(a[0]), lambda v: [v])
+def _fmt_ctproto(name: str) -> str:
+    """iptables-save prints the protocol number (``--ctproto 6``)."""
+    from iptexplain.parse.rulespec import PROTO_NUMBERS
+
+    return str(PROTO_NUMBERS.get(name, name))
+
+
+def _fmt_ctaddr(a) -> str:
+    """conntrack prints a host without ``/32`` (``/128``), a network with its prefix length."""
+    return a.host_str() if a.prefixlen == (32 if a.family == 4 else 128) else str(a)
+
+
+ctproto = OptType("ctproto", lambda a: _ctproto(a[0]), lambda v: [_fmt_ctproto(v)])
 
 
 @register

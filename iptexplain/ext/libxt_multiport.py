@@ -4,14 +4,30 @@ from __future__ import annotations
 
 from iptexplain.errors import OptionError
 from iptexplain.ext import register
-from iptexplain.ext.base import Match, Opt, OptType, fmt_portrange, parse_portrange
+from iptexplain.ext.base import Match, Opt, OptType, fmt_portrange, parse_port
+
+
+def _item(text: str) -> tuple[int, int]:
+    """``80`` or ``1000:2000``; both ends required and low < high, as parse_multi_ports wants."""
+    if ":" not in text:
+        p = parse_port(text)
+        return (p, p)
+    lo_t, _, hi_t = text.partition(":")
+    lo, hi = parse_port(lo_t), parse_port(hi_t)
+    if lo >= hi:
+        raise OptionError("invalid portrange specified")
+    return (lo, hi)
 
 
 def _ports(text: str) -> tuple[tuple[int, int], ...]:
-    items = tuple(parse_portrange(p) for p in text.split(",") if p)
-    slots = sum(1 if lo == hi else 2 for lo, hi in items)
-    if not items or slots > 15:
-        raise OptionError("multiport: too many ports specified (at most 15, a range counts as two)")
+    items = tuple(_item(p) for p in text.split(","))
+    slots = 0
+    for lo, hi in items:
+        if lo != hi and slots == 14:
+            raise OptionError("too many ports specified")
+        slots += 1 if lo == hi else 2
+    if slots > 15:
+        raise OptionError("too many ports specified")
     return items
 
 

@@ -107,8 +107,8 @@ class _Pending:
 _EXT_CACHE: dict[tuple, Extension] = {}
 
 
-def _finish(p: _Pending, kind: str) -> Extension:
-    key = (kind, p.name, tuple((f, i, tuple(a)) for f, i, a in p.opts), tuple(p.raw))
+def _finish(p: _Pending, kind: str, family: int | None = None) -> Extension:
+    key = (kind, p.name, tuple((f, i, tuple(a)) for f, i, a in p.opts), tuple(p.raw), family)
     hit = _EXT_CACHE.get(key)
     if hit is not None:
         return hit
@@ -119,7 +119,7 @@ def _finish(p: _Pending, kind: str) -> Extension:
             else OpaqueTarget(raw=tuple(p.raw), opaque_name=p.name, spelled=p.name)
         )
     else:
-        ext = p.cls.build(p.opts, spelled=p.name)
+        ext = p.cls.build(p.opts, spelled=p.name, family=family)
     if len(_EXT_CACHE) < 500_000:
         _EXT_CACHE[key] = ext
     return ext
@@ -256,7 +256,7 @@ def parse_rulespec(args: list[str], family: int | None = None) -> RuleSpec:
     if invert:
         raise OptionError("trailing ! with no option")
 
-    built_matches = tuple(_finish(m, "match") for m in matches)  # type: ignore[misc]
+    built_matches = tuple(_finish(m, "match", family) for m in matches)  # type: ignore[misc]
     built_target: Target | None = None
     if target is not None:
         if target.name.startswith("\0chain:"):
@@ -264,7 +264,7 @@ def parse_rulespec(args: list[str], family: int | None = None) -> RuleSpec:
                 raise OptionError("a chain jump takes no options")
             built_target = ChainJump(chain=target.name[len("\0chain:"):])
         else:
-            built_target = _finish(target, "target")  # type: ignore[assignment]
+            built_target = _finish(target, "target", family)  # type: ignore[assignment]
 
     def header(src, dst) -> IPHeader:
         return IPHeader(
@@ -296,3 +296,24 @@ def _owner(tok: str, current: _Pending | None, matches: list[_Pending], target: 
         if m.cls is not None and m.cls.knows(tok):
             return m
     return None
+        if owner is None and tok.startswith("--"):
+            # getopt_long accepts an unambiguous abbreviation (`--mac` for `--mac-source`).
+            found = _abbreviation(tok, matches, target)
+            if found is not None:
+                owner, tok = found
+def _abbreviation(tok: str, matches: list[_Pending], target: _Pending | None) -> tuple[_Pending, str] | None:
+    """The loaded module option ``tok`` abbreviates, as getopt_long resolves prefixes; an
+    ambiguous abbreviation is an error, as in iptables."""
+    hits: dict[tuple[int, str], tuple[_Pending, str]] = {}
+    for p in [*matches, *([target] if target is not None else [])]:
+        if p.cls is None:
+            continue
+        for flag, opt in p.cls.option_map().items():
+            if flag.startswith(tok):
+                hits.setdefault((id(p), opt.key), (p, flag))
+    builtin = [f for f in BUILTIN_FLAGS if f.startswith(tok) and f.startswith("--")]
+    if len(hits) + (1 if builtin else 0) > 1:
+        raise OptionError(f"option \"{tok}\" is ambiguous")
+    return next(iter(hits.values())) if hits else None
+
+

@@ -61,6 +61,12 @@ class SaveReader:
         self.pending_jumps: list[tuple[Table, Rule]] = []
         self.saw_save = False
         self.saw_s = False
+        # Tables whose rules do not show their family (an empty nat table of an ip6tables dump)
+        # take the family the other tables of the input prove, when they all agree.
+        self.unproven: list[Table] = []
+        self.proven_families: set[int] = set()
+        # Notes asked for by extensions (anonymized MACs…): (kind, message) -> (rules, first line).
+        self.ext_notes: dict[tuple[str, str], tuple[int, int]] = {}
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -69,11 +75,16 @@ class SaveReader:
 
     def _new_rule(self, table: Table, chain: Chain, words: list[str], counters: Counters | None, lineno: int) -> None:
         try:
-            spec = parse_rulespec(words, self.family_hint)
+            spec = parse_rulespec(words, self.family_hint or self.dump_family)
         except OptionError as e:
             raise self.error(str(e), lineno) from None
         if spec.counters is not None:
             counters = Counters(*spec.counters)
+        for ext in (*spec.matches, spec.target):
+            if ext is not None and ext.may_note:
+                for kind, message in ext.notes():
+                    seen = self.ext_notes.get((kind, message))
+                    self.ext_notes[(kind, message)] = (seen[0] + 1, seen[1]) if seen else (1, lineno)
         for header in (spec.header, *spec.extra_headers):
             rule = Rule(
                 table.name, chain.name, header, spec.matches, spec.target, spec.goto,
@@ -104,8 +115,13 @@ class SaveReader:
         self.pending_jumps = keep
 
     def _add_table(self, table: Table, line: int) -> None:
-        fam = self.family_hint or self.dump_family or _family_of_table(table) or 4
+        proven = self.family_hint or self.dump_family or _family_of_table(table)
+        fam = proven or 4
         table.family = fam
+        if proven is None:
+            self.unproven.append(table)
+        else:
+            self.proven_families.add(proven)
         key = (fam, table.name)
         if key in self.rs.tables:
             self.rs.note(
@@ -170,6 +186,8 @@ class SaveReader:
                 + ", ".join(sorted(self.repaired))
                 + "); read as intended",
             )
+        for (kind, message), (count, first) in self.ext_notes.items():
+            self.rs.note(kind, f"{message} ({count} rule(s), first at line {first})", first)
         if self.skipped:
             first = self.skipped[0]
             self.rs.note(
@@ -178,6 +196,15 @@ class SaveReader:
                 f"(first at line {first})",
                 first,
             )
+        if self.unproven and self.proven_families == {6}:
+            unproven = {id(t) for t in self.unproven}
+            tables = {}
+            for key, t in self.rs.tables.items():
+                if id(t) in unproven:
+                    t.family = 6
+                    key = (6, t.name)
+                tables.setdefault(key, t)
+            self.rs.tables = tables
         self.rs.link()
         return self.rs
 

@@ -1,0 +1,66 @@
+"""rt: the IPv6 routing header -- type, segments left, length, type-0 addresses (libip6t_rt)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Match, Opt, OptType, types
+
+
+def _addrs(text: str) -> tuple[str, ...]:
+    out = []
+    for part in text.split(","):
+        try:
+            out.append(str(ipaddress.IPv6Address(part)))
+        except ValueError:
+            raise OptionError(f"rt: bad address `{part}'") from None
+    if len(out) > 16:
+        raise OptionError("rt: too many addresses (at most 16)")
+    return tuple(out)
+
+
+addrs = OptType("addrs", lambda a: _addrs(a[0]), lambda v: [",".join(v)])
+
+
+@register
+class Rt(Match):
+    name = "rt"
+    family = 6
+    options = (
+        Opt("type", "--rt-type", types.uint32),
+        Opt("segsleft", "--rt-segsleft", types.uintrange),
+        Opt("len", "--rt-len", types.uint32),
+        Opt("res", "--rt-0-res", types.flag, invert=False),
+        Opt("addrs", "--rt-0-addrs", addrs, invert=False),
+        Opt("not_strict", "--rt-0-not-strict", types.flag, invert=False),
+    )
+
+    def check(self) -> None:
+        if (self.has("res") or self.has("addrs") or self.has("not_strict")) and (
+            not self.has("type") or self.value("type") != 0 or self.get("type").invert  # type: ignore[union-attr]
+        ):
+            raise OptionError("rt: --rt-0-* options need `--rt-type 0'")
+        if self.has("not_strict") and not self.has("addrs"):
+            raise OptionError("rt: --rt-0-not-strict needs --rt-0-addrs")
+
+    def save_args(self) -> list[str]:
+        out: list[str] = []
+        v = self.get("type")
+        if v is not None:
+            out += (["!"] if v.invert else []) + ["--rt-type", str(v.value)]
+        v = self.get("segsleft")
+        if v is not None and not (v.value == (0, 0xFFFFFFFF) and not v.invert):
+            lo, hi = v.value
+            out += (["!"] if v.invert else []) + ["--rt-segsleft", str(lo) if lo == hi else f"{lo}:{hi}"]
+        v = self.get("len")
+        if v is not None:
+            out += (["!"] if v.invert else []) + ["--rt-len", str(v.value)]
+        if self.has("res"):
+            out.append("--rt-0-res")
+        if self.has("addrs"):
+            out += ["--rt-0-addrs", ",".join(self.value("addrs"))]
+        if self.has("not_strict"):
+            out.append("--rt-0-not-strict")
+        return out

@@ -1,0 +1,19 @@
+"""CHECKSUM: fill in a missing checksum (libxt_CHECKSUM, mangle table; old DHCP clients)."""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Opt, Target, types
+
+
+@register
+class Checksum(Target):
+    name = "CHECKSUM"
+    terminal = False
+    table_only = ("mangle",)
+    options = (Opt("fill", "--checksum-fill", types.flag, invert=False),)
+
+    def check(self) -> None:
+        if not self.has("fill"):
+            raise OptionError("CHECKSUM target: Parameter --checksum-fill is required")

@@ -1,0 +1,104 @@
+"""CONNMARK: set the connection's mark, or copy it to/from the packet mark (libxt_CONNMARK).
+
+Every spelling reduces to one of three kernel operations (``xt_connmark_tginfo2``):
+
+* set:     ``ctmark = (ctmark & ~ctmask) ^ ctmark_value``  (saved as ``--set-xmark v/m``);
+* save:    ``ctmark = (ctmark & ~ctmask) ^ (nfmark & nfmask)``;
+* restore: ``nfmark = (nfmark & ~nfmask) ^ (ctmark & ctmask)``;
+
+with optional shifts.  The packet continues to the next rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Opt, Target, types
+
+FULL = 0xFFFFFFFF
+OPS = ("set_xmark", "set_mark", "and_mark", "or_mark", "xor_mark", "save_mark", "restore_mark")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnmarkOp:
+    mode: str  # "set", "save" or "restore"
+    ctmark: int  # the value of a set
+    ctmask: int
+    nfmask: int
+    shift: tuple[str, int] | None  # ("left"|"right", bits)
+
+
+@register
+class ConnmarkTarget(Target):
+    name = "CONNMARK"
+    terminal = False
+    options = (
+        Opt("set_xmark", "--set-xmark", types.markmask, invert=False),
+        Opt("set_mark", "--set-mark", types.markmask, invert=False),
+        Opt("and_mark", "--and-mark", types.uint32, invert=False),
+        Opt("or_mark", "--or-mark", types.uint32, invert=False),
+        Opt("xor_mark", "--xor-mark", types.uint32, invert=False),
+        Opt("save_mark", "--save-mark", types.flag, invert=False),
+        Opt("restore_mark", "--restore-mark", types.flag, invert=False),
+        Opt("left_shift", "--left-shift-mark", types.uint8, invert=False),
+        Opt("right_shift", "--right-shift-mark", types.uint8, invert=False),
+        Opt("ctmask", "--ctmask", types.uint32, invert=False),
+        Opt("nfmask", "--nfmask", types.uint32, invert=False),
+        Opt("mask", "--mask", types.uint32, invert=False),
+    )
+
+    def check(self) -> None:
+        ops = [k for k in OPS if self.has(k)]
+        if not ops:
+            raise OptionError("CONNMARK target: No operation specified")
+        if len(ops) > 1:
+            raise OptionError("CONNMARK target: only one operation may be given")
+        if self.has("mask") and (self.has("ctmask") or self.has("nfmask")):
+            raise OptionError("CONNMARK target: --mask cannot be combined with --ctmask/--nfmask")
+        for k in ("left_shift", "right_shift"):
+            if self.value(k, 0) > 32:
+                raise OptionError("CONNMARK target: shift must be 0-32")
+
+    @property
+    def op(self) -> ConnmarkOp:
+        """The kernel operation the options amount to (options applied in the order given)."""
+        mode, ctmark, ctmask, nfmask = "set", 0, FULL, FULL
+        for key, v in self.values:
+            if key == "set_xmark":
+                mode, (ctmark, ctmask) = "set", v.value
+            elif key == "set_mark":
+                mode, ctmark, ctmask = "set", v.value[0], v.value[0] | v.value[1]
+            elif key == "and_mark":
+                mode, ctmark, ctmask = "set", 0, FULL ^ v.value
+            elif key == "or_mark":
+                mode, ctmark, ctmask = "set", v.value, v.value
+            elif key == "xor_mark":
+                mode, ctmark, ctmask = "set", v.value, 0
+            elif key == "save_mark":
+                mode = "save"
+            elif key == "restore_mark":
+                mode = "restore"
+            elif key == "mask":
+                nfmask = ctmask = v.value
+            elif key == "ctmask":
+                ctmask = v.value
+            elif key == "nfmask":
+                nfmask = v.value
+        shift = None
+        if self.value("left_shift"):
+            shift = ("left", self.value("left_shift"))
+        elif self.value("right_shift"):
+            shift = ("right", self.value("right_shift"))
+        return ConnmarkOp(mode, ctmark, ctmask, nfmask, shift)
+
+    def save_args(self) -> list[str]:
+        op = self.op
+        if op.mode == "set":
+            out = ["--set-xmark", f"0x{op.ctmark:x}/0x{op.ctmask:x}"]
+        else:
+            out = [f"--{op.mode}-mark", "--nfmask", f"0x{op.nfmask:x}", "--ctmask", f"0x{op.ctmask:x}"]
+        if op.shift is not None:
+            out += [f"--{op.shift[0]}-shift-mark", str(op.shift[1])]
+        return out

@@ -1,0 +1,29 @@
+"""NETMAP: map a whole network onto another, address by address (libipt/libip6t_NETMAP, nat).
+
+In PREROUTING/OUTPUT it rewrites the destination, in POSTROUTING/INPUT the source: the host
+part is kept and the network part replaced by ``--to``'s.
+"""
+
+from __future__ import annotations
+
+from iptexplain.addr import Address, parse_address
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Opt, OptType, Target
+
+netaddr = OptType("netaddr", lambda a: parse_address(a[0]), lambda v: [str(v)])
+
+
+@register
+class Netmap(Target):
+    name = "NETMAP"
+    table_only = ("nat",)
+    options = (Opt("to", "--to", netaddr, invert=False),)
+
+    def check(self) -> None:
+        if not self.has("to"):
+            raise OptionError("NETMAP: --to is required")
+
+    @property
+    def to(self) -> Address:
+        return self.value("to")

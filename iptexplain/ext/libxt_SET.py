@@ -1,0 +1,58 @@
+"""SET: add the packet's tuple to an ipset, or delete it (libxt_SET, revision 3); continues."""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Opt, Target, types
+from iptexplain.ext.libxt_set import SetRef, setref
+
+
+@register
+class SetTarget(Target):
+    name = "SET"
+    terminal = False
+    options = (
+        Opt("add_set", "--add-set", setref, invert=False),
+        Opt("del_set", "--del-set", setref, invert=False),
+        Opt("exist", "--exist", types.flag, invert=False),
+        Opt("timeout", "--timeout", types.uint32, invert=False),
+        Opt("map_set", "--map-set", setref, invert=False),
+        Opt("map_mark", "--map-mark", types.flag, invert=False),
+        Opt("map_prio", "--map-prio", types.flag, invert=False),
+        Opt("map_queue", "--map-queue", types.flag, invert=False),
+    )
+
+    def check(self) -> None:
+        if not (self.has("add_set") or self.has("del_set") or self.has("map_set")):
+            raise OptionError("You must specify either `--add-set' or `--del-set'")
+        if self.has("map_set") and (self.has("add_set") or self.has("del_set")):
+            raise OptionError("SET target: --map-set cannot be combined with --add-set/--del-set")
+
+    @property
+    def add_set(self) -> SetRef | None:
+        return self.value("add_set")
+
+    @property
+    def del_set(self) -> SetRef | None:
+        return self.value("del_set")
+
+    def set_refs(self) -> list[tuple[str, int]]:
+        return [(r.name, len(r.flags)) for r in (self.value(k) for k in ("add_set", "del_set", "map_set")) if r]
+
+    def save_args(self) -> list[str]:
+        out: list[str] = []
+        if self.add_set:
+            out += ["--add-set"] + setref.fmt(self.add_set)
+        if self.has("exist"):
+            out.append("--exist")
+        if self.has("timeout"):
+            out += ["--timeout", str(self.value("timeout"))]
+        if self.del_set:
+            out += ["--del-set"] + setref.fmt(self.del_set)
+        if self.has("map_set"):
+            out += ["--map-set"] + setref.fmt(self.value("map_set"))
+        for k in ("map_mark", "map_prio", "map_queue"):
+            if self.has(k):
+                out.append("--" + k.replace("_", "-"))
+        return out

@@ -1,0 +1,26 @@
+"""TCPMSS: rewrite the MSS option of TCP SYN packets (libxt_TCPMSS); the packet continues."""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Opt, Target, types
+
+
+@register
+class TcpMss(Target):
+    name = "TCPMSS"
+    terminal = False
+    options = (
+        Opt("set_mss", "--set-mss", types.uint16, invert=False),
+        Opt("clamp", "--clamp-mss-to-pmtu", types.flag, invert=False),
+    )
+
+    def check(self) -> None:
+        if len(self.values) != 1:
+            raise OptionError("TCPMSS target: exactly one of --set-mss or --clamp-mss-to-pmtu is required")
+
+    @property
+    def mss(self) -> int | None:
+        """The MSS set, or None for clamp-to-PMTU."""
+        return self.value("set_mss")

@@ -1,0 +1,60 @@
+"""connlimit: the number of connections from one address or subnet (libxt_connlimit).
+
+The count lives in the kernel: a trace cannot know it and forks on it.
+"""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
+
+
+def _plen(text: str) -> int:
+    v = parse_uint(text)
+    if v > 128:
+        raise OptionError(f"connlimit: bad --connlimit-mask `{text}'")
+    return v
+
+
+@register
+class Connlimit(Match):
+    name = "connlimit"
+    options = (
+        Opt("upto", "--connlimit-upto", types.uint32),
+        Opt("above", "--connlimit-above", types.uint32),
+        Opt("mask", "--connlimit-mask", OptType("plen", lambda a: _plen(a[0]), lambda v: [str(v)]), invert=False),
+        Opt("saddr", "--connlimit-saddr", types.flag, invert=False),
+        Opt("daddr", "--connlimit-daddr", types.flag, invert=False),
+    )
+
+    def check(self) -> None:
+        if self.has("upto") == self.has("above"):
+            raise OptionError("connlimit: You must specify \"--connlimit-above\" or \"--connlimit-upto\".")
+        if self.has("saddr") and self.has("daddr"):
+            raise OptionError("connlimit: --connlimit-saddr and --connlimit-daddr are exclusive")
+        if self.nfproto == 4 and self.value("mask", 0) > 32:
+            raise OptionError("connlimit: --connlimit-mask must be 0-32 for IPv4")
+
+    @property
+    def above(self) -> bool:
+        """True: matches when the count is above the limit; False: up to it."""
+        key = "above" if self.has("above") else "upto"
+        return (key == "above") != self.get(key).invert  # type: ignore[union-attr]
+
+    @property
+    def limit(self) -> int:
+        return self.value("above", self.value("upto"))
+
+    @property
+    def side(self) -> str:
+        return "dest" if self.has("daddr") else "source"
+
+    def save_args(self) -> list[str]:
+        out = ["--connlimit-above" if self.above else "--connlimit-upto", str(self.limit)]
+        mask = self.value("mask")
+        if mask is None:
+            mask = 128 if self.nfproto == 6 else 32
+        out += ["--connlimit-mask", str(mask)]
+        out.append("--connlimit-daddr" if self.side == "dest" else "--connlimit-saddr")
+        return out

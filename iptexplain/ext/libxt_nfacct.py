@@ -1,0 +1,23 @@
+"""nfacct: count the packet in a named extended-accounting object (libxt_nfacct); always matches."""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Match, Opt, types
+
+
+@register
+class Nfacct(Match):
+    name = "nfacct"
+    options = (Opt("name", "--nfacct-name", types.word, invert=False),)
+
+    def check(self) -> None:
+        if not self.has("name"):
+            raise OptionError("nfacct: --nfacct-name is required")
+        if len(self.value("name")) > 31:
+            raise OptionError("nfacct: name too long")
+
+    @property
+    def object_name(self) -> str:
+        return self.value("name")

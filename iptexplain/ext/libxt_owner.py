@@ -1,0 +1,65 @@
+"""owner: the local socket that created a packet (libxt_owner, OUTPUT and POSTROUTING only).
+
+iptables resolves user and group names to numbers and saves numbers (``--uid-owner 1000`` or a
+range ``1000-1005``); a name that could not be resolved here is kept as written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Match, Opt, OptType, types
+
+
+@dataclass(frozen=True, slots=True)
+class IdRange:
+    """A uid/gid or an inclusive range of them; ``name`` when given by name."""
+
+    low: int | None
+    high: int | None
+    name: str | None = None
+
+    def __str__(self) -> str:
+        if self.name is not None:
+            return self.name
+        return str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
+
+
+def parse_id_range(text: str) -> IdRange:
+    lo, sep, hi = text.partition("-")
+    if lo.isdigit() and (not sep or hi.isdigit()):
+        a, b = int(lo), int(hi) if sep else int(lo)
+        if a > 0xFFFFFFFE or b > 0xFFFFFFFE or b < a:
+            raise OptionError(f"owner: bad id range `{text}'")
+        return IdRange(a, b)
+    if not text or sep and lo.isdigit():
+        raise OptionError(f"owner: bad id `{text}'")
+    return IdRange(None, None, text)
+
+
+idrange = OptType("idrange", lambda a: parse_id_range(a[0]), lambda v: [str(v)])
+
+
+@register
+class Owner(Match):
+    name = "owner"
+    options = (
+        Opt("socket_exists", "--socket-exists", types.flag),
+        Opt("uid", "--uid-owner", idrange),
+        Opt("gid", "--gid-owner", idrange),
+        Opt("suppl_groups", "--suppl-groups", types.flag, invert=False),
+    )
+
+    def check(self) -> None:
+        if self.has("suppl_groups") and not self.has("gid"):
+            raise OptionError("owner: --suppl-groups requires --gid-owner")
+
+    @property
+    def uid(self) -> IdRange | None:
+        return self.value("uid")
+
+    @property
+    def gid(self) -> IdRange | None:
+        return self.value("gid")
