@@ -40,3 +40,9 @@ class DNat(Target):
 
         opts = read_nat_listing(tail, "--to-destination", ("to:",), set(cls.option_map()))
         return cls.build(opts, spelled="DNAT")  # type: ignore[return-value]
+
+    def apply(self, pkts, ctx):
+        """Rewrite the destination of the new connection (nf_nat_setup_info, manip DST)."""
+        from iptexplain.netfilter.nat import dnat
+
+        return dnat(pkts, self.ranges, ctx)

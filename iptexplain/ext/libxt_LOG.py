@@ -85,6 +85,13 @@ class Log(Target):
             opts.append(("--log-prefix", False, [unquote_listing(tail.take())]))
         return cls.build(opts, spelled="LOG")  # type: ignore[return-value]
 
+    def apply(self, pkts, ctx):
+        """Write to the kernel log and continue with the next rule."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+
+        prefix = self.value("prefix")
+        return Effect(CONTINUE, note=f"logged{' with prefix ' + repr(prefix) if prefix else ''}")
+
 
 # (option key, XT_LOG_* bit, the word -L prints and --log-WORD) in LOG_print's order.
 LOG_FLAGS = (("tcp_sequence", 0x01, "tcp-sequence"), ("tcp_options", 0x02, "tcp-options"),

@@ -32,3 +32,9 @@ class Masquerade(Target):
 
         opts = read_nat_listing(tail, "--to-ports", ("masq", "ports:"), set(cls.option_map()))
         return cls.build(opts, spelled="MASQUERADE")  # type: ignore[return-value]
+
+    def apply(self, pkts, ctx):
+        """SNAT to the out-interface's primary address (nf_nat_masquerade_ipv4/6)."""
+        from iptexplain.netfilter.nat import masquerade
+
+        return masquerade(pkts, ctx, self.value("to_ports"), self.has("random_fully"))

@@ -29,3 +29,9 @@ class Redirect(Target):
 
         opts = read_nat_listing(tail, "--to-ports", ("redir", "ports"), set(cls.option_map()))
         return cls.build(opts, spelled="REDIRECT")  # type: ignore[return-value]
+
+    def apply(self, pkts, ctx):
+        """DNAT to the host itself (nf_nat_redirect_ipv4/6)."""
+        from iptexplain.netfilter.nat import redirect
+
+        return redirect(pkts, ctx, self.value("to_ports"))

@@ -61,3 +61,9 @@ class Reject(Target):
         if tail.take_if("reject-with"):
             opts.append(("--reject-with", False, [tail.take()]))
         return cls.build(opts, spelled="REJECT")  # type: ignore[return-value]
+
+    def apply(self, pkts, ctx):
+        """Drop the packet and answer it; the answer is a new packet sent through OUTPUT."""
+        from iptexplain.netfilter.context import REJECT, Effect
+
+        return Effect(REJECT, reply=self.reply(pkts.family))

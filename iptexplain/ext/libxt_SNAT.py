@@ -40,3 +40,9 @@ class SNat(Target):
 
         opts = read_nat_listing(tail, "--to-source", ("to:",), set(cls.option_map()))
         return cls.build(opts, spelled="SNAT")  # type: ignore[return-value]
+
+    def apply(self, pkts, ctx):
+        """Rewrite the source of the new connection (nf_nat_setup_info, manip SRC)."""
+        from iptexplain.netfilter.nat import snat
+
+        return snat(pkts, self.ranges, ctx, random_fully=self.has("random_fully"))

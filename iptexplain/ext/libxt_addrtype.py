@@ -69,3 +69,37 @@ class AddrType(Match):
         if tail.take_if("limit-out"):
             opts.append(("--limit-iface-out", False, []))
         return cls.build(opts, spelled="addrtype")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """The routing type of the source/destination address, from the host model's local
+        table (``--limit-iface-in/out``: LOCAL only on that interface)."""
+        from iptexplain.netfilter.packets import Decision, EMPTY, union
+
+        dev = pkts.iniface if self.has("limit_iface_in") else (pkts.outiface if self.has("limit_iface_out") else None)
+        tests = []
+        for key, field, what in (("src_type", "src", "source type"), ("dst_type", "dst", "destination type")):
+            v = self.get(key)
+            if v is None:
+                continue
+
+            def test(p, v=v, field=field, what=what):
+                kinds = ctx.router.addr_types(getattr(p, field), dev)
+                accept = EMPTY
+                for kind, part in kinds.items():
+                    if kind in v.value:
+                        accept = union(accept, part)
+                have = "/".join(sorted(kinds))
+                want = ",".join(sorted(v.value))
+                d = Decision.split(p, field, accept, v.invert, what, show=lambda s: want if s is accept else p.addr_text(field))
+                if d.matched is None or d.unmatched is None:
+                    rel = "is" if d.unmatched is None else "is not"
+                    if v.invert:
+                        rel = "is not" if d.unmatched is None else "is"
+                    d.reason = f"{'source' if field == 'src' else 'destination'} {p.addr_text(field)} {rel} {want} ({have})"
+                else:
+                    d.yes.text = f"{'source' if field == 'src' else 'destination'} {'not ' if v.invert else ''}{want}"
+                    d.no.text = f"{'source' if field == 'src' else 'destination'} {'' if v.invert else 'not '}{want}"
+                return d
+
+            tests.append(test)
+        return Decision.conjunction(pkts, tests)

@@ -33,3 +33,9 @@ class Comment(Match):
             raise OptionError("not a comment")
         text = w[3:-3] if len(w) >= 6 else ""
         return cls.build([("--comment", False, [text])], spelled="comment")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """A comment matches every packet."""
+        from iptexplain.netfilter.packets import Decision
+
+        return Decision.all(pkts, f"comment {self.text!r}")

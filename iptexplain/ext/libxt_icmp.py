@@ -86,6 +86,18 @@ class Icmp(Match):
         spec, inv = read_listing_icmp_type(tail, "icmp", ICMP_TYPES)
         return cls.build([("--icmp-type", inv, [spec])], spelled="icmp")  # type: ignore[return-value]
 
+    def decide(self, pkts, ctx):
+        """Type and code as icmp_type_code_match tests them (type 255: any ICMP packet)."""
+        from iptexplain.netfilter.packets import U16, Decision, fmt_icmp, span
+
+        v = self.get("type")
+        if v is None:
+            return Decision.all(pkts, "icmp")
+        typ, lo, hi = v.value
+        accept = U16 if typ == 0xFF else span(typ << 8 | lo, typ << 8 | hi)
+        return Decision.split(pkts, "icmp", accept, v.invert, "icmp type",
+                              show=lambda s: fmt_icmp_type(v.value) if s is accept else fmt_icmp(s))
+
 
 def listing_icmp_type(v: tuple[int, int, int], invert: bool, numeric: bool,
                       table: dict[str, tuple[int, int, int]]) -> str:

@@ -25,3 +25,16 @@ class Mark(Match):
         tail.expect("mark", "match")
         inv = tail.invert()
         return cls.build([("--mark", inv, [tail.take()])], spelled="mark")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """``(nfmark & mask) == value`` (xt_mark's mark_mt); earlier MARK rules set nfmark."""
+        from iptexplain.netfilter.packets import Decision
+
+        v = self.get("mark")
+        value, mask = v.value
+        hit = (pkts.mark & mask) == value
+        shown = f"mark 0x{pkts.mark:x}" + (f" & 0x{mask:x}" if mask != 0xFFFFFFFF else "")
+        want = f"0x{value:x}"
+        if hit != v.invert:
+            return Decision.all(pkts, f"{shown} {'≠' if v.invert else '='} {want}")
+        return Decision.none(pkts, f"{shown} {'=' if v.invert else '≠'} {want}")

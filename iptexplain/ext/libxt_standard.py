@@ -17,3 +17,9 @@ class Standard(Target):
 
     def describe(self) -> str:
         return self.spelled
+
+    def apply(self, pkts, ctx):
+        """ACCEPT / DROP / RETURN / QUEUE: the verdict itself."""
+        from iptexplain.netfilter.context import Effect
+
+        return Effect(self.verdict, queue="0" if self.verdict == "QUEUE" else None)

@@ -51,3 +51,10 @@ class State(Match):
         if tail.invert():  # iptables 1.4's libxt_state printed "state ! NEW"
             inv = True
         return cls.build([("--state", inv, [tail.take()])], spelled="state")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """The connection's state (the packet's conntrack info)."""
+        from iptexplain.netfilter.packets import Decision
+
+        v = self.get("state")
+        return Decision.states(pkts, "ctstate", v.value, v.invert, "state")

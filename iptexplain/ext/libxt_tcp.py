@@ -172,3 +172,32 @@ class Tcp(Match):
                 mask, cmp = parse_flags(mask_t), parse_flags(cmp_t)
             opts.append(("--tcp-flags", inv, [fmt_flags(mask), fmt_flags(cmp)]))
         return cls.build(opts, spelled="tcp")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """Which packets have these ports and flags (xt_tcp's tcp_mt); TCP options are not
+        part of the described flow, so ``--tcp-option`` forks."""
+        from iptexplain.netfilter.packets import Decision, masked_set, single, span
+
+        tests = []
+        for key in ("sport", "dport"):
+            v = self.get(key)
+            if v is not None:
+                tests.append(lambda p, k=key, v=v: Decision.split(p, k, span(*v.value), v.invert, k))
+        tf = self.tcp_flags
+        if tf is not None:
+            (mask, cmp), inv = tf
+            accept = masked_set(cmp, mask, 8)
+
+            def show(s, accept=accept, mask=mask, cmp=cmp):
+                if s is accept:
+                    return f"{fmt_flags(mask)}/{fmt_flags(cmp)}"
+                one = single(s)
+                return fmt_flags(one) if one is not None else "(several)"
+
+            tests.append(lambda p: Decision.split(p, "tcpflags", accept, inv, "tcp flags", show=show))
+        opt = self.get("option")
+        if opt is not None:
+            tests.append(lambda p: Decision.fork(
+                p, f"tcp option {opt.value}", f"TCP option {opt.value} {'absent' if opt.invert else 'present'}",
+                f"TCP option {opt.value} {'present' if opt.invert else 'absent'}"))
+        return Decision.conjunction(pkts, tests)

@@ -39,3 +39,14 @@ class Udp(Match):
         except ValueError:
             raise OptionError("bad udp port range") from None
         return cls.build(opts, spelled="udp")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """Which packets have these ports (xt_tcpudp's udp_mt)."""
+        from iptexplain.netfilter.packets import Decision, span
+
+        tests = []
+        for key in ("sport", "dport"):
+            v = self.get(key)
+            if v is not None:
+                tests.append(lambda p, k=key, v=v: Decision.split(p, k, span(*v.value), v.invert, k))
+        return Decision.conjunction(pkts, tests)

@@ -1,0 +1,188 @@
+"""Complete a host model from the ruleset itself, and read the CLI's host options.
+
+A saved ruleset rarely comes with the host's addresses and routes, yet ``addrtype``, the choice
+between INPUT and FORWARD and MASQUERADE's address depend on them.  What the rules say about
+the host is taken from them, as an engineer reading the dump would:
+
+* ``-s 172.17.0.0/16 ! -o docker0 -j MASQUERADE`` (Docker, libvirt): docker0 carries
+  172.17.0.0/16, its gateway address being the subnet's first (Docker's convention);
+* ``-d NET -o IF`` / ``-s NET -i IF``: IF carries NET;
+* with no external interface known: ``eth0`` with a documentation address, and the default
+  route through it.
+
+Every inference becomes a note the user sees (``Trace.notes``); nothing is assumed silently.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+
+from iptexplain.addr import int_to_ip, parse_address, parse_ip
+from iptexplain.errors import InputError, OptionError
+from iptexplain.graph import Ruleset
+from iptexplain.host import HostModel, IfAddr, Interface, Route
+
+# Documentation addresses (RFC 5737 / RFC 3849) for an external interface nobody described.
+ASSUMED_EXTERNAL = {4: ("198.51.100.1", 24, "198.51.100.254"), 6: ("2001:db8::1", 64, "2001:db8::fffe")}
+VIRTUAL_PREFIXES = ("docker", "br-", "veth", "cni", "cali", "flannel", "virbr", "lxc", "lxd", "kube",
+                    "weave", "vxlan", "tun", "tap", "wg", "cilium", "podman", "lo")
+
+
+def parse_host_options(local: list[str] | tuple[str, ...] = (), ifaces: list[str] | tuple[str, ...] = (),
+                       routes: list[str] | tuple[str, ...] = ()) -> HostModel:
+    """``--iface NAME=ADDR/PREFIX``, ``--route PREFIX=IFACE[,GATEWAY]``, ``--local ADDR``.
+
+    ``--local`` addresses go on the first ``--iface`` named (else on ``eth0``).  Bad values raise
+    InputError with the option in the message.
+    """
+    host = HostModel(source="options")
+    for spec in ifaces:
+        name, sep, addr = spec.partition("=")
+        if not sep or not name:
+            raise InputError(f"--iface {spec}: expected NAME=ADDR/PREFIX", "<options>")
+        iface = host.add_interface(Interface(name, kind="loopback" if name == "lo" else ""))
+        for a in filter(None, addr.split(",")):
+            iface.addrs.append(_ifaddr(a, f"--iface {spec}"))
+    for a in local:
+        target = next(iter(host.interfaces.values()), None) or host.add_interface(Interface("eth0"))
+        target.addrs.append(_ifaddr(a, f"--local {a}"))
+        host.notes.append(f"--local {a}: put on {target.name}")
+    for spec in routes:
+        prefix, sep, rest = spec.partition("=")
+        dev, _, via = rest.partition(",")
+        if not sep or not dev:
+            raise InputError(f"--route {spec}: expected PREFIX=IFACE[,GATEWAY]", "<options>")
+        try:
+            fam = parse_address(prefix).family if prefix != "default" else (6 if ":" in via else 4)
+            if via:
+                parse_ip(via, fam)
+        except OptionError as e:
+            raise InputError(f"--route {spec}: {e}", "<options>") from None
+        host.routes.append(Route(prefix, dev, via or None, family=fam))
+        if dev not in host.interfaces:
+            host.add_interface(Interface(dev))
+    return host
+
+
+def _ifaddr(text: str, what: str) -> IfAddr:
+    addr, sep, plen = text.partition("/")
+    try:
+        fam, _ = parse_ip(addr)
+    except OptionError as e:
+        raise InputError(f"{what}: {e}", "<options>") from None
+    bits = 32 if fam == 4 else 128
+    if sep and (not plen.isdigit() or int(plen) > bits):
+        raise InputError(f"{what}: bad prefix length `{plen}'", "<options>")
+    return IfAddr(addr, int(plen) if sep else bits, fam)
+
+
+def _has_family(host: HostModel, name: str, family: int) -> bool:
+    i = host.interfaces.get(name)
+    return i is not None and any(a.family == family for a in i.addrs)
+
+
+def _covered(host: HostModel, net, family: int) -> bool:
+    for i in host.interfaces.values():
+        for a in i.addrs:
+            if a.family == family and a.network.contains(net.value) and (a.prefixlen <= (net.prefixlen or 0)):
+                return True
+    return False
+
+
+def _carried_subnets(ruleset: Ruleset, family: int) -> list[tuple[str, object, str]]:
+    """(interface, network, evidence) the rules show an interface carries."""
+    out: list[tuple[str, object, str]] = []
+    for t in ruleset.tables_of(family):
+        for r in t.rules():
+            h = r.header
+            if t.name == "nat" and r.target_name == "MASQUERADE" and h.src is not None and not h.src_inv \
+                    and h.outiface and h.outiface_inv and not h.outiface.endswith("+"):
+                out.append((h.outiface, h.src, f"{r.where()}: {r.spec()}"))
+            elif h.dst is not None and not h.dst_inv and h.outiface and not h.outiface_inv \
+                    and not h.outiface.endswith("+") and (h.dst.prefixlen or 32) < (32 if family == 4 else 128) \
+                    and not h.dst.is_any:
+                out.append((h.outiface, h.dst, f"{r.where()}: {r.spec()}"))
+            elif h.src is not None and not h.src_inv and h.iniface and not h.iniface_inv \
+                    and not h.iniface.endswith("+") and (h.src.prefixlen or 32) < (32 if family == 4 else 128) \
+                    and not h.src.is_any:
+                out.append((h.iniface, h.src, f"{r.where()}: {r.spec()}"))
+    return out
+
+
+def _named_ifaces(ruleset: Ruleset, family: int) -> Counter:
+    c: Counter = Counter()
+    for t in ruleset.tables_of(family):
+        for r in t.rules():
+            for n in (r.header.iniface, r.header.outiface):
+                if n and not n.endswith("+"):
+                    c[n] += 1
+    return c
+
+
+def complete_host(host: HostModel | None, ruleset: Ruleset, flow) -> HostModel:
+    """A copy of ``host`` with what is missing for ``flow``'s family inferred (and noted)."""
+    family = getattr(flow, "family", 4)
+    h = copy.deepcopy(host) if host is not None else HostModel(source="inferred")
+    notes = h.notes
+    lo = h.interfaces.get("lo")
+    if lo is None:
+        lo = h.add_interface(Interface("lo", kind="loopback"))
+    if family == 4 and not _has_family(h, "lo", 4):
+        lo.addrs.append(IfAddr("127.0.0.1", 8, 4))
+    if family == 6 and not _has_family(h, "lo", 6):
+        lo.addrs.append(IfAddr("::1", 128, 6))
+    if h.source in ("", "inferred") and host is None:
+        notes.append("no host model given: interfaces and routes are inferred from the ruleset")
+    # Subnets the rules say an interface carries (Docker bridges, libvirt networks, …).
+    for name, net, evidence in _carried_subnets(ruleset, family):
+        if _covered(h, net, family):
+            continue
+        iface = h.interfaces.get(name)
+        if iface is not None and any(a.family == family for a in iface.addrs):
+            continue
+        gw = int_to_ip(net.value + 1, family)
+        iface = h.add_interface(Interface(name, kind="bridge" if _virtual(name) else "", inferred=True))
+        iface.addrs.append(IfAddr(gw, net.prefixlen or 0, family))
+        notes.append(f"inferred: {name} carries {net} (address {gw}/{net.prefixlen} assumed), from {evidence}")
+    # The external interface: the flow's, the default route's, or the most named physical one.
+    ext = None
+    if getattr(flow, "iniface", None) and not getattr(flow, "from_container", None) \
+            and not getattr(flow, "from_host", False):
+        ext = flow.iniface
+    if ext is None:
+        ext = next((r.dev for r in h.routes if r.family == family and r.dst == "default"), None)
+    if ext is None:
+        physical = [n for n, _ in _named_ifaces(ruleset, family).most_common() if not _virtual(n)
+                    and n not in h.interfaces]
+        known = [n for n, i in h.interfaces.items() if n != "lo" and not _virtual(n) and not i.inferred]
+        ext = (known or physical or ["eth0"])[0]
+        if not known:
+            why = "named in the rules" if physical else "nothing else known"
+            notes.append(f"assumed: {ext} is the external interface ({why})")
+    if not _has_family(h, ext, family):
+        addr, plen, _ = ASSUMED_EXTERNAL[family]
+        used = {a.address for i in h.interfaces.values() for a in i.addrs}
+        if addr in used:
+            addr = "203.0.113.1" if family == 4 else "2001:db8:1::1"
+        iface = h.add_interface(Interface(ext, inferred=True))
+        iface.addrs.append(IfAddr(addr, plen, family))
+        notes.append(f"assumed: {ext} has address {addr}/{plen} (a documentation address; give --iface "
+                     f"{ext}=ADDR/PREFIX for the real one)")
+    if not any(r.family == family and r.dst == "default" for r in h.routes):
+        iface = h.interfaces[ext]
+        a = next(x for x in iface.addrs if x.family == family)
+        net = a.network
+        gw = int_to_ip(net.last() - 1 if family == 4 else net.value + 0xFFFE, family) if (a.prefixlen < (31 if family == 4 else 127)) else None
+        if gw == a.address:
+            gw = int_to_ip(net.value + 1, family)
+        h.routes.append(Route("default", ext, gw, family=family, inferred=True))
+        notes.append(f"assumed: default route via {gw} dev {ext}")
+    fwd_key = "net.ipv4.ip_forward" if family == 4 else "net.ipv6.conf.all.forwarding"
+    if fwd_key not in h.sysctls:
+        notes.append(f"{fwd_key} not known: forwarding assumed enabled")
+    return h
+
+
+def _virtual(name: str) -> bool:
+    return name.startswith(VIRTUAL_PREFIXES)

@@ -1,0 +1,99 @@
+"""The kernel's hook table as data: at each hook, who runs, in priority order.
+
+Each table registers its base chains at a fixed priority (``net/ipv4/netfilter/iptable_*.c``,
+``include/uapi/linux/netfilter_ipv4.h``); conntrack and its confirmation are hook functions of
+their own.  The traversal of a hook is a sort by priority -- nothing else -- so the order the
+tracer follows can be read and checked here against the kernel's headers, and the IPv6 table
+(``NF_IP6_PRI_*``, the same numbers) is the same data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# NF_IP_PRI_* / NF_IP6_PRI_* (the values are the same for both families).
+PRI_CONNTRACK_DEFRAG = -400
+PRI_RAW = -300
+PRI_SELINUX_FIRST = -225
+PRI_CONNTRACK = -200
+PRI_MANGLE = -150
+PRI_NAT_DST = -100
+PRI_FILTER = 0
+PRI_SECURITY = 50
+PRI_NAT_SRC = 100
+PRI_SELINUX_LAST = 225
+PRI_CONNTRACK_HELPER = 300
+PRI_CONNTRACK_CONFIRM = 2**31 - 1
+
+HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+
+# Step kinds of a hook entry.
+TABLE = "table"  # a table's base chain
+CONNTRACK = "conntrack"  # nf_conntrack_in: look the connection up / create it
+CONFIRM = "confirm"  # nf_conntrack_confirm: the connection enters the table
+
+
+@dataclass(frozen=True, slots=True)
+class HookEntry:
+    priority: int
+    kind: str
+    table: str = ""
+
+    @property
+    def is_nat(self) -> bool:
+        return self.kind == TABLE and self.table == "nat"
+
+
+# (hook, priority, kind, table) for one family, as the modules register them.
+_REGISTRATIONS: tuple[tuple[str, int, str, str], ...] = (
+    # iptable_raw
+    ("PREROUTING", PRI_RAW, TABLE, "raw"),
+    ("OUTPUT", PRI_RAW, TABLE, "raw"),
+    # nf_conntrack (ipv4_conntrack_in / ipv4_conntrack_local) and confirm
+    ("PREROUTING", PRI_CONNTRACK, CONNTRACK, ""),
+    ("OUTPUT", PRI_CONNTRACK, CONNTRACK, ""),
+    ("INPUT", PRI_CONNTRACK_CONFIRM, CONFIRM, ""),
+    ("POSTROUTING", PRI_CONNTRACK_CONFIRM, CONFIRM, ""),
+    # iptable_mangle
+    ("PREROUTING", PRI_MANGLE, TABLE, "mangle"),
+    ("INPUT", PRI_MANGLE, TABLE, "mangle"),
+    ("FORWARD", PRI_MANGLE, TABLE, "mangle"),
+    ("OUTPUT", PRI_MANGLE, TABLE, "mangle"),
+    ("POSTROUTING", PRI_MANGLE, TABLE, "mangle"),
+    # iptable_nat: destination NAT before routing, source NAT after (nat INPUT runs last)
+    ("PREROUTING", PRI_NAT_DST, TABLE, "nat"),
+    ("OUTPUT", PRI_NAT_DST, TABLE, "nat"),
+    ("INPUT", PRI_NAT_SRC, TABLE, "nat"),
+    ("POSTROUTING", PRI_NAT_SRC, TABLE, "nat"),
+    # iptable_filter
+    ("INPUT", PRI_FILTER, TABLE, "filter"),
+    ("FORWARD", PRI_FILTER, TABLE, "filter"),
+    ("OUTPUT", PRI_FILTER, TABLE, "filter"),
+    # iptable_security
+    ("INPUT", PRI_SECURITY, TABLE, "security"),
+    ("FORWARD", PRI_SECURITY, TABLE, "security"),
+    ("OUTPUT", PRI_SECURITY, TABLE, "security"),
+)
+
+
+def _build() -> dict[str, tuple[HookEntry, ...]]:
+    per_hook: dict[str, list[HookEntry]] = {h: [] for h in HOOKS}
+    for hook, pri, kind, table in _REGISTRATIONS:
+        per_hook[hook].append(HookEntry(pri, kind, table))
+    return {h: tuple(sorted(es, key=lambda e: e.priority)) for h, es in per_hook.items()}
+
+
+# IPv4 and IPv6 register the same tables at the same priorities.
+HOOK_ORDER: dict[int, dict[str, tuple[HookEntry, ...]]] = {4: _build(), 6: _build()}
+
+
+def entries(family: int, hook: str) -> tuple[HookEntry, ...]:
+    """Who runs at ``hook``, in the order the kernel calls them."""
+    return HOOK_ORDER[family][hook]
+
+
+# The journeys through the hooks, with the routing decisions between them.
+ROUTE = "route"  # the input routing decision (local delivery or forward)
+REROUTE = "reroute"  # ip_route_me_harder after OUTPUT, when the destination or mark changed
+INCOMING = ("PREROUTING", ROUTE)  # then INPUT, or FORWARD + POSTROUTING
+LOCAL_OUT = ("OUTPUT", REROUTE, "POSTROUTING")
