@@ -77,3 +77,13 @@ class MarkTarget(Target):
                 raise OptionError(f"MARK: unknown operation `{op}'")
             value, mask = ops[op]
         return cls.build([("--set-xmark", False, [f"0x{value:x}/0x{mask:x}"])], spelled="MARK")  # type: ignore[return-value]
+
+    def apply(self, pkts, ctx):
+        """``mark = (mark & ~mask) ^ value``; the packet continues with the new mark."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+
+        value, mask = self.xmark
+        new = (pkts.mark & ~mask & FULL) ^ value
+        if new == pkts.mark:
+            return Effect(CONTINUE, note=f"mark stays 0x{new:x}")
+        return Effect(CONTINUE, pkts.copy(mark=new), [("mark", f"0x{pkts.mark:x}", f"0x{new:x}")])

@@ -128,3 +128,100 @@ class Conntrack(Match):
         if not opts:
             raise OptionError("not a conntrack match")
         return cls.build(opts, spelled="conntrack")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """The connection's state, status, tuples and direction (xt_conntrack's conntrack_mt).
+
+        The original tuple is what conntrack saw first (before DNAT), the reply tuple carries
+        the NAT; an untracked or invalid packet matches only a pure ``--ctstate`` test.
+        """
+        from iptexplain.netfilter.packets import CT_STATES, Decision, masked_set, span
+
+        conn = ctx.conn
+        tests = []
+        v = self.get("ctstate")
+        if v is not None:
+            real = frozenset(s for s in v.value if s in CT_STATES)
+            virtual = {s for s in ("SNAT", "DNAT") if s in v.value and s in conn.nat and conn.nat[s]}
+
+            def state(p, v=v, real=real, virtual=virtual):
+                if virtual:
+                    hit = not v.invert
+                    return Decision(p if hit else None, None if hit else p,
+                                    f"connection has {','.join(sorted(virtual))}")
+                return Decision.states(p, "ctstate", real, v.invert, "ctstate")
+
+            tests.append(state)
+        others = [k for k, _ in self.values if k != "ctstate"]
+        if others:
+            def tracked(p):
+                bad = p.ctstate & {"INVALID", "UNTRACKED"}
+                if not bad:
+                    return Decision.all(p, "tracked connection")
+                if bad == p.ctstate:
+                    return Decision.none(p, f"{'/'.join(sorted(bad))}: no connection to compare")
+                return Decision.states(p, "ctstate", p.ctstate - bad, False, "ctstate")
+
+            tests.append(tracked)
+        v = self.get("ctproto")
+        if v is not None:
+            from iptexplain.netfilter.ipheader import proto_number, proto_text
+            from iptexplain.netfilter.packets import point
+
+            tests.append(lambda p, v=v: Decision.split(p, "proto", point(proto_number(v.value)), v.invert,
+                                                         "ctproto", show=proto_text))
+        reply = conn.reply_tuple()
+        for key, side, what, is_addr in (
+            ("ctorigsrc", "src", "ctorigsrc", True), ("ctorigdst", "dst", "ctorigdst", True),
+            ("ctreplsrc", "rsrc", "ctreplsrc", True), ("ctrepldst", "rdst", "ctrepldst", True),
+            ("ctorigsrcport", "sport", "ctorigsrcport", False), ("ctorigdstport", "dport", "ctorigdstport", False),
+            ("ctreplsrcport", "rsport", "ctreplsrcport", False), ("ctrepldstport", "rdport", "ctrepldstport", False),
+        ):
+            v = self.get(key)
+            if v is None:
+                continue
+            if is_addr:
+                accept = masked_set(v.value.value, v.value.mask, pkts.bits)
+                show = str(v.value)
+            else:
+                accept = span(*v.value)
+                show = f"{v.value[0]}" if v.value[0] == v.value[1] else f"{v.value[0]}:{v.value[1]}"
+            if side.startswith("r"):
+                have = reply[{"rsrc": "src", "rdst": "dst", "rsport": "sport", "rdport": "dport"}[side]]
+                tests.append(lambda p, have=have, accept=accept, v=v, what=what, show=show:
+                             Decision.against(p, have, accept, v.invert, what, show))
+            else:
+                field = side
+                orig = {"src": conn.orig_src, "dst": conn.orig_dst, "sport": conn.orig_sport,
+                        "dport": conn.orig_dport}[field]
+                if orig == getattr(pkts, field) or not orig:
+                    # Nothing rewrote this field yet: the original tuple is the packet's own.
+                    tests.append(lambda p, field=field, accept=accept, v=v, what=what, show=show:
+                                 Decision.split(p, field, accept, v.invert, what, show=lambda s: show if s is accept else (p.addr_text(field) if field in ("src", "dst") else str(s))))
+                else:
+                    tests.append(lambda p, have=orig, accept=accept, v=v, what=what, show=show:
+                                 Decision.against(p, have, accept, v.invert, what, show))
+        v = self.get("ctstatus")
+        if v is not None:
+            def status(p, v=v):
+                hit = bool(conn.status & v.value)
+                txt = ",".join(sorted(conn.status)) or "none"
+                if hit != v.invert:
+                    return Decision.all(p, f"ctstatus {txt}")
+                return Decision.none(p, f"ctstatus {txt}, not {','.join(sorted(v.value))}")
+
+            tests.append(status)
+        v = self.get("ctexpire")
+        if v is not None:
+            tests.append(lambda p, v=v: Decision.fork(
+                p, f"ctexpire {v.value[0]}:{v.value[1]}", f"connection expires in {v.value[0]}-{v.value[1]}s",
+                f"connection expires outside {v.value[0]}-{v.value[1]}s"))
+        v = self.get("ctdir")
+        if v is not None:
+            def direction(p, v=v):
+                if conn.direction == v.value:
+                    return Decision.all(p, f"direction {conn.direction}")
+                return Decision.none(p, f"direction {conn.direction} ≠ {v.value}")
+
+            tests.append(direction)
+        return Decision.conjunction(pkts, tests)

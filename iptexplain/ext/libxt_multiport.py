@@ -75,3 +75,30 @@ class Multiport(Match):
         elif ports.startswith("!"):
             inv, ports = True, ports[1:]
         return cls.build([(flag, inv, [ports])], spelled="multiport")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """Ports in the list (``--ports``: the source or the destination port)."""
+        from iptexplain.netfilter.packets import Decision, fmt_set, normalize, single
+
+        key, v = self.values[0]
+        ports = normalize(v.value)
+        if key in ("sports", "dports"):
+            field = key[:-1]
+            return Decision.split(pkts, field, ports, v.invert, field)
+        # --ports: sport or dport.  Decide on the side that is known exactly.
+        for first, other in (("dport", "sport"), ("sport", "dport")):
+            if single(getattr(pkts, first)) is not None:
+                d = Decision.split(pkts, first, ports, False, first)
+                if d.unmatched is None:
+                    return Decision(None, pkts, d.reason) if v.invert else d
+                rest = Decision.split(pkts, other, ports, False, other)
+                if rest.unmatched is None or rest.matched is None:
+                    hit = rest.unmatched is None
+                    reason = f"{first} and {other} {'' if hit else 'not '}in {fmt_set(ports)}"
+                    return Decision(None if hit == v.invert else pkts, pkts if hit == v.invert else None,
+                                    reason)
+                if v.invert:
+                    return Decision(rest.unmatched, rest.matched, rest.reason, rest.no, rest.yes)
+                return rest
+        return Decision.fork(pkts, f"ports {fmt_set(ports)}", f"source or destination port in {fmt_set(ports)}",
+                             f"neither port in {fmt_set(ports)}")
