@@ -75,3 +75,373 @@ def show(file: str, fmt: str, table: str | None, family: int | None) -> None:
         return 0
 
     run_guarded(body)
+
+
+@main.command()
+@click.option("-o", "--output", "output", default="-", show_default=True, metavar="FILE",
+              help="Write the snapshot here ('-': standard output).")
+@click.option("-4", "family", flag_value=4, default=None, help="IPv4 only.")
+@click.option("-6", "family", flag_value=6, help="IPv6 only.")
+@click.option("--backend", type=click.Choice(["auto", "nft", "legacy"]), default="auto", show_default=True,
+              help="iptables backend to read (detected when auto).")
+def snapshot(output: str, family: int | None, backend: str) -> None:
+    """Save this host's running ruleset and host model to one file (run as root; read-only).
+
+    Attach the file to a ticket; `iptexplain trace FILE ...` and `iptexplain show FILE` read it
+    on any machine.
+    """
+
+    def body() -> int:
+        from iptexplain.errors import InputError
+        from iptexplain.snapshot import dumps, make_snapshot
+
+        doc = make_snapshot(family, None if backend == "auto" else backend)
+        text = dumps(doc)
+        if output == "-":
+            click.echo(text, nl=False)
+        else:
+            try:
+                with open(output, "w", encoding="utf-8") as f:
+                    f.write(text)
+            except OSError as e:
+                raise InputError(e.strerror or str(e), output) from None
+            from iptexplain.live import count_rules
+
+            rules = sum(count_rules(r["text"]) for r in doc["rulesets"].values())
+            click.echo(f"iptexplain: snapshot of {doc['hostname']} ({', '.join(f'IPv{k} {v}' for k, v in doc['backend'].items())}, "
+                       f"{rules} rules, {len(doc['host']['interfaces'])} interfaces) written to {output}", err=True)
+        return 0
+
+    run_guarded(body)
+
+
+# ---------------------------------------------------------------------------------------------
+# trace
+
+
+class _OneLineUsage(click.Command):
+    """Usage errors as one line on stderr (and exit status 2): scripts read the first line."""
+
+    def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[no-untyped-def]
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.Exit:
+            raise
+        except click.UsageError as e:
+            if e.ctx is None:
+                raise
+            click.echo(f"iptexplain {info_name}: {e.format_message()} (see iptexplain {info_name} --help)",
+                       err=True)
+            raise click.exceptions.Exit(EXIT_USAGE) from None
+
+
+def _check_port(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    from iptexplain.ext.base import parse_port
+    from iptexplain.errors import OptionError
+
+    try:
+        return parse_port(value)
+    except OptionError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _check_addr(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from iptexplain.addr import parse_address
+    from iptexplain.errors import OptionError
+
+    try:
+        parse_address(value)
+    except (OptionError, ValueError) as e:
+        raise click.BadParameter(f"`{value}': {e}") from None
+    return value
+
+
+def _check_proto(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from iptexplain.parse.rulespec import PROTO_ALIASES, PROTO_NAMES, PROTO_NUMBERS
+
+    v = PROTO_ALIASES.get(value.lower(), value.lower())
+    if v in ("all", "0"):
+        return None
+    if v.isdigit() and 0 < int(v) < 256:
+        return PROTO_NAMES.get(int(v), v)
+    if v not in PROTO_NUMBERS:
+        raise click.BadParameter(f"unknown protocol `{value}' specified")
+    return v
+
+
+def _check_mark(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    from iptexplain.ext.base import parse_uint
+    from iptexplain.errors import OptionError
+
+    try:
+        return parse_uint(value)
+    except OptionError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+STATES = ["NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED"]
+
+
+def _check_state(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value.upper() not in STATES:
+        raise click.BadParameter(f"`{value}' (expected one of {', '.join(STATES)})")
+    return value.upper()
+EXAMPLES = ["docker", "kube"]
+
+
+def _trace_epilog() -> str:
+    return """\b
+Examples:
+  iptexplain trace --example docker -p tcp -s 203.0.113.7 -i eth0 --dport 9525
+  iptexplain trace --example kube -p udp -s 10.244.0.5 -i cni0 -d 10.96.0.10 --dport 53
+  sudo iptexplain trace -p tcp --dport 443                # the live host
+  sudo iptables-save | iptexplain trace - -p tcp -d 10.0.0.5 --dport 22 -v
+  iptexplain trace rules.save --from-host -p udp -d 8.8.8.8 --dport 53 --json
+  iptexplain trace host.snap --from-container web -p tcp -d 1.1.1.1 --dport 443
+  iptexplain trace rules.save -p tcp --dport 80 --format dot | dot -Tsvg > trace.svg
+
+\b
+Exit status:
+  0  every way the flow can go is delivered, forwarded or sent
+  1  every way is dropped or rejected
+  2  usage or input error (one line on stderr: FILE:LINE: what is wrong)
+  3  the ways disagree (a fork), or the outcome is queued or undecided
+  4  internal error (a bug: please report it; IPTEXPLAIN_DEBUG=1 shows the traceback)
+
+\b
+Colour only on a terminal; NO_COLOR=1 or --color never turns it off.
+Shell completion: eval "$(_IPTEXPLAIN_COMPLETE=bash_source iptexplain)" (zsh_source, fish_source).
+JSON schema: docs/trace-json.md (iptexplain.trace/1)."""
+
+
+@main.command(cls=_OneLineUsage, epilog=_trace_epilog(), short_help="Trace a flow through the ruleset.")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--example", type=click.Choice(EXAMPLES), help="Trace on a bundled example ruleset instead of FILE.")
+@click.option("-p", "--proto", "--protocol", "proto", callback=_check_proto, metavar="PROTO",
+              help="Protocol: tcp, udp, icmp, ipv6-icmp, sctp, a name or number.")
+@click.option("-s", "--src", "--source", "src", callback=_check_addr, metavar="ADDR[/MASK]", help="Source address.")
+@click.option("-d", "--dst", "--destination", "dst", callback=_check_addr, metavar="ADDR[/MASK]",
+              help="Destination address.")
+@click.option("--sport", "--source-port", "sport", callback=_check_port, metavar="PORT", help="Source port.")
+@click.option("--dport", "--destination-port", "dport", callback=_check_port, metavar="PORT",
+              help="Destination port (tcp assumed when -p is not given).")
+@click.option("-i", "--in-interface", "iniface", metavar="IFACE", help="Interface the packet arrives on.")
+@click.option("-o", "--out-interface", "outiface", metavar="IFACE", help="Interface it leaves by (else routed).")
+@click.option("--state", callback=_check_state, default="NEW", show_default=True, metavar="STATE",
+              shell_complete=lambda ctx, param, incomplete: [s for s in STATES if s.startswith(incomplete.upper())],
+              help="Conntrack state: NEW, ESTABLISHED, RELATED, INVALID or UNTRACKED.")
+@click.option("--mark", callback=_check_mark, metavar="VALUE", help="Packet mark (fwmark) on arrival.")
+@click.option("--icmp-type", "icmp_type", metavar="TYPE", help="ICMP type (echo-request, 8, …).")
+@click.option("--from-host", "from_host", is_flag=True, help="Locally generated by this host (OUTPUT path).")
+@click.option("--from-container", "from_container", metavar="NAME|IP",
+              help="Sent by a local container (its bridge is the in-interface).")
+@click.option("-4", "family", flag_value=4, default=None, help="IPv4 (default unless an address is IPv6).")
+@click.option("-6", "family", flag_value=6, help="IPv6.")
+@click.option("--input-format", "input_format", type=FORMAT_CHOICE, default="auto", show_default=True,
+              help="Format of FILE (detected when auto).")
+@click.option("--ipset", "ipset_files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
+              metavar="FILE", help="`ipset save` output, for rules with -m set (repeatable).")
+@click.option("--host", "host_files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
+              metavar="FILE", help="Saved `ip -j addr` / `ip -j route` / `ip addr` / `ip route` output (repeatable).")
+@click.option("--local", "local", multiple=True, metavar="ADDR", help="An address of this host (repeatable).")
+@click.option("--iface", "ifaces", multiple=True, metavar="NAME=ADDR/PREFIX",
+              help="An interface and its address (repeatable).")
+@click.option("--route", "routes", multiple=True, metavar="PREFIX=IFACE", help="A route (repeatable).")
+@click.option("--format", "out_format", type=click.Choice(["rich", "json", "dot"]), default="rich",
+              show_default=True, help="Output: the rich view, JSON, or Graphviz.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("-v", "--verbose", is_flag=True, help="Show every rule looked at, and why it did not match.")
+@click.option("--color", "color", type=click.Choice(["auto", "always", "never"]), default="auto",
+              show_default=True, help="Colour (auto: only on a terminal, and not with NO_COLOR).")
+@click.option("--width", type=click.IntRange(40, 1000), default=None, help="Width of the view (default: the terminal's).")
+def trace(file: str | None, example: str | None, proto: str | None, src: str | None, dst: str | None,
+          sport: int | None, dport: int | None, iniface: str | None, outiface: str | None, state: str,
+          mark: int | None, icmp_type: str | None, from_host: bool, from_container: str | None,
+          family: int | None, input_format: str, ipset_files: tuple[str, ...], host_files: tuple[str, ...],
+          local: tuple[str, ...], ifaces: tuple[str, ...], routes: tuple[str, ...], out_format: str,
+          as_json: bool, verbose: bool, color: str, width: int | None) -> None:
+    """Trace a flow through netfilter's hooks: the path, why each rule matched or not, the outcome.
+
+    FILE is an iptables-save dump, iptables -S output, an iptables -L/-nvL listing or an
+    iptexplain snapshot; '-' reads standard input.  Without FILE (and without --example) the
+    live host's ruleset is read (as root).  Flow options are spelled as iptables spells them.
+    """
+    if file is not None and example is not None:
+        _fail("iptexplain trace: give FILE or --example, not both (see iptexplain trace --help)")
+    if as_json:
+        out_format = "json"
+    if (sport is not None or dport is not None) and proto is None:
+        proto = "tcp"
+        assumed = ["proto tcp assumed (--sport/--dport given without -p)"]
+    else:
+        assumed = []
+    if proto not in (None, "tcp", "udp", "sctp", "dccp", "udplite") and (sport is not None or dport is not None):
+        _fail(f"iptexplain trace: --sport/--dport need a protocol with ports, not `{proto}'")
+    fam = family or (6 if any(a and ":" in a for a in (src, dst)) else None)
+    if family is not None and any(a and (":" in a) != (family == 6) for a in (src, dst)):
+        _fail(f"iptexplain trace: -{family} given with an IPv{10 - family} address")
+
+    def body() -> int:
+        from iptexplain.netfilter.trace import Flow
+
+        ruleset, host = _trace_inputs(file, example, fam, input_format, host_files)
+        flow_family = fam or (6 if ruleset.families() == [6] else 4)
+        flow = Flow(family=flow_family, proto=proto, src=src, dst=dst, sport=sport, dport=dport,
+                    iniface=iniface, outiface=outiface, state=state.upper(), mark=mark,
+                    icmp_type=icmp_type, from_host=from_host, from_container=from_container)
+        result = _run_trace(ruleset, flow, host, local, ifaces, routes, ipset_files)
+        result.notes[:0] = [n for n in assumed if n not in result.notes]
+        return _render_trace(result, ruleset, out_format, verbose, color, width)
+
+    run_guarded(lambda: _internal_errors(body))
+
+
+def _internal_errors(body: Callable[[], int]) -> int:
+    """A bug must never show a traceback to the operator: one line, exit 4, and the traceback
+    when IPTEXPLAIN_DEBUG is set."""
+    import os
+
+    from iptexplain.errors import InputError
+
+    try:
+        return body()
+    except (InputError, BrokenPipeError, KeyboardInterrupt, SystemExit):
+        raise
+    except click.ClickException:
+        raise
+    except Exception as e:  # noqa: BLE001 -- the last line of defence
+        if os.environ.get("IPTEXPLAIN_DEBUG"):
+            raise
+        click.echo(f"iptexplain: internal error: {type(e).__name__}: {e} "
+                   f"(a bug: please report it; IPTEXPLAIN_DEBUG=1 shows the traceback)", err=True)
+        return 4
+
+
+def _trace_inputs(file: str | None, example: str | None, family: int | None, input_format: str,
+                  host_files: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """(Ruleset, HostModel or None) from --example, FILE (a dump or a snapshot) or the live host."""
+    from iptexplain.errors import InputError
+    from iptexplain.parse import parse_text, read_input
+
+    host = None
+    if example is not None:
+        from iptexplain.examples import load_example
+
+        ruleset, host = load_example(example, family)
+    elif file is not None:
+        text, name = read_input(file)
+        snap = _optional("iptexplain.snapshot")
+        if snap is not None and snap.is_snapshot(text):
+            ruleset, host = snap.load_snapshot(text, name)
+        else:
+            ruleset = parse_text(text, name, input_format, family)
+    else:
+        live = _optional("iptexplain.live")
+        if live is None or not hasattr(live, "read_live"):
+            raise InputError("no FILE given and live reading is not available: pipe a saved dump: "
+                             "sudo iptables-save | iptexplain trace -", "iptexplain trace")
+        ruleset, host = live.read_live(family)
+    if not ruleset.tables:
+        raise InputError("no iptables rules found in the input", ruleset.source)
+    if family is not None and family not in ruleset.families():
+        raise InputError(f"the input has no IPv{family} tables", ruleset.source)
+    if host_files:
+        hostio = _optional("iptexplain.hostio")
+        if hostio is None:
+            raise InputError("--host needs iptexplain.hostio, which this build lacks", host_files[0])
+        texts = [read_input(f) for f in host_files]
+        saved = hostio.host_from_ip(texts, family)
+        if host is None:
+            host = saved
+        else:
+            for iface in saved.interfaces.values():
+                host.add_interface(iface)
+            host.routes[:0] = saved.routes
+            host.notes.extend(saved.notes)
+    return ruleset, host
+
+
+def _optional(module: str):  # type: ignore[no-untyped-def]
+    """A module another part of the project provides, or None while it does not exist."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def _run_trace(ruleset, flow, host, local, ifaces, routes, ipset_files):  # type: ignore[no-untyped-def]
+    from iptexplain.netfilter.tracer import trace_flow
+
+    hostinfer = _optional("iptexplain.hostinfer")
+    if hostinfer is not None:
+        if local or ifaces or routes:
+            given = hostinfer.parse_host_options(local=list(local), ifaces=list(ifaces), routes=list(routes))
+            host = given if host is None else _merge_host(host, given)
+        host = hostinfer.complete_host(host, ruleset, flow)
+    elif local or ifaces or routes:
+        from iptexplain.errors import InputError
+
+        raise InputError("--local/--iface/--route need iptexplain.hostinfer, which this build lacks",
+                         "iptexplain trace")
+    ipsets = None
+    if ipset_files:
+        ipsets = _load_ipsets(ipset_files)
+    return trace_flow(ruleset, flow, host, ipsets=ipsets, verbose=True)
+
+
+def _merge_host(host, given):  # type: ignore[no-untyped-def]
+    """The user's --iface/--route/--local win over what was read."""
+    for iface in given.interfaces.values():
+        host.add_interface(iface)
+    host.routes[:0] = given.routes
+    host.notes.extend(given.notes)
+    return host
+
+
+def _load_ipsets(files: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    from iptexplain.errors import InputError
+    from iptexplain.parse import read_input
+
+    mod = _optional("iptexplain.ipset")
+    if mod is None or not hasattr(mod, "parse_ipset_save"):
+        raise InputError("--ipset is not available in this build", files[0])
+    sets: dict = {}
+    for f in files:
+        text, name = read_input(f)
+        sets.update(mod.parse_ipset_save(text, name))
+    return sets
+
+
+def _render_trace(result, ruleset, out_format: str, verbose: bool, color: str, width: int | None) -> int:  # type: ignore[no-untyped-def]
+    from iptexplain.render.json_out import exit_status
+
+    if out_format == "json":
+        from iptexplain.render.json_out import dumps
+
+        click.echo(dumps(result, ruleset), nl=False)
+    elif out_format == "dot":
+        from iptexplain.render.dot import render_dot
+
+        click.echo(render_dot(result, ruleset), nl=False)
+    else:
+        from rich.console import Console
+
+        from iptexplain.render.trace_view import TraceView
+
+        console = Console(
+            force_terminal=True if color == "always" else None,
+            no_color=True if color == "never" else (False if color == "always" else None),
+            width=width, highlight=False, emoji=False, soft_wrap=False,
+        )
+        console.print(TraceView(result, ruleset, verbose=verbose))
+    return exit_status(result)

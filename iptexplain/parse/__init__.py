@@ -29,6 +29,15 @@ def detect_format(text: str) -> str:
 def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: int | None = None,
                table: str | None = None) -> Ruleset:
     """Read any supported format; raise InputError (``FILE:LINE: message``) on bad input."""
+    if fmt in ("auto", "snapshot"):
+        from iptexplain.snapshot import is_snapshot, load_snapshot
+
+        if fmt == "snapshot" or is_snapshot(text):
+            # `iptexplain snapshot` output: its ruleset (the host model is for trace).
+            rs = load_snapshot(text, source)[0]
+            if family is not None:
+                rs.tables = {k: t for k, t in rs.tables.items() if k[0] == family}
+            return rs
     if fmt == "auto":
         fmt = detect_format(text)
     if fmt in ("save", "S"):

@@ -1,0 +1,474 @@
+"""The host model from ``ip`` output and /proc: interfaces, addresses, routes and the sysctls
+netfilter decisions depend on.
+
+Two ways in, one model out:
+
+* saved text -- ``ip -j addr`` / ``ip -j route`` (JSON, the exact form), or plain ``ip addr``,
+  ``ip -o addr``, ``ip -br addr`` and ``ip route`` as people paste them into tickets;
+* the live host -- :func:`read_host` runs ``ip -j -d addr show`` and ``ip -j -4/-6 route show
+  table all`` (fixed argument lists, no shell) and reads the sysctls from /proc.
+
+``addrtype --dst-type LOCAL`` is decided by the ``local`` table of routes, INPUT versus FORWARD by
+the routing decision, and MASQUERADE's address by the preferred source of the route out: so the
+``local`` and ``broadcast`` routes are kept, not only ``main``.  Nothing here changes the host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Iterable
+
+from iptexplain.errors import InputError
+from iptexplain.host import HostModel, IfAddr, Interface, Route
+
+# ip(8) and its helpers live in sbin, which a non-login root shell may not have on PATH.
+SEARCH_PATH = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
+IP_TIMEOUT = 15.0
+
+ROUTE_TYPES = frozenset(
+    {"unicast", "local", "broadcast", "multicast", "anycast", "blackhole", "unreachable",
+     "prohibit", "throw", "nat", "xresolve"}
+)
+_FAMILIES = {"inet": 4, "inet6": 6}
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _family_of(text: str | None) -> int | None:
+    if not text or text == "default":
+        return None
+    return 6 if ":" in text else 4
+
+
+def _prefix(dst: str, family: int) -> str:
+    """``ip`` prints host routes without a length (``127.0.0.1``); the model keeps a prefix."""
+    if dst in ("default", ""):
+        return "default"
+    if "/" in dst:
+        return dst
+    return f"{dst}/{32 if family == 4 else 128}"
+
+
+def _json(text: str, source: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"not valid `{what}' JSON: {e.msg}", source, e.lineno) from None
+
+
+def _iface_kind(obj: dict) -> str:
+    info = obj.get("linkinfo") or {}
+    kind = info.get("info_kind") if isinstance(info, dict) else None
+    if kind:
+        return str(kind)
+    return str(obj.get("link_type") or "")
+
+
+# ---------------------------------------------------------------------------------------------
+# ip -j addr
+
+
+def parse_ip_addr_json(text: str, source: str = "<ip -j addr>") -> list[Interface]:
+    """``ip -j [-d] addr show`` -> interfaces with their addresses, in the kernel's order."""
+    data = _json(text, source, "ip -j addr")
+    if not isinstance(data, list) or any(not isinstance(x, dict) or "ifname" not in x for x in data):
+        raise InputError("not `ip -j addr' output (expected a list of interfaces with `ifname')", source)
+    out: list[Interface] = []
+    for obj in data:
+        flags = obj.get("flags") or []
+        iface = Interface(
+            name=str(obj["ifname"]),
+            kind=_iface_kind(obj),
+            up="UP" in flags,
+        )
+        for a in obj.get("addr_info") or []:
+            fam = _FAMILIES.get(a.get("family", ""))
+            if fam is None or "local" not in a:
+                continue
+            iface.addrs.append(IfAddr(str(a["local"]), int(a.get("prefixlen", 32 if fam == 4 else 128)), fam))
+        out.append(iface)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# ip -j route
+
+
+def _route_from_json(obj: dict, family_hint: int | None) -> Route | None:
+    dst = str(obj.get("dst", "default"))
+    gateway = obj.get("gateway")
+    via = obj.get("via")
+    if gateway is None and isinstance(via, dict):
+        gateway = via.get("host")
+    dev = obj.get("dev")
+    nexthops = obj.get("nexthops")
+    if dev is None and isinstance(nexthops, list) and nexthops:
+        first = nexthops[0]
+        dev = first.get("dev")
+        gateway = gateway or first.get("gateway")
+    family = _family_of(dst) or _family_of(gateway) or _family_of(obj.get("prefsrc")) or family_hint or 4
+    rtype = str(obj.get("type", "unicast"))
+    return Route(
+        dst=_prefix(dst, family),
+        dev=str(dev or ""),
+        via=str(gateway) if gateway else None,
+        src=str(obj["prefsrc"]) if obj.get("prefsrc") else None,
+        family=family,
+        type=rtype,
+        table=str(obj.get("table", "main")),
+    )
+
+
+def parse_ip_route_json(text: str, source: str = "<ip -j route>", family: int | None = None) -> list[Route]:
+    """``ip -j [-4|-6] route show [table all]`` -> routes.  ``family`` is the -4/-6 the output
+    was made with (a ``default`` route without a gateway says nothing of its family)."""
+    data = _json(text, source, "ip -j route")
+    if not isinstance(data, list) or any(not isinstance(x, dict) for x in data):
+        raise InputError("not `ip -j route' output (expected a list of routes)", source)
+    if data and not any("dst" in x or "dev" in x for x in data):
+        raise InputError("not `ip -j route' output (no route has `dst' or `dev')", source)
+    out = []
+    for obj in data:
+        r = _route_from_json(obj, family)
+        if r is not None:
+            out.append(r)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain text: ip addr, ip -o addr, ip -br addr, ip route
+
+_LINK_RE = re.compile(r"^(\d+):\s+([^:@\s]+)(?:@\S+)?:\s+<([^>]*)>")
+_ADDR_RE = re.compile(r"^\s*(inet6?)\s+(\S+?)(?:/(\d+))?(?:\s+peer\s+\S+)?(?:\s|$)")
+_ONELINE_RE = re.compile(r"^(\d+):\s+(\S+?)(?:@\S+)?\s+(inet6?)\s+(\S+?)(?:/(\d+))?\s")
+_KIND_RE = re.compile(r"^\s*link/(\S+)")
+_INFO_KIND_RE = re.compile(r"^\s*(bridge|veth|vxlan|dummy|bond|vlan|macvlan|ipvlan|tun|wireguard|geneve|gre|ipip|sit)\b")
+
+
+def parse_ip_addr_text(text: str, source: str = "<ip addr>") -> list[Interface]:
+    """Plain ``ip addr``, one-line ``ip -o addr`` or brief ``ip -br addr`` output."""
+    ifaces: dict[str, Interface] = {}
+    current: Interface | None = None
+    seen_any = False
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        m = _ONELINE_RE.match(line)
+        if m and "\\" in line:  # ip -o addr: one address per line
+            name, fam_word, addr, plen = m.group(2), m.group(3), m.group(4), m.group(5)
+            iface = ifaces.setdefault(name, Interface(name))
+            fam = 6 if fam_word == "inet6" else 4
+            iface.addrs.append(IfAddr(addr, int(plen) if plen else (32 if fam == 4 else 128), fam))
+            seen_any = True
+            continue
+        m = _LINK_RE.match(line)
+        if m:
+            name = m.group(2)
+            if "\\" in line:  # ip -o link-style line of ip -o addr (link info only)
+                ifaces.setdefault(name, Interface(name, up="UP" in m.group(3).split(",")))
+                seen_any = True
+                continue
+            current = ifaces.setdefault(name, Interface(name))
+            current.up = "UP" in m.group(3).split(",")
+            seen_any = True
+            continue
+        if current is not None and line[:1].isspace():
+            m2 = _ADDR_RE.match(line)
+            if m2:
+                fam = 6 if m2.group(1) == "inet6" else 4
+                plen = m2.group(3)
+                current.addrs.append(IfAddr(m2.group(2), int(plen) if plen else (32 if fam == 4 else 128), fam))
+                continue
+            m3 = _KIND_RE.match(line)
+            if m3 and not current.kind:
+                current.kind = m3.group(1)
+                continue
+            m4 = _INFO_KIND_RE.match(line)
+            if m4 and current.kind in ("", "ether", "none"):
+                current.kind = m4.group(1)
+            continue
+        # ip -br addr: NAME STATE ADDR/LEN ADDR/LEN ...
+        parts = line.split()
+        if len(parts) >= 2 and parts[1] in ("UP", "DOWN", "UNKNOWN", "LOWERLAYERDOWN", "DORMANT", "NOTPRESENT"):
+            name = parts[0].split("@")[0]
+            iface = ifaces.setdefault(name, Interface(name))
+            iface.up = parts[1] != "DOWN"
+            for word in parts[2:]:
+                try:
+                    ipi = ipaddress.ip_interface(word)
+                except ValueError:
+                    continue
+                iface.addrs.append(IfAddr(str(ipi.ip), ipi.network.prefixlen, ipi.version))
+            seen_any = True
+            continue
+        if current is None:
+            raise InputError(f"not `ip addr' output: `{line.strip()[:60]}'", source, lineno)
+    if not seen_any:
+        raise InputError("not `ip addr' output (no interface found)", source)
+    return list(ifaces.values())
+
+
+_ROUTE_KEYS_1 = {"via", "dev", "src", "table", "proto", "scope", "metric", "mtu", "pref", "realm",
+                 "expires", "onlink", "linkdown", "weight", "nexthop", "tos", "advmss", "hoplimit",
+                 "rtt", "rttvar", "window", "cwnd", "initcwnd", "initrwnd", "features", "quickack",
+                 "congctl", "fastopen_no_cookie", "ttl-propagate", "encap", "nhid"}
+
+
+def parse_ip_route_text(text: str, source: str = "<ip route>", family: int | None = None) -> list[Route]:
+    """Plain ``ip [-4|-6] route show [table all]`` output."""
+    out: list[Route] = []
+    last: Route | None = None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        words = stripped.split()
+        if line[:1].isspace() and words[0] == "nexthop" and last is not None:
+            # multipath continuation: the first nexthop gives dev/via of the route
+            kv = _pairs(words[1:])
+            if not last.dev:
+                last.dev = kv.get("dev", "")
+                last.via = kv.get("via")
+            continue
+        rtype = "unicast"
+        if words[0] in ROUTE_TYPES:
+            rtype = words.pop(0)
+        if not words:
+            raise InputError(f"not `ip route' output: `{stripped[:60]}'", source, lineno)
+        dst = words.pop(0)
+        if dst in _ROUTE_KEYS_1 or not (dst == "default" or _looks_like_prefix(dst)):
+            raise InputError(f"not `ip route' output: `{stripped[:60]}'", source, lineno)
+        kv = _pairs(words)
+        fam = _family_of(dst) or _family_of(kv.get("via")) or _family_of(kv.get("src")) or family or 4
+        last = Route(
+            dst=_prefix(dst, fam), dev=kv.get("dev", ""), via=kv.get("via"), src=kv.get("src"),
+            family=fam, type=rtype, table=kv.get("table", "main"),
+        )
+        out.append(last)
+    return out
+
+
+def _looks_like_prefix(word: str) -> bool:
+    try:
+        ipaddress.ip_network(word, strict=False)
+        return True
+    except ValueError:
+        return False
+
+
+def _pairs(words: list[str]) -> dict[str, str]:
+    kv: dict[str, str] = {}
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w in ("onlink", "linkdown", "dead", "pervasive", "offload", "trap", "rt_offload"):
+            i += 1
+            continue
+        if i + 1 < len(words):
+            if w == "via" and words[i + 1] in ("inet", "inet6") and i + 2 < len(words):
+                kv.setdefault("via", words[i + 2])
+                i += 3
+                continue
+            kv.setdefault(w, words[i + 1])
+        i += 2
+    return kv
+
+
+# ---------------------------------------------------------------------------------------------
+# sysctl -a / saved key = value lines
+
+
+def parse_sysctl_text(text: str, source: str = "<sysctl>") -> dict[str, str]:
+    """``sysctl -a`` style ``key = value`` lines (only the net.* keys are kept)."""
+    out: dict[str, str] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise InputError(f"not `sysctl' output: `{line.strip()[:60]}'", source, lineno)
+        key = key.strip().replace("/", ".")
+        if key.startswith("net."):
+            out[key] = value.strip()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# One entry point for saved text
+
+
+def detect_ip_output(text: str) -> str:
+    """'addr' or 'route' (JSON or text), or 'sysctl'."""
+    t = text.lstrip()
+    if t.startswith("["):
+        return "addr" if '"ifname"' in t[:4096] else "route"
+    for line in t.splitlines()[:20]:
+        if _LINK_RE.match(line) or _ONELINE_RE.match(line):
+            return "addr"
+        if re.match(r"^\s*net\.\S+\s*=", line):
+            return "sysctl"
+    first = t.split(None, 1)[0] if t.split() else ""
+    if first in ROUTE_TYPES or first == "default" or _looks_like_prefix(first):
+        return "route"
+    return "addr"
+
+
+def host_from_ip(texts: Iterable[tuple[str, str]], family: int | None = None) -> HostModel:
+    """A host model from saved ``ip`` outputs, each given as ``(text, source)``; the kind of each
+    (addr or route, JSON or text, or sysctl lines) is detected."""
+    host = HostModel(source="ip")
+    for text, source in texts:
+        kind = detect_ip_output(text)
+        is_json = text.lstrip().startswith("[")
+        if kind == "addr":
+            ifaces = parse_ip_addr_json(text, source) if is_json else parse_ip_addr_text(text, source)
+            for iface in ifaces:
+                host.add_interface(iface)
+            host.notes.append(f"interfaces and addresses from {source}")
+        elif kind == "route":
+            routes = parse_ip_route_json(text, source, family) if is_json else parse_ip_route_text(text, source, family)
+            host.routes.extend(routes)
+            host.notes.append(f"routes from {source}")
+        else:
+            host.sysctls.update(parse_sysctl_text(text, source))
+            host.notes.append(f"sysctls from {source}")
+    return host
+
+
+# ---------------------------------------------------------------------------------------------
+# The live host
+
+
+def find_tool(name: str) -> str | None:
+    return shutil.which(name, path=os.environ.get("PATH", "") + ":" + SEARCH_PATH)
+
+
+def run_ip(args: list[str]) -> str:
+    """Run ``ip`` with a fixed argument list; InputError on any failure."""
+    exe = find_tool("ip")
+    if exe is None:
+        raise InputError("the `ip' command (iproute2) is not installed; save `ip -j addr' and "
+                         "`ip -j route show table all' on the host instead", "live host")
+    try:
+        p = subprocess.run([exe, *args], capture_output=True, text=True, timeout=IP_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise InputError(f"`ip {' '.join(args)}' did not finish in {IP_TIMEOUT:.0f}s", "live host") from None
+    except OSError as e:
+        raise InputError(f"cannot run `ip': {e.strerror or e}", "live host") from None
+    if p.returncode != 0:
+        msg = (p.stderr.strip().splitlines() or ["failed"])[0]
+        raise InputError(f"`ip {' '.join(args)}': {msg}", "live host")
+    return p.stdout
+
+
+# The sysctls that change what netfilter and routing do to a packet.
+GLOBAL_SYSCTLS = (
+    "net/ipv4/ip_forward",
+    "net/ipv4/conf/all/forwarding",
+    "net/ipv4/conf/all/route_localnet",
+    "net/ipv4/conf/all/rp_filter",
+    "net/ipv4/conf/default/rp_filter",
+    "net/ipv6/conf/all/forwarding",
+    "net/bridge/bridge-nf-call-iptables",
+    "net/bridge/bridge-nf-call-ip6tables",
+    "net/netfilter/nf_conntrack_tcp_loose",
+)
+IFACE_SYSCTLS = ("route_localnet", "rp_filter", "forwarding")
+
+
+def read_sysctls(ifaces: Iterable[str], proc: str = "/proc/sys") -> dict[str, str]:
+    """The forwarding, route_localnet, rp_filter and bridge-nf sysctls of this network namespace
+    (missing ones -- no br_netfilter, no IPv6 -- are left out)."""
+    out: dict[str, str] = {}
+    paths = list(GLOBAL_SYSCTLS)
+    for name in ifaces:
+        if "/" in name or name in (".", ".."):
+            continue
+        paths += [f"net/ipv4/conf/{name}/{k}" for k in IFACE_SYSCTLS]
+    for rel in paths:
+        try:
+            value = Path(proc, rel).read_text().strip()
+        except OSError:
+            continue
+        out[rel.replace("/", ".")] = value
+    return out
+
+
+def read_host(sysctls: bool = True) -> HostModel:
+    """The model of the host this runs on, from ``ip -j`` and /proc (read-only)."""
+    addr = run_ip(["-j", "-d", "addr", "show"])
+    route4 = run_ip(["-j", "-4", "route", "show", "table", "all"])
+    route6 = run_ip(["-j", "-6", "route", "show", "table", "all"])
+    host = host_from_ip_json(addr, route4, route6, source="live")
+    if sysctls:
+        host.sysctls.update(read_sysctls(host.interfaces))
+        host.notes.append("sysctls from /proc/sys")
+    return host
+
+
+def host_from_ip_json(addr: str, route4: str, route6: str | None = None, source: str = "ip -j") -> HostModel:
+    """The model from the three outputs :func:`read_host` collects (saved or live)."""
+    host = HostModel(source=source)
+    for iface in parse_ip_addr_json(addr, "ip -j addr"):
+        host.add_interface(iface)
+    host.routes.extend(parse_ip_route_json(route4, "ip -j -4 route", 4))
+    if route6:
+        host.routes.extend(parse_ip_route_json(route6, "ip -j -6 route", 6))
+    host.notes.append(f"interfaces, addresses and routes ({source}: ip -j addr, ip -j route show table all)")
+    return host
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON form (snapshots)
+
+
+def host_to_dict(host: HostModel) -> dict:
+    return {
+        "source": host.source,
+        "interfaces": [
+            {
+                "name": i.name, "kind": i.kind, "up": i.up, "inferred": i.inferred,
+                "addrs": [{"address": a.address, "prefixlen": a.prefixlen, "family": a.family} for a in i.addrs],
+            }
+            for i in host.interfaces.values()
+        ],
+        "routes": [
+            {"dst": r.dst, "dev": r.dev, "via": r.via, "src": r.src, "family": r.family, "type": r.type,
+             "table": r.table, "inferred": r.inferred}
+            for r in host.routes
+        ],
+        "sysctls": dict(host.sysctls),
+        "notes": list(host.notes),
+        "containers": dict(host.containers),
+    }
+
+
+def host_from_dict(d: dict, source: str = "<snapshot>") -> HostModel:
+    try:
+        host = HostModel(source=str(d.get("source", "snapshot")))
+        for i in d.get("interfaces", []):
+            host.add_interface(Interface(
+                name=str(i["name"]), kind=str(i.get("kind", "")), up=bool(i.get("up", True)),
+                inferred=bool(i.get("inferred", False)),
+                addrs=[IfAddr(str(a["address"]), int(a["prefixlen"]), int(a.get("family", 4))) for a in i.get("addrs", [])],
+            ))
+        for r in d.get("routes", []):
+            host.routes.append(Route(
+                dst=str(r["dst"]), dev=str(r.get("dev") or ""), via=r.get("via"), src=r.get("src"),
+                family=int(r.get("family", 4)), type=str(r.get("type", "unicast")),
+                table=str(r.get("table", "main")), inferred=bool(r.get("inferred", False)),
+            ))
+        host.sysctls.update({str(k): str(v) for k, v in (d.get("sysctls") or {}).items()})
+        host.notes.extend(str(n) for n in d.get("notes", []))
+        host.containers.update(d.get("containers") or {})
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InputError(f"bad host model in snapshot: {e.__class__.__name__}: {e}", source) from None
+    return host

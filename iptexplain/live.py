@@ -1,0 +1,368 @@
+"""Read the running ruleset and the host model of the machine iptexplain runs on (as root).
+
+iptables has two kernel backends and a host may use either -- or both at once:
+
+* **nf_tables** (``iptables -V`` says ``(nf_tables)``; the default on current distributions): the
+  rules live in nftables tables ``ip filter``, ``ip nat``…; python-iptables cannot see them.  They
+  are read with ``iptables-nft-save -c`` / ``ip6tables-nft-save -c``.
+* **legacy** (x_tables, ``(legacy)``): the tables listed in ``/proc/net/ip{,6}_tables_names``.
+  They are read through python-iptables when it is importable (:mod:`iptexplain.iptc_reader`),
+  else with ``iptables-legacy-save -c``.
+
+Both kinds of table see every packet when both exist; iptables-nft itself then warns
+("iptables-legacy tables present").  :func:`read_live` picks, per family, the backend that holds
+rules (the ``iptables -V`` default when both or neither do) and says in the ruleset's notes which
+backend was read, how, and what else is loaded that the trace does not include.
+
+Strictly read-only: every command is a fixed argument list (no shell) that only reads, and a
+legacy table is opened only when the kernel already has it (opening one creates it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from iptexplain.errors import InputError
+from iptexplain.graph import Ruleset
+from iptexplain.host import HostModel
+
+SEARCH_PATH = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
+SAVE_TIMEOUT = 60.0  # a kube-proxy host's dump is large; iptables-save takes seconds, not minutes
+PROC_NET = "/proc/net"
+BACKENDS = ("nft", "legacy")
+PERMISSION_HINT = ("run as root, or pipe a saved dump: sudo iptables-save | iptexplain trace -")
+_RULE_RE = re.compile(r"^(?:\[\d+:\d+\]\s+)?-A\s", re.M)
+_TABLE_RE = re.compile(r"^\*(\S+)", re.M)
+_INCOMPATIBLE_RE = re.compile(r"^#\s*Table `?([^' ]+)'? is incompatible", re.M)
+
+
+def save_tool(backend: str, family: int) -> str:
+    """The save command of a backend and family: ``iptables-nft-save``, ``ip6tables-legacy-save``."""
+    return f"{'ip' if family == 4 else 'ip6'}tables-{backend}-save"
+
+
+def find_tool(name: str) -> str | None:
+    return shutil.which(name, path=os.environ.get("PATH", "") + ":" + SEARCH_PATH)
+
+
+def _is_permission(text: str) -> bool:
+    t = text.lower()
+    return "permission denied" in t or "operation not permitted" in t or "you must be root" in t
+
+
+def run_save(tool: str, args: tuple[str, ...] = ("-c",)) -> str:
+    """Run a save command with a fixed argument list; one clear InputError on any failure."""
+    exe = find_tool(tool)
+    if exe is None:
+        raise InputError(
+            f"`{tool}' is not installed (package iptables); save the ruleset on a host that has "
+            f"it and read the file instead", tool,
+        )
+    try:
+        p = subprocess.run([exe, *args], capture_output=True, text=True, timeout=SAVE_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise InputError(f"did not finish in {SAVE_TIMEOUT:.0f}s", tool) from None
+    except PermissionError:
+        raise InputError(f"permission denied: {PERMISSION_HINT}", tool) from None
+    except OSError as e:
+        raise InputError(f"cannot run: {e.strerror or e}", tool) from None
+    if p.returncode != 0:
+        err = p.stderr.strip()
+        if _is_permission(err):
+            raise InputError(f"permission denied reading the running ruleset: {PERMISSION_HINT}", tool)
+        first = err.splitlines()[0] if err else f"exit status {p.returncode}"
+        raise InputError(first, tool)
+    return p.stdout
+
+
+def iptables_default() -> tuple[str | None, str]:
+    """The backend the host's ``iptables`` command uses (``iptables -V``): (backend, version line).
+
+    ``-V`` only prints the version; it does not touch any table.
+    """
+    exe = find_tool("iptables")
+    if exe is None:
+        return None, ""
+    try:
+        p = subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None, ""
+    line = (p.stdout or p.stderr).strip().splitlines()[0] if (p.stdout or p.stderr).strip() else ""
+    if "(nf_tables)" in line:
+        return "nft", line
+    if "(legacy)" in line:
+        return "legacy", line
+    return None, line
+
+
+def legacy_tables(family: int, proc: str | None = None) -> list[str]:
+    """Tables the legacy backend has in this network namespace (a /proc read; creates nothing)."""
+    path = os.path.join(proc or PROC_NET, "ip_tables_names" if family == 4 else "ip6_tables_names")
+    try:
+        with open(path) as f:
+            return [w.strip() for w in f if w.strip()]
+    except FileNotFoundError:
+        return []
+    except PermissionError:
+        raise InputError(f"permission denied: {PERMISSION_HINT}", path) from None
+
+
+def count_rules(text: str) -> int:
+    return len(_RULE_RE.findall(text))
+
+
+@dataclass
+class FamilyRead:
+    """What was read for one family."""
+
+    family: int
+    backend: str  # nft or legacy
+    text: str  # the save text (iptables-save -c form)
+    source: str  # the command whose output ``text`` is, line for line
+    how: str  # "iptables-nft-save -c", "python-iptables", …
+    rules: int = 0
+
+
+@dataclass
+class Detection:
+    """What each backend holds, per family, and which one is read."""
+
+    default: str | None  # from `iptables -V`
+    version: str
+    legacy_names: dict[int, list[str]] = field(default_factory=dict)
+    nft_text: dict[int, str] = field(default_factory=dict)
+    legacy_text: dict[int, FamilyRead] = field(default_factory=dict)
+    chosen: dict[int, str] = field(default_factory=dict)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (kind, message)
+
+    def nft_rules(self, family: int) -> int:
+        return count_rules(self.nft_text.get(family, ""))
+
+    def nft_tables(self, family: int) -> list[str]:
+        return _TABLE_RE.findall(self.nft_text.get(family, ""))
+
+    def legacy_rules(self, family: int) -> int:
+        r = self.legacy_text.get(family)
+        return r.rules if r is not None else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading each backend
+
+
+def read_nft(family: int) -> FamilyRead:
+    tool = save_tool("nft", family)
+    text = run_save(tool)
+    return FamilyRead(family, "nft", text, tool, f"{tool} -c", count_rules(text))
+
+
+def read_legacy(family: int, names: list[str] | None = None, use_iptc: bool = True) -> FamilyRead:
+    """The legacy tables of a family: through python-iptables, else ``iptables-legacy-save``."""
+    tool = save_tool("legacy", family)
+    if names is None:
+        names = legacy_tables(family)
+    if use_iptc and names:
+        try:
+            from iptexplain import iptc_reader
+
+            text = iptc_reader.family_text(family, names)
+            return FamilyRead(family, "legacy", text, tool, "python-iptables", count_rules(text))
+        except ImportError:
+            pass  # the optional `live' extra is not installed
+        except Exception as e:  # libiptc / libxtables failure: the save command still works
+            how = f"{tool} -c (python-iptables failed: {e.__class__.__name__}: {str(e)[:80]})"
+            text = run_save(tool)
+            return FamilyRead(family, "legacy", text, tool, how, count_rules(text))
+    if not names:
+        return FamilyRead(family, "legacy", "", tool, "no legacy tables", 0)
+    text = run_save(tool)
+    return FamilyRead(family, "legacy", text, tool, f"{tool} -c", count_rules(text))
+
+
+def _fam(family: int) -> str:
+    return f"IPv{family}"
+
+
+def detect(families: tuple[int, ...] = (4, 6), backend: str | None = None, use_iptc: bool = True) -> Detection:
+    """Which backend holds the rules of each family; reads what it needs to decide.
+
+    ``backend`` forces one ("nft" or "legacy"); the other is still looked at (cheaply) so that
+    rules it holds are reported.
+    """
+    if backend is not None and backend not in BACKENDS:
+        raise InputError(f"unknown backend `{backend}' (expected nft or legacy)", "live")
+    default, version = iptables_default()
+    det = Detection(default, version)
+    nft_error: InputError | None = None
+    for fam in families:
+        det.legacy_names[fam] = legacy_tables(fam)
+        if backend != "legacy":
+            try:
+                det.nft_text[fam] = read_nft(fam).text
+            except InputError as e:
+                if backend == "nft" or "permission denied" in e.message:
+                    raise
+                nft_error = e  # no iptables-nft on a legacy-only host: fine
+                det.nft_text[fam] = ""
+        if det.legacy_names[fam] and backend != "nft":
+            det.legacy_text[fam] = read_legacy(fam, det.legacy_names[fam], use_iptc)
+
+    for fam in families:
+        nft_rules = det.nft_rules(fam)
+        nft_tables = det.nft_tables(fam)
+        leg_names = det.legacy_names[fam]
+        leg_rules = det.legacy_rules(fam)
+        if backend is not None:
+            chosen = backend
+            other = "legacy" if backend == "nft" else "nft"
+            other_has = bool(leg_names) if backend == "nft" else bool(nft_tables)
+            if other_has:
+                det.notes.append((
+                    "backend",
+                    f"{_fam(fam)}: the {other} backend also has tables "
+                    f"({', '.join(leg_names if other == 'legacy' else nft_tables)}); the kernel "
+                    f"applies them too, but only the {backend} backend was read",
+                ))
+        elif nft_rules and leg_rules:
+            chosen = det.default or "nft"
+            other = "legacy" if chosen == "nft" else "nft"
+            det.notes.append((
+                "warning",
+                f"{_fam(fam)}: both iptables backends hold rules ({nft_rules} in nf_tables, "
+                f"{leg_rules} in legacy); the kernel applies both to every packet, but this trace "
+                f"reads only the {chosen} one (the one `iptables' uses); read the other with "
+                f"--backend {other}",
+            ))
+        elif leg_rules or (leg_names and not nft_tables):
+            chosen = "legacy"
+            if nft_tables:
+                det.notes.append(("backend", f"{_fam(fam)}: nf_tables has iptables tables "
+                                  f"({', '.join(nft_tables)}) without rules; legacy holds the rules"))
+        elif nft_tables:
+            chosen = "nft"
+            if leg_names:
+                det.notes.append(("backend", f"{_fam(fam)}: legacy tables exist "
+                                  f"({', '.join(leg_names)}) but hold no rules; nf_tables holds the rules"))
+        else:
+            chosen = det.default or "nft"
+        det.chosen[fam] = chosen
+    if nft_error is not None and any(c == "nft" for c in det.chosen.values()) and backend is None:
+        if not any(det.legacy_names.values()):
+            raise nft_error
+    return det
+
+
+def native_nft_tables() -> list[str]:
+    """nftables tables that are not iptables-nft tables (firewalld, Docker 29 nftables, bridge
+    filters): they see packets too but iptables-save does not show them.  Best effort."""
+    exe = find_tool("nft")
+    if exe is None:
+        return []
+    try:
+        p = subprocess.run([exe, "list", "tables"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if p.returncode != 0:
+        return []
+    iptables_tables = {"raw", "mangle", "nat", "filter", "security"}
+    out = []
+    for line in p.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "table":
+            fam, name = parts[1], parts[2]
+            if fam in ("ip", "ip6") and name in iptables_tables:
+                continue
+            out.append(f"{fam} {name}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The ruleset
+
+
+def merge(parts: list[Ruleset], source: str, fmt: str = "live") -> Ruleset:
+    """One ruleset from per-family ones (each family's tables keep their own source)."""
+    rs = Ruleset(source=source, format=fmt)
+    for p in parts:
+        rs.tables.update(p.tables)
+        rs.notes.extend(p.notes)
+    rs.link()
+    return rs
+
+
+def ruleset_from_reads(reads: list[FamilyRead], source: str = "live", fmt: str = "live",
+                       label: str | None = None) -> Ruleset:
+    """Parse each family's save text with the one parser; an empty family adds no table."""
+    from iptexplain.parse.save import parse_save
+
+    parts = []
+    for r in reads:
+        if not _TABLE_RE.search(r.text):
+            continue
+        name = r.source if label is None else f"{label}[{r.source}]"
+        parts.append(parse_save(r.text, name, family=r.family))
+    return merge(parts, source, fmt)
+
+
+def read_ruleset(family: int | None = None, backend: str | None = None, use_iptc: bool = True
+                 ) -> tuple[Ruleset, list[FamilyRead], Detection]:
+    """The running ruleset, the per-family reads it came from, and the detection."""
+    families = (4, 6) if family is None else (family,)
+    det = detect(families, backend, use_iptc)
+    reads: list[FamilyRead] = []
+    for fam in families:
+        if det.chosen[fam] == "nft":
+            text = det.nft_text.get(fam)
+            tool = save_tool("nft", fam)
+            if text is None:
+                reads.append(read_nft(fam))
+            else:
+                reads.append(FamilyRead(fam, "nft", text, tool, f"{tool} -c", count_rules(text)))
+        else:
+            r = det.legacy_text.get(fam)
+            reads.append(r if r is not None else read_legacy(fam, det.legacy_names.get(fam), use_iptc))
+    rs = ruleset_from_reads(reads)
+    for kind, msg in det.notes:
+        rs.note(kind, msg)
+    for r in reads:
+        for t in _INCOMPATIBLE_RE.findall(r.text):
+            rs.note("warning", f"{_fam(r.family)}: table {t} was changed with nft and {r.source} cannot "
+                               f"show it; its rules are missing from this trace")
+        if "iptables-legacy tables present" in r.text and not any("legacy" in m for _, m in det.notes):
+            rs.note("warning", f"{_fam(r.family)}: {r.source} says iptables-legacy tables are present")
+    rs.note("live", "read live: " + "; ".join(
+        f"{_fam(r.family)} from the {'nf_tables' if r.backend == 'nft' else 'legacy'} backend "
+        f"({r.how}, {r.rules} rules)" for r in reads
+    ) + (f"; `iptables -V': {det.version}" if det.version else ""))
+    if not any(r.rules for r in reads):
+        rs.note("live", "no iptables rules are loaded: every chain has its ACCEPT policy")
+    if any(det.chosen[f] == "nft" for f in families):
+        native = native_nft_tables()
+        if native:
+            rs.note("warning", f"nftables tables not made by iptables are loaded ({', '.join(native)}); "
+                               f"they see packets too, and iptexplain does not read them")
+    return rs, reads, det
+
+
+def read_live(family: int | None = None, backend: str | None = None, containers: bool = True
+              ) -> tuple[Ruleset, HostModel]:
+    """The running ruleset and the host model of this machine (root needed; read-only).
+
+    ``family``: 4 or 6 (None: both).  ``backend``: "nft" or "legacy" (None: detected).  The
+    ruleset's notes say which backend was read and how; the host model has interfaces,
+    addresses, routes of every table, the sysctls, and -- when the Docker API socket answers --
+    the containers by address.
+    """
+    from iptexplain.hostio import read_host
+
+    rs, _, _ = read_ruleset(family, backend)
+    host = read_host()
+    if containers:
+        from iptexplain.docker_api import add_containers
+
+        add_containers(host)
+    return rs, host

@@ -1,0 +1,113 @@
+"""A snapshot: the ruleset and host model of a live host in one file, read later anywhere.
+
+``iptexplain snapshot -o host.snap`` on the host (as root) writes one JSON document that ops can
+attach to a ticket; ``iptexplain trace host.snap --dport 9525`` and ``iptexplain show host.snap``
+read it on any machine.  The ruleset is kept as the exact text the host's save command printed
+(``iptables-nft-save -c`` or its legacy equivalent) -- so a rule's position in a trace is a line
+of that dump -- and goes through the same parser as a saved file.  Layout (version 1)::
+
+    {
+      "schema": "iptexplain-snapshot", "version": 1,
+      "created": "2026-11-26T23:40:00Z", "hostname": "web-1", "tool": "iptexplain 0.1.0",
+      "backend": {"4": "nft", "6": "nft"},
+      "rulesets": {"4": {"source": "iptables-nft-save", "how": "iptables-nft-save -c",
+                         "text": "*filter\\n..."}, "6": {...}},
+      "notes": [{"kind": "live", "message": "..."}],
+      "host": {"interfaces": [...], "routes": [...], "sysctls": {...}, "containers": {...}, ...}
+    }
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from datetime import datetime, timezone
+
+from iptexplain.errors import InputError
+from iptexplain.graph import Ruleset
+from iptexplain.host import HostModel
+
+SCHEMA = "iptexplain-snapshot"
+VERSION = 1
+_HEAD_RE = re.compile(r'^\s*\{\s*"schema"\s*:\s*"iptexplain-snapshot"')
+
+
+def is_snapshot(text: str) -> bool:
+    """True for a snapshot file (its first key is the schema name)."""
+    return bool(_HEAD_RE.match(text[:200]))
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"iptexplain {version('iptexplain')}"
+    except Exception:
+        return "iptexplain"
+
+
+def make_snapshot(family: int | None = None, backend: str | None = None) -> dict:
+    """Read this host (root, read-only) into the snapshot document."""
+    from iptexplain.docker_api import add_containers
+    from iptexplain.hostio import host_to_dict, read_host
+    from iptexplain.live import read_ruleset
+
+    rs, reads, det = read_ruleset(family, backend)
+    host = read_host()
+    add_containers(host)
+    return {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "hostname": socket.gethostname(),
+        "tool": _version(),
+        "iptables_version": det.version,
+        "backend": {str(r.family): r.backend for r in reads},
+        "rulesets": {str(r.family): {"source": r.source, "how": r.how, "text": r.text} for r in reads},
+        "notes": [{"kind": n.kind, "message": n.message} for n in rs.notes],
+        "host": host_to_dict(host),
+    }
+
+
+def dumps(doc: dict) -> str:
+    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+
+
+def load_snapshot(text: str, source: str = "<snapshot>") -> tuple[Ruleset, HostModel]:
+    """The ruleset and host model of a snapshot.  Rules point at ``SOURCE[iptables-nft-save]:LINE``
+    -- the line of the dump kept in the snapshot."""
+    from iptexplain.hostio import host_from_dict
+    from iptexplain.live import FamilyRead, ruleset_from_reads
+
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"not a valid snapshot: {e.msg}", source, e.lineno) from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise InputError("not an iptexplain snapshot (no `schema: iptexplain-snapshot')", source)
+    version = doc.get("version")
+    if not isinstance(version, int) or version > VERSION or version < 1:
+        raise InputError(f"snapshot version {version!r} is not supported (this iptexplain reads "
+                         f"version {VERSION}; upgrade iptexplain)", source)
+    rulesets = doc.get("rulesets")
+    if not isinstance(rulesets, dict):
+        raise InputError("snapshot has no `rulesets'", source)
+    reads = []
+    for fam_key in sorted(rulesets):
+        entry = rulesets[fam_key]
+        if fam_key not in ("4", "6") or not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
+            raise InputError(f"bad ruleset entry `{fam_key}' in snapshot", source)
+        fam = int(fam_key)
+        backend = str((doc.get("backend") or {}).get(fam_key, "nft"))
+        reads.append(FamilyRead(fam, backend, entry["text"], str(entry.get("source") or f"IPv{fam}"),
+                                str(entry.get("how", "")), 0))
+    rs = ruleset_from_reads(reads, source=source, fmt="snapshot", label=source)
+    for n in doc.get("notes") or []:
+        if isinstance(n, dict) and "message" in n:
+            rs.note(str(n.get("kind", "live")), str(n["message"]))
+    when = doc.get("created", "?")
+    rs.note("snapshot", f"snapshot of {doc.get('hostname', '?')} taken {when} ({doc.get('tool', '?')})")
+    host = host_from_dict(doc.get("host") or {}, source)
+    host.source = "snapshot"
+    return rs, host
