@@ -41,7 +41,8 @@ _CHAIN_RE = re.compile(
 _COUNT_RE = re.compile(r"^\d+[KMGT]?$")
 _OPT_RE = re.compile(r"^[-!][-f]$")
 _TOKEN_RE = re.compile(r"\S+")
-_CMD_RE = re.compile(r"(?:^|[\s$#>:;(`'\"])(ip6?tables)(?:-legacy|-nft)?(?=\s|$)(.*)$")
+_CMD_RE = re.compile(
+    r"(?:^|[\s$#>:;(`'\"])(ip6?tables)(?:-legacy|-nft)?(-save|-restore)?(?:-legacy|-nft)?(?=\s|$)(.*)$")
 _TABLE_WORD_RE = re.compile(r"(?<![\w-])(raw|mangle|nat|filter|security)(?![\w-])", re.I)
 _SUFFIX = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _FILTER_BUILTINS = frozenset(BUILTIN_CHAINS["filter"])
@@ -192,7 +193,9 @@ def parse_command(text: str, line: int) -> Command | None | bool:
     m = _CMD_RE.search(text)
     if not m:
         return None
-    prog, rest = m.group(1), m.group(2)
+    prog, rest = m.group(1), m.group(3)
+    if m.group(2):
+        return False  # iptables-save / -restore: not a listing; what follows is not one either
     piped = False
     for stop in ("|", ";", "&&", ">"):
         k = rest.find(stop)
@@ -773,18 +776,19 @@ class ListingReader:
             self.rs.hidden.add("chains")
             self.rs.note(
                 "fidelity",
-                f"table {t.name} (IPv{t.family}): chains {', '.join(missing_builtins)} are not in the "
-                f"listing; read as empty with policy ACCEPT",
+                f"table {t.name} (IPv{t.family}): built-in chain(s) {', '.join(missing_builtins)} not "
+                f"listed; read as empty with policy ACCEPT",
             )
 
     def _fidelity(self, no_via: list[Section], partial: list[Section]) -> None:
         rs = self.rs
         if no_via:
             rs.hidden |= {"interfaces", "counters"}
-            spans = ", ".join(s.span() for s in no_via[:4]) + (" ..." if len(no_via) > 4 else "")
+            spans = no_via[0].span() if len(no_via) == 1 else (
+                f"{len(no_via)} listings ({no_via[0].span()}, ...)")
             rs.note(
                 "fidelity",
-                f"{spans}: listed without -v, which does not print interface matches: a rule "
+                f"{spans}: printed without -v, which does not show interface matches: a rule "
                 f"such as `-i docker0 -j ACCEPT` shows as a bare `ACCEPT all`, so it looks as if "
                 f"it applied on every interface, and a verdict read from it can differ from the "
                 f"kernel's. Counters are absent too. For the full picture run `iptables-save` "
@@ -856,3 +860,9 @@ def parse_listing(text: str, source: str = "<input>", family: int | None = None,
     reader = ListingReader(source, family, table)
     reader.scan(text)
     return reader.build()
+
+
+def read_row_tail(text: str, target: str = "", family: int = 4, proto: str | None = None) -> tuple:
+    """Read one row's free text: ``(goto, matches, target, unread texts)``.  ``target`` is the
+    row's target column (``""`` for none); ``proto`` its protocol (``"tcp"``, or None)."""
+    return _TAILS.read(text, target, family, proto)
