@@ -438,9 +438,11 @@ def _render_trace(result, ruleset, out_format: str, verbose: bool, color: str, w
 
         from iptexplain.render.trace_view import TraceView
 
+        # rich decides the rest: colour only on a terminal, NO_COLOR, FORCE_COLOR, the width
         console = Console(
             force_terminal=True if color == "always" else None,
-            no_color=True if color == "never" else (False if color == "always" else None),
+            no_color=False if color == "always" else None,
+            color_system=None if color == "never" else "auto",
             width=width, highlight=False, emoji=False, soft_wrap=False,
         )
         console.print(TraceView(result, ruleset, verbose=verbose))

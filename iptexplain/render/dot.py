@@ -163,7 +163,7 @@ def render_dot(trace: Trace, ruleset: Any = None) -> str:
             for c in leaf.conditions
         )
         text = conds + o.kind.upper() + "\n" + outcome_sentence(o, leaf.steps)
-        who = decided_by(o, leaf.steps)
+        who = decided_by(o, leaf.steps, ruleset, family)
         if who:
             text += "\n" + who
         fill = "#d9f0d3" if o.kind in PASSED else "#f4cccc" if o.kind in (DROPPED, REJECTED) else "#fce5cd"

@@ -93,33 +93,37 @@ def condition_json(c: Condition) -> dict[str, Any]:
     return {"text": c.text, "probability": c.probability}
 
 
-def outcome_json(o: Outcome, steps: list[Step]) -> dict[str, Any]:
-    from iptexplain.render.trace_view import decided_by, outcome_sentence
+def outcome_json(o: Outcome, steps: list[Step], ruleset: Any = None, family: int = 4) -> dict[str, Any]:
+    from iptexplain.render.trace_view import decided_by, find_decider, outcome_sentence
 
+    d = find_decider(steps, o, ruleset, family)
     return {
         "kind": o.kind,
         "summary": outcome_sentence(o, steps),
-        "decided_by": decided_by(o, steps) or None,
-        "rule": rule_json(o.rule),
+        "decided_by": decided_by(o, steps, ruleset, family) or None,
+        "rule": rule_json(d.rule if d is not None else None),
+        "policy": ({"table": d.table, "chain": d.chain, "policy": d.policy, "where": d.where or None}
+                   if d is not None and d.rule is None else None),
         "iface": o.iface,
         "reply": o.reply,
         "packet": _plain(o.packet) if o.packet else {},
     }
 
 
-def path_json(p: Path, prefix: list[Step]) -> dict[str, Any]:
+def path_json(p: Path, prefix: list[Step], ruleset: Any = None, family: int = 4) -> dict[str, Any]:
     steps = prefix + p.steps
     return {
         "steps": [step_json(s) for s in p.steps],
-        "outcome": outcome_json(p.outcome, steps) if p.outcome is not None and p.fork is None else None,
-        "fork": fork_json(p.fork, steps) if p.fork is not None else None,
+        "outcome": (outcome_json(p.outcome, steps, ruleset, family)
+                    if p.outcome is not None and p.fork is None else None),
+        "fork": fork_json(p.fork, steps, ruleset, family) if p.fork is not None else None,
     }
 
 
-def fork_json(f: Fork, prefix: list[Step]) -> dict[str, Any]:
+def fork_json(f: Fork, prefix: list[Step], ruleset: Any = None, family: int = 4) -> dict[str, Any]:
     return {
         "reason": f.reason,
-        "branches": [{"condition": condition_json(c), "path": path_json(sub, prefix)}
+        "branches": [{"condition": condition_json(c), "path": path_json(sub, prefix, ruleset, family)}
                      for c, sub in f.branches],
     }
 
@@ -174,7 +178,7 @@ def trace_json(trace: Trace, ruleset: Any = None) -> dict[str, Any]:
         leaves.append({
             "conditions": [condition_json(c) for c in leaf.conditions],
             "probability": leaf.probability,
-            "outcome": outcome_json(leaf.outcome, leaf.steps),
+            "outcome": outcome_json(leaf.outcome, leaf.steps, ruleset, trace.flow.family),
         })
     rs = None
     if ruleset is not None:
@@ -190,7 +194,7 @@ def trace_json(trace: Trace, ruleset: Any = None) -> dict[str, Any]:
         "exit_status": exit_status(trace),
         "forks": trace.forks,
         "outcomes": leaves,
-        "path": path_json(trace.root, []),
+        "path": path_json(trace.root, [], ruleset, trace.flow.family),
     }
 
 

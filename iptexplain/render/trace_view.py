@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.table import Table as RichTable
 from rich.text import Text
 from rich.tree import Tree
 
@@ -53,6 +54,14 @@ class Marks:
     maybe: str
     neq: str
 
+
+# What the texts themselves use (the flow's arrow, reasons written by the tracer…), for consoles
+# that cannot show them.
+ASCII_TEXT = {
+    "→": "->", "←": "<-", "≠": "!=", "∉": "not in", "∈": "in", "…": "...", "—": "-", "–": "-",
+    "✓": "+", "✗": "x", "⇒": "=>", "✎": "~", "⑂": "<>", "↩": "<-", "✔": "OK", "✘": "XX",
+    "≤": "<=", "≥": ">=", "×": "x", "·": "-", "∅": "none",
+}
 
 UNICODE = Marks("✓", "✗", "⇒", "✎", "⤷", "⑂", "↩", "→", "!", "✔", "✘", "?", "≠")
 ASCII = Marks("+", "x", "=>", "~", ">", "<>", "<-", "->", "!", "OK", "XX", "??", "!=")
@@ -133,7 +142,7 @@ def rule_body(rule: Any) -> str:
     return " ".join(rule.save_args()) if rule.save_args() else "(no match, no target)"
 
 
-_PACKET_KEYS = ("proto", "src", "sport", "dst", "dport", "iniface", "outiface", "mark")
+_PACKET_KEYS = ("proto", "src", "sport", "dst", "dport", "iniface", "outiface", "mark", "ctstate", "state")
 
 
 def format_packet(packet: dict[str, Any]) -> str:
@@ -142,9 +151,9 @@ def format_packet(packet: dict[str, Any]) -> str:
         return ""
     src = str(packet.get("src") or "*")
     dst = str(packet.get("dst") or "*")
-    if packet.get("sport") not in (None, ""):
+    if packet.get("sport") not in (None, "", "0-65535", "*"):
         src += f":{packet['sport']}"
-    if packet.get("dport") not in (None, ""):
+    if packet.get("dport") not in (None, "", "0-65535", "*"):
         dst += f":{packet['dport']}"
     parts = [str(packet.get("proto") or "any-proto"), f"{src} → {dst}"]
     if packet.get("iniface"):
@@ -160,17 +169,52 @@ def format_packet(packet: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def responsible(leaf_steps: list[Step], outcome: Outcome) -> str:
-    """Who decided: the outcome's rule, else the last policy or verdict step of the leaf."""
+@dataclass(frozen=True)
+class Decider:
+    """What decided an outcome: a rule, or a built-in chain's policy (``rule`` is None)."""
+
+    text: str  # "filter DOCKER #1 (rules.save:18)" / "policy DROP of filter FORWARD (rules.save:6)"
+    rule: Any = None
+    table: str = ""
+    chain: str = ""
+    policy: str | None = None
+    where: str = ""  # FILE:LINE of the rule or of the policy
+
+
+def find_decider(leaf_steps: list[Step], outcome: Outcome, ruleset: Any = None,
+                 family: int = 4) -> Decider | None:
+    """Who decided.  The outcome's rule when the tracer names one.  Otherwise, from the steps:
+    for a packet that got through, the last ACCEPT (rule or policy) of a filtering table -- nat
+    verdicts only choose a translation, they filter nothing; for a blocked packet, the last
+    DROP/REJECT (rule or policy)."""
     if outcome.rule is not None:
-        return rule_ref(outcome.rule)
-    for st in reversed(leaf_steps):
-        if st.kind == POLICY:
-            pol = st.verdict or (st.detail.get("policy") if st.detail else None) or "?"
-            return f"policy {pol} of {st.table} {st.chain}".strip()
-        if st.kind == ROUTE:
-            return "the routing decision"
-    return ""
+        r = outcome.rule
+        return Decider(rule_ref(r), r, r.table, r.chain, None, r.where())
+    decisions: list[tuple[Decider, str]] = []
+    for st in leaf_steps:
+        if st.kind == VERDICT and st.rule is not None and st.verdict:
+            r = st.rule
+            decisions.append((Decider(rule_ref(r), r, r.table, r.chain, None, r.where()), st.verdict))
+        elif st.kind == POLICY:
+            pol = st.verdict or str((st.detail or {}).get("policy", "")) or "?"
+            who = f"policy {pol} of {st.table} {st.chain}".replace("  ", " ")
+            where = _chain_where(ruleset, family, st.table, st.chain)
+            decisions.append((Decider(f"{who} ({where})" if where else who, None, st.table, st.chain,
+                                      pol, where), pol))
+    if outcome.kind in PASSED:
+        accepts = [d for d, v in decisions if v == "ACCEPT" and d.table != "nat"]
+        filtering = [d for d in accepts if d.table in ("filter", "security")]
+        pick = filtering or accepts
+        return pick[-1] if pick else None
+    if outcome.kind in (DROPPED, REJECTED):
+        blocks = [d for d, v in decisions if v in ("DROP", "REJECT")]
+        return blocks[-1] if blocks else None
+    return None
+
+
+def responsible(leaf_steps: list[Step], outcome: Outcome, ruleset: Any = None, family: int = 4) -> str:
+    d = find_decider(leaf_steps, outcome, ruleset, family)
+    return d.text if d is not None else ""
 
 
 def outcome_sentence(outcome: Outcome, leaf_steps: list[Step] | None = None) -> str:
@@ -186,20 +230,34 @@ def outcome_sentence(outcome: Outcome, leaf_steps: list[Step] | None = None) -> 
     return text
 
 
-def decided_by(outcome: Outcome, leaf_steps: list[Step]) -> str:
-    who = responsible(leaf_steps, outcome)
-    if not who:
+def _chain_where(ruleset: Any, family: int, table: str, chain: str) -> str:
+    """``rules.save:9``: the line that sets a built-in chain's policy."""
+    t = ruleset.table(table, family) if ruleset is not None else None
+    c = t.chain(chain) if t is not None else None
+    if c is None or not c.line:
         return ""
-    verb = {
-        DELIVERED: "accepted by", FORWARDED: "accepted by", SENT: "accepted by",
-        DROPPED: "dropped by", REJECTED: "rejected by", QUEUED: "queued by",
-        UNDECIDED: "at",
-    }.get(outcome.kind, "by")
-    return f"{verb} {who}"
+    return f"{ruleset.source}:{c.line}"
+
+
+_VERB = {
+    DELIVERED: "accepted by", FORWARDED: "accepted by", SENT: "accepted by",
+    DROPPED: "dropped by", REJECTED: "rejected by", QUEUED: "queued by", UNDECIDED: "at",
+}
+
+
+def decided_by(outcome: Outcome, leaf_steps: list[Step], ruleset: Any = None, family: int = 4) -> str:
+    """``accepted by filter DOCKER #1 (rules.save:18)``, ``dropped by policy DROP of filter
+    FORWARD (rules.save:9)``; empty when nothing in the ruleset decided."""
+    who = responsible(leaf_steps, outcome, ruleset, family)
+    return f"{_VERB.get(outcome.kind, 'by')} {who}" if who else ""
 
 
 class ContainerNames:
-    """Annotate addresses with the container that owns them: ``172.17.0.6 (gallant_lumiere)``."""
+    """Annotate addresses with the container that owns them: ``172.17.0.6:9525 (gallant_lumiere)``.
+
+    Only whole addresses (with their port, if any) are annotated: not ``172.17.0.60``, not a
+    prefix ``172.17.0.6/32`` (a rule's match is about a range, not the container).
+    """
 
     def __init__(self, host: Any) -> None:
         names: dict[str, str] = {}
@@ -209,32 +267,17 @@ class ContainerNames:
             if name:
                 names[str(addr)] = str(name).lstrip("/")
         self.names = names
-        self._re = (
-            re.compile(r"(?<![\w.:])(" + "|".join(re.escape(a) for a in sorted(names, key=len, reverse=True))
-                       + r")(?![\w.]|:[0-9a-fA-F]*:)")
-            if names else None
-        )
+        alts = "|".join(re.escape(a) for a in sorted(names, key=len, reverse=True))
+        self._re = re.compile(rf"(?<![\w.:/])({alts})(:\d+)?(?![\w./:])") if names else None
 
     def __call__(self, text: str) -> str:
         if self._re is None or not text:
             return text
-        names = self.names
-
         def sub(m: re.Match[str]) -> str:
-            end = m.end()
-            # keep a trailing :port together with the address: 172.17.0.6:9525 (web)
-            port = re.match(r":\d+", text[end:])
-            if port:
-                return m.group(0)
-            return f"{m.group(0)} ({names[m.group(1)]})"
+            name = self.names[m.group(1)]
+            return m.group(0) if name in text else f"{m.group(0)} ({name})"
 
-        out = self._re.sub(sub, text)
-        # addresses followed by a port: annotate after the port
-        return re.sub(
-            r"(?<![\w.:])(" + "|".join(re.escape(a) for a in names) + r"):(\d+)(?![\w.])",
-            lambda m: f"{m.group(1)}:{m.group(2)} ({names[m.group(1)]})",
-            out,
-        )
+        return self._re.sub(sub, text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,7 +409,11 @@ class _Builder:
         if st.matched is False:
             label = Text.assemble((f"{m.miss} ", _style("miss")))
             label.append(self._rule_head(st), _style("miss"))
-            label.append(rule_body(rule) if rule is not None else "", _style("miss"))
+            if rule is not None:
+                matches, target, comments = rule_parts(rule)
+                label.append(" ".join(x for x in (matches, target) if x), _style("miss"))
+                for c in comments:
+                    label.append(f"  /* {c} */", _style("miss"))
             if st.reason:
                 label.append(f"  — {st.reason}", "dim italic")
             if rule is not None and rule.line:
@@ -377,13 +424,15 @@ class _Builder:
         label = Text.assemble((f"{mark} ", _style("match") if st.matched else _style("note")))
         label.append(self._rule_head(st), "bold")
         if rule is not None:
-            hdr_and_matches, target = _split_target(rule)
-            label.append(hdr_and_matches)
+            matches, target, comments = rule_parts(rule)
+            label.append(matches)
             if target:
-                if hdr_and_matches:
+                if matches:
                     label.append(" ")
                 label.append(target, _target_style(rule.target_name))
-        if st.reason:
+            for c in comments:
+                label.append(f"  /* {c} */", "dim")
+        if st.reason and (self.v.verbose or not st.matched):
             label.append(f"  — {self.v.names(st.reason)}", "dim italic")
         if rule is not None and rule.line:
             label.append(f"  line {rule.line}", _style("where"))
@@ -424,10 +473,11 @@ class _Builder:
 
     def _on_policy(self, st: Step) -> None:
         pol = st.verdict or st.detail.get("policy", "") if st.detail else st.verdict or ""
-        text = Text.assemble(("policy ", _style("policy")), (pol or "?", _target_style(pol or "")))
-        if st.chain:
+        text = Text.assemble((f"{self.m.verdict} policy ", _style("policy")), (pol or "?", _target_style(pol or "")))
+        in_table = self.table is not None and self.table.table == st.table and self.table.base == st.chain
+        if st.chain and not in_table:
             text.append(f" of {st.table + ' ' if st.table else ''}{st.chain}", "")
-        if st.reason:
+        if st.reason and self.v.verbose and "policy" not in st.reason:
             text.append(f"  — {st.reason}", "dim italic")
         self._top().add(Node("policy", text))
         if self.table is not None and pol:
@@ -438,10 +488,11 @@ class _Builder:
         v = st.verdict or ""
         if self.table is not None and (not st.table or st.table == self.table.table):
             self.table.verdict = v
-            if st.reason:
+            if st.reason and self.v.verbose:
                 self.table.add(Node("verdict", Text(f"{self.m.verdict} {v}  {st.reason}", _target_style(v))))
             return
-        text = Text(f"{self.m.verdict} {v}", _target_style(v))
+        where = f"{st.table} " if st.table else ""
+        text = Text.assemble((f"{self.m.verdict} {where}", ""), (v, _target_style(v)))
         if st.reason:
             text.append(f"  {st.reason}", "dim")
         self._top().add(Node("verdict", text))
@@ -484,23 +535,44 @@ class _Builder:
             )))
             for cond, sub in path.fork.branches:
                 branch = fork.add(Node("branch", condition_text(cond)))
-                _Builder(self.v, branch, self.m).build(sub, steps)
+                child = _Builder(self.v, branch, self.m)
+                if self.table is not None:
+                    # the fork happened inside a table's traversal: the branch goes on there
+                    t = self.table
+                    node = branch.add(Node("table", Text(""), hook=t.hook, table=t.table, base=t.base))
+                    node.chains = list(t.chains)
+                    child.table = node
+                    child.stack = [(0, t.base, node)]
+                child.build(sub, steps)
         elif path.outcome is not None and self.root.kind == "branch":
             self.root.add(Node("outcome", self.v.outcome_text(path.outcome, steps)))
 
 
-def _split_target(rule: Any) -> tuple[str, str]:
-    """The rule's matches, and its ``-j TARGET …`` part (to colour the target)."""
-    args = rule.save_args()
-    for i, a in enumerate(args):
-        if a in ("-j", "-g", "--jump", "--goto"):
-            return " ".join(args[:i]), " ".join(args[i:])
-    return " ".join(args), ""
+def rule_parts(rule: Any) -> tuple[str, str, list[str]]:
+    """(matches, ``-j TARGET …``, comments) of a rule in its save syntax.  Comments are set
+    apart, as ``iptables -L`` prints them (``/* … */``): on a kube-proxy node they are the best
+    explanation of a rule, and inline they would bury its matches."""
+    from iptexplain.ext.base import extension_name
+
+    args = rule.header.save_args()
+    comments: list[str] = []
+    for m in rule.matches:
+        if extension_name(m) == "comment" and getattr(m, "understood", False):
+            comments.append(str(m.value("comment", "")))
+        else:
+            args += m.save()
+    target: list[str] = []
+    if rule.target is not None:
+        target = rule.target.save()
+        if rule.goto:
+            target = ["-g"] + target[1:]
+    return " ".join(args), " ".join(target), comments
 
 
 def _jump_target(st: Step) -> str:
-    if st.detail and st.detail.get("target"):
-        return str(st.detail["target"])
+    for key in ("to", "target"):
+        if st.detail and st.detail.get(key):
+            return str(st.detail[key])
     if st.rule is not None and st.rule.jump:
         return st.rule.jump
     return st.chain
@@ -556,7 +628,7 @@ class TraceView:
 
     # -- pieces -----------------------------------------------------------------------------
 
-    def header(self, m: Marks) -> list[Text]:
+    def header(self, m: Marks) -> list[Any]:
         flow = self.trace.flow
         out = [Text.assemble(("trace ", "bold"), (self.names(flow.describe()), "bold"))]
         if flow.from_container:
@@ -576,6 +648,7 @@ class TraceView:
                 (f" {mark} ", _style("note") if warn else "dim"),
                 (self.names(msg), "" if warn else "dim"),
             ))
+            out[-1] = _hanging(asciify(out[-1]) if getattr(self, "_ascii", False) else out[-1], 3)
         if len(notes) > len(shown):
             out.append(Text(f"   … {len(notes) - len(shown)} more notes (-v shows them)", "dim"))
         return out
@@ -604,15 +677,22 @@ class TraceView:
         sentence = self.names(outcome_sentence(outcome, steps))
         first, _, rest = sentence.partition(" ")
         text = Text(f"{mark} ", style)
-        if first.lower() == outcome.kind or first.lower() == OUTCOME_WORDS.get(outcome.kind, "").split(" ")[0]:
+        word = first.lower().rstrip(":,;")
+        if word == outcome.kind or word == OUTCOME_WORDS.get(outcome.kind, "").split(" ")[0]:
             text.append(first.upper(), style)
             text.append(f" {rest}" if rest else "", style.replace("bold ", ""))
         else:
             text.append(outcome.kind.upper(), style)
             text.append(f"  {sentence}", style.replace("bold ", ""))
-        who = decided_by(outcome, steps)
+        who = decided_by(outcome, steps, self.ruleset, self.trace.flow.family)
         if who:
-            text.append(f" — {who}", "")
+            policy = re.match(r"\w+ by policy \w+ of (.+?)(?: \((.+)\))?$", who)
+            if policy and outcome.rule is None and "policy" in text.plain and policy.group(1) in text.plain:
+                # the tracer's summary already names the policy: add only where it is set
+                if policy.group(2):
+                    text.append(f" ({policy.group(2)})", _style("where"))
+            else:
+                text.append(f" — {who}", "")
         if outcome.kind == REJECTED and outcome.reply and outcome.reply not in text.plain:
             text.append(f" (reply {outcome.reply})", "")
         return text
@@ -625,33 +705,40 @@ class TraceView:
                 _finish_table(n, m)
         return root.children
 
-    def summary(self, m: Marks) -> list[Text]:
+    def summary(self, m: Marks) -> list[Any]:
         leaves = list(self.trace.leaves())
         if not leaves:
             return [Text(f"{m.maybe} UNDECIDED  the trace has no outcome", outcome_style(UNDECIDED))]
         if len(leaves) == 1:
             leaf = leaves[0]
-            out = [self.outcome_text(leaf.outcome, leaf.steps, m)]
+            line = self.outcome_text(leaf.outcome, leaf.steps, m)
+            if getattr(self, "_ascii", False):
+                line = asciify(line)
+            indent = line.plain.index(" ") + 1
+            out: list[Any] = [_hanging(line, indent)]
             pkt = self._final_packet(leaf)
             if pkt:
-                out.append(Text(f"  packet as it leaves: {self.names(pkt)}", "dim"))
+                extra = Text(f"{' ' * indent}packet as it leaves: {self.names(pkt)}", "dim")
+                out.append(_hanging(asciify(extra) if getattr(self, "_ascii", False) else extra, indent + 2))
             return out
-        kinds = sorted({lf.outcome.kind for lf in leaves})
+        kinds = sorted({lf.outcome.kind for lf in leaves}, key=list(OUTCOME_WORDS).index)
         head = Text.assemble(
             (f"{m.fork} FORKS", _style("fork")),
-            (f"  {len(leaves)} ways: " + ", ".join(kinds), ""),
+            (f"  {len(leaves)} ways, " + (f"all {kinds[0]}" if len(kinds) == 1 else " / ".join(kinds)), ""),
         )
-        out = [head]
+        grid = RichTable.grid(padding=(0, 1))
+        grid.add_column(width=2)
+        grid.add_column(justify="right", no_wrap=True)
+        grid.add_column(ratio=1)
         for leaf in leaves:
-            line = Text("  ")
             p = leaf.probability
-            line.append(f"{p:>4.0%} " if p is not None else "   ? ", "bold")
-            conds = " and ".join(c.text for c in leaf.conditions)
-            line.append(conds, _style("cond"))
-            line.append(f" {m.arrow} ", "")
-            line.append_text(self.outcome_text(leaf.outcome, leaf.steps, m))
-            out.append(line)
-        return out
+            conds = Text(" and ".join(c.text for c in leaf.conditions), _style("cond"))
+            conds.append("\n")
+            conds.append_text(self.outcome_text(leaf.outcome, leaf.steps, m))
+            if getattr(self, "_ascii", False):
+                conds = asciify(conds)
+            grid.add_row("", Text(f"{p:.0%}" if p is not None else "?", "bold"), conds)
+        return [head, grid]
 
     def _final_packet(self, leaf: Leaf) -> str:
         pkt = leaf.outcome.packet
@@ -663,16 +750,55 @@ class TraceView:
 
     def renderables(self, ascii_only: bool = False) -> list[Any]:
         m = ASCII if ascii_only else UNICODE
+        self._ascii = ascii_only
         parts: list[Any] = list(self.header(m))
         parts.append(Text(""))
-        for node in self.tree_nodes(m):
+        nodes = self.tree_nodes(m)
+        if ascii_only:
+            for n in nodes:
+                for sub in _walk(n):
+                    sub.label = asciify(sub.label)
+        for node in nodes:
             parts.append(_to_rich(node, ascii_only))
         parts.append(Text(""))
         parts.extend(self.summary(m))
+        if ascii_only:
+            parts = [asciify(p) if isinstance(p, Text) else p for p in parts]
         return parts
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield Group(*self.renderables(options.ascii_only))
+
+
+def asciify(text: Text) -> Text:
+    """The same text, styles kept, with every non-ASCII character spelled in ASCII."""
+    plain = text.plain
+    if plain.isascii():
+        return text
+    cuts: set[int] = set()
+    for i, ch in enumerate(plain):
+        if not ch.isascii():
+            cuts.update((i, i + 1))
+    out = Text(style=text.style, end=text.end, justify=text.justify, overflow=text.overflow)
+    for piece in text.divide(sorted(cuts)):
+        p = piece.plain
+        if len(p) == 1 and not p.isascii():
+            rep = Text(ASCII_TEXT.get(p, "?"), style=piece.style)
+            for span in piece.spans:
+                rep.stylize(span.style, 0, len(rep))
+            piece = rep
+        out.append_text(piece)
+    return out
+
+
+def _hanging(text: Text, indent: int) -> RichTable:
+    """Text whose wrapped lines are indented under its first word (an outcome line)."""
+    grid = RichTable.grid()
+    grid.add_column(width=indent, no_wrap=True)
+    grid.add_column(ratio=1)
+    head, body = text[:indent], text[indent:]
+    grid.add_row(head, body)
+    return grid
 
 
 def _walk(node: Node) -> Iterable[Node]:

@@ -1,0 +1,217 @@
+"""`iptexplain trace` as scripts use it: exit statuses, one-line errors, JSON and DOT output,
+standard input, the bundled examples, --help and shell completion."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from iptexplain import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "fixtures" / "seed-docker.v4.save"
+# The installed console script (pip install -e .), next to the interpreter running the tests.
+SCRIPT = str(Path(sys.executable).with_name("iptexplain"))
+
+PUBLISHED = ["--example", "docker", "-p", "tcp", "-s", "203.0.113.7", "-i", "eth0", "--dport", "9525"]
+DIRECT = ["--example", "docker", "-p", "tcp", "-s", "203.0.113.7", "-i", "eth0", "-d", "172.17.0.6",
+          "--dport", "9522"]
+KUBE = ["--example", "kube", "-p", "udp", "-s", "10.244.0.5", "-i", "cni0", "-d", "10.96.0.10",
+        "--dport", "53"]
+
+# Half the new connections to port 80 are dropped: the ways disagree.
+HALF_DROPPED = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp -m tcp --dport 80 -m statistic --mode random --probability 0.5 -j DROP
+COMMIT
+"""
+
+
+def run(args: list[str], stdin: str | None = None):
+    return CliRunner().invoke(cli.main, ["trace", *args], input=stdin, catch_exceptions=False)
+
+
+def one_line(text: str) -> str:
+    lines = text.strip("\n").splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+# -- errors: one line, exit 2 -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--dport", "abc"], "invalid port/service `abc'"),
+    (["--state", "SYN"], "expected one of NEW, ESTABLISHED"),
+    (["-s", "10.0.0.300"], "10.0.0.300"),
+    (["-p", "tcpx"], "unknown protocol `tcpx'"),
+    (["--bogus"], "No such option '--bogus'"),
+    (["-6", "-s", "10.0.0.1"], "-6 given with an IPv4 address"),
+    (["-p", "icmp", "--dport", "3"], "need a protocol with ports"),
+    (["--example", "nope"], "'nope' is not one of"),
+    (["x.save", "--example", "docker"], "not both"),
+    (["--mark", "zz"], "invalid number `zz'"),
+])
+def test_usage_errors_are_one_line_exit_2(args, expect):
+    r = run(args)
+    assert r.exit_code == 2
+    line = one_line(r.stderr)
+    assert line.startswith("iptexplain trace: ")
+    assert expect in line
+    assert r.stdout == ""
+
+
+def test_input_error_is_file_line_exit_2(tmp_path):
+    bad = tmp_path / "bad.save"
+    bad.write_text("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 99999 -j ACCEPT\nCOMMIT\n")
+    r = run([str(bad), "-p", "tcp", "--dport", "22"])
+    assert r.exit_code == 2
+    assert one_line(r.stderr).startswith(f"iptexplain: {bad}:3: ")
+
+
+def test_missing_file_exit_2():
+    r = run(["/nonexistent/rules.save", "--dport", "22"])
+    assert r.exit_code == 2
+    assert one_line(r.stderr) == "iptexplain: /nonexistent/rules.save: No such file or directory"
+
+
+def test_without_file_and_without_live_reading(monkeypatch):
+    real = cli._optional
+    monkeypatch.setattr(cli, "_optional", lambda m: None if m == "iptexplain.live" else real(m))
+    r = run(["--dport", "22"])
+    assert r.exit_code == 2
+    line = one_line(r.stderr)
+    assert "no FILE given and live reading is not available" in line
+    assert "sudo iptables-save | iptexplain trace -" in line
+
+
+def test_internal_error_is_one_line_exit_4(monkeypatch):
+    from iptexplain.netfilter import tracer
+
+    def boom(*a, **k):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(tracer, "trace_flow", boom)
+    monkeypatch.delenv("IPTEXPLAIN_DEBUG", raising=False)
+    r = run(PUBLISHED)
+    assert r.exit_code == 4
+    line = one_line(r.stderr)
+    assert "internal error: RuntimeError: kaboom" in line and "Traceback" not in r.output
+
+
+# -- exit statuses of real traces ---------------------------------------------------------------
+
+
+def test_published_port_forwarded_exit_0():
+    r = run(PUBLISHED + ["--width", "100"])
+    assert r.exit_code == 0, r.output
+    assert "FORWARDED" in r.stdout
+    assert "\x1b[" not in r.stdout  # not a terminal: no colour
+
+
+def test_direct_to_container_dropped_exit_1():
+    r = run(DIRECT)
+    assert r.exit_code == 1, r.output
+    assert "DROPPED" in r.stdout
+
+
+def test_kube_fork_every_way_forwarded_exit_0():
+    r = run(KUBE + ["--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["forks"] is True and doc["result"] == "forwarded" and doc["exit_status"] == 0
+    assert len(doc["outcomes"]) == 2
+
+
+def test_disagreeing_fork_exit_3_from_stdin():
+    r = run(["-", "-p", "tcp", "-s", "192.0.2.7", "-d", "192.0.2.1", "-i", "eth0", "--dport", "80",
+             "--iface", "eth0=192.0.2.1/24"], stdin=HALF_DROPPED)
+    assert r.exit_code == 3, r.output
+    assert "FORKS" in r.stdout
+    assert "<stdin>:5" in " ".join(r.stdout.split())
+
+
+def test_json_document():
+    r = run(PUBLISHED + ["--format", "json"])
+    assert r.exit_code == 0
+    doc = json.loads(r.stdout)
+    assert doc["schema"] == "iptexplain.trace/1"
+    assert doc["flow"]["dport"] == 9525 and doc["flow"]["proto"] == "tcp"
+    (way,) = doc["outcomes"]
+    assert way["outcome"]["kind"] == "forwarded"
+    assert way["outcome"]["rule"]["spec"].startswith("-A DOCKER -d 172.17.0.6/32")
+    assert way["outcome"]["rule"]["line"] == 18
+
+
+def test_dot_graph():
+    r = run(PUBLISHED + ["--format", "dot"])
+    assert r.exit_code == 0
+    assert r.stdout.startswith("digraph iptexplain {")
+    assert '"filter/FORWARD" -> "filter/DOCKER"' in r.stdout
+
+
+def test_dport_without_proto_assumes_tcp_and_says_so():
+    r = run(["--example", "docker", "--dport", "9525", "--json"])
+    doc = json.loads(r.stdout)
+    assert doc["flow"]["proto"] == "tcp"
+    assert any("proto tcp assumed" in n["message"] for n in doc["notes"])
+
+
+def test_verbose_shows_rules_passed_over():
+    quiet = run(PUBLISHED + ["--width", "120"]).stdout
+    loud = run(PUBLISHED + ["--width", "120", "-v"]).stdout
+    assert "✗" not in quiet and "passed over" in quiet
+    assert "✗" in loud
+
+
+def test_file_argument_and_stdin_agree():
+    a = run([str(SEED), "-p", "tcp", "-s", "203.0.113.7", "-i", "eth0", "-d", "198.51.100.1",
+             "--dport", "9525", "--iface", "eth0=198.51.100.1/24", "--json"])
+    b = run(["-", "-p", "tcp", "-s", "203.0.113.7", "-i", "eth0", "-d", "198.51.100.1",
+             "--dport", "9525", "--iface", "eth0=198.51.100.1/24", "--json"], stdin=SEED.read_text())
+    assert a.exit_code == b.exit_code == 0
+    da, db = json.loads(a.stdout), json.loads(b.stdout)
+    assert da["result"] == db["result"] == "forwarded"
+
+    def walk(doc):
+        return [(s["kind"], s["chain"], s["rule"] and s["rule"]["line"]) for s in doc["path"]["steps"]]
+
+    assert walk(da) == walk(db)
+    assert da["ruleset"]["source"] == str(SEED) and db["ruleset"]["source"] == "<stdin>"
+
+
+# -- help, completion, start-up -----------------------------------------------------------------
+
+
+def test_help_has_examples_and_exit_statuses():
+    r = CliRunner().invoke(cli.main, ["trace", "--help"])
+    assert r.exit_code == 0
+    for text in ("Examples:", "--example docker", "Exit status:", "NO_COLOR", "_IPTEXPLAIN_COMPLETE",
+                 "--from-container", "--in-interface"):
+        assert text in r.output
+
+
+def test_help_does_not_import_rich_or_the_tracer():
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom iptexplain.cli import main\n"
+            "CliRunner().invoke(main, ['trace', '--help'])\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('rich', 'iptexplain.netfilter'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_shell_completion_offers_examples_and_states():
+    env = {**os.environ, "_IPTEXPLAIN_COMPLETE": "bash_complete", "COMP_WORDS": "iptexplain trace --example d",
+           "COMP_CWORD": "3"}
+    out = subprocess.run([SCRIPT], env=env, capture_output=True, text=True)
+    assert "docker" in out.stdout
+    env["COMP_WORDS"], env["COMP_CWORD"] = "iptexplain trace --state ES", "3"
+    out = subprocess.run([SCRIPT], env=env, capture_output=True, text=True)
+    assert "ESTABLISHED" in out.stdout
