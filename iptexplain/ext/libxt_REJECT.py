@@ -51,6 +51,11 @@ class Reject(Target):
             return "icmp6-port-unreachable" if family == 6 else "icmp-port-unreachable"
         return v
 
+    def save_args(self) -> list[str]:
+        """REJECT_save always prints the reply, the family's default included."""
+        fam = self.nfproto or (6 if str(self.value("with", "")).startswith("icmp6") else 4)
+        return ["--reject-with", self.reply(fam)]
+
     # -- the -L face (REJECT_print: " reject-with NAME", always, with the family's default) ----
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
         return f"reject-with {self.reply(family)}"

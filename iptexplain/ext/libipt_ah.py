@@ -1,0 +1,26 @@
+"""ah: the SPI of an IPsec AH packet (libipt_ah, IPv4; libip6t_ah for IPv6)."""
+
+from __future__ import annotations
+
+from iptexplain.ext import register
+from iptexplain.ext.base import Match, Opt, types
+from iptexplain.ext.libxt_esp import save_spis
+
+
+@register
+class Ah(Match):
+    name = "ah"
+    options = (
+        Opt("spi", "--ahspi", types.uintrange),
+        Opt("len", "--ahlen", types.uint32),
+        Opt("res", "--ahres", types.flag, invert=False),
+    )
+
+    def save_args(self) -> list[str]:
+        out = save_spis("--ahspi", self.get("spi"))
+        v = self.get("len")
+        if v is not None:
+            out += (["!"] if v.invert else []) + ["--ahlen", str(v.value)]
+        if self.has("res"):
+            out.append("--ahres")
+        return out

@@ -1,0 +1,26 @@
+"""AUDIT: write an audit record for the packet (libxt_AUDIT); the packet continues."""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Opt, OptType, Target
+
+_TYPES = {"accept": "accept", "drop": "drop", "reject": "reject"}
+
+
+def _type(text: str) -> str:
+    if text not in _TYPES:
+        raise OptionError(f"Bad action type value \"{text}\"")
+    return text
+
+
+@register
+class Audit(Target):
+    name = "AUDIT"
+    terminal = False
+    options = (Opt("type", "--type", OptType("audittype", lambda a: _type(a[0]), lambda v: [v]), invert=False),)
+
+    def check(self) -> None:
+        if not self.has("type"):
+            raise OptionError("AUDIT: --type is required")

@@ -1,0 +1,33 @@
+"""CLASSIFY: set the packet's traffic-control class ``MAJOR:MINOR`` (libxt_CLASSIFY); continues."""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Opt, OptType, Target
+
+
+def _class(text: str) -> tuple[int, int]:
+    major, sep, minor = text.partition(":")
+    try:
+        a, b = int(major, 16), int(minor, 16)
+    except ValueError:
+        raise OptionError(f"Bad class value \"{text}\"") from None
+    if not sep or a > 0xFFFF or b > 0xFFFF:
+        raise OptionError(f"Bad class value \"{text}\"")
+    return a, b
+
+
+tcclass = OptType("class", lambda a: _class(a[0]), lambda v: [f"{v[0]:04x}:{v[1]:04x}"])
+
+
+@register
+class Classify(Target):
+    name = "CLASSIFY"
+    terminal = False
+    table_only = ("mangle",)
+    options = (Opt("set_class", "--set-class", tcclass, invert=False),)
+
+    def check(self) -> None:
+        if not self.has("set_class"):
+            raise OptionError("CLASSIFY: --set-class is required")

@@ -1,0 +1,30 @@
+"""DSCP: rewrite the DSCP field (libxt_DSCP, mangle); the packet continues."""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Opt, Target
+from iptexplain.ext.dscp_helper import dscp, dscp_class
+
+
+@register
+class DscpTarget(Target):
+    name = "DSCP"
+    terminal = False
+    table_only = ("mangle",)
+    options = (
+        Opt("set_dscp", "--set-dscp", dscp, invert=False),
+        Opt("set_dscp_class", "--set-dscp-class", dscp_class, invert=False),
+    )
+
+    def check(self) -> None:
+        if len(self.values) != 1:
+            raise OptionError("DSCP target: Parameter --set-dscp is required")
+
+    @property
+    def dscp(self) -> int:
+        return self.values[0][1].value
+
+    def save_args(self) -> list[str]:
+        return ["--set-dscp", f"0x{self.dscp:02x}"]

@@ -1,0 +1,54 @@
+"""NFQUEUE: hand the packet to a userspace program over nfnetlink_queue (libxt_NFQUEUE).
+
+The verdict comes from that program; with ``--queue-bypass`` the packet is accepted when no
+program listens, otherwise it is dropped.
+"""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Opt, OptType, Target, parse_uintrange, types
+
+balance = OptType("balance", lambda a: parse_uintrange(a[0], 16), lambda v: [f"{v[0]}:{v[1]}"])
+
+
+@register
+class NfQueue(Target):
+    name = "NFQUEUE"
+    options = (
+        Opt("queue_num", "--queue-num", types.uint16, invert=False),
+        Opt("queue_balance", "--queue-balance", balance, invert=False),
+        Opt("bypass", "--queue-bypass", types.flag, invert=False),
+        Opt("cpu_fanout", "--queue-cpu-fanout", types.flag, invert=False),
+    )
+
+    def check(self) -> None:
+        if self.has("queue_num") and self.has("queue_balance"):
+            raise OptionError("NFQUEUE: --queue-num and --queue-balance are exclusive")
+        if self.has("queue_balance"):
+            lo, hi = self.value("queue_balance")
+            if lo > hi:
+                raise OptionError("NFQUEUE: bad range for --queue-balance")
+        if self.has("cpu_fanout") and not self.has("queue_balance"):
+            raise OptionError("NFQUEUE: --queue-cpu-fanout requires --queue-balance")
+
+    @property
+    def queues(self) -> tuple[int, int]:
+        if self.has("queue_balance"):
+            return self.value("queue_balance")
+        n = self.value("queue_num", 0)
+        return (n, n)
+
+    @property
+    def bypass(self) -> bool:
+        return self.has("bypass")
+
+    def save_args(self) -> list[str]:
+        lo, hi = self.queues
+        out = ["--queue-balance", f"{lo}:{hi}"] if hi > lo else ["--queue-num", str(lo)]
+        if self.bypass:
+            out.append("--queue-bypass")
+        if self.has("cpu_fanout"):
+            out.append("--queue-cpu-fanout")
+        return out

@@ -1,0 +1,38 @@
+"""TPROXY: deliver the packet to a local transparent-proxy socket without rewriting it
+(libxt_TPROXY, mangle PREROUTING); it also sets a mark for policy routing."""
+
+from __future__ import annotations
+
+from iptexplain.addr import int_to_ip, parse_ip
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Opt, OptType, Target, types
+
+host = OptType("host", lambda a: parse_ip(a[0]), lambda v: [int_to_ip(v[1], v[0])])
+
+
+@register
+class TProxy(Target):
+    name = "TPROXY"
+    table_only = ("mangle",)
+    options = (
+        Opt("on_port", "--on-port", types.port, invert=False),
+        Opt("on_ip", "--on-ip", host, invert=False),
+        Opt("mark", "--tproxy-mark", types.markmask, invert=False),
+    )
+
+    def check(self) -> None:
+        if not self.has("on_port"):
+            raise OptionError("TPROXY: --on-port is required")
+
+    @property
+    def mark(self) -> tuple[int, int]:
+        return self.value("mark", (0, 0))
+
+    def save_args(self) -> list[str]:
+        ip = self.value("on_ip")
+        fam = ip[0] if ip else (self.nfproto or 4)
+        ip_text = int_to_ip(ip[1], ip[0]) if ip else ("::" if fam == 6 else "0.0.0.0")
+        value, mask = self.mark
+        return ["--on-port", str(self.value("on_port")), "--on-ip", ip_text,
+                "--tproxy-mark", f"0x{value:x}/0x{mask:x}"]

@@ -1,0 +1,48 @@
+"""connbytes: how many packets/bytes the connection has carried so far (libxt_connbytes).
+
+The count lives in the kernel; a trace of a new connection knows it is small, otherwise forks.
+"""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
+
+U64 = (1 << 64) - 1
+
+
+def _range(text: str) -> tuple[int, int]:
+    lo_t, sep, hi_t = text.partition(":")
+    lo = parse_uint(lo_t, 64)
+    hi = parse_uint(hi_t, 64) if sep and hi_t else U64
+    return lo, hi
+
+
+count = OptType("count", lambda a: _range(a[0]), lambda v: [f"{v[0]}" if v[1] in (0, U64) else f"{v[0]}:{v[1]}"])
+
+
+@register
+class Connbytes(Match):
+    name = "connbytes"
+    options = (
+        Opt("connbytes", "--connbytes", count),
+        Opt("dir", "--connbytes-dir", types.choice("original", "reply", "both"), invert=False),
+        Opt("mode", "--connbytes-mode", types.choice("packets", "bytes", "avgpkt"), invert=False),
+    )
+
+    def check(self) -> None:
+        for k, f in (("connbytes", "--connbytes"), ("dir", "--connbytes-dir"), ("mode", "--connbytes-mode")):
+            if not self.has(k):
+                raise OptionError(f"connbytes: {f} is required")
+
+    @property
+    def count(self) -> tuple[int, int, bool]:
+        """(from, to, inverted)."""
+        v = self.get("connbytes")
+        return v.value[0], v.value[1], v.invert  # type: ignore[union-attr]
+
+    def save_args(self) -> list[str]:
+        lo, hi, inv = self.count
+        out = (["!"] if inv else []) + ["--connbytes", str(lo) if hi in (0, U64) else f"{lo}:{hi}"]
+        return out + ["--connbytes-mode", self.value("mode"), "--connbytes-dir", self.value("dir")]

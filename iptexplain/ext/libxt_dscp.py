@@ -1,0 +1,30 @@
+"""dscp: the 6-bit DSCP field of the TOS / traffic class byte (libxt_dscp)."""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Match, Opt
+from iptexplain.ext.dscp_helper import dscp, dscp_class
+
+
+@register
+class Dscp(Match):
+    name = "dscp"
+    options = (
+        Opt("dscp", "--dscp", dscp),
+        Opt("dscp_class", "--dscp-class", dscp_class),
+    )
+
+    def check(self) -> None:
+        if len(self.values) != 1:
+            raise OptionError("DSCP match: Parameter --dscp is required")
+
+    @property
+    def dscp(self) -> tuple[int, bool]:
+        (_, v), = self.values
+        return v.value, v.invert
+
+    def save_args(self) -> list[str]:
+        value, inv = self.dscp
+        return (["!"] if inv else []) + ["--dscp", f"0x{value:02x}"]
