@@ -718,6 +718,7 @@ def _flatten_cascades(path: Path, stat_forks: set[int]) -> None:
 
 PROTO_ALIASES = {"icmpv6": "ipv6-icmp", "icmp6": "ipv6-icmp"}
 TCP_SYN = 0x02
+EPHEMERAL = span(32768, 60999)  # net.ipv4.ip_local_port_range's default
 TCP_ACK = 0x10
 
 
@@ -749,6 +750,8 @@ def initial_state(flow: Flow, host: HostModel, router: Router, notes: list[str])
         proto = span(0, 255)
     pnum = single(proto)
     sport = point(flow.sport) if flow.sport is not None else U16
+    if flow.sport is None and flow.from_host and single(proto) in (6, 17, 132):
+        sport = EPHEMERAL  # a local socket binds a port of ip_local_port_range
     dport = point(flow.dport) if flow.dport is not None else U16
     icmp = U16
     if pnum in (1, 58):

@@ -1,0 +1,671 @@
+"""The tracer's semantics, one small ruleset per fact (each test fails if the semantics break).
+
+The kernel-differential twins of the order/NAT/loopback facts are in test_tracer_kernel.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from iptexplain.host import HostModel, IfAddr, Interface, Route
+from iptexplain.hostinfer import complete_host, parse_host_options
+from iptexplain.ipset import parse_ipset_save
+from iptexplain.netfilter import trace as T
+from iptexplain.netfilter.hooks import HOOK_ORDER, entries
+from iptexplain.netfilter.packets import (Decision, Packets, intersect, masked_set, normalize, point,
+                                          span, subtract)
+from iptexplain.netfilter.trace import Flow
+from iptexplain.netfilter.tracer import trace_flow
+from iptexplain.errors import InputError
+from iptexplain.parse import load, parse_text
+
+from trace_paths import hooks_seen, kernel_path, tables_seen
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def host(*ifaces: tuple[str, str], routes: tuple[tuple[str, str, str | None], ...] = (),
+         sysctls: dict | None = None) -> HostModel:
+    h = HostModel(source="test")
+    for name, addr in ifaces:
+        a, plen = addr.split("/")
+        fam = 6 if ":" in a else 4
+        h.add_interface(Interface(name, kind="bridge" if name.startswith(("docker", "br")) else "")).addrs.append(
+            IfAddr(a, int(plen), fam))
+    for dst, dev, via in routes:
+        h.routes.append(Route(dst, dev, via, family=6 if ":" in dst or (via and ":" in via) else 4))
+    h.sysctls.update(sysctls or {})
+    return h
+
+
+DOCKER_HOST = host(("eth0", "198.51.100.1/24"), ("docker0", "172.17.0.1/16"), ("lo", "127.0.0.1/8"),
+                   routes=(("default", "eth0", "198.51.100.254"),))
+
+
+def only_leaf(tr: T.Trace) -> T.Leaf:
+    leaves = list(tr.leaves())
+    assert len(leaves) == 1, [l.outcome.summary for l in leaves]
+    return leaves[0]
+
+
+def save(*tables: str) -> str:
+    """iptables-save text from table bodies ("*filter ... " without COMMIT)."""
+    return "\n".join(t.strip() + "\nCOMMIT" for t in tables) + "\n"
+
+
+def rs_of(*tables: str, family: int | None = None):
+    return parse_text(save(*tables), "<test>", family=family)
+
+
+ALL_LOG = """*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+*security
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]"""
+
+
+def all_tables():
+    blocks = ["*" + b for b in ALL_LOG.split("*") if b.strip()]
+    return rs_of(*blocks)
+
+
+# ---------------------------------------------------------------------------------------------
+# Packet sets.
+
+
+def test_interval_set_operations():
+    a = normalize([(0, 10), (20, 30)])
+    assert intersect(a, span(5, 25)) == ((5, 10), (20, 25))
+    assert subtract(a, span(5, 25)) == ((0, 4), (26, 30))
+    assert normalize([(5, 7), (1, 4), (9, 9)]) == ((1, 7), (9, 9))
+
+
+def test_masked_set_non_contiguous_mask():
+    # 10.0.0.0/255.0.255.0: second octet free, fourth octet free.
+    s = masked_set(0x0A000000, 0xFF00FF00, 32)
+    assert len(s) == 256
+    assert s[0] == (0x0A000000, 0x0A0000FF)
+    assert s[1] == (0x0A010000, 0x0A0100FF)
+
+
+def test_split_keeps_both_parts_with_conditions():
+    p = Packets(4, span(0, 2**32 - 1), point(1), point(6))
+    d = Decision.split(p, "dport", span(22, 22), False, "dport")
+    assert d.matched is not None and d.unmatched is not None
+    assert d.matched.dport == point(22)
+    assert d.unmatched.dport == ((0, 21), (23, 65535))
+    assert d.yes.text == "dport in 22" and d.no.text == "dport not in 22"
+
+
+# ---------------------------------------------------------------------------------------------
+# Hooks and order.
+
+
+def test_hook_table_is_sorted_by_priority():
+    names = [(e.kind, e.table) for e in entries(4, "INPUT")]
+    assert names == [("table", "mangle"), ("table", "filter"), ("table", "security"), ("table", "nat"),
+                     ("confirm", "")]
+    pre = [(e.kind, e.table) for e in entries(4, "PREROUTING")]
+    assert pre == [("table", "raw"), ("conntrack", ""), ("table", "mangle"), ("table", "nat")]
+    assert HOOK_ORDER[6]["OUTPUT"] == HOOK_ORDER[4]["OUTPUT"]
+
+
+def test_local_delivery_order_nat_input_last():
+    tr = trace_flow(all_tables(), Flow(dport=22, iniface="eth0", src="203.0.113.9"), DOCKER_HOST)
+    leaf = only_leaf(tr)
+    assert leaf.outcome.kind == T.DELIVERED
+    assert tables_seen(leaf.steps) == [
+        ("PREROUTING", "raw"), ("PREROUTING", "mangle"), ("PREROUTING", "nat"),
+        ("INPUT", "mangle"), ("INPUT", "filter"), ("INPUT", "security"), ("INPUT", "nat")]
+
+
+def test_forward_order():
+    tr = trace_flow(all_tables(), Flow(dst="172.17.0.9", dport=80, src="203.0.113.9"), DOCKER_HOST)
+    leaf = only_leaf(tr)
+    assert leaf.outcome.kind == T.FORWARDED and leaf.outcome.iface == "docker0"
+    assert tables_seen(leaf.steps) == [
+        ("PREROUTING", "raw"), ("PREROUTING", "mangle"), ("PREROUTING", "nat"),
+        ("FORWARD", "mangle"), ("FORWARD", "filter"), ("FORWARD", "security"),
+        ("POSTROUTING", "mangle"), ("POSTROUTING", "nat")]
+
+
+def test_local_out_order_and_loopback_reentry_without_nat():
+    tr = trace_flow(all_tables(), Flow(dst="198.51.100.1", dport=22, from_host=True), DOCKER_HOST)
+    leaf = only_leaf(tr)
+    assert leaf.outcome.kind == T.DELIVERED
+    assert hooks_seen(leaf.steps) == ["OUTPUT", "POSTROUTING", "PREROUTING", "INPUT"]
+    assert tables_seen(leaf.steps) == [
+        ("OUTPUT", "raw"), ("OUTPUT", "mangle"), ("OUTPUT", "nat"), ("OUTPUT", "filter"),
+        ("OUTPUT", "security"), ("POSTROUTING", "mangle"), ("POSTROUTING", "nat"),
+        ("PREROUTING", "raw"), ("PREROUTING", "mangle"),
+        ("INPUT", "mangle"), ("INPUT", "filter"), ("INPUT", "security")]
+    # The packet left by lo and came back in on lo.
+    route = next(s for s in leaf.steps if s.kind == T.ROUTE)
+    assert route.detail["dev"] == "lo"
+    skipped = [s.reason for s in leaf.steps if s.kind == T.CONNTRACK and s.table == "nat"]
+    assert any("nat PREROUTING not consulted" in r for r in skipped)
+    assert any("nat INPUT not consulted" in r for r in skipped)
+
+
+def test_loopback_packet_is_seen_with_in_interface_lo():
+    rs = rs_of("""*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -i lo -j ACCEPT""")
+    leaf = only_leaf(trace_flow(rs, Flow(dst="198.51.100.1", dport=5432, from_host=True), DOCKER_HOST))
+    assert leaf.outcome.kind == T.DELIVERED
+    assert ("filter", "INPUT", "-A INPUT -i lo -j ACCEPT", "ACCEPT") in kernel_path(leaf.steps)
+
+
+# ---------------------------------------------------------------------------------------------
+# The seed: Docker's published port.
+
+
+def test_seed_docker_published_port_goes_forward_to_the_container():
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    tr = trace_flow(rs, Flow(dport=9525))
+    leaf = only_leaf(tr)
+    assert leaf.outcome.kind == T.FORWARDED
+    assert leaf.outcome.summary == "forwarded to 172.17.0.6:9525 via docker0"
+    assert leaf.outcome.packet["dst"] == "172.17.0.6"
+    chains = [c for _, c, _, _ in kernel_path(leaf.steps)]
+    assert kernel_path(leaf.steps) == [
+        ("nat", "PREROUTING", "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER", "JUMP:DOCKER"),
+        ("nat", "DOCKER", "-A DOCKER ! -i docker0 -p tcp -m tcp --dport 9525 -j DNAT --to-destination 172.17.0.6:9525", "ACCEPT"),
+        ("filter", "FORWARD", "-A FORWARD -j DOCKER-USER", "JUMP:DOCKER-USER"),
+        ("filter", "DOCKER-USER", "-A DOCKER-USER -j RETURN", "RETURN"),
+        ("filter", "FORWARD", "-A FORWARD -j DOCKER-ISOLATION-STAGE-1", "JUMP:DOCKER-ISOLATION-STAGE-1"),
+        ("filter", "DOCKER-ISOLATION-STAGE-1", "-A DOCKER-ISOLATION-STAGE-1 -j RETURN", "RETURN"),
+        ("filter", "FORWARD", "-A FORWARD -o docker0 -j DOCKER", "JUMP:DOCKER"),
+        ("filter", "DOCKER", "-A DOCKER -d 172.17.0.6/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 9525 -j ACCEPT", "ACCEPT"),
+        ("nat", "POSTROUTING", None, "ACCEPT"),
+    ]
+    assert "INPUT" not in hooks_seen(leaf.steps)
+    assert chains  # every source at once: no fork although the source was left open
+    assert any("docker0 carries 172.17.0.0/16" in n for n in tr.notes)
+
+
+def test_seed_unpublished_port_is_delivered_to_the_host():
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    leaf = only_leaf(trace_flow(rs, Flow(dport=22), DOCKER_HOST))
+    assert leaf.outcome.kind == T.DELIVERED
+    assert kernel_path(leaf.steps)[-2:] == [("filter", "INPUT", None, "ACCEPT"), ("nat", "INPUT", None, "ACCEPT")]
+
+
+def test_seed_container_to_outside_is_masqueraded_to_eth0():
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    leaf = only_leaf(trace_flow(rs, Flow(src="172.17.0.6", iniface="docker0", dst="93.184.215.14", dport=443),
+                                DOCKER_HOST))
+    assert leaf.outcome.kind == T.FORWARDED and leaf.outcome.iface == "eth0"
+    assert leaf.outcome.packet["src"] == "198.51.100.1"
+    rw = [s for s in leaf.steps if s.kind == T.REWRITE]
+    assert rw[-1].detail == {"field": "src", "before": "172.17.0.6", "after": "198.51.100.1"}
+
+
+def test_container_to_container_same_bridge_goes_through_forward():
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    leaf = only_leaf(trace_flow(rs, Flow(src="172.17.0.6", iniface="docker0", dst="172.17.0.7", dport=80),
+                                DOCKER_HOST))
+    assert leaf.outcome.kind == T.FORWARDED
+    assert ("filter", "FORWARD", "-A FORWARD -i docker0 -o docker0 -j ACCEPT", "ACCEPT") in kernel_path(leaf.steps)
+
+
+def test_host_to_published_port_dnat_in_output_and_reroute():
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    leaf = only_leaf(trace_flow(rs, Flow(dst="198.51.100.1", dport=9525, from_host=True), DOCKER_HOST))
+    assert leaf.outcome.kind == T.SENT and leaf.outcome.iface == "docker0"
+    routes = [s for s in leaf.steps if s.kind == T.ROUTE]
+    assert routes[0].detail["dev"] == "lo" and routes[1].detail["dev"] == "docker0"
+    assert "re-routing" in routes[1].hook
+    assert leaf.outcome.packet["src"] == "198.51.100.1"  # chosen before the DNAT
+
+
+# ---------------------------------------------------------------------------------------------
+# Conntrack and NAT.
+
+
+DNAT_LOCAL = """*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -p tcp --dport 8080 -j DNAT --to-destination 172.17.0.6:80"""
+
+
+def test_raw_prerouting_sees_the_original_destination():
+    rs = rs_of("""*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -d 172.17.0.6/32 -j DROP
+-A PREROUTING -d 198.51.100.1/32 -j LOG""", DNAT_LOCAL)
+    leaf = only_leaf(trace_flow(rs, Flow(dport=8080, src="203.0.113.9"), DOCKER_HOST))
+    assert leaf.outcome.kind == T.FORWARDED
+    assert kernel_path(leaf.steps, ["raw"]) == [
+        ("raw", "PREROUTING", "-A PREROUTING -d 198.51.100.1/32 -j LOG", "CONTINUE"),
+        ("raw", "PREROUTING", None, "ACCEPT")]
+
+
+def test_notrack_skips_nat():
+    rs = rs_of("""*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -p tcp --dport 8080 -j CT --notrack""", DNAT_LOCAL)
+    leaf = only_leaf(trace_flow(rs, Flow(dport=8080, src="203.0.113.9"), DOCKER_HOST))
+    assert leaf.outcome.kind == T.DELIVERED  # no DNAT: the host's own port 8080
+    assert leaf.outcome.packet["ctstate"] == "UNTRACKED"
+    assert not any(s.kind == T.REWRITE for s in leaf.steps)
+
+
+def test_established_keeps_the_connections_dnat_without_nat_table():
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    tr = trace_flow(rs, Flow(dport=9525, src="203.0.113.9", state="ESTABLISHED"), DOCKER_HOST)
+    leaf = only_leaf(tr)
+    assert leaf.outcome.kind == T.FORWARDED and leaf.outcome.packet["dst"] == "172.17.0.6"
+    assert not any(s.kind == T.TABLE and s.table == "nat" for s in leaf.steps)
+    assert ("filter", "FORWARD", "-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "ACCEPT") in kernel_path(leaf.steps)
+    assert any("keeps it" in n for n in tr.notes)
+
+
+def test_dnat_to_loopback_from_outside_is_a_martian_unless_route_localnet():
+    rs = rs_of("""*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -p tcp --dport 8080 -j DNAT --to-destination 127.0.0.1:80""")
+    leaf = only_leaf(trace_flow(rs, Flow(dport=8080, src="203.0.113.9"), DOCKER_HOST))
+    assert leaf.outcome.kind == T.DROPPED and "martian" in leaf.outcome.summary
+    h = host(("eth0", "198.51.100.1/24"), ("lo", "127.0.0.1/8"), routes=(("default", "eth0", "198.51.100.254"),),
+             sysctls={"net.ipv4.conf.eth0.route_localnet": "1"})
+    leaf = only_leaf(trace_flow(rs, Flow(dport=8080, src="203.0.113.9"), h))
+    assert leaf.outcome.kind == T.DELIVERED and leaf.outcome.packet["dst"] == "127.0.0.1"
+
+
+def test_masquerade_random_fully_rewrites_the_source_port():
+    rs = rs_of("""*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -o eth0 -j MASQUERADE --random-fully""")
+    leaf = only_leaf(trace_flow(rs, Flow(src="172.17.0.6", sport=40000, iniface="docker0", dst="203.0.113.9", dport=80),
+                                DOCKER_HOST))
+    assert leaf.outcome.packet["src"] == "198.51.100.1"
+    assert leaf.outcome.packet["sport"] == "1024-65535"
+
+
+def test_masquerade_picks_the_address_in_the_next_hops_subnet():
+    h = host(("eth0", "198.51.100.1/24"), ("eth0", "203.0.113.5/24"), ("lo", "127.0.0.1/8"),
+             routes=(("default", "eth0", "203.0.113.254"),))
+    rs = rs_of("""*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -j MASQUERADE""")
+    leaf = only_leaf(trace_flow(rs, Flow(src="10.1.1.1", iniface="docker0", dst="192.0.2.80", dport=80), h))
+    assert leaf.outcome.packet["src"] == "203.0.113.5"
+
+
+def test_dnat_address_and_port_range_become_sets():
+    rs = rs_of("""*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination 172.17.0.2-172.17.0.4:8000-8010""")
+    leaf = only_leaf(trace_flow(rs, Flow(dport=80, src="203.0.113.9"), DOCKER_HOST))
+    assert leaf.outcome.packet["dst"] == "172.17.0.2-172.17.0.4"
+    assert leaf.outcome.packet["dport"] == "8000-8010"
+
+
+def test_redirect_in_prerouting_goes_to_the_in_interfaces_address():
+    rs = rs_of("""*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -i docker0 -p tcp --dport 80 -j REDIRECT --to-ports 3128""")
+    leaf = only_leaf(trace_flow(rs, Flow(src="172.17.0.6", iniface="docker0", dst="93.184.215.14", dport=80),
+                                DOCKER_HOST))
+    assert leaf.outcome.kind == T.DELIVERED
+    assert leaf.outcome.packet["dst"] == "172.17.0.1" and leaf.outcome.packet["dport"] == "3128"
+
+
+# ---------------------------------------------------------------------------------------------
+# Chains and verdicts.
+
+
+def test_accept_ends_one_table_not_the_journey():
+    rs = rs_of("""*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A INPUT -j ACCEPT""", """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp --dport 22 -j DROP""")
+    leaf = only_leaf(trace_flow(rs, Flow(dport=22, src="203.0.113.9"), DOCKER_HOST))
+    assert leaf.outcome.kind == T.DROPPED
+    assert leaf.outcome.rule.spec() == "-A INPUT -p tcp -m tcp --dport 22 -j DROP"
+
+
+CHAINS = """*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:A - [0:0]
+:B - [0:0]
+:C - [0:0]
+:UNUSED - [0:0]
+-A INPUT -j A
+-A INPUT -p tcp --dport 22 -j ACCEPT
+-A A -g B
+-A A -p tcp --dport 22 -j DROP
+-A B -j C
+-A B -j RETURN
+-A C -p tcp --dport 80 -j ACCEPT
+-A UNUSED -j ACCEPT"""
+
+
+def test_goto_does_not_come_back_and_falling_off_returns():
+    leaf = only_leaf(trace_flow(rs_of(CHAINS), Flow(dport=22, src="203.0.113.9"), DOCKER_HOST))
+    # A -g B; B -j C; C falls off back to B; B RETURNs -- to INPUT, not to A (the goto):
+    # A's DROP rule is never reached and INPUT's ACCEPT decides.
+    assert leaf.outcome.kind == T.DELIVERED
+    assert kernel_path(leaf.steps, ["filter"]) == [
+        ("filter", "INPUT", "-A INPUT -j A", "JUMP:A"),
+        ("filter", "A", "-A A -g B", "GOTO:B"),
+        ("filter", "B", "-A B -j C", "JUMP:C"),
+        ("filter", "B", "-A B -j RETURN", "RETURN"),
+        ("filter", "INPUT", "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT", "ACCEPT")]
+    assert not any(s.chain == "UNUSED" for s in leaf.steps)  # never reached
+
+
+def test_return_in_a_builtin_chain_applies_the_policy():
+    rs = rs_of("""*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -j RETURN
+-A INPUT -j ACCEPT""")
+    leaf = only_leaf(trace_flow(rs, Flow(dport=22, src="203.0.113.9"), DOCKER_HOST))
+    assert leaf.outcome.kind == T.DROPPED and "policy" in leaf.outcome.summary
+
+
+def test_goto_from_base_chain_then_falling_off_applies_the_policy():
+    rs = rs_of("""*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:X - [0:0]
+-A INPUT -g X
+-A INPUT -j ACCEPT
+-A X -p udp -j ACCEPT""")
+    leaf = only_leaf(trace_flow(rs, Flow(dport=22, src="203.0.113.9"), DOCKER_HOST))
+    assert leaf.outcome.kind == T.DROPPED
+    assert kernel_path(leaf.steps, ["filter"])[-1] == ("filter", "INPUT", None, "DROP")
+
+
+def test_reject_records_its_reply():
+    rs = rs_of("""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp --dport 22 -j REJECT --reject-with tcp-reset""")
+    leaf = only_leaf(trace_flow(rs, Flow(dport=22, src="203.0.113.9"), DOCKER_HOST))
+    assert leaf.outcome.kind == T.REJECTED and leaf.outcome.reply == "tcp-reset"
+    assert kernel_path(leaf.steps)[-1][3] == "DROP"  # the kernel's trace shows REJECT as DROP
+
+
+def test_log_and_mark_continue_and_later_rules_see_the_mark():
+    rs = rs_of("""*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -j LOG --log-prefix "in "
+-A PREROUTING -p tcp --dport 22 -j MARK --set-xmark 0x10/0xff
+-A PREROUTING -m mark --mark 0x10/0xf0 -j CONNMARK --save-mark""", """*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m connmark --mark 0x10 -j ACCEPT""")
+    leaf = only_leaf(trace_flow(rs, Flow(dport=22, src="203.0.113.9"), DOCKER_HOST))
+    assert leaf.outcome.kind == T.DELIVERED
+    assert leaf.outcome.packet["mark"] == "0x10" and leaf.outcome.packet["connmark"] == "0x10"
+    assert [e[3] for e in kernel_path(leaf.steps, ["mangle"])] == [
+        "CONTINUE", "CONTINUE", "CONTINUE", "ACCEPT", "ACCEPT"]  # PREROUTING's then INPUT's policy
+
+
+def test_chain_loop_is_detected():
+    rs = rs_of("""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:A - [0:0]
+:B - [0:0]
+-A INPUT -j A
+-A A -j B
+-A B -j A""")
+    leaf = only_leaf(trace_flow(rs, Flow(dport=22, src="203.0.113.9"), DOCKER_HOST))
+    assert leaf.outcome.kind == T.UNDECIDED and "loop" in leaf.outcome.summary
+    assert any(s.kind == T.NOTE and "A → B → A" in s.reason for s in leaf.steps)
+
+
+# ---------------------------------------------------------------------------------------------
+# Forks.
+
+
+def test_open_source_forks_on_a_source_rule_with_conditions():
+    rs = rs_of("""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -s 10.0.0.0/8 -p tcp --dport 22 -j DROP""")
+    tr = trace_flow(rs, Flow(dport=22), DOCKER_HOST)
+    kinds = {l.conditions[0].text: l.outcome.kind for l in tr.leaves()}
+    assert kinds == {"source in 10.0.0.0/8": T.DROPPED, "source not in 10.0.0.0/8": T.DELIVERED}
+    # A concrete source decides.
+    leaf = only_leaf(trace_flow(rs, Flow(dport=22, src="10.1.2.3"), DOCKER_HOST))
+    assert leaf.outcome.kind == T.DROPPED
+
+
+def test_log_on_part_of_the_packets_does_not_fork():
+    rs = rs_of("""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -s 10.0.0.0/8 -j LOG""")
+    leaf = only_leaf(trace_flow(rs, Flow(dport=22), DOCKER_HOST))
+    partial = [s for s in leaf.steps if s.kind == T.RULE and s.detail.get("partial")]
+    assert partial and "10.0.0.0/8" in partial[0].reason
+
+
+def test_limit_forks_with_under_the_rate_first():
+    rs = rs_of("""*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp --dport 22 -m limit --limit 3/min -j ACCEPT""")
+    tr = trace_flow(rs, Flow(dport=22, src="203.0.113.9"), DOCKER_HOST)
+    leaves = list(tr.leaves())
+    assert [l.outcome.kind for l in leaves] == [T.DELIVERED, T.DROPPED]
+    assert leaves[0].conditions[0].text.startswith("under the rate limit 3/min")
+
+
+KUBE = """*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-SVC-A - [0:0]
+:KUBE-SEP-1 - [0:0]
+:KUBE-SEP-2 - [0:0]
+:KUBE-SEP-3 - [0:0]
+-A PREROUTING -j KUBE-SERVICES
+-A OUTPUT -j KUBE-SERVICES
+-A KUBE-SERVICES -d 10.96.0.10/32 -p udp -m udp --dport 53 -j KUBE-SVC-A
+-A KUBE-SVC-A -m statistic --mode random --probability 0.33333333349 -j KUBE-SEP-1
+-A KUBE-SVC-A -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-2
+-A KUBE-SVC-A -j KUBE-SEP-3
+-A KUBE-SEP-1 -p udp -j DNAT --to-destination 10.244.0.2:53
+-A KUBE-SEP-2 -p udp -j DNAT --to-destination 10.244.0.3:53
+-A KUBE-SEP-3 -p udp -j DNAT --to-destination 10.244.1.4:53"""
+
+
+def test_statistic_cascade_gives_each_endpoint_its_effective_probability():
+    tr = trace_flow(rs_of(KUBE), Flow(proto="udp", dst="10.96.0.10", dport=53, from_host=True), DOCKER_HOST)
+    leaves = list(tr.leaves())
+    assert sorted(l.outcome.packet["dst"] for l in leaves) == ["10.244.0.2", "10.244.0.3", "10.244.1.4"]
+    for l in leaves:
+        assert l.probability == pytest.approx(1 / 3, abs=1e-6)
+        assert l.conditions[0].probability == pytest.approx(1 / 3, abs=1e-6)
+    assert len(tr.root.fork.branches) == 3 if tr.root.fork else False
+
+
+def test_unknown_module_forks_as_not_understood():
+    rs = rs_of("""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m quota2 --quota 100 -j DROP""")
+    tr = trace_flow(rs, Flow(dport=22, src="203.0.113.9"), DOCKER_HOST)
+    assert {l.outcome.kind for l in tr.leaves()} == {T.DROPPED, T.DELIVERED}
+    assert "not understood" in tr.root.fork.reason
+
+
+def test_branch_cap_stops_following_forks():
+    rules = "\n".join(f"-A INPUT -s 10.{i}.0.0/16 -j DROP" for i in range(40))
+    rs = rs_of(f"""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+{rules}""")
+    tr = trace_flow(rs, Flow(dport=22), DOCKER_HOST, max_branches=8)
+    leaves = list(tr.leaves())
+    assert len(leaves) <= 9
+    assert any(l.outcome.kind == T.UNDECIDED for l in leaves)
+    assert any("branches" in n for n in tr.notes)
+
+
+def test_ipset_from_dump_decides_else_forks():
+    rs = rs_of("""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m set --match-set BAD src -j DROP""")
+    sets = parse_ipset_save("create BAD hash:net family inet\nadd BAD 203.0.113.0/24\n")
+    assert only_leaf(trace_flow(rs, Flow(dport=22, src="203.0.113.9"), DOCKER_HOST, ipsets=sets)).outcome.kind == T.DROPPED
+    assert only_leaf(trace_flow(rs, Flow(dport=22, src="192.0.2.9"), DOCKER_HOST, ipsets=sets)).outcome.kind == T.DELIVERED
+    tr = trace_flow(rs, Flow(dport=22, src="192.0.2.9"), DOCKER_HOST)
+    assert {l.outcome.kind for l in tr.leaves()} == {T.DROPPED, T.DELIVERED}
+
+
+# ---------------------------------------------------------------------------------------------
+# IPv6.
+
+
+V6 = """*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT
+-A INPUT -s 2001:db8:bad::/48 -j DROP
+-A INPUT -p tcp -m tcp --dport 22 -m hl --hl-gt 1 -j ACCEPT
+-A INPUT -m rt --rt-type 0 -j DROP"""
+
+
+def test_ipv6_icmpv6_prefixes_and_hop_limit():
+    h = host(("eth0", "2001:db8::1/64"), ("lo", "::1/128"), routes=(("default", "eth0", "2001:db8::fffe"),))
+    rs = rs_of(V6, family=6)
+    ping = only_leaf(trace_flow(rs, Flow(family=6, proto="icmpv6", src="2001:db8:5::9"), h))
+    assert ping.outcome.kind == T.DELIVERED
+    assert ("filter", "INPUT", "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT", "ACCEPT") in kernel_path(ping.steps)
+    bad = only_leaf(trace_flow(rs, Flow(family=6, dport=22, src="2001:db8:bad::9"), h))
+    assert bad.outcome.kind == T.DROPPED
+    ssh = trace_flow(rs, Flow(family=6, dport=22, src="2001:db8:5::9"), h)
+    # The hop limit is not in the flow: fork on it.
+    assert {l.conditions[0].text: l.outcome.kind for l in ssh.leaves()} == {
+        "hop limit in 2-255": T.DELIVERED, "hop limit not in 2-255": T.DROPPED}
+
+
+def test_ipv6_dnat_forwards():
+    h = host(("eth0", "2001:db8::1/64"), ("docker0", "fd00:17::1/64"), ("lo", "::1/128"),
+             routes=(("default", "eth0", "2001:db8::fffe"),))
+    rs = rs_of("""*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -d 2001:db8::1/128 -p tcp -m tcp --dport 80 -j DNAT --to-destination [fd00:17::2]:8080""", family=6)
+    leaf = only_leaf(trace_flow(rs, Flow(family=6, dport=80, src="2001:db8:7::1"), h))
+    assert leaf.outcome.kind == T.FORWARDED and leaf.outcome.iface == "docker0"
+    assert leaf.outcome.summary == "forwarded to [fd00:17::2]:8080 via docker0"
+
+
+# ---------------------------------------------------------------------------------------------
+# Host model.
+
+
+def test_host_options_and_inference_notes():
+    h = parse_host_options(ifaces=["eth1=203.0.113.5/24"], routes=["default=eth1,203.0.113.1"],
+                           local=["192.0.2.10"])
+    assert [str(a) for a in h.interfaces["eth1"].addrs] == ["203.0.113.5/24", "192.0.2.10/32"]
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    full = complete_host(h, rs, Flow(dport=9525))
+    assert "docker0" in full.interfaces and full.interfaces["docker0"].inferred
+    assert not any("assumed: eth1" in n for n in full.notes)
+    with pytest.raises(InputError):
+        parse_host_options(ifaces=["eth0"])
+    with pytest.raises(InputError):
+        parse_host_options(routes=["10.0.0.0/8=eth0,not-an-ip"])
+
+
+def test_addrtype_limit_iface_in():
+    rs = rs_of("""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m addrtype --dst-type LOCAL --limit-iface-in -j DROP""")
+    # 172.17.0.1 is local, but not an address of eth0 where the packet came in.
+    leaf = only_leaf(trace_flow(rs, Flow(dst="172.17.0.1", dport=22, src="203.0.113.9"), DOCKER_HOST))
+    assert leaf.outcome.kind == T.DELIVERED
+    leaf = only_leaf(trace_flow(rs, Flow(dst="198.51.100.1", dport=22, src="203.0.113.9"), DOCKER_HOST))
+    assert leaf.outcome.kind == T.DROPPED
+
+
+def test_owner_only_for_locally_generated_packets():
+    rs = rs_of("""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A OUTPUT -m owner --uid-owner 1000 -j DROP""")
+    tr = trace_flow(rs, Flow(dst="203.0.113.9", dport=443, from_host=True), DOCKER_HOST)
+    assert {l.outcome.kind for l in tr.leaves()} == {T.DROPPED, T.SENT}
