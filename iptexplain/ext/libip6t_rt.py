@@ -64,3 +64,9 @@ class Rt(Match):
         if self.has("not_strict"):
             out.append("--rt-0-not-strict")
         return out
+
+    def decide(self, pkts, ctx):
+        """Tests on the IPv6 routing header: a described flow carries none, so no match."""
+        from iptexplain.netfilter.packets import Decision
+
+        return Decision.none(pkts, "no routing header in the flow")

@@ -17,3 +17,9 @@ class Checksum(Target):
     def check(self) -> None:
         if not self.has("fill"):
             raise OptionError("CHECKSUM target: Parameter --checksum-fill is required")
+
+    def apply(self, pkts, ctx):
+        """Fill in the checksum; nothing a later rule tests changes."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+
+        return Effect(CONTINUE, note="checksum filled in")

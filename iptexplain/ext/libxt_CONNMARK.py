@@ -102,3 +102,29 @@ class ConnmarkTarget(Target):
         if op.shift is not None:
             out += [f"--{op.shift[0]}-shift-mark", str(op.shift[1])]
         return out
+
+    def apply(self, pkts, ctx):
+        """Set the connection's mark, or copy it to/from the packet's mark; continue.
+        Later ``-m connmark`` / ``-m mark`` rules see the result."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+
+        op = self.op
+
+        def shifted(v: int) -> int:
+            if op.shift is None:
+                return v
+            d, n = op.shift
+            return ((v << n) if d == "left" else (v >> n)) & FULL
+
+        if op.mode == "set":
+            new = (pkts.connmark & ~op.ctmask & FULL) ^ op.ctmark
+            field, old = "connmark", pkts.connmark
+        elif op.mode == "save":
+            new = (pkts.connmark & ~op.ctmask & FULL) ^ (shifted(pkts.mark & op.nfmask) & op.ctmask)
+            field, old = "connmark", pkts.connmark
+        else:
+            new = (pkts.mark & ~op.nfmask & FULL) ^ (shifted(pkts.connmark & op.ctmask) & op.nfmask)
+            field, old = "mark", pkts.mark
+        if new == old:
+            return Effect(CONTINUE, note=f"{field} stays 0x{new:x}")
+        return Effect(CONTINUE, pkts.copy(**{field: new}), [(field, f"0x{old:x}", f"0x{new:x}")])

@@ -27,3 +27,10 @@ class Netmap(Target):
     @property
     def to(self) -> Address:
         return self.value("to")
+
+    def apply(self, pkts, ctx):
+        """Map the network part onto ``--to``'s, keeping the host part (DNAT before routing,
+        SNAT after)."""
+        from iptexplain.netfilter.nat import netmap
+
+        return netmap(pkts, ctx, self.to.value, self.to.mask)

@@ -57,3 +57,9 @@ class Nflog(Target):
         if self.value("threshold", DEFAULT_THRESHOLD) != DEFAULT_THRESHOLD:
             out += ["--nflog-threshold", str(self.value("threshold"))]
         return out
+
+    def apply(self, pkts, ctx):
+        """Hand a copy to user space (nflog group) and continue with the next rule."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+
+        return Effect(CONTINUE, note=f"copied to nflog group {self.group}" + (f" prefix {self.prefix!r}" if self.prefix else ""))

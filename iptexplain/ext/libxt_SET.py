@@ -56,3 +56,16 @@ class SetTarget(Target):
             if self.has(k):
                 out.append("--" + k.replace("_", "-"))
         return out
+
+    def apply(self, pkts, ctx):
+        """Add the packet's tuple to (or delete it from) an ipset and continue."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+
+        parts = []
+        if self.add_set:
+            parts.append(f"added to set {self.add_set.name}")
+        if self.del_set:
+            parts.append(f"deleted from set {self.del_set.name}")
+        if self.has("map_set"):
+            parts.append(f"properties mapped from set {self.value('map_set').name}")
+        return Effect(CONTINUE, note=", ".join(parts))

@@ -24,3 +24,10 @@ class TcpMss(Target):
     def mss(self) -> int | None:
         """The MSS set, or None for clamp-to-PMTU."""
         return self.value("set_mss")
+
+    def apply(self, pkts, ctx):
+        """Rewrite the MSS option of SYN packets; nothing a later rule tests changes."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+
+        what = f"MSS set to {self.mss}" if self.mss is not None else "MSS clamped to the path MTU"
+        return Effect(CONTINUE, note=what + " (SYN packets)")

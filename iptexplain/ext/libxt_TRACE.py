@@ -15,3 +15,9 @@ class Trace(Target):
     terminal = False
     table_only = ("raw",)
     options = ()
+
+    def apply(self, pkts, ctx):
+        """Turn on the kernel's packet tracing for this packet and continue."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+
+        return Effect(CONTINUE, note="kernel tracing enabled for this packet")

@@ -58,3 +58,12 @@ class Connlimit(Match):
         out += ["--connlimit-mask", str(mask)]
         out.append("--connlimit-daddr" if self.side == "dest" else "--connlimit-saddr")
         return out
+
+    def decide(self, pkts, ctx):
+        """The number of connections from/to the address lives in the kernel: a fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        rel = "more than" if self.above else "at most"
+        label = f"{rel} {self.limit} connections per {self.side} address"
+        other = f"{'at most' if self.above else 'more than'} {self.limit} connections per {self.side} address"
+        return Decision.fork(pkts, f"connlimit {label}", label, other)

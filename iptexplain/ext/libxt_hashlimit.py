@@ -234,6 +234,20 @@ class Hashlimit(Match):
                 out += ["--hashlimit-rate-interval", str(c.interval)]
         return out
 
+    def decide(self, pkts, ctx):
+        """A per-flow token bucket: its state is in the kernel, so a fork.  A first packet
+        finds its bucket full: under the rate (upto matches, above does not) comes first."""
+        from iptexplain.netfilter.packets import Decision
+
+        name = self.value("name")
+        under, over = f"under the rate of hashlimit {name}", f"over the rate of hashlimit {name}"
+        above = self.cfg.above if hasattr(self.cfg, "above") else self.has("above")
+        if above:
+            d = Decision.fork(pkts, f"hashlimit {name}", over, under)
+        else:
+            d = Decision.fork(pkts, f"hashlimit {name}", under, over)
+        return d
+
 
 _UNITS = (("m", 1024 * 1024), ("k", 1024), ("", 1))
 

@@ -47,3 +47,17 @@ class IPRangeMatch(Match):
     def check(self) -> None:
         if not self.values:
             raise OptionError("iprange match: You must specify `--src-range' or `--dst-range'")
+
+    def decide(self, pkts, ctx):
+        """Source/destination within an inclusive address range."""
+        from iptexplain.netfilter.packets import Decision, span
+
+        tests = []
+        for key, field, what in (("src_range", "src", "source"), ("dst_range", "dst", "destination")):
+            v = self.get(key)
+            if v is not None:
+                r = v.value
+                accept = span(r.low, r.high)
+                tests.append(lambda p, accept=accept, v=v, field=field, what=what, r=r: Decision.split(
+                    p, field, accept, v.invert, what, show=lambda s: str(r) if s is accept else p.addr_text(field)))
+        return Decision.conjunction(pkts, tests)

@@ -21,3 +21,9 @@ class Nfacct(Match):
     @property
     def object_name(self) -> str:
         return self.value("name")
+
+    def decide(self, pkts, ctx):
+        """Counts the packet in an accounting object; always matches."""
+        from iptexplain.netfilter.packets import Decision
+
+        return Decision.all(pkts, f"counted in nfacct {self.object_name}")

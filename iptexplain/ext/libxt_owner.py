@@ -63,3 +63,25 @@ class Owner(Match):
     @property
     def gid(self) -> IdRange | None:
         return self.value("gid")
+
+    def decide(self, pkts, ctx):
+        """The local socket's owner: only locally generated packets have one (OUTPUT,
+        POSTROUTING); the flow does not say which user sends, so uid/gid tests fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        if not pkts.from_host:
+            return Decision.none(pkts, "no local socket: the packet was not generated here")
+        tests = []
+        for key, what in (("socket_exists", "a socket"), ("uid", "uid"), ("gid", "gid")):
+            v = self.get(key)
+            if v is None:
+                continue
+            if key == "socket_exists":
+                tests.append(lambda p, v=v: Decision.none(p, "the sender's socket exists") if v.invert
+                             else Decision.all(p, "the sender's socket exists"))
+                continue
+            want = f"{what} {v.value}"
+            tests.append(lambda p, v=v, want=want: Decision.fork(
+                p, f"owner {want}", f"sent by {'another than ' if v.invert else ''}{want}",
+                f"sent by {'' if v.invert else 'another than '}{want}"))
+        return Decision.conjunction(pkts, tests)

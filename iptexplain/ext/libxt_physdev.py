@@ -44,3 +44,44 @@ class Physdev(Match):
         """True: must be bridged; False: must not be (``!``); None: not tested."""
         v = self.get("physdev_is_bridged")
         return None if v is None else not v.invert
+
+    def decide(self, pkts, ctx):
+        """The bridge ports of a bridged packet (br_netfilter): known only when the flow
+        enters or leaves through a bridge; the port (which container) is then a fork unless
+        the flow names it."""
+        from iptexplain.netfilter.packets import Decision
+
+        def _is_bridge(ctx, name):
+            i = ctx.router.host.interfaces.get(name) if ctx.router is not None else None
+            return i is not None and i.kind == "bridge"
+
+        bridged_in = pkts.physindev is not None or (pkts.iniface is not None and _is_bridge(ctx, pkts.iniface))
+        bridged_out = pkts.physoutdev is not None or (pkts.outiface is not None and _is_bridge(ctx, pkts.outiface)
+                                                      and bridged_in and pkts.iniface == pkts.outiface)
+        tests = []
+        v = self.get("physdev_is_bridged")
+        if v is not None:
+            is_b = bridged_in and bridged_out
+            tests.append(lambda p, v=v: (Decision.all if is_b != v.invert else Decision.none)(
+                p, "bridged" if is_b else "not bridged"))
+        for key, is_key, port, known, what in (
+                ("physdev_in", "physdev_is_in", pkts.physindev, bridged_in, "in"),
+                ("physdev_out", "physdev_is_out", pkts.physoutdev, bridged_out, "out")):
+            v = self.get(is_key)
+            if v is not None:
+                tests.append(lambda p, v=v, known=known, what=what: (Decision.all if known != v.invert else Decision.none)(
+                    p, f"{'has' if known else 'no'} physical {what} port"))
+            v = self.get(key)
+            if v is None:
+                continue
+            if not known:
+                tests.append(lambda p, v=v, what=what: Decision.none(p, f"not bridged: no physical {what} port"))
+            elif port is not None:
+                hit = port.startswith(v.value[:-1]) if v.value.endswith("+") else port == v.value
+                tests.append(lambda p, v=v, hit=hit, port=port, what=what: (Decision.all if hit != v.invert else Decision.none)(
+                    p, f"physical {what} port {port}{'' if hit else ' ≠ ' + v.value}"))
+            else:
+                tests.append(lambda p, v=v, what=what: Decision.fork(
+                    p, f"physdev-{what} {v.value}", f"bridge port {'not ' if v.invert else ''}{v.value}",
+                    f"bridge port {'' if v.invert else 'not '}{v.value}"))
+        return Decision.conjunction(pkts, tests)

@@ -32,3 +32,25 @@ class PktType(Match):
     @property
     def pkt_type(self) -> str:
         return self.value("pkt_type")
+
+    def decide(self, pkts, ctx):
+        """The link-layer type: what the destination says (a broadcast or multicast address,
+        else unicast to this host, or otherhost for frames to another MAC)."""
+        from iptexplain.netfilter.packets import Decision, EMPTY, union
+
+        v = self.get("pkt_type")
+        if pkts.from_host:
+            kinds = {"unicast": pkts.dst}
+        else:
+            types = ctx.router.addr_types(pkts.dst)
+            kinds = {"broadcast": types.get("BROADCAST", EMPTY), "multicast": types.get("MULTICAST", EMPTY)}
+            rest = pkts.dst
+            from iptexplain.netfilter.packets import subtract
+
+            for part in kinds.values():
+                rest = subtract(rest, part)
+            kinds["unicast"] = rest
+        accept = kinds.get(v.value, EMPTY)
+        d = Decision.split(pkts, "dst", accept, v.invert, "packet type",
+                           show=lambda s: v.value if s is accept else ",".join(k for k, part in kinds.items() if part))
+        return d

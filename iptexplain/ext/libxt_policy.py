@@ -165,3 +165,13 @@ class Policy(Match):
             if i + 1 < len(self.elements):
                 out.append("--next")
         return out
+
+    def decide(self, pkts, ctx):
+        """IPsec policy: a described flow is plain IP (no IPsec), so ``--pol none`` matches
+        and ``--pol ipsec`` does not."""
+        from iptexplain.netfilter.packets import Decision
+
+        pol = self.value("pol", "ipsec")
+        if pol == "none":
+            return Decision.all(pkts, f"{self.direction}: no IPsec policy")
+        return Decision.none(pkts, f"{self.direction}: not IPsec-protected")

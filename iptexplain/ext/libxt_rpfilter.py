@@ -21,3 +21,17 @@ class RpFilter(Match):
     @property
     def inverted(self) -> bool:
         return self.has("invert")
+
+    def decide(self, pkts, ctx):
+        """Reverse-path check: would a reply to the source leave by the in-interface?"""
+        from iptexplain.netfilter.packets import Decision, EMPTY, union
+
+        if pkts.iniface is None or ctx.router is None:
+            return Decision.all(pkts, "locally generated: passes rpfilter") if not self.inverted else Decision.none(pkts, "locally generated")
+        ok = EMPTY
+        for part, res in ctx.router.split(pkts.src):
+            if res.dev == pkts.iniface or (self.has("loose") and res.type == "unicast") or \
+                    (self.has("accept_local") and res.type == "local"):
+                ok = union(ok, part)
+        return Decision.split(pkts, "src", ok, self.inverted, "reverse path of source",
+                              show=lambda s: f"via {pkts.iniface}" if s is ok else pkts.addr_text("src"))

@@ -36,3 +36,19 @@ class Sctp(Match):
         Opt("dport", "--dport", types.portrange, aliases=("--destination-port",)),
         Opt("chunk_types", "--chunk-types", chunktypes),
     )
+
+    def decide(self, pkts, ctx):
+        """SCTP ports; the chunk types of the packet are not described: a fork."""
+        from iptexplain.netfilter.packets import Decision, span
+
+        tests = []
+        for key in ("sport", "dport"):
+            v = self.get(key)
+            if v is not None:
+                tests.append(lambda p, k=key, v=v: Decision.split(p, k, span(*v.value), v.invert, k))
+        v = self.get("chunk_types")
+        if v is not None:
+            mode, names = v.value
+            label = f"chunk types {mode} {','.join(names)}"
+            tests.append(lambda p: Decision.fork(p, label, label, f"not {label}"))
+        return Decision.conjunction(pkts, tests)

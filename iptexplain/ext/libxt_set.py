@@ -114,3 +114,10 @@ class SetMatch(Match):
                 if v is not None:
                     out += (["!"] if v.invert else []) + [f"--{what}-{op}", str(v.value)]
         return out
+
+    def decide(self, pkts, ctx):
+        """Is the packet's tuple in the set?  Decided from an ``ipset save`` dump when the
+        trace has one, else a fork labelled with the set and the tuple."""
+        from iptexplain.netfilter.ipsets import decide_set
+
+        return decide_set(self, pkts, ctx)
