@@ -254,7 +254,8 @@ JSON schema: docs/trace-json.md (iptexplain.trace/1)."""
 @click.option("--local", "local", multiple=True, metavar="ADDR", help="An address of this host (repeatable).")
 @click.option("--iface", "ifaces", multiple=True, metavar="NAME=ADDR/PREFIX",
               help="An interface and its address (repeatable).")
-@click.option("--route", "routes", multiple=True, metavar="PREFIX=IFACE", help="A route (repeatable).")
+@click.option("--route", "routes", multiple=True, metavar="PREFIX=IFACE[,GATEWAY]",
+              help="A route, 'default' for the default route (repeatable).")
 @click.option("--format", "out_format", type=click.Choice(["rich", "json", "dot"]), default="rich",
               show_default=True, help="Output: the rich view, JSON, or Graphviz.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
@@ -382,20 +383,15 @@ def _optional(module: str):  # type: ignore[no-untyped-def]
 def _run_trace(ruleset, flow, host, local, ifaces, routes, ipset_files):  # type: ignore[no-untyped-def]
     from iptexplain.netfilter.tracer import trace_flow
 
-    hostinfer = _optional("iptexplain.hostinfer")
-    if hostinfer is not None:
-        if local or ifaces or routes:
-            given = hostinfer.parse_host_options(local=list(local), ifaces=list(ifaces), routes=list(routes))
-            host = given if host is None else _merge_host(host, given)
-        host = hostinfer.complete_host(host, ruleset, flow)
-    elif local or ifaces or routes:
-        from iptexplain.errors import InputError
+    if local or ifaces or routes:
+        from iptexplain.hostinfer import parse_host_options
 
-        raise InputError("--local/--iface/--route need iptexplain.hostinfer, which this build lacks",
-                         "iptexplain trace")
+        given = parse_host_options(local=list(local), ifaces=list(ifaces), routes=list(routes))
+        host = given if host is None else _merge_host(host, given)
     ipsets = None
     if ipset_files:
         ipsets = _load_ipsets(ipset_files)
+    # trace_flow completes the host model from the ruleset where it says nothing (noted)
     return trace_flow(ruleset, flow, host, ipsets=ipsets, verbose=True)
 
 
@@ -409,16 +405,14 @@ def _merge_host(host, given):  # type: ignore[no-untyped-def]
 
 
 def _load_ipsets(files: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    from iptexplain.errors import InputError
     from iptexplain.parse import read_input
 
-    mod = _optional("iptexplain.ipset")
-    if mod is None or not hasattr(mod, "parse_ipset_save"):
-        raise InputError("--ipset is not available in this build", files[0])
+    from iptexplain.ipset import parse_ipset_save
+
     sets: dict = {}
     for f in files:
         text, name = read_input(f)
-        sets.update(mod.parse_ipset_save(text, name))
+        sets.update(parse_ipset_save(text, name))
     return sets
 
 

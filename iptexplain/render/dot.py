@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from iptexplain.netfilter.trace import (
-    DROPPED, HOOK, PASSED, REJECTED, ROUTE, RULE, TABLE, Leaf, Step, Trace,
+    DROPPED, HOOK, PASSED, REJECTED, REWRITE, ROUTE, RULE, TABLE, Leaf, Step, Trace,
 )
-from iptexplain.render.trace_view import decided_by, outcome_sentence
+from iptexplain.render.trace_view import decided_by, find_decider, outcome_sentence
 
 # One colour per way through a forked trace; a path shared by every way is black.
 PALETTE = ("#1b7837", "#2166ac", "#b2182b", "#e08214", "#762a83", "#35978f", "#8c510a", "#4d4d4d")
@@ -29,6 +29,25 @@ def q(s: str) -> str:
 
 def chain_id(table: str, chain: str) -> str:
     return f"{table}/{chain}"
+
+
+def _annotations(walk_steps: Iterable[Step]) -> dict[str, list[str]]:
+    """Per chain entered: what happened there besides jumps -- the verdict or NAT rule that
+    matched (``#2 DNAT --to-destination 10.244.0.2:53``), and the rewrite it made."""
+    out: dict[str, list[str]] = {}
+    for st in walk_steps:
+        text = ""
+        if st.kind == RULE and st.matched and st.rule is not None and not st.rule.jump and st.rule.target:
+            cid = chain_id(st.rule.table, st.rule.chain)
+            text = f"#{st.rule.number} " + " ".join(st.rule.target.save()[1:])
+        elif st.kind == REWRITE and st.table and st.chain:
+            cid = chain_id(st.table, st.chain)
+            text = st.reason or ""
+        if text:
+            lines = out.setdefault(cid, [])
+            if text not in lines and len(lines) < 6:
+                lines.append(text if len(text) <= 60 else text[:57] + "...")
+    return out
 
 
 def _leaf_walk(steps: list[Step]) -> tuple[list[str], list[tuple[str, str, str]], set[str], str | None]:
@@ -68,6 +87,7 @@ def render_dot(trace: Trace, ruleset: Any = None) -> str:
     colour = [SHARED] if len(leaves) <= 1 else [PALETTE[i % len(PALETTE)] for i in range(len(leaves))]
 
     visited: set[str] = set().union(*(w[2] for w in walks))
+    notes = _annotations(st for lf in leaves for st in lf.steps)
     hooks_seen: list[str] = []
     for w in walks:
         for h in w[0]:
@@ -117,6 +137,8 @@ def render_dot(trace: Trace, ruleset: Any = None) -> str:
         for cid in sorted(by_table[table]):
             _t, name, builtin, policy = chain_info[cid]
             label = name + (f"\npolicy {policy}" if builtin and policy else "")
+            if cid in notes:
+                label += "\n" + "\n".join(notes[cid])
             attrs = [f"label={q(label)}"]
             if cid in visited:
                 attrs += ["style=\"rounded,filled,bold\"", "fillcolor=\"#fff2cc\""]
@@ -163,9 +185,11 @@ def render_dot(trace: Trace, ruleset: Any = None) -> str:
             for c in leaf.conditions
         )
         text = conds + o.kind.upper() + "\n" + outcome_sentence(o, leaf.steps)
-        who = decided_by(o, leaf.steps, ruleset, family)
-        if who:
-            text += "\n" + who
+        d = find_decider(leaf.steps, o, ruleset, family)
+        if d is not None and d.rule is None and "policy" in text:
+            text += f"\n({d.where})" if d.where else ""  # the summary already names the policy
+        elif d is not None:
+            text += "\n" + decided_by(o, leaf.steps, ruleset, family)
         fill = "#d9f0d3" if o.kind in PASSED else "#f4cccc" if o.kind in (DROPPED, REJECTED) else "#fce5cd"
         lines.append(f"  {q(oid)} [label={q(text)}, shape=box, style=\"filled,bold\", fillcolor={q(fill)}];")
         hooks, _e, _c, last = walks[i] if i < len(walks) else ([], [], set(), None)
@@ -177,7 +201,8 @@ def render_dot(trace: Trace, ruleset: Any = None) -> str:
         if hooks and (src is None or o.kind in PASSED or hooks[-1] == "routing"):
             src = f"hook:{hooks[-1]}"
         if src is not None:
-            lab = f"#{o.rule.number} {o.rule.target_name}" if o.rule is not None else ""
+            lab = (f"#{o.rule.number} {o.rule.target_name}" if o.rule is not None
+                   else f"policy {d.policy}" if d is not None and d.policy and o.kind not in PASSED else "")
             attrs = [f"color={q(colour[i] if i < len(colour) else SHARED)}", "penwidth=2.5"]
             if lab:
                 attrs.append(f"label={q(lab)}")

@@ -66,6 +66,9 @@ ASCII_TEXT = {
 UNICODE = Marks("✓", "✗", "⇒", "✎", "⤷", "⑂", "↩", "→", "!", "✔", "✘", "?", "≠")
 ASCII = Marks("+", "x", "=>", "~", ">", "<>", "<-", "->", "!", "OK", "XX", "??", "!=")
 
+# Note kinds shown as warnings (the trace may differ from the kernel's because of them).
+WARNING_NOTES = frozenset({"fidelity", "repair", "unknown-module", "duplicate", "warning"})
+
 # Styles, by meaning.  Kept here so that every view of the project uses the same words.
 STYLE = {
     "hook": "bold cyan",
@@ -636,21 +639,24 @@ class TraceView:
         rs = self.ruleset
         if rs is not None:
             fmt = {"save": "iptables-save", "S": "iptables -S", "listing": "iptables -L listing",
-                   "live": "live host"}.get(rs.format, rs.format)
+                   "live": "live host", "snapshot": "iptexplain snapshot"}.get(rs.format, rs.format)
             count = rs.rule_count()
             out.append(Text(f"ruleset {rs.source} ({fmt}, {count} rule{'s' if count != 1 else ''})", "dim"))
         notes = list(self.notes())
-        shown = notes if self.verbose else notes[: self.max_notes]
+        warnings = [n for n in notes if n[0] in WARNING_NOTES]
+        others = [n for n in notes if n[0] not in WARNING_NOTES]
+        # warnings first and always; the rest (inferences, where facts came from) up to a few
+        shown = warnings + (others if self.verbose else others[: max(self.max_notes - len(warnings), 2)])
         for kind, msg in shown:
-            warn = kind in ("fidelity", "repair", "unknown-module", "duplicate", "warning")
-            mark = m.note if warn else "i"
-            out.append(Text.assemble(
-                (f" {mark} ", _style("note") if warn else "dim"),
+            warn = kind in WARNING_NOTES
+            line = Text.assemble(
+                (f" {m.note if warn else 'i'} ", _style("note") if warn else "dim"),
                 (self.names(msg), "" if warn else "dim"),
-            ))
-            out[-1] = _hanging(asciify(out[-1]) if getattr(self, "_ascii", False) else out[-1], 3)
+            )
+            out.append(_hanging(asciify(line) if getattr(self, "_ascii", False) else line, 3))
         if len(notes) > len(shown):
-            out.append(Text(f"   … {len(notes) - len(shown)} more notes (-v shows them)", "dim"))
+            more = len(notes) - len(shown)
+            out.append(Text(f"   … {more} more note{'s' if more != 1 else ''} (-v shows them)", "dim"))
         return out
 
     def notes(self) -> Iterator[tuple[str, str]]:
@@ -718,7 +724,8 @@ class TraceView:
             out: list[Any] = [_hanging(line, indent)]
             pkt = self._final_packet(leaf)
             if pkt:
-                extra = Text(f"{' ' * indent}packet as it leaves: {self.names(pkt)}", "dim")
+                what = "packet as it leaves" if leaf.outcome.kind in PASSED else "the packet then"
+                extra = Text(f"{' ' * indent}{what}: {self.names(pkt)}", "dim")
                 out.append(_hanging(asciify(extra) if getattr(self, "_ascii", False) else extra, indent + 2))
             return out
         kinds = sorted({lf.outcome.kind for lf in leaves}, key=list(OUTCOME_WORDS).index)
