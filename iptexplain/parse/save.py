@@ -148,6 +148,8 @@ class SaveReader:
                 continue
             c = stripped[0]
             if c == "#":
+                if line:
+                    self.repaired.add("whitespace-only lines")
                 m = _GENERATED_RE.match(stripped)
                 if m:
                     self.dump_family = 6 if m.group(1) == "ip6" else 4
@@ -358,6 +360,8 @@ def parse_save(text: str, source: str = "<input>", family: int | None = None, ta
     if table is None and not any(line.startswith("*") for line in lines):
         guess = infer_table_from_s(lines)
         if guess is not None:
+    if "\r" in text:  # splitlines() already took the CR of CRLF away: note it here
+        reader.repaired.add("CRLF line endings")
             reader.s_table_name = guess[0]
             reader.rs.note("inference", f"table {guess[0]} inferred: {guess[1]}")
     return reader.read(lines)
