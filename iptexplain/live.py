@@ -200,14 +200,13 @@ def detect(families: tuple[int, ...] = (4, 6), backend: str | None = None, use_i
     nft_error: InputError | None = None
     for fam in families:
         det.legacy_names[fam] = legacy_tables(fam)
-        if backend != "legacy":
-            try:
-                det.nft_text[fam] = read_nft(fam).text
-            except InputError as e:
-                if backend == "nft" or "permission denied" in e.message:
-                    raise
-                nft_error = e  # no iptables-nft on a legacy-only host: fine
-                det.nft_text[fam] = ""
+        try:
+            det.nft_text[fam] = read_nft(fam).text
+        except InputError as e:
+            if backend == "nft" or (backend is None and "permission denied" in e.message):
+                raise
+            nft_error = e  # no iptables-nft on a legacy-only host: fine
+            det.nft_text[fam] = ""
         if det.legacy_names[fam] and backend != "nft":
             det.legacy_text[fam] = read_legacy(fam, det.legacy_names[fam], use_iptc)
 

@@ -1,0 +1,650 @@
+"""Live reading (iptexplain.live, iptc_reader, hostio.read_host, snapshot, docker_api).
+
+Every test that reads a live ruleset does it inside a throw-away network namespace
+(``unshare -n -m``): a child process builds the host there -- interfaces, addresses, routes,
+sysctls, a ruleset loaded with ``iptables-legacy-restore`` or ``iptables-nft-restore`` -- saves
+what the host's own tools print (``iptables-*-save -c``, ``ip -j ...``), and calls ``read_live()``.
+The test then checks that reading live gives the same rule graph and host model as parsing the
+saved text, and that a trace of each is the same trace.  Nothing touches the machine's own
+namespace: the namespace dies with the child.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import shutil
+import socketserver
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from iptexplain.errors import InputError
+from iptexplain.graph import Ruleset
+from iptexplain.hostio import host_from_dict, host_from_ip_json, host_to_dict
+from iptexplain.parse import parse_text
+from iptexplain.parse.save import parse_save
+from iptexplain.render.save import save_table
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+SEED = FIXTURES / "seed-docker.v4.save"
+LIVE_FIXTURES = [
+    SEED,
+    FIXTURES / "live" / "docker20_containers_nft.v4.save",
+    FIXTURES / "live" / "iptables-tests__wireless.v4.save",
+    FIXTURES / "live" / "firewalld-iptables-backend_nft.v6.save",
+    FIXTURES / "live" / "k3s-raspberrypi_kuberouter-netpol-flannel_nft-1.8.10_2026.v6.save",
+]
+BACKENDS = ("legacy", "nft")
+
+
+def _namespace_unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    for tool in ("unshare", "ip", "iptables-legacy-restore", "iptables-nft-restore",
+                 "ip6tables-legacy-restore", "ip6tables-nft-restore", "setpriv"):
+        if shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None:
+            return f"`{tool}' is not installed"
+    p = subprocess.run(["unshare", "-n", "-m", "true"], capture_output=True, text=True)
+    if p.returncode != 0:
+        return f"cannot create a network namespace: {p.stderr.strip()}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def netns() -> None:
+    reason = _namespace_unavailable()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"namespaces unavailable under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# The in-namespace agent.  It runs as `unshare -n -m python -c AGENT`, reads a JSON request on
+# stdin and prints one JSON answer.  Each step is a fixed argument list run with check=True.
+
+AGENT = r'''
+import json, os, subprocess, sys
+req = json.load(sys.stdin)
+out = {}
+
+def run(argv, **kw):
+    return subprocess.run(argv, check=True, capture_output=True, text=True, **kw).stdout
+
+def sysctl(key, value):
+    with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+        f.write(value)
+# No IPv6 link-local addresses: their duplicate address detection ends at a random moment and
+# would change the local routes between two reads.
+sysctl("net.ipv6.conf.default.addr_gen_mode", "1")
+for argv in req.get("setup", []):
+    run(argv)
+for key, value in req.get("sysctls", {}).items():
+    with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+        f.write(value)
+for load in req.get("load", []):
+    pre = "ip6tables" if load["family"] == 6 else "iptables"
+    run([f"{pre}-{load['backend']}-restore"], input=load["text"])
+saved = {}
+for b, fam in req.get("save", []):
+    pre = "ip6tables" if fam == 6 else "iptables"
+    saved[f"{b}{fam}"] = run([f"{pre}-{b}-save", "-c"])
+out["saved"] = saved
+if req.get("ip"):
+    out["ip"] = {
+        "addr": run(["ip", "-j", "-d", "addr", "show"]),
+        "route4": run(["ip", "-j", "-4", "route", "show", "table", "all"]),
+        "route6": run(["ip", "-j", "-6", "route", "show", "table", "all"]),
+    }
+def names(fam):
+    try:
+        return open("/proc/net/ip_tables_names" if fam == 4 else "/proc/net/ip6_tables_names").read().split()
+    except FileNotFoundError:
+        return []
+out["legacy_before"] = {4: names(4), 6: names(6)}
+exec(req.get("code", ""))
+out["legacy_after"] = {4: names(4), 6: names(6)}
+print(json.dumps(out))
+'''
+
+LIVE_CODE = r'''
+from iptexplain.errors import InputError
+from iptexplain.hostio import host_to_dict
+from iptexplain.live import read_live
+from iptexplain.render.save import save_ruleset
+try:
+    rs, host = read_live(req.get("family"), req.get("backend"))
+    out["live"] = {
+        "save": save_ruleset(rs, counters=True),
+        "notes": [[n.kind, n.message] for n in rs.notes],
+        "sources": sorted({r.source for r in rs.rules()}),
+        "host": host_to_dict(host),
+        "format": rs.format,
+    }
+except InputError as e:
+    out["error"] = str(e)
+'''
+
+
+def in_namespace(request: dict, timeout: float = 180) -> dict:
+    """Run the agent in a fresh network + mount namespace; its JSON answer."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("IPTEXPLAIN_DEBUG", None)
+    p = subprocess.run(
+        ["unshare", "-n", "-m", "--", sys.executable, "-c", AGENT],
+        input=json.dumps(request), capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT),
+    )
+    assert p.returncode == 0, f"agent failed ({p.returncode}): {p.stderr[-3000:]}"
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+# A Docker-like host: eth0 198.51.100.1/24 with a default route, docker0 172.17.0.1/16 (a bridge
+# with one veth port), IPv6 on eth0, a static route and a blackhole.
+TOPOLOGY = [
+    ["ip", "link", "set", "lo", "up"],
+    ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer"],
+    ["ip", "link", "set", "eth0-peer", "up"],
+    ["ip", "link", "set", "eth0", "up"],
+    ["ip", "addr", "add", "198.51.100.1/24", "dev", "eth0"],
+    ["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "eth0", "nodad"],
+    ["ip", "link", "add", "docker0", "type", "bridge"],
+    ["ip", "addr", "add", "172.17.0.1/16", "dev", "docker0"],
+    ["ip", "link", "set", "docker0", "up"],
+    ["ip", "link", "add", "vethc6", "type", "veth", "peer", "name", "vethc6-peer"],
+    ["ip", "link", "set", "vethc6", "master", "docker0"],
+    ["ip", "link", "set", "vethc6", "up"],
+    ["ip", "route", "add", "default", "via", "198.51.100.254", "dev", "eth0"],
+    ["ip", "route", "add", "10.99.0.0/16", "via", "198.51.100.253", "dev", "eth0"],
+    ["ip", "route", "add", "blackhole", "192.0.2.0/24"],
+    ["ip", "-6", "route", "add", "default", "via", "2001:db8:1::fe", "dev", "eth0"],
+]
+SYSCTLS = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.docker0.route_localnet": "1"}
+
+
+def family_of(path: Path) -> int:
+    return 6 if ".v6." in path.name else 4
+
+
+def canonical(rs: Ruleset, counters: bool = True) -> str:
+    """The graph as save text, tables in canonical order (the kernel lists legacy tables in the
+    order they were created, which says nothing about the rules)."""
+    return "".join(save_table(t, counters) for fam in rs.families() for t in rs.tables_of(fam))
+
+
+def same_rules(a: str, b: str) -> bool:
+    """Two save texts hold the same graph (counters aside: they move while a test runs)."""
+    return canonical(parse_text(a, "a"), counters=False) == canonical(parse_text(b, "b"), counters=False)
+
+
+def host_facts(d: dict) -> dict:
+    """The parts of a host model that come from the kernel (not notes or provenance)."""
+    return {"interfaces": d["interfaces"], "routes": d["routes"]}
+
+
+def load_request(path: Path, backend: str, **extra) -> dict:
+    fam = family_of(path)
+    return {
+        "setup": TOPOLOGY, "sysctls": SYSCTLS,
+        "load": [{"backend": backend, "family": fam, "text": path.read_text()}],
+        "save": [[backend, fam]], "ip": True, "code": LIVE_CODE, **extra,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Live = saved
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("path", LIVE_FIXTURES, ids=lambda p: p.name)
+def test_live_reading_equals_parsing_the_saved_dump(netns, path: Path, backend: str) -> None:
+    fam = family_of(path)
+    ans = in_namespace(load_request(path, backend))
+    assert "error" not in ans, ans.get("error")
+    live = ans["live"]
+    saved_text = ans["saved"][f"{backend}{fam}"]
+    # Same rule graph as the host's own save command's output (counters move as the namespace
+    # sends its own packets, so they are compared in test_counters_are_read) …
+    assert canonical(parse_text(live["save"], "live"), counters=False) == canonical(
+        parse_save(saved_text, "saved", family=fam), counters=False)
+    # … and as the file that was loaded (what the kernel holds is what the file said).
+    assert canonical(parse_text(live["save"], "live"), counters=False) == canonical(
+        parse_text(path.read_text(), path.name), counters=False)
+    # Same host model as parsing the saved `ip -j` output.
+    ip = ans["ip"]
+    saved_host = host_from_ip_json(ip["addr"], ip["route4"], ip["route6"])
+    assert host_facts(live["host"]) == host_facts(host_to_dict(saved_host))
+    # Which backend was read, and how.
+    how = " ".join(m for k, m in live["notes"] if k == "live")
+    if backend == "legacy":
+        assert f"IPv{fam} from the legacy backend (python-iptables" in how
+        assert live["sources"] == [f"{'ip' if fam == 4 else 'ip6'}tables-legacy-save"]
+    else:
+        assert f"IPv{fam} from the nf_tables backend ({'ip' if fam == 4 else 'ip6'}tables-nft-save -c" in how
+        assert live["sources"] == [f"{'ip' if fam == 4 else 'ip6'}tables-nft-save"]
+    assert live["format"] == "live"
+    # Reading opened no legacy table that did not exist (opening one creates it).
+    assert ans["legacy_after"] == ans["legacy_before"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_counters_are_read(netns, backend: str) -> None:
+    rules = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+             "-A OUTPUT -d 127.0.0.9/32 -p udp -m udp --dport 9 -j ACCEPT\nCOMMIT\n")
+    req = {"setup": [["ip", "link", "set", "lo", "up"]],
+           "load": [{"backend": backend, "family": 4, "text": rules}],
+           "code": r'''
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(3):
+    s.sendto(b"x" * 10, ("127.0.0.9", 9))
+s.close()
+''' + LIVE_CODE}
+    ans = in_namespace(req)
+    rule = [line for line in ans["live"]["save"].splitlines() if "--dport 9" in line]
+    # 3 packets of 20 (IP) + 8 (UDP) + 10 bytes
+    assert rule == ["[3:114] -A OUTPUT -d 127.0.0.9/32 -p udp -m udp --dport 9 -j ACCEPT"]
+
+
+def test_live_host_model_has_the_kernel_facts(netns) -> None:
+    ans = in_namespace(load_request(SEED, "nft"))
+    host = host_from_dict(ans["live"]["host"])
+    docker0 = host.interfaces["docker0"]
+    assert docker0.kind == "bridge" and [str(a) for a in docker0.addrs if a.family == 4] == ["172.17.0.1/16"]
+    assert host.interfaces["eth0"].kind == "veth"
+    assert "2001:db8:1::1/64" in [str(a) for a in host.interfaces["eth0"].addrs]
+    assert host.interfaces["lo"].kind == "loopback"
+    routes = {(r.table, r.type, r.dst): r for r in host.routes if r.family == 4}
+    default = routes[("main", "unicast", "default")]
+    assert (default.dev, default.via, default.family) == ("eth0", "198.51.100.254", 4)
+    assert routes[("main", "unicast", "10.99.0.0/16")].via == "198.51.100.253"
+    assert ("main", "blackhole", "192.0.2.0/24") in routes
+    # addrtype LOCAL comes from the local table: the host's own addresses are there.
+    assert routes[("local", "local", "198.51.100.1/32")].dev == "eth0"
+    assert routes[("local", "local", "172.17.0.1/32")].dev == "docker0"
+    assert routes[("local", "broadcast", "172.17.255.255/32")].dev == "docker0"
+    v6_default = [r for r in host.routes if r.family == 6 and r.dst == "default"]
+    assert v6_default and v6_default[0].via == "2001:db8:1::fe"
+    assert routes[("main", "unicast", "172.17.0.0/16")].src == "172.17.0.1"  # MASQUERADE's source
+    assert host.sysctls["net.ipv4.ip_forward"] == "1"
+    assert host.sysctls["net.ipv4.conf.docker0.route_localnet"] == "1"
+    assert host.sysctls["net.ipv4.conf.eth0.route_localnet"] == "0"
+
+
+# ---------------------------------------------------------------------------------------------
+# Backend detection
+
+
+def _notes(ans: dict) -> list[tuple[str, str]]:
+    return [tuple(n) for n in ans["live"]["notes"]]
+
+
+def test_detect_nft_only(netns) -> None:
+    ans = in_namespace(load_request(SEED, "nft"))
+    notes = _notes(ans)
+    assert not [m for k, m in notes if k == "warning"]
+    assert ans["legacy_after"] == {"4": [], "6": []}  # no legacy table was created by reading
+
+
+def test_detect_legacy_only(netns) -> None:
+    ans = in_namespace(load_request(SEED, "legacy"))
+    notes = _notes(ans)
+    assert not [m for k, m in notes if k == "warning"]
+    assert any("IPv4 from the legacy backend" in m for k, m in notes if k == "live")
+    assert sorted(ans["legacy_after"]["4"]) == ["filter", "nat"]
+
+
+def test_detect_both_backends_with_rules_warns(netns) -> None:
+    other = FIXTURES / "live" / "docker20_containers_nft.v4.save"
+    req = load_request(SEED, "nft")
+    req["load"].append({"backend": "legacy", "family": 4, "text": other.read_text()})
+    req["save"] = [["nft", 4], ["legacy", 4]]
+    req["code"] = LIVE_CODE + r'''
+out["version"] = run(["iptables", "-V"])
+req["backend"] = "legacy"
+exec(LIVE_AGAIN)
+'''.replace("LIVE_AGAIN", repr(LIVE_CODE.replace('out["live"]', 'out["forced"]')))
+    ans = in_namespace(req)
+    default = "nft" if "nf_tables" in ans["version"] else "legacy"
+    chosen_text = ans["saved"][f"{default}4"]
+    warnings = [m for k, m in _notes(ans) if k == "warning"]
+    assert len(warnings) == 1 and "both iptables backends hold rules" in warnings[0]
+    assert f"reads only the {default} one" in warnings[0]
+    assert same_rules(ans["live"]["save"], chosen_text)
+    # --backend legacy reads the other ruleset, and says the nft tables are there too.
+    forced = ans["forced"]
+    assert same_rules(forced["save"], ans["saved"]["legacy4"])
+    assert not same_rules(forced["save"], ans["saved"]["nft4"])
+    assert any("the nft backend also has tables" in m for k, m in forced["notes"])
+
+
+def test_legacy_tables_without_rules_do_not_hide_nft_rules(netns) -> None:
+    req = load_request(SEED, "nft")
+    req["load"].append({"backend": "legacy", "family": 4, "text": "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"})
+    ans = in_namespace(req)
+    notes = _notes(ans)
+    assert not [m for k, m in notes if k == "warning"]
+    assert any("legacy tables exist (raw) but hold no rules" in m for k, m in notes)
+    assert same_rules(ans["live"]["save"], ans["saved"]["nft4"])
+
+
+def test_legacy_read_without_python_iptables_uses_the_save_command(netns) -> None:
+    req = load_request(FIXTURES / "live" / "iptables-tests__wireless.v4.save", "legacy")
+    req["code"] = r'''
+from iptexplain.live import read_ruleset
+from iptexplain.render.save import save_ruleset
+rs, reads, det = read_ruleset(4, "legacy", use_iptc=False)
+rs2, reads2, _ = read_ruleset(4, "legacy", use_iptc=True)
+out["plain"] = save_ruleset(rs, counters=True)
+out["iptc"] = save_ruleset(rs2, counters=True)
+out["how"] = [reads[0].how, reads2[0].how]
+'''
+    ans = in_namespace(req)
+    assert ans["how"] == ["iptables-legacy-save -c", "python-iptables"]
+    assert same_rules(ans["plain"], ans["iptc"]) and same_rules(ans["iptc"], ans["saved"]["legacy4"])
+
+
+def test_empty_host_reads_as_no_rules(netns) -> None:
+    ans = in_namespace({"setup": [["ip", "link", "set", "lo", "up"]], "code": LIVE_CODE})
+    assert ans["live"]["save"] == ""
+    assert any("no iptables rules are loaded" in m for k, m in _notes(ans))
+    assert ans["legacy_after"] == {"4": [], "6": []}
+
+
+# ---------------------------------------------------------------------------------------------
+# Clear one-line errors
+
+
+def test_permission_denied_is_one_clear_line(netns) -> None:
+    # Root without capabilities (as a non-root user would be): the save command gets EPERM.
+    req = load_request(SEED, "nft")
+    req["code"] = r'''
+p = subprocess.run(["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-m",
+                    "iptexplain", "snapshot"], capture_output=True, text=True)
+out["rc"], out["stdout"], out["stderr"] = p.returncode, p.stdout, p.stderr
+'''
+    ans = in_namespace(req)
+    assert ans["rc"] == 2
+    assert ans["stdout"] == ""
+    lines = ans["stderr"].strip().splitlines()
+    assert len(lines) == 1, ans["stderr"]
+    assert "permission denied" in lines[0]
+    assert "sudo iptables-save | iptexplain trace -" in lines[0]
+    assert "Traceback" not in ans["stderr"]
+
+
+def test_missing_save_command_is_one_clear_line(netns) -> None:
+    req = {"setup": [["ip", "link", "set", "lo", "up"]], "code": r'''
+from iptexplain.errors import InputError
+import iptexplain.live as L
+L.SEARCH_PATH = ""
+os.environ["PATH"] = "/nonexistent"
+for backend in ("nft", "legacy", None):
+    try:
+        L.read_ruleset(4, backend)
+        out[str(backend)] = "no error"
+    except InputError as e:
+        out[str(backend)] = str(e)
+'''}
+    ans = in_namespace(req)
+    assert ans["nft"] == ("iptables-nft-save: `iptables-nft-save' is not installed (package iptables); "
+                          "save the ruleset on a host that has it and read the file instead")
+    # No legacy table exists: the legacy backend has nothing to read and needs no command.
+    assert ans["legacy"] == "no error"
+    assert ans["None"] == ans["nft"]
+
+
+def test_unknown_backend_is_an_input_error() -> None:
+    from iptexplain.live import detect
+
+    with pytest.raises(InputError, match="unknown backend `nftables'"):
+        detect((4,), "nftables")
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshots
+
+
+SNAPSHOT_CODE = LIVE_CODE + r'''
+p = subprocess.run([sys.executable, "-m", "iptexplain", "snapshot"], capture_output=True, text=True)
+out["snapshot"], out["snapshot_rc"], out["snapshot_err"] = p.stdout, p.returncode, p.stderr
+p = subprocess.run([sys.executable, "-m", "iptexplain", "snapshot", "-4", "-o", "/proc/self/fd/1"],
+                   capture_output=True, text=True)
+out["snapshot4"], out["snapshot4_err"] = p.stdout, p.stderr
+'''
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_snapshot_round_trip(netns, backend: str, tmp_path: Path) -> None:
+    from iptexplain.snapshot import is_snapshot, load_snapshot
+
+    req = load_request(SEED, backend)
+    req["code"] = SNAPSHOT_CODE
+    ans = in_namespace(req)
+    assert ans["snapshot_rc"] == 0, ans["snapshot_err"]
+    text = ans["snapshot"]
+    assert is_snapshot(text)
+    doc = json.loads(text)
+    assert doc["schema"] == "iptexplain-snapshot" and doc["version"] == 1
+    assert doc["backend"] == {"4": backend, "6": doc["backend"]["6"]}
+    rs, host = load_snapshot(text, "host.snap")
+    live = ans["live"]
+    assert canonical(rs, counters=False) == canonical(parse_text(live["save"], "live"), counters=False)
+    assert host_facts(host_to_dict(host)) == host_facts(live["host"])
+    assert host.sysctls == host_from_dict(live["host"]).sysctls
+    assert host.sysctls["net.ipv4.ip_forward"] == "1"
+    # Rules point at the line of the dump kept in the snapshot.
+    tool = "iptables-legacy-save" if backend == "legacy" else "iptables-nft-save"
+    dnat = [r for r in rs.rules() if r.target_name == "DNAT"][0]
+    assert dnat.source == f"host.snap[{tool}]"
+    assert doc["rulesets"]["4"]["text"].splitlines()[dnat.line - 1].endswith(
+        "-j DNAT --to-destination 172.17.0.6:9525")
+    # `show` and the parser read the file like a dump.
+    path = tmp_path / "host.snap"
+    path.write_text(text)
+    assert canonical(parse_text(text, str(path))) == canonical(rs)
+    assert parse_text(text, str(path), family=6).families() in ([], [6])
+    from click.testing import CliRunner
+
+    from iptexplain.cli import main
+
+    res = CliRunner().invoke(main, ["show", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "DOCKER" in res.output
+    # -o FILE writes the same document (here for IPv4 only) and says so on stderr.
+    doc4 = json.loads(ans["snapshot4"])
+    assert sorted(doc4["rulesets"]) == ["4"]
+    assert "written to /proc/self/fd/1" in ans["snapshot4_err"]
+
+
+def test_bad_snapshots_are_one_line_errors(tmp_path: Path) -> None:
+    from iptexplain.snapshot import load_snapshot
+
+    with pytest.raises(InputError) as e:
+        load_snapshot('{"schema": "iptexplain-snapshot", "version": 99, "rulesets": {}}', "s.snap")
+    assert str(e.value).startswith("s.snap: snapshot version 99 is not supported")
+    with pytest.raises(InputError) as e:
+        load_snapshot('{"schema": "iptexplain-snapshot",\n "version": 1,\n "rulesets": {', "s.snap")
+    assert str(e.value).startswith("s.snap:3: not a valid snapshot")
+    bad_rules = json.dumps({"schema": "iptexplain-snapshot", "version": 1,
+                            "rulesets": {"4": {"source": "iptables-nft-save",
+                                               "text": "*filter\n-A INPUT -j NOPE_CHAIN\nCOMMIT\n"}},
+                            "host": {}})
+    with pytest.raises(InputError) as e:
+        load_snapshot(bad_rules, "s.snap")
+    assert str(e.value).startswith("s.snap[iptables-nft-save]:2: ")
+    # Through the CLI: exit status 2 and one line.
+    from click.testing import CliRunner
+
+    from iptexplain.cli import main
+
+    p = tmp_path / "bad.snap"
+    p.write_text('{"schema": "iptexplain-snapshot", "version": 1, "rulesets": 7}')
+    res = CliRunner().invoke(main, ["show", str(p)])
+    assert res.exit_code == 2
+    assert res.output.strip() == f"iptexplain: {p}: snapshot has no `rulesets'"
+
+
+# ---------------------------------------------------------------------------------------------
+# Live trace = trace of the saved dump + saved ip -j output
+
+
+def _strip(value):
+    """Trace JSON without provenance (file names, notes about where facts came from)."""
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in ("source", "notes")}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+FLOWS = [
+    dict(family=4, proto="tcp", src="203.0.113.9", dst="198.51.100.1", dport=9525, iniface="eth0"),
+    dict(family=4, proto="tcp", src="203.0.113.9", dst="198.51.100.1", dport=22, iniface="eth0"),
+    dict(family=4, proto="tcp", src="172.17.0.6", dst="93.184.216.34", sport=40000, dport=443, iniface="docker0"),
+    dict(family=4, proto="tcp", dst="198.51.100.1", dport=9525, from_host=True),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_live_trace_equals_trace_of_saved_dump(netns, backend: str) -> None:
+    tracer = pytest.importorskip("iptexplain.netfilter.tracer")
+    from iptexplain.netfilter.trace import Flow
+    from iptexplain.render.json_out import trace_json
+
+    req = load_request(SEED, backend)
+    req["code"] = LIVE_CODE + r'''
+import pickle, base64
+from iptexplain.netfilter.tracer import trace_flow
+from iptexplain.netfilter.trace import Flow
+from iptexplain.render.json_out import trace_json
+out["traces"] = [trace_json(trace_flow(rs, Flow(**f), host)) for f in req["flows"]]
+'''
+    req["flows"] = FLOWS
+    ans = in_namespace(req)
+    assert "error" not in ans, ans.get("error")
+    # The saved dump is named after the command that printed it, as the live reader names it.
+    saved_rs = parse_save(ans["saved"][f"{backend}4"], f"iptables-{backend}-save", family=4)
+    ip = ans["ip"]
+    saved_host = host_from_ip_json(ip["addr"], ip["route4"], ip["route6"])
+    saved_host.sysctls.update(host_from_dict(ans["live"]["host"]).sysctls)
+    results = set()
+    for flow, live_trace in zip(FLOWS, ans["traces"]):
+        offline = trace_json(tracer.trace_flow(saved_rs, Flow(**flow), saved_host))
+        offline = json.loads(json.dumps(offline))
+        assert _strip(live_trace) == _strip(offline), flow
+        results.add(live_trace["result"])
+    assert len(results) > 1  # the flows are told apart (accepted/DNATed vs dropped …)
+
+
+# ---------------------------------------------------------------------------------------------
+# Docker API names (a fake daemon on a unix socket in tmp_path)
+
+
+CONTAINERS = [
+    {
+        "Id": "3f2a9c1b7d5e4f60a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718",
+        "Names": ["/gallant_lumiere"],
+        "Image": "aylei/aliyun-exporter:0.3.1",
+        "Ports": [{"IP": "0.0.0.0", "PrivatePort": 9525, "PublicPort": 9525, "Type": "tcp"},
+                  {"IP": "::", "PrivatePort": 9525, "PublicPort": 9525, "Type": "tcp"},
+                  {"PrivatePort": 8080, "Type": "tcp"}],
+        "NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.6", "GlobalIPv6Address": ""}}},
+    },
+    {
+        "Id": "aa11", "Names": ["/db"], "Image": "postgres:16", "Ports": [],
+        "NetworkSettings": {"Networks": {"backend": {"IPAddress": "172.18.0.2",
+                                                     "GlobalIPv6Address": "fd00:18::2"}}},
+    },
+]
+
+
+class _FakeDocker(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def _serve(path: Path, status: int, body: bytes):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.server.paths.append(self.path)  # type: ignore[attr-defined]
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def address_string(self) -> str:
+            return "unix"
+
+    srv = _FakeDocker(str(path), Handler)
+    srv.paths = []  # type: ignore[attr-defined]
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    return srv
+
+
+def test_docker_api_names_containers(tmp_path: Path) -> None:
+    from iptexplain.docker_api import add_containers, describe
+    from iptexplain.host import HostModel
+
+    sock = tmp_path / "docker.sock"
+    srv = _serve(sock, 200, json.dumps(CONTAINERS).encode())
+    try:
+        host = HostModel()
+        assert add_containers(host, str(sock)) == 3
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert srv.paths == ["/containers/json"]
+    c = host.containers["172.17.0.6"]
+    assert (c["name"], c["image"], c["network"]) == ("gallant_lumiere", "aylei/aliyun-exporter:0.3.1", "bridge")
+    assert describe(c) == "gallant_lumiere (aylei/aliyun-exporter:0.3.1, 9525/tcp published)"
+    assert host.containers["fd00:18::2"]["name"] == "db"
+    assert describe(host.containers["172.18.0.2"]) == "db (postgres:16)"
+
+
+@pytest.mark.parametrize("status,body", [(500, b'{"message": "boom"}'), (200, b"not json"), (200, b'{"a": 1}')])
+def test_docker_api_failures_are_silent(tmp_path: Path, status: int, body: bytes) -> None:
+    from iptexplain.docker_api import add_containers
+    from iptexplain.host import HostModel
+
+    sock = tmp_path / "docker.sock"
+    srv = _serve(sock, status, body)
+    try:
+        host = HostModel()
+        assert add_containers(host, str(sock)) == 0
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert host.containers == {} and host.notes == []
+
+
+def test_docker_api_absent_or_unresponsive_socket(tmp_path: Path) -> None:
+    import socket as socketlib
+
+    from iptexplain.docker_api import add_containers
+    from iptexplain.host import HostModel
+
+    host = HostModel()
+    assert add_containers(host, str(tmp_path / "missing.sock")) == 0
+    plain = tmp_path / "plain-file"
+    plain.write_text("")
+    assert add_containers(host, str(plain)) == 0
+    # A daemon that accepts but never answers: the timeout ends the wait, no names.
+    mute = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+    mute.bind(str(tmp_path / "mute.sock"))
+    mute.listen(1)
+    try:
+        assert add_containers(host, str(tmp_path / "mute.sock"), timeout=0.2) == 0
+    finally:
+        mute.close()
+    assert host.containers == {}
