@@ -179,7 +179,8 @@ class Ruleset:
     # What the input format could not show, for the tracer to mark dependent verdicts uncertain:
     # "interfaces" (-L without -v: no -i/-o), "counters" (absent), "counters-rounded" (K/M/G),
     # "names" (-L without -n: hosts/services read back from names), "chains" (some chains of a
-    # table not listed), "matches" (row text that could not be read back).  Empty: nothing hidden.
+    # table not listed), "matches" (row text that could not be read back), "options" (module
+    # options -L does not print, e.g. hashlimit's table name).  Empty: nothing hidden.
     hidden: set[str] = field(default_factory=set)
 
     def table(self, name: str, family: int = 4) -> Table | None:

@@ -352,13 +352,16 @@ class ListingTail:
     depends on the family).  Readers move ``pos`` forward; the dispatcher rewinds on failure.
     """
 
-    __slots__ = ("words", "pos", "family", "proto")
+    __slots__ = ("words", "pos", "family", "proto", "losses")
 
     def __init__(self, text: str, family: int = 4, proto: str | None = None) -> None:
         self.words = split_listing_words(text)
         self.pos = 0
         self.family = family
         self.proto = proto
+        # What a module's print function leaves out (hashlimit's table name...): readers say
+        # so here, in words for the user; the reader turns them into fidelity notes.
+        self.losses: list[str] = []
 
     def peek(self, k: int = 0) -> str | None:
         i = self.pos + k
@@ -427,9 +430,51 @@ def split_listing_words(text: str) -> list[str]:
     return out
 
 
+def save_like_listing(ext: "Extension", head: str = "") -> str:
+    """The -L text of modules whose print function writes the save options without their
+    ``--`` (set: ``match-set NAME src``, NFLOG: ``nflog-group 2``), after ``head``."""
+    words = [w[2:] if w.startswith("--") and ext.knows(w) else w for w in ext.save_args()]
+    return " ".join(([head] if head else []) + words)
+
+
+def read_save_like(cls: type["Extension"], tail: ListingTail, head: tuple[str, ...] = (),
+                   spelled: str | None = None) -> "Extension":
+    """Inverse of :func:`save_like_listing`: ``[!] WORD ARGS...`` while ``--WORD`` is an option."""
+    tail.expect(*head)
+    opts: list[tuple[str, bool, list[str]]] = []
+    seen: set[str] = set()
+    while not tail.at_end():
+        start = tail.pos
+        inv = tail.invert()
+        w = tail.peek()
+        flag = "--" + (w or "")
+        if w is None or not cls.knows(flag) or (flag in seen and not cls.option_map()[flag].multi):
+            tail.pos = start  # not ours, or a second match of the same module begins here
+            break
+        seen.add(flag)
+        tail.pos += 1
+        args = [unquote_listing(tail.take()) for _ in range(cls.nargs(flag))]
+        opts.append((flag, inv, args))
+    if not opts and not head:
+        raise OptionError(f"not a {cls.name} listing")
+    return cls.build(opts, spelled=spelled or cls.name, family=tail.family)
 def unquote_listing(word: str) -> str:
     """``"net-fw DROP "`` -> ``net-fw DROP `` (print functions write the bytes unescaped)."""
     return word[1:-1] if len(word) >= 2 and word[0] == word[-1] == '"' else word
+
+
+def listing_service(text: str, proto: str | None = "tcp") -> str:
+    """A port word of a -L listing as a number: ``-L`` without ``-n`` prints /etc/services
+    names of the machine that printed it.  Known names first, then this machine's services
+    database (the same on most systems); an unknown name is left for the caller to reject."""
+    if text.isdigit() or text in SERVICES:
+        return text if text.isdigit() else str(SERVICES[text])
+    import socket
+
+    try:
+        return str(socket.getservbyname(text, proto if proto in ("tcp", "udp") else "tcp"))
+    except OSError:
+        return text
 
 
 def listing_port(port: int, numeric: bool, proto: str | None = "tcp") -> str:

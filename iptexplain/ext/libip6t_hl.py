@@ -34,3 +34,21 @@ class HopLimit(Match):
         op, n = self.comparison
         accept = {"eq": span(n, n), "ne": span(n, n), "lt": span(0, n - 1), "gt": span(n + 1, 255)}[op]
         return Decision.split(pkts, "ttl", accept, op == "ne", "hop limit")
+
+    # -- the -L face (hl_print: " HL match HL == 5"; != is ! --hl-eq) --------------------------
+    listing_keywords = ("HL",)
+    _OPS = (("eq", "=="), ("lt", "<"), ("gt", ">"))
+
+    def listing(self, numeric: bool = True, *, family: int = 6, proto: str | None = None) -> str:
+        key, v = self.values[0]
+        op = dict(self._OPS)[key]
+        return f"HL match HL {'!=' if v.invert else op} {v.value}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "HopLimit":
+        tail.expect("HL", "match", "HL")
+        op = tail.take()
+        ops = {sym: key for key, sym in cls._OPS} | {"!=": "eq"}
+        if op not in ops:
+            raise OptionError("not an hl match")
+        return cls.build([(f"--hl-{ops[op]}", op == "!=", [tail.take()])], spelled="hl")  # type: ignore[return-value]

@@ -58,3 +58,19 @@ class Icmp6(Match):
         accept = span(typ << 8 | lo, typ << 8 | hi)
         return Decision.split(pkts, "icmp", accept, v.invert, "icmpv6 type",
                               show=lambda s: fmt_icmpv6_type(v.value) if s is accept else fmt_icmp(s))
+
+    # -- the -L face (icmp6_print: " ipv6-icmp" then "type 128", hence "ipv6-icmptype 128") ----
+    listing_keywords = ("ipv6-icmp", "ipv6-icmptype")
+
+    def listing(self, numeric: bool = True, *, family: int = 6, proto: str | None = None) -> str:
+        from iptexplain.ext.libxt_icmp import listing_icmp_type
+
+        v = self.get("type")
+        return "ipv6-icmp" + listing_icmp_type(v.value, v.invert, numeric, ICMPV6_TYPES)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Icmp6":
+        from iptexplain.ext.libxt_icmp import read_listing_icmp_type
+
+        spec, inv = read_listing_icmp_type(tail, "ipv6-icmp", ICMPV6_TYPES)
+        return cls.build([("--icmpv6-type", inv, [spec])], spelled="icmp6")  # type: ignore[return-value]

@@ -70,3 +70,48 @@ class Rt(Match):
         from iptexplain.netfilter.packets import Decision
 
         return Decision.none(pkts, "no routing header in the flow")
+
+    # -- the -L face (rt_print: " rt type:0 segsleft:2 length:8 reserved 0-addrs a,b 0-not-strict")
+    listing_keywords = ("rt",)
+
+    def listing(self, numeric: bool = True, *, family: int = 6, proto: str | None = None) -> str:
+        out = ["rt"]
+        v = self.get("type")
+        if v is not None:
+            out.append(f"type:{'!' if v.invert else ''}{v.value}")
+        v = self.get("segsleft")
+        if v is not None and not (v.value == (0, 0xFFFFFFFF) and not v.invert):
+            lo, hi = v.value
+            inv = "!" if v.invert else ""
+            out.append(f"segsleft:{inv}{lo}" if lo == hi else f"segslefts:{inv}{lo}:{hi}")
+        v = self.get("len")
+        if v is not None:
+            out.append(f"length:{'!' if v.invert else ''}{v.value}")
+        if self.has("res"):
+            out.append("reserved")
+        if self.has("addrs"):
+            out += ["0-addrs", ",".join(self.value("addrs"))]
+        if self.has("not_strict"):
+            out.append("0-not-strict")
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Rt":
+        tail.expect("rt")
+        opts: list = []
+        for prefixes, flag in ((("type:",), "--rt-type"), (("segsleft:", "segslefts:"), "--rt-segsleft"),
+                               (("length:",), "--rt-len")):
+            w = tail.peek()
+            for prefix in prefixes:
+                if w is not None and w.startswith(prefix):
+                    value = w[len(prefix):]
+                    opts.append((flag, value.startswith("!"), [value.lstrip("!")]))
+                    tail.pos += 1
+                    break
+        if tail.take_if("reserved"):
+            opts.append(("--rt-0-res", False, []))
+        if tail.take_if("0-addrs"):
+            opts.append(("--rt-0-addrs", False, [tail.take()]))
+        if tail.take_if("0-not-strict"):
+            opts.append(("--rt-0-not-strict", False, []))
+        return cls.build(opts, spelled="rt")  # type: ignore[return-value]

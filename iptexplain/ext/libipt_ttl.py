@@ -34,3 +34,21 @@ class Ttl(Match):
         op, n = self.comparison
         accept = {"eq": span(n, n), "ne": span(n, n), "lt": span(0, n - 1), "gt": span(n + 1, 255)}[op]
         return Decision.split(pkts, "ttl", accept, op == "ne", "ttl")
+
+    # -- the -L face (ttl_print: " TTL match TTL == 5"; != is ! --ttl-eq) ----------------------
+    listing_keywords = ("TTL",)
+    _OPS = (("eq", "=="), ("lt", "<"), ("gt", ">"))
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        key, v = self.values[0]
+        op = dict(self._OPS)[key]
+        return f"TTL match TTL {'!=' if v.invert else op} {v.value}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Ttl":
+        tail.expect("TTL", "match", "TTL")
+        op = tail.take()
+        ops = {sym: key for key, sym in cls._OPS} | {"!=": "eq"}
+        if op not in ops:
+            raise OptionError("not a ttl match")
+        return cls.build([(f"--ttl-{ops[op]}", op == "!=", [tail.take()])], spelled="ttl")  # type: ignore[return-value]

@@ -23,3 +23,12 @@ class Checksum(Target):
         from iptexplain.netfilter.context import CONTINUE, Effect
 
         return Effect(CONTINUE, note="checksum filled in")
+
+    # -- the -L face (CHECKSUM_print: " CHECKSUM fill") ----------------------------------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        return "CHECKSUM fill"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Checksum":
+        tail.expect("CHECKSUM", "fill")
+        return cls.build([("--checksum-fill", False, [])], spelled="CHECKSUM")  # type: ignore[return-value]

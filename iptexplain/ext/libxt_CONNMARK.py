@@ -128,3 +128,48 @@ class ConnmarkTarget(Target):
         if new == old:
             return Effect(CONTINUE, note=f"{field} stays 0x{new:x}")
         return Effect(CONTINUE, pkts.copy(**{field: new}), [(field, f"0x{old:x}", f"0x{new:x}")])
+
+    # -- the -L face (connmark_tg_print) -------------------------------------------------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        op = self.op
+        if op.mode == "set":
+            m, k = op.ctmark, op.ctmask
+            if m == 0:
+                return f"CONNMARK and 0x{FULL ^ k:x}"
+            if m == k:
+                return f"CONNMARK or 0x{m:x}"
+            if k == 0:
+                return f"CONNMARK xor 0x{m:x}"
+            if k == FULL:
+                return f"CONNMARK set 0x{m:x}"
+            return f"CONNMARK xset 0x{m:x}/0x{k:x}"
+        if op.ctmask == FULL and op.nfmask == FULL:
+            return f"CONNMARK {op.mode}"
+        if op.ctmask == op.nfmask:
+            return f"CONNMARK {op.mode} mask 0x{op.nfmask:x}"
+        if op.mode == "save":
+            return f"CONNMARK save nfmask 0x{op.nfmask:x} ctmask ~0x{op.ctmask:x}"
+        return f"CONNMARK restore ctmask 0x{op.ctmask:x} nfmask ~0x{op.nfmask:x}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "ConnmarkTarget":
+        from iptexplain.ext.base import parse_markmask, parse_uint
+
+        tail.expect("CONNMARK")
+        mode = tail.take()
+        if mode in ("save", "restore"):
+            opts: list = [(f"--{mode}-mark", False, [])]
+            while tail.peek() in ("mask", "nfmask", "ctmask"):
+                key = tail.take()
+                opts.append((f"--{key}", False, [tail.take().lstrip("~")]))
+            return cls.build(opts, spelled="CONNMARK")  # type: ignore[return-value]
+        arg = tail.take()
+        if mode == "xset":
+            value, mask = parse_markmask(arg)
+        else:
+            v = parse_uint(arg)
+            ops = {"and": (0, FULL ^ v), "or": (v, v), "xor": (v, 0), "set": (v, FULL)}
+            if mode not in ops:
+                raise OptionError(f"CONNMARK: unknown operation `{mode}'")
+            value, mask = ops[mode]
+        return cls.build([("--set-xmark", False, [f"0x{value:x}/0x{mask:x}"])], spelled="CONNMARK")  # type: ignore[return-value]

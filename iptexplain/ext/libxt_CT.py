@@ -107,3 +107,33 @@ class CT(Target):
         return Effect(CONTINUE, ct_changes=changes,
                       note=", ".join(f"{k} {v}" for k, v in changes.items()) or "conntrack template set")
 
+
+    # -- the -L face (ct_print_v1: " CT notrack helper X timeout X ctevents a,b zone N") --------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        out = ["CT"]
+        words = self.save_args()
+        i = 0
+        while i < len(words):
+            w = words[i][2:]
+            if w in ("zone", "zone-orig", "zone-reply", "helper", "timeout", "ctevents", "expevents"):
+                out += [w, words[i + 1]]
+                i += 2
+            else:
+                out.append(w)
+                i += 1
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "CT":
+        if tail.take_if("NOTRACK"):  # -j NOTRACK is CT's alias: target column CT, text NOTRACK
+            from iptexplain.ext.libxt_NOTRACK import NoTrack
+
+            return NoTrack.build([], spelled="NOTRACK")  # type: ignore[return-value]
+        tail.expect("CT")
+        opts: list = []
+        if tail.take_if("notrack"):
+            opts.append(("--notrack", False, []))
+        for word in ("helper", "timeout", "ctevents", "expevents", "zone", "zone-orig", "zone-reply"):
+            if tail.take_if(word):
+                opts.append(("--" + word, False, [tail.take()]))
+        return cls.build(opts, spelled="CT")  # type: ignore[return-value]

@@ -34,3 +34,14 @@ class Netmap(Target):
         from iptexplain.netfilter.nat import netmap
 
         return netmap(pkts, ctx, self.to.value, self.to.mask)
+
+    # -- the -L face (NETMAP_print: " to:ADDR/LEN") --------------------------------------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        return "to:" + self.save_args()[1]
+
+    @classmethod
+    def from_listing(cls, tail) -> "Netmap":
+        w = tail.take()
+        if not w.startswith("to:"):
+            raise OptionError("NETMAP: expected to:ADDR/LEN")
+        return cls.build([("--to", False, [w[3:]])], spelled="NETMAP")  # type: ignore[return-value]

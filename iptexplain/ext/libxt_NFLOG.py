@@ -63,3 +63,17 @@ class Nflog(Target):
         from iptexplain.netfilter.context import CONTINUE, Effect
 
         return Effect(CONTINUE, note=f"copied to nflog group {self.group}" + (f" prefix {self.prefix!r}" if self.prefix else ""))
+
+    # -- the -L face (nflog_print: the save options without their dashes) ----------------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.base import save_like_listing
+
+        return save_like_listing(self)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Nflog":
+        from iptexplain.ext.base import read_save_like
+
+        if tail.at_end():
+            return cls.build([], spelled="NFLOG")  # type: ignore[return-value]
+        return read_save_like(cls, tail, spelled="NFLOG")  # type: ignore[return-value]

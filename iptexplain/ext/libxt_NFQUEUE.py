@@ -52,3 +52,33 @@ class NfQueue(Target):
         if self.has("cpu_fanout"):
             out.append("--queue-cpu-fanout")
         return out
+
+    # -- the -L face (NFQUEUE_print_v3: " NFQUEUE num N|balance A:B [bypass] [cpu-fanout]") -----
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        words = self.save_args()
+        out = ["NFQUEUE"]
+        if "--queue-balance" in words:
+            out += ["balance", words[words.index("--queue-balance") + 1]]
+        else:
+            num = words[words.index("--queue-num") + 1] if "--queue-num" in words else "0"
+            out += ["num", num]
+        if "--queue-bypass" in words:
+            out.append("bypass")
+        if "--queue-cpu-fanout" in words:
+            out.append("cpu-fanout")
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "NfQueue":
+        tail.expect("NFQUEUE")
+        opts: list = []
+        if tail.take_if("balance"):
+            opts.append(("--queue-balance", False, [tail.take()]))
+        else:
+            tail.expect("num")
+            opts.append(("--queue-num", False, [tail.take()]))
+        if tail.take_if("bypass"):
+            opts.append(("--queue-bypass", False, []))
+        if tail.take_if("cpu-fanout"):
+            opts.append(("--queue-cpu-fanout", False, []))
+        return cls.build(opts, spelled="NFQUEUE")  # type: ignore[return-value]

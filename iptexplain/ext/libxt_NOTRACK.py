@@ -34,3 +34,12 @@ class NoTrack(Target):
         from iptexplain.netfilter.context import CONTINUE, Effect
 
         return Effect(CONTINUE, notrack=True, note="the packet will not be tracked (UNTRACKED, no NAT)")
+
+    # -- the -L face: iptables 1.8 prints " NOTRACK" (the CT alias); older ones nothing --------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        return "NOTRACK"
+
+    @classmethod
+    def from_listing(cls, tail) -> "NoTrack":
+        tail.take_if("NOTRACK")
+        return cls.build([], spelled="NOTRACK")  # type: ignore[return-value]

@@ -69,3 +69,15 @@ class SetTarget(Target):
         if self.has("map_set"):
             parts.append(f"properties mapped from set {self.value('map_set').name}")
         return Effect(CONTINUE, note=", ".join(parts))
+
+    # -- the -L face (set_target_print_v3: the save options without their dashes) --------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.base import save_like_listing
+
+        return save_like_listing(self)
+
+    @classmethod
+    def from_listing(cls, tail) -> "SetTarget":
+        from iptexplain.ext.base import read_save_like
+
+        return read_save_like(cls, tail, spelled="SET")  # type: ignore[return-value]

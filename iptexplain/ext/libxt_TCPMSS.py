@@ -31,3 +31,16 @@ class TcpMss(Target):
 
         what = f"MSS set to {self.mss}" if self.mss is not None else "MSS clamped to the path MTU"
         return Effect(CONTINUE, note=what + " (SYN packets)")
+
+    # -- the -L face (TCPMSS_print: " TCPMSS clamp to PMTU" / " TCPMSS set N") -----------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        return "TCPMSS clamp to PMTU" if self.mss is None else f"TCPMSS set {self.mss}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "TcpMss":
+        tail.expect("TCPMSS")
+        if tail.take_if("clamp"):
+            tail.expect("to", "PMTU")
+            return cls.build([("--clamp-mss-to-pmtu", False, [])], spelled="TCPMSS")  # type: ignore[return-value]
+        tail.expect("set")
+        return cls.build([("--set-mss", False, [tail.take()])], spelled="TCPMSS")  # type: ignore[return-value]

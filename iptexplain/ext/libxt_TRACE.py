@@ -21,3 +21,11 @@ class Trace(Target):
         from iptexplain.netfilter.context import CONTINUE, Effect
 
         return Effect(CONTINUE, note="kernel tracing enabled for this packet")
+
+    # -- the -L face: TRACE has no print function ----------------------------------------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        return ""
+
+    @classmethod
+    def from_listing(cls, tail) -> "Trace":
+        return cls.build([], spelled="TRACE")  # type: ignore[return-value]

@@ -67,3 +67,25 @@ class Connlimit(Match):
         label = f"{rel} {self.limit} connections per {self.side} address"
         other = f"{'at most' if self.above else 'more than'} {self.limit} connections per {self.side} address"
         return Decision.fork(pkts, f"connlimit {label}", label, other)
+
+    # -- the -L face (connlimit_print4/6: " #conn src/32 > 10", "<=" for --connlimit-upto) ----
+    listing_keywords = ("#conn",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        mask = self.value("mask")
+        if mask is None:
+            mask = 128 if (self.nfproto or family) == 6 else 32
+        side = "dst" if self.side == "dest" else "src"
+        return f"#conn {side}/{mask} {'>' if self.above else '<='} {self.limit}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Connlimit":
+        tail.expect("#conn")
+        side, _, mask = tail.take().partition("/")
+        op = tail.take()
+        if side not in ("src", "dst") or op not in (">", "<="):
+            raise OptionError("not a connlimit match")
+        opts = [("--connlimit-above" if op == ">" else "--connlimit-upto", False, [tail.take()]),
+                ("--connlimit-mask", False, [mask]),
+                ("--connlimit-daddr" if side == "dst" else "--connlimit-saddr", False, [])]
+        return cls.build(opts, spelled="connlimit", family=tail.family)  # type: ignore[return-value]

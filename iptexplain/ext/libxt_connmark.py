@@ -34,3 +34,22 @@ class Connmark(Match):
         if hit != v.invert:
             return Decision.all(pkts, f"{shown} {'≠' if v.invert else '='} 0x{value:x}")
         return Decision.none(pkts, f"{shown} {'=' if v.invert else '≠'} 0x{value:x}")
+
+    # -- the -L face (connmark_mt_print: " connmark match [!] 0xV[/0xM]") ----------------------
+    listing_keywords = ("connmark", "CONNMARK")
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.base import fmt_markmask
+
+        v = self.get("mark")
+        return f"connmark match {'! ' if v.invert else ''}{fmt_markmask(v.value)}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Connmark":
+        if tail.take() not in ("connmark", "CONNMARK"):  # revision 0 printed "CONNMARK match"
+            raise OptionError("not a connmark match")
+        tail.expect("match")
+        w = tail.take()
+        inv = w.startswith("!")
+        value = w[1:] or tail.take() if inv else w
+        return cls.build([("--mark", inv, [value])], spelled="connmark")  # type: ignore[return-value]

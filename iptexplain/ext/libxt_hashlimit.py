@@ -249,6 +249,64 @@ class Hashlimit(Match):
         return d
 
 
+    # -- the -L face (hashlimit_mt_print) -------------------------------------------------------
+    # " limit: up to|above RATE burst N mode srcip-dstport htable-... srcmask N ...".  The table
+    # name (--hashlimit-name) is not printed: read back as LISTING_NAME, and said so.
+    listing_keywords = ("limit:",)
+    LISTING_NAME = "(not-listed)"
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        out: list[str] = []
+        words = self.save_args()
+        i = 0
+        while i < len(words):
+            w = words[i]
+            if w in ("--hashlimit-upto", "--hashlimit-above"):
+                out += ["limit:", "up to" if w == "--hashlimit-upto" else "above", words[i + 1]]
+                i += 2
+            elif w == "--hashlimit-name":
+                i += 2
+            elif w == "--hashlimit-mode":
+                out += ["mode", words[i + 1].replace(",", "-")]
+                i += 2
+            elif w in ("--hashlimit-rate-match",):
+                out.append("rate-match")
+                i += 1
+            else:
+                out.append(w[len("--hashlimit-"):] if w.startswith("--hashlimit-") else w)
+                i += 1
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Hashlimit":
+        tail.expect("limit:")
+        w = tail.take()
+        if w == "up":
+            tail.expect("to")
+            flag = "--hashlimit-upto"
+        elif w == "above":
+            flag = "--hashlimit-above"
+        elif w == "avg":  # revision 0
+            flag = "--hashlimit-upto"
+        else:
+            raise OptionError("not a hashlimit")
+        opts: list = [(flag, False, [tail.take()])]
+        if tail.take_if("burst"):
+            opts.append(("--hashlimit-burst", False, [tail.take()]))
+        if w == "avg" and tail.peek() != "mode":  # "limit: avg R burst N" alone is limit's
+            raise OptionError("a limit, not a hashlimit")
+        if tail.take_if("mode"):
+            opts.append(("--hashlimit-mode", False, [tail.take().replace("-", ",")]))
+        for word in ("htable-size", "htable-max", "htable-gcinterval", "htable-expire", "srcmask", "dstmask"):
+            if tail.take_if(word):
+                opts.append(("--hashlimit-" + word, False, [tail.take()]))
+        if tail.take_if("rate-match"):
+            opts.append(("--hashlimit-rate-match", False, []))
+        if tail.take_if("rate-interval"):
+            opts.append(("--hashlimit-rate-interval", False, [tail.take()]))
+        opts.append(("--hashlimit-name", False, [cls.LISTING_NAME]))
+        tail.losses.append("hashlimit: -L does not print the table name (--hashlimit-name)")
+        return cls.build(opts, spelled="hashlimit", family=tail.family)  # type: ignore[return-value]
 _UNITS = (("m", 1024 * 1024), ("k", 1024), ("", 1))
 
 

@@ -24,3 +24,18 @@ class Helper(Match):
     @property
     def helper(self) -> str:
         return self.value("helper")
+
+    # -- the -L face (helper_print: ' helper match [! ]"NAME"') ---------------------------------
+    listing_keywords = ("helper",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        v = self.get("helper")
+        return f'helper match {"! " if v.invert else ""}"{v.value}"'
+
+    @classmethod
+    def from_listing(cls, tail) -> "Helper":
+        from iptexplain.ext.base import unquote_listing
+
+        tail.expect("helper", "match")
+        inv = tail.invert()
+        return cls.build([("--helper", inv, [unquote_listing(tail.take())])], spelled="helper")  # type: ignore[return-value]

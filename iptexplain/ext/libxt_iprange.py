@@ -61,3 +61,26 @@ class IPRangeMatch(Match):
                 tests.append(lambda p, accept=accept, v=v, field=field, what=what, r=r: Decision.split(
                     p, field, accept, v.invert, what, show=lambda s: str(r) if s is accept else p.addr_text(field)))
         return Decision.conjunction(pkts, tests)
+
+    # -- the -L face (iprange_mt4_print: " source IP range [!] A-B destination IP range ...") --
+    listing_keywords = ("source", "destination")
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        out: list[str] = []
+        for key, word in (("src_range", "source"), ("dst_range", "destination")):
+            v = self.get(key)
+            if v is not None:
+                out += [word, "IP", "range"] + (["!"] if v.invert else []) + [str(v.value)]
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "IPRangeMatch":
+        opts: list = []
+        for word, flag in (("source", "--src-range"), ("destination", "--dst-range")):
+            if tail.peek() == word and tail.peek(1) == "IP" and tail.peek(2) == "range":
+                tail.pos += 3
+                inv = tail.invert()
+                opts.append((flag, inv, [tail.take()]))
+        if not opts:
+            raise OptionError("not an iprange match")
+        return cls.build(opts, spelled="iprange")  # type: ignore[return-value]

@@ -22,3 +22,18 @@ class Length(Match):
     @property
     def length(self) -> tuple[int, int]:
         return self.value("length")
+
+    # -- the -L face (length_print: " length [!]N[:M]") ----------------------------------------
+    listing_keywords = ("length",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        v = self.get("length")
+        lo, hi = v.value
+        return f"length {'!' if v.invert else ''}{lo if lo == hi else f'{lo}:{hi}'}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Length":
+        tail.expect("length")
+        w = tail.take()
+        inv = w.startswith("!")
+        return cls.build([("--length", inv, [w.lstrip("!") or tail.take()])], spelled="length")  # type: ignore[return-value]

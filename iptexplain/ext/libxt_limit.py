@@ -60,3 +60,19 @@ class Limit(Match):
         return Decision.fork(pkts, f"limit {rate} burst {self.burst}",
                              f"under the rate limit {rate} (burst {self.burst})",
                              f"over the rate limit {rate} (burst {self.burst})")
+
+    # -- the -L face (limit_print: " limit: avg RATE burst N") ---------------------------------
+    listing_keywords = ("limit:",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        return f"limit: avg {print_rate(self.avg, SCALE)[0]} burst {self.burst}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Limit":
+        tail.expect("limit:", "avg")
+        rate = tail.take()
+        tail.expect("burst")
+        burst = tail.take()
+        if tail.peek() == "mode":  # hashlimit revision 0 prints the same start
+            raise OptionError("a hashlimit, not a limit")
+        return cls.build([("--limit", False, [rate]), ("--limit-burst", False, [burst])], spelled="limit")  # type: ignore[return-value]

@@ -87,3 +87,16 @@ class Mac(Match):
         neg = "not " if v.invert else ""
         return Decision.fork(pkts, f"mac source {v.value}", f"sender MAC {neg}{v.value}",
                              f"sender MAC {'' if v.invert else 'not '}{v.value}")
+
+    # -- the -L face (mac_print: " MAC [! ]XX:XX:XX:XX:XX:XX", upper case) ----------------------
+    listing_keywords = ("MAC",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        v = self.get("source")
+        return f"MAC {'! ' if v.invert else ''}{str(v.value).upper()}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Mac":
+        tail.expect("MAC")
+        inv = tail.invert()
+        return cls.build([("--mac-source", inv, [tail.take()])], spelled="mac")  # type: ignore[return-value]

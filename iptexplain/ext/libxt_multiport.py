@@ -74,6 +74,10 @@ class Multiport(Match):
             inv, ports = True, tail.take()
         elif ports.startswith("!"):
             inv, ports = True, ports[1:]
+        from iptexplain.ext.base import listing_service
+
+        ports = ",".join(":".join(listing_service(p, tail.proto) for p in item.split(":"))
+                         for item in ports.split(","))
         return cls.build([(flag, inv, [ports])], spelled="multiport")  # type: ignore[return-value]
 
     def decide(self, pkts, ctx):

@@ -27,3 +27,17 @@ class Nfacct(Match):
         from iptexplain.netfilter.packets import Decision
 
         return Decision.all(pkts, f"counted in nfacct {self.object_name}")
+
+    # -- the -L face (nfacct_print: " nfacct-name NAME") ---------------------------------------
+    listing_keywords = ("nfacct-name",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.base import save_like_listing
+
+        return save_like_listing(self)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Nfacct":
+        from iptexplain.ext.base import read_save_like
+
+        return read_save_like(cls, tail, spelled="nfacct")  # type: ignore[return-value]

@@ -85,3 +85,53 @@ class Owner(Match):
                 p, f"owner {want}", f"sent by {'another than ' if v.invert else ''}{want}",
                 f"sent by {'' if v.invert else 'another than '}{want}"))
         return Decision.conjunction(pkts, tests)
+
+    # -- the -L face (owner_mt_print: one "[!] owner UID match N" item per option) -------------
+    listing_keywords = ("owner", "incl.")
+    _ITEMS = (("socket_exists", "--socket-exists", ("owner", "socket", "exists")),
+              ("uid", "--uid-owner", ("owner", "UID", "match")),
+              ("gid", "--gid-owner", ("owner", "GID", "match")),
+              ("suppl_groups", "--suppl-groups", ("incl.", "suppl.", "groups")))
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        out: list[str] = []
+        for key, _, words in self._ITEMS:
+            v = self.get(key)
+            if v is None:
+                continue
+            out += (["!"] if v.invert else []) + list(words)
+            if key in ("uid", "gid"):
+                out.append(str(v.value))
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Owner":
+        opts: list = []
+        for key, flag, words in cls._ITEMS:
+            start = tail.pos
+            inv = tail.invert()
+            if tuple(tail.words[tail.pos : tail.pos + 3]) != words:
+                tail.pos = start
+                continue
+            tail.pos += 3
+            opts.append((flag, inv, [_listed_id(tail.take(), key)] if key in ("uid", "gid") else []))
+        if not opts:
+            raise OptionError("not an owner match")
+        return cls.build(opts, spelled="owner")  # type: ignore[return-value]
+
+
+def _listed_id(text: str, key: str) -> str:
+    """-L without -n prints user and group names of the machine that printed it: back to the
+    number where this machine knows the name (root is 0 everywhere)."""
+    if text.replace("-", "").isdigit():
+        return text
+    try:
+        if key == "uid":
+            import pwd
+
+            return str(pwd.getpwnam(text).pw_uid)
+        import grp
+
+        return str(grp.getgrnam(text).gr_gid)
+    except (KeyError, ImportError):
+        return text

@@ -85,3 +85,31 @@ class Physdev(Match):
                     p, f"physdev-{what} {v.value}", f"bridge port {'not ' if v.invert else ''}{v.value}",
                     f"bridge port {'' if v.invert else 'not '}{v.value}"))
         return Decision.conjunction(pkts, tests)
+
+    # -- the -L face (physdev_print: " PHYSDEV match [!] --physdev-in X ...", dashes kept) ------
+    listing_keywords = ("PHYSDEV",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        out = ["PHYSDEV", "match"]
+        for key, flag in (("physdev_is_in", "--physdev-is-in"), ("physdev_in", "--physdev-in"),
+                          ("physdev_is_out", "--physdev-is-out"), ("physdev_out", "--physdev-out"),
+                          ("physdev_is_bridged", "--physdev-is-bridged")):
+            v = self.get(key)
+            if v is not None:
+                out += (["!"] if v.invert else []) + [flag] + ([str(v.value)] if key in ("physdev_in", "physdev_out") else [])
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Physdev":
+        tail.expect("PHYSDEV", "match")
+        opts: list = []
+        while not tail.at_end():
+            start = tail.pos
+            inv = tail.invert()
+            w = tail.peek()
+            if w is None or not w.startswith("--physdev-") or not cls.knows(w):
+                tail.pos = start
+                break
+            tail.pos += 1
+            opts.append((w, inv, [tail.take()] if w in ("--physdev-in", "--physdev-out") else []))
+        return cls.build(opts, spelled="physdev")  # type: ignore[return-value]

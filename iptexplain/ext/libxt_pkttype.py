@@ -54,3 +54,18 @@ class PktType(Match):
         d = Decision.split(pkts, "dst", accept, v.invert, "packet type",
                            show=lambda s: v.value if s is accept else ",".join(k for k, part in kinds.items() if part))
         return d
+
+    # -- the -L face (pkttype_print: " PKTTYPE = broadcast", "!=" when inverted) ----------------
+    listing_keywords = ("PKTTYPE",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        v = self.get("pkt_type")
+        return f"PKTTYPE {'!' if v.invert else ''}= {v.value}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "PktType":
+        tail.expect("PKTTYPE")
+        op = tail.take()
+        if op not in ("=", "!="):
+            raise OptionError("not a pkttype match")
+        return cls.build([("--pkt-type", op == "!=", [tail.take()])], spelled="pkttype")  # type: ignore[return-value]

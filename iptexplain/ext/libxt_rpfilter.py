@@ -35,3 +35,17 @@ class RpFilter(Match):
                 ok = union(ok, part)
         return Decision.split(pkts, "src", ok, self.inverted, "reverse path of source",
                               show=lambda s: f"via {pkts.iniface}" if s is ok else pkts.addr_text("src"))
+
+    # -- the -L face (rpfilter_print: " rpfilter [loose] [validmark] [accept-local] [invert]") -
+    listing_keywords = ("rpfilter",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.base import save_like_listing
+
+        return save_like_listing(self, "rpfilter")
+
+    @classmethod
+    def from_listing(cls, tail) -> "RpFilter":
+        from iptexplain.ext.base import read_save_like
+
+        return read_save_like(cls, tail, ("rpfilter",), spelled="rpfilter")  # type: ignore[return-value]

@@ -52,3 +52,38 @@ class Sctp(Match):
             label = f"chunk types {mode} {','.join(names)}"
             tests.append(lambda p: Decision.fork(p, label, label, f"not {label}"))
         return Decision.conjunction(pkts, tests)
+
+    # -- the -L face (sctp_print: " sctp spt:N dpt:N [!] any|all|only CHUNKS") -----------------
+    listing_keywords = ("sctp",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.libxt_tcp import listing_ports
+
+        out = ["sctp"]
+        for key, word in (("sport", "spt"), ("dport", "dpt")):
+            v = self.get(key)
+            if v is not None:
+                out.append(listing_ports(word, v.value, v.invert, numeric, "sctp"))
+        v = self.get("chunk_types")
+        if v is not None:
+            args = self.option_map()["--chunk-types"].type.fmt(v.value)
+            out += (["!"] if v.invert else []) + args
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Sctp":
+        from iptexplain.ext.libxt_tcp import read_listing_ports
+
+        tail.expect("sctp")
+        opts: list = []
+        try:
+            read_listing_ports(tail, opts)
+        except ValueError:
+            raise OptionError("bad sctp port range") from None
+        start = tail.pos
+        inv = tail.invert()
+        if tail.peek() in ("any", "all", "only"):
+            opts.append(("--chunk-types", inv, [tail.take(), tail.take()]))
+        else:
+            tail.pos = start
+        return cls.build(opts, spelled="sctp")  # type: ignore[return-value]

@@ -121,3 +121,17 @@ class SetMatch(Match):
         from iptexplain.netfilter.ipsets import decide_set
 
         return decide_set(self, pkts, ctx)
+
+    # -- the -L face (set_print_v4: the save options without their dashes) ---------------------
+    listing_keywords = ("match-set",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.base import save_like_listing
+
+        return save_like_listing(self)
+
+    @classmethod
+    def from_listing(cls, tail) -> "SetMatch":
+        from iptexplain.ext.base import read_save_like
+
+        return read_save_like(cls, tail, spelled="set")  # type: ignore[return-value]

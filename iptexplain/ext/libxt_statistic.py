@@ -110,3 +110,31 @@ class Statistic(Match):
             yes, no = no, yes
         return Decision.fork(pkts, f"statistic mode nth every {self.every} packet {self.packet}", yes, no,
                              (1 / self.every) if not self.inverted else 1 - 1 / self.every)
+
+    # -- the -L face (statistic_print) ----------------------------------------------------------
+    # " statistic mode random [!] probability P" / " statistic mode nth [!] every N [packet P]".
+    listing_keywords = ("statistic",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        words = [w[2:] if w.startswith("--") else w for w in self.save_args()]
+        if self.mode == "nth" and self.packet == 0:
+            words = words[:-2]
+        return "statistic " + " ".join(words)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Statistic":
+        tail.expect("statistic", "mode")
+        mode = tail.take()
+        opts: list = [("--mode", False, [mode])]
+        inv = tail.invert()
+        if mode == "random":
+            tail.expect("probability")
+            opts.append(("--probability", inv, [tail.take()]))
+        elif mode == "nth":
+            tail.expect("every")
+            opts.append(("--every", inv, [tail.take()]))
+            if tail.take_if("packet"):
+                opts.append(("--packet", False, [tail.take()]))
+        else:
+            raise OptionError(f"statistic: unknown mode `{mode}'")
+        return cls.build(opts, spelled="statistic")  # type: ignore[return-value]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from iptexplain.errors import OptionError
 from iptexplain.ext import register
-from iptexplain.ext.base import ListingTail, Match, Opt, OptType, listing_port, types
+from iptexplain.ext.base import ListingTail, Match, Opt, OptType, listing_port, listing_service, types
 
 TCP_FLAGS = (("FIN", 0x01), ("SYN", 0x02), ("RST", 0x04), ("PSH", 0x08), ("ACK", 0x10), ("URG", 0x20))
 _FLAG_BITS = dict(TCP_FLAGS) | {"ALL": 0x3F, "NONE": 0}
@@ -58,6 +58,7 @@ def read_listing_ports(tail: ListingTail, opts: list, words=(("spt", "--sport"),
                     value = value[1:]
                 if prefix.endswith("s:") and ":" not in value:
                     raise ValueError
+                value = ":".join(listing_service(v, tail.proto) for v in value.split(":"))
                 opts.append((flag, inv, [value]))
                 tail.pos += 1
                 break

@@ -16,3 +16,18 @@ class TcpMssMatch(Match):
     def check(self) -> None:
         if not self.has("mss"):
             raise OptionError("tcpmss: --mss is required")
+
+    # -- the -L face (tcpmss_print: " tcpmss match [!]N[:M]") ----------------------------------
+    listing_keywords = ("tcpmss",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        v = self.get("mss")
+        lo, hi = v.value
+        return f"tcpmss match {'!' if v.invert else ''}{lo if lo == hi else f'{lo}:{hi}'}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "TcpMssMatch":
+        tail.expect("tcpmss", "match")
+        w = tail.take()
+        inv = w.startswith("!")
+        return cls.build([("--mss", inv, [w.lstrip("!") or tail.take()])], spelled="tcpmss")  # type: ignore[return-value]

@@ -368,13 +368,28 @@ class TailReader:
             w = tail.peek(1)
         if w is None:
             return None
-        for cls in self._candidates(w):
-            start = tail.pos
+        cands = self._candidates(w)
+        start = tail.pos
+        best: tuple[int, Match, list[str]] | None = None
+        for cls in cands:
+            tail.pos = start
+            n_losses = len(tail.losses)
             try:
-                return cls.from_listing(tail)  # type: ignore[return-value]
+                m = cls.from_listing(tail)
             except (OptionError, ValueError, IndexError, KeyError):
-                tail.pos = start
-        return None
+                del tail.losses[n_losses:]
+                continue
+            if best is None or tail.pos > best[0]:
+                best = (tail.pos, m, tail.losses[n_losses:])  # type: ignore[assignment]
+            del tail.losses[n_losses:]
+            if len(cands) == 1:
+                break
+        if best is None:
+            tail.pos = start
+            return None
+        tail.pos = best[0]
+        tail.losses += best[2]
+        return best[1]
 
     @staticmethod
     def _target_from(cls: type[Target], name: str, tail: ListingTail) -> Target | None:
@@ -450,7 +465,7 @@ class TailReader:
             else:
                 matches.append(_opaque(rest))
             unread.append(" ".join(rest))
-        return goto, tuple(matches), target, tuple(unread)
+        return goto, tuple(matches), target, tuple(unread), tuple(dict.fromkeys(tail.losses))
 
 
 def _opaque(words: list[str]) -> ListingText:
@@ -484,6 +499,7 @@ class ListingReader:
         self.unread: list[tuple[int, str]] = []
         self.rounded = False
         self.since_hint = 99
+        self.losses: dict[str, int] = {}  # what a module's -L text leaves out -> first line
 
     # -- pass 1: lines into sections, blocks and raw rows ---------------------------------------
 
@@ -717,9 +733,11 @@ class ListingReader:
             fragment = False
         header = IPHeader(src, src_inv, dst, dst_inv, iniface, in_inv, outiface, out_inv, proto,
                           proto_inv, fragment)
-        goto, matches, target, unread = _TAILS.read(raw.tail, raw.target, fam, proto)
+        goto, matches, target, unread, losses = _TAILS.read(raw.tail, raw.target, fam, proto)
         if unread:
             self.unread.append((raw.line, unread[0]))
+        for loss in losses:
+            self.losses.setdefault(loss, raw.line)
         if extra:
             matches = tuple(extra) + matches
         counters = None
@@ -819,6 +837,9 @@ class ListingReader:
             if cmd.piped:
                 rs.note("fidelity", f"line {cmd.line}: the listing was piped through another "
                                     f"command, so rules may have been left out", cmd.line)
+        for loss, line in self.losses.items():
+            rs.hidden.add("options")
+            rs.note("fidelity", f"{loss} (first at line {line}); iptables-save shows it", line)
         if self.unread:
             rs.hidden.add("matches")
             line, text = self.unread[0]
@@ -863,6 +884,6 @@ def parse_listing(text: str, source: str = "<input>", family: int | None = None,
 
 
 def read_row_tail(text: str, target: str = "", family: int = 4, proto: str | None = None) -> tuple:
-    """Read one row's free text: ``(goto, matches, target, unread texts)``.  ``target`` is the
+    """Read one row's free text: ``(goto, matches, target, unread texts, losses)``.  ``target`` is the
     row's target column (``""`` for none); ``proto`` its protocol (``"tcp"``, or None)."""
     return _TAILS.read(text, target, family, proto)
