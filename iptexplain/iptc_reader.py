@@ -178,6 +178,74 @@ def _quote(word: str) -> str:
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def import_iptc() -> Any:
+    """Import python-iptables without letting it load kernel modules.
+
+    At import, python-iptables runs ``modprobe ip_tables`` and ``modprobe ip6_tables``; a
+    read-only tool must not load modules (the tables it reads exist, so theirs are loaded).  Its
+    ``util`` module is loaded first, from the package's own file, with ``load_kernel`` replaced
+    by a no-op, so that the package's ``from .util import load_kernel`` picks up the no-op.
+    Raises ImportError when python-iptables is not installed.
+    """
+    if "iptc" in sys.modules:
+        return sys.modules["iptc"]
+    import importlib.util
+
+    if not os.environ.get("XTABLES_LIBDIR"):
+        # Without it python-iptables runs `ldconfig -N -v`, which may rewrite library links.
+        libdir = xtables_libdir()
+        if libdir is None:
+            raise ImportError("the libxtables extension directory was not found (set XTABLES_LIBDIR)")
+        os.environ["XTABLES_LIBDIR"] = libdir
+
+    spec = importlib.util.find_spec("iptc")
+    if spec is None or spec.origin is None:
+        raise ImportError("python-iptables is not installed")
+    if not os.environ.get("IPTABLES_LIBDIR"):
+        # Its C helper sits beside the package; named directly, it is found without ctypes'
+        # fallback of compiling a probe with gcc.
+        import glob
+
+        site = os.path.dirname(os.path.dirname(spec.origin))
+        if glob.glob(os.path.join(site, "libxtwrapper*.so")):
+            os.environ["IPTABLES_LIBDIR"] = site
+    util_spec = importlib.util.spec_from_file_location("iptc.util", os.path.join(os.path.dirname(spec.origin), "util.py"))
+    if util_spec is None or util_spec.loader is None:
+        raise ImportError("python-iptables has no util module")
+    util = importlib.util.module_from_spec(util_spec)
+    sys.modules["iptc.util"] = util
+    try:
+        util_spec.loader.exec_module(util)
+        util.load_kernel = _no_module_loading  # type: ignore[attr-defined]
+        import iptc
+    except Exception as e:
+        sys.modules.pop("iptc.util", None)
+        raise ImportError(f"python-iptables cannot be loaded: {e}") from e
+    return iptc
+
+
+def xtables_libdir() -> str | None:
+    """The directory of libxtables' extension modules (``libxt_standard.so`` …), looked for in
+    the places distributions install it."""
+    import sysconfig
+
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    candidates = [
+        f"/usr/lib/{multiarch}/xtables" if multiarch else "",
+        f"/lib/{multiarch}/xtables" if multiarch else "",
+        "/usr/lib64/xtables", "/usr/lib/xtables", "/lib64/xtables", "/lib/xtables",
+        "/usr/local/lib/xtables", "/usr/local/lib64/xtables",
+    ]
+    for d in candidates:
+        if d and os.path.isfile(os.path.join(d, "libxt_standard.so")):
+            return d
+    return None
+
+
+def _no_module_loading(name: str, exc_if_failed: bool = False) -> None:
+    """Stands in for python-iptables' ``load_kernel``: reading loads no kernel module."""
+
+
 def family_text(family: int, names: list[str] | None = None, counters: bool = True) -> str:
     """Every existing legacy table of a family, in the order the kernel lists them.
 
@@ -187,8 +255,7 @@ def family_text(family: int, names: list[str] | None = None, counters: bool = Tr
     existing tables is opened; all of them stay open (without autocommit, never committed) until
     the family is read, because a closed handle left in python-iptables' cache crashes it.
     """
-    import iptc  # the optional `live' extra; ImportError is handled by the caller
-
+    iptc = import_iptc()  # the optional `live' extra; ImportError is handled by the caller
     if names is None:
         names = tables_names(family)
     cls = iptc.Table if family == 4 else iptc.Table6

@@ -324,6 +324,56 @@ exec(LIVE_AGAIN)
     assert any("the nft backend also has tables" in m for k, m in forced["notes"])
 
 
+READ_ONLY_COMMANDS = {
+    "iptables": [["-V"]],
+    "iptables-nft-save": [["-c"]], "ip6tables-nft-save": [["-c"]],
+    "iptables-legacy-save": [["-c"]], "ip6tables-legacy-save": [["-c"]],
+    "ip": [["-j", "-d", "addr", "show"], ["-j", "-4", "route", "show", "table", "all"],
+           ["-j", "-6", "route", "show", "table", "all"]],
+    "nft": [["list", "tables"]],
+    "ldconfig": [["-p"]],  # ctypes.util.find_library, when python-iptables finds libxtables
+}
+
+
+def test_reading_runs_only_read_only_commands_and_changes_nothing(netns) -> None:
+    req = load_request(SEED, "nft")
+    req["load"].append({"backend": "legacy", "family": 4, "text": (FIXTURES / "live" / "iptables-tests__wireless.v4.save").read_text()})
+    req["load"].append({"backend": "legacy", "family": 6, "text": (FIXTURES / "live" / "firewalld-iptables-backend_nft.v6.save").read_text()})
+    req["code"] = r'''
+import re
+def state():
+    keep = lambda t: "".join(l for l in t.splitlines(True) if not l.startswith("#"))
+    counters = lambda t: re.sub(r"\[\d+:\d+\]", "", t)
+    return {c: counters(keep(run([c]))) for c in ("iptables-nft-save", "ip6tables-nft-save",
+            "iptables-legacy-save", "ip6tables-legacy-save")} | {"ip": run(["ip", "addr"]) + run(["ip", "route", "show", "table", "all"])}
+before = state()
+calls = []
+_Popen = subprocess.Popen
+class Recording(_Popen):
+    def __init__(self, args, *a, **kw):
+        calls.append([args if isinstance(args, str) else list(args), bool(kw.get("shell"))])
+        super().__init__(args, *a, **kw)
+subprocess.Popen = Recording
+from iptexplain.live import read_live
+for backend in (None, "legacy", "nft"):
+    read_live(None, backend)
+subprocess.Popen = _Popen
+out["calls"] = calls
+out["same"] = state() == before
+'''
+    ans = in_namespace(req)
+    assert ans["same"], "reading changed the rules or the host"
+    assert ans["calls"]
+    seen = set()
+    for argv, shell in ans["calls"]:
+        assert not shell and isinstance(argv, list), argv
+        name = os.path.basename(argv[0])
+        assert argv[1:] in READ_ONLY_COMMANDS.get(name, []), argv
+        seen.add(name)
+    assert {"iptables-nft-save", "ip6tables-nft-save", "ip"} <= seen
+    assert "modprobe" not in seen  # python-iptables' import-time module loading is suppressed
+
+
 def test_legacy_tables_without_rules_do_not_hide_nft_rules(netns) -> None:
     req = load_request(SEED, "nft")
     req["load"].append({"backend": "legacy", "family": 4, "text": "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"})
