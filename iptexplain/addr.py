@@ -77,15 +77,38 @@ class Address:
 
 def int_to_ip(value: int, family: int) -> str:
     if family == 4:
+        if 0 <= value <= 0xFFFFFFFF:
+            return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
         return str(ipaddress.IPv4Address(value))
     # inet_ntop's spelling, which iptables prints: IPv4-mapped addresses keep a dotted quad
     # (``::ffff:0.0.0.0``) where Python's ipaddress would write ``::ffff:0:0``.
     return socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
 
 
+def _dotted_quad(text: str) -> int | None:
+    """A plain ``a.b.c.d`` as an integer, without ipaddress' cost (a kube-proxy dump holds
+    tens of thousands of distinct addresses); None for anything else, which ipaddress judges."""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return None
+    value = 0
+    for p in parts:
+        if not (0 < len(p) <= 3 and p.isascii() and p.isdigit()) or (p[0] == "0" and len(p) > 1):
+            return None
+        octet = int(p)
+        if octet > 255:
+            return None
+        value = (value << 8) | octet
+    return value
+
+
 @lru_cache(maxsize=65536)
 def parse_ip(text: str, family: int | None = None) -> tuple[int, int]:
     """Parse one host address; returns (family, integer). Raises OptionError."""
+    if family != 6:
+        quad = _dotted_quad(text)
+        if quad is not None:
+            return 4, quad
     try:
         if ":" in text:
             if family == 4:

@@ -129,8 +129,281 @@ def _addresses(text: str, family: int | None) -> list:
     return [parse_address(part, family) for part in text.split(",") if part]
 
 
+# -- the fast path ------------------------------------------------------------------------------
+# iptables-save prints every rule in one canonical order: the built-in options, then each
+# ``-m NAME`` followed only by its own options, then ``-j``/``-g`` and the target's options.  A
+# kube-proxy dump is 140,000 such lines, and the segments repeat (``-m tcp --dport 80``,
+# ``-j KUBE-MARK-MASQ``), so the fast path reads a line segment by segment and builds each
+# distinct segment once.  Anything else (options in another order, implicit protocol matches,
+# abbreviations, ``-c``, address lists, any error) is left to the general reader below, which
+# gives the same result for canonical lines -- the fast path is only a shortcut to it.
+
+_HEADER_KEYS = {flag: key for flag, key in BUILTIN_FLAGS.items()
+                if key in ("src", "dst", "proto", "iniface", "outiface", "fragment")}
+_MODULE_START = frozenset({"-m", "--match", "-j", "--jump", "-g", "--goto"})
+_SEGMENT_CACHE: dict[tuple, tuple[Extension, tuple[str, ...]]] = {}
+_HEADER_CACHE: dict[tuple, IPHeader] = {}
+_PROTO_CACHE: dict[str, str | None] = {}
+_IFACE_CACHE: dict[str, str] = {}
+
+
+class _Fallback(Exception):
+    """The line is not in canonical form: read it with the general reader."""
+
+
+_NARGS: dict[type, dict[str, int]] = {}
+_UNKNOWN = object()
+_MATCH_CLASSES: dict[str, object] = {}
+
+
+def _nargs_table(cls: type[Extension]) -> dict[str, int]:
+    """flag -> argument count of a module's options; a short built-in flag (``-s``) a module
+    also declares is left out, so that the general reader decides who owns it."""
+    table = _NARGS.get(cls)
+    if table is None:
+        table = _NARGS[cls] = {
+            flag: o.type.nargs for flag, o in cls.option_map().items()
+            if not (flag in BUILTIN_FLAGS and not flag.startswith("--"))
+        }
+    return table
+
+
+def _match_cls(name: str) -> type[Match] | None:
+    """match_class with a memo; raises _Fallback for a name iptables does not know either."""
+    cls = _MATCH_CLASSES.get(name)
+    if cls is None:
+        found = match_class(name)
+        if found is None and name.lower() not in IPTABLES_MATCHES:
+            found = _UNKNOWN
+        cls = _MATCH_CLASSES[name] = found if found is not None else False
+    if cls is _UNKNOWN:
+        raise _Fallback
+    return cls or None  # type: ignore[return-value]
+
+
+def _segment_end(args: list[str], i: int, n: int, cls: type[Extension] | None, stop_at_module: bool) -> int:
+    """Index after the options of the module whose name is at ``args[i - 1]``."""
+    if cls is None:
+        # An unmodelled module: its words run to the next module; a built-in option among them
+        # would be the rule's, which only the general reader sorts out.
+        prev = ""
+        while i < n:
+            tok = args[i]
+            if tok in _MODULE_START and stop_at_module and prev != "!":
+                return i
+            if tok in BUILTIN_FLAGS or (tok == "!" and prev == "!"):
+                raise _Fallback
+            prev = tok
+            i += 1
+        if prev == "!":
+            raise _Fallback
+        return i
+    nargs = _NARGS.get(cls) or _nargs_table(cls)
+    while i < n:
+        tok = args[i]
+        if tok == "!":
+            i += 1
+            if i >= n:
+                raise _Fallback
+            tok = args[i]
+            k = nargs.get(tok)
+            if k is None:
+                raise _Fallback
+        else:
+            k = nargs.get(tok)
+            if k is None:
+                if stop_at_module and tok in _MODULE_START:
+                    return i
+                raise _Fallback
+        i += 1 + k
+    if i > n:
+        raise _Fallback
+    return i
+
+
+def _fast_rulespec(args: list[str], family: int | None) -> RuleSpec:
+    n = len(args)
+    i = 0
+    invert = False
+    src = dst = iniface = outiface = proto = fragment = None
+    src_inv = dst_inv = iniface_inv = outiface_inv = proto_inv = False
+    have_proto = False
+    # Built-in options first.
+    while i < n:
+        tok = args[i]
+        if tok == "!":
+            if invert:
+                raise _Fallback
+            invert = True
+            i += 1
+            continue
+        key = _HEADER_KEYS.get(tok)
+        if key is None:
+            break
+        if key == "fragment":
+            if fragment is not None:
+                raise _Fallback
+            fragment = not invert
+            i += 1
+            invert = False
+            continue
+        if i + 1 >= n:
+            raise _Fallback
+        val = args[i + 1]
+        if key == "dst":
+            if dst is not None or "," in val or val == "!":
+                raise _Fallback
+            dst, dst_inv = parse_address(val, family), invert
+        elif key == "proto":
+            if have_proto:
+                raise _Fallback
+            have_proto = True
+            p = _PROTO_CACHE.get(val, "")
+            if p == "":
+                p = _PROTO_CACHE[val] = canonical_proto(val)
+            proto, proto_inv = p, invert
+        elif key == "src":
+            if src is not None or "," in val or val == "!":
+                raise _Fallback
+            src, src_inv = parse_address(val, family), invert
+        else:
+            name = _IFACE_CACHE.get(val)
+            if name is None:
+                name = _IFACE_CACHE[val] = check_iface(val)
+            if key == "iniface":
+                if iniface is not None:
+                    raise _Fallback
+                iniface, iniface_inv = name, invert
+            else:
+                if outiface is not None:
+                    raise _Fallback
+                outiface, outiface_inv = name, invert
+        invert = False
+        i += 2
+    if invert:
+        raise _Fallback
+    if src is not None and dst is not None and src.family != dst.family:
+        raise _Fallback
+    hkey = (src, src_inv, dst, dst_inv, iniface, iniface_inv, outiface, outiface_inv, proto, proto_inv, fragment)
+    header = _HEADER_CACHE.get(hkey)
+    if header is None:
+        header = IPHeader(*hkey)
+        if len(_HEADER_CACHE) < 500_000:
+            _HEADER_CACHE[hkey] = header
+
+    # Then the matches, each with its own options only.
+    matches: list[Extension] = []
+    target: Extension | None = None
+    goto = False
+    while i < n:
+        tok = args[i]
+        if tok == "-m" or tok == "--match":
+            if i + 1 >= n:
+                raise _Fallback
+            start = i + 1
+            name = args[start]
+            cls = _match_cls(name)
+            end = _segment_end(args, start + 1, n, cls, True)
+            seg = ("m", family, *args[start:end])
+            hit = _SEGMENT_CACHE.get(seg)
+            if hit is None:
+                pend = _Pending(cls, name)
+                _fill(pend, args, start + 1, end)
+                ext = (cls.build(pend.opts, spelled=name, family=family) if cls is not None
+                       else _finish(pend, "match", family))
+                flags = tuple(w for w in pend.raw if w.startswith("-")) if cls is None else ()
+                hit = _SEGMENT_CACHE[seg] = (ext, flags)
+            ext, flags = hit
+            if flags and _claimed(flags, matches, proto):
+                raise _Fallback
+            matches.append(ext)
+            i = end
+        elif tok in ("-j", "--jump", "-g", "--goto"):
+            if i + 1 >= n:
+                raise _Fallback
+            goto = tok in ("-g", "--goto")
+            start = i + 1
+            val = args[start]
+            seg = ("g" if goto else "j", family, *args[start:])
+            hit = _SEGMENT_CACHE.get(seg)
+            if hit is None:
+                pend = _Pending(None, val)
+                if val in STANDARD_VERDICTS:
+                    pend.cls = target_class("standard")
+                elif not goto and (tcls := target_class(val)) is not None:
+                    pend.cls = tcls
+                elif not goto and val in IPTABLES_TARGETS:
+                    pend.cls = None
+                else:
+                    if start + 1 != n:
+                        raise _Fallback
+                    hit = (ChainJump(chain=val), ())
+                if hit is None:
+                    end = _segment_end(args, start + 1, n, pend.cls, False)
+                    if end != n:
+                        raise _Fallback
+                    _fill(pend, args, start + 1, n)
+                    ext = _finish(pend, "target", family)
+                    flags = tuple(w for w in pend.raw if w.startswith("-")) if pend.cls is None else ()
+                    hit = (ext, flags)
+                _SEGMENT_CACHE[seg] = hit
+            target, flags = hit
+            if flags and _claimed(flags, matches, proto):
+                raise _Fallback
+            i = n
+        else:
+            raise _Fallback
+    if len(_SEGMENT_CACHE) > 1_000_000:
+        _SEGMENT_CACHE.clear()
+    return RuleSpec(header, tuple(matches), target, goto, None)  # type: ignore[arg-type]
+
+
+def _claimed(flags: tuple[str, ...], matches: list[Extension], proto: str | None) -> bool:
+    """Whether an option word of an unmodelled module would go to another module (an earlier
+    match, by name or getopt abbreviation, or the protocol's implicit match)."""
+    classes = [type(m) for m in matches]
+    implicit = IMPLICIT_MATCH.get(proto or "")
+    icls = match_class(implicit) if implicit else None
+    if icls is not None:
+        classes.append(icls)
+    for cls in classes:
+        for flag in cls.option_map():
+            for f in flags:
+                if flag == f or (f.startswith("--") and flag.startswith(f)):
+                    return True
+    return False
+
+
+def _fill(p: _Pending, args: list[str], i: int, end: int) -> None:
+    """The options of one module's segment, as the general reader hands them to it."""
+    invert = False
+    if p.cls is None:
+        p.raw.extend(args[i:end])
+        return
+    omap = p.cls.option_map()
+    while i < end:
+        tok = args[i]
+        if tok == "!":
+            invert = True
+            i += 1
+            continue
+        k = omap[tok].type.nargs
+        p.opts.append((tok, invert, list(args[i + 1 : i + 1 + k])))
+        invert = False
+        i += 1 + k
+
+
 def parse_rulespec(args: list[str], family: int | None = None) -> RuleSpec:
     """Parse rule words; raise OptionError with iptables' own wording where it has one."""
+    try:
+        return _fast_rulespec(args, family)
+    except (_Fallback, OptionError):
+        pass
+    return _parse_rulespec(args, family)
+
+
+def _parse_rulespec(args: list[str], family: int | None = None) -> RuleSpec:
+    """The general reader: getopt's way, any option order."""
     hdr: dict = {}
     matches: list[_Pending] = []
     target: _Pending | None = None
@@ -233,6 +506,11 @@ def parse_rulespec(args: list[str], family: int | None = None) -> RuleSpec:
             if cls is not None and cls.knows(tok) and not any(m.cls is cls for m in matches):
                 owner = _Pending(cls, implicit)  # type: ignore[arg-type]
                 matches.append(owner)
+        if owner is None and tok.startswith("--"):
+            # getopt_long accepts an unambiguous abbreviation (`--mac` for `--mac-source`).
+            found = _abbreviation(tok, matches, target)
+            if found is not None:
+                owner, tok = found
         if owner is None:
             if current is not None and current.cls is None and not current.name.startswith("\0"):
                 # Options of a module iptexplain does not model: keep the words verbatim.
@@ -287,20 +565,6 @@ def parse_rulespec(args: list[str], family: int | None = None) -> RuleSpec:
     return RuleSpec(headers[0], built_matches, built_target, goto, counters, tuple(headers[1:]))
 
 
-def _owner(tok: str, current: _Pending | None, matches: list[_Pending], target: _Pending | None) -> _Pending | None:
-    if current is not None and current.cls is not None and current.cls.knows(tok):
-        return current
-    if target is not None and target.cls is not None and target.cls.knows(tok):
-        return target
-    for m in reversed(matches):
-        if m.cls is not None and m.cls.knows(tok):
-            return m
-    return None
-        if owner is None and tok.startswith("--"):
-            # getopt_long accepts an unambiguous abbreviation (`--mac` for `--mac-source`).
-            found = _abbreviation(tok, matches, target)
-            if found is not None:
-                owner, tok = found
 def _abbreviation(tok: str, matches: list[_Pending], target: _Pending | None) -> tuple[_Pending, str] | None:
     """The loaded module option ``tok`` abbreviates, as getopt_long resolves prefixes; an
     ambiguous abbreviation is an error, as in iptables."""
@@ -317,3 +581,12 @@ def _abbreviation(tok: str, matches: list[_Pending], target: _Pending | None) ->
     return next(iter(hits.values())) if hits else None
 
 
+def _owner(tok: str, current: _Pending | None, matches: list[_Pending], target: _Pending | None) -> _Pending | None:
+    if current is not None and current.cls is not None and current.cls.knows(tok):
+        return current
+    if target is not None and target.cls is not None and target.cls.knows(tok):
+        return target
+    for m in reversed(matches):
+        if m.cls is not None and m.cls.knows(tok):
+            return m
+    return None

@@ -10,6 +10,7 @@ endings, trailing blanks, prose pasted around the dump) is read anyway and repor
 
 from __future__ import annotations
 
+import gc
 import re
 
 from iptexplain.errors import InputError, OptionError
@@ -142,14 +143,16 @@ class SaveReader:
                 line = line.rstrip("\r")
                 self.repaired.add("CRLF line endings")
             stripped = line.strip()
-            if stripped != line.lstrip() or (stripped and line != line.rstrip()):
+            if len(stripped) != len(line) and (
+                stripped != line.lstrip() or (stripped and line != line.rstrip())
+            ):
                 self.repaired.add("trailing blanks")
             if not stripped:
+                if line:
+                    self.repaired.add("whitespace-only lines")
                 continue
             c = stripped[0]
             if c == "#":
-                if line:
-                    self.repaired.add("whitespace-only lines")
                 m = _GENERATED_RE.match(stripped)
                 if m:
                     self.dump_family = 6 if m.group(1) == "ip6" else 4
@@ -357,14 +360,38 @@ def parse_save(text: str, source: str = "<input>", family: int | None = None, ta
     """Parse save / restore / -S text.  ``table`` names the table of ``-S`` output without one."""
     lines = text.splitlines()
     reader = SaveReader(source, family, table)
+    if "\r" in text:  # splitlines() already took the CR of CRLF away: note it here
+        reader.repaired.add("CRLF line endings")
     if table is None and not any(line.startswith("*") for line in lines):
         guess = infer_table_from_s(lines)
         if guess is not None:
-    if "\r" in text:  # splitlines() already took the CR of CRLF away: note it here
-        reader.repaired.add("CRLF line endings")
             reader.s_table_name = guess[0]
             reader.rs.note("inference", f"table {guess[0]} inferred: {guess[1]}")
-    return reader.read(lines)
+    with _no_gc(len(lines)):
+        return reader.read(lines)
+
+
+class _no_gc:
+    """Building a rule graph allocates hundreds of thousands of objects and frees none of them,
+    which sets off CPython's cyclic collector again and again over a heap that only grows (on a
+    kube-proxy dump that is more than half the parse time).  Collect nothing while reading; a
+    large graph is then frozen (``gc.freeze``) so that later collections, in the tracer or the
+    views, do not walk it either.  The graph holds no reference cycles: freezing loses nothing,
+    refcounting still frees it."""
+
+    def __init__(self, lines: int) -> None:
+        self.lines = lines
+        self.was_enabled = False
+
+    def __enter__(self) -> None:
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.was_enabled:
+            if exc[0] is None and self.lines > 5000:
+                gc.freeze()
+            gc.enable()
 
 
 _NAT_TARGETS = frozenset({"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"})

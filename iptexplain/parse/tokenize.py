@@ -12,8 +12,33 @@ from iptexplain.errors import OptionError
 
 
 def split_args(line: str) -> list[str]:
-    if '"' not in line and "'" not in line:
-        return line.split()
+    if '"' not in line:
+        if "'" not in line:
+            return line.split()
+    elif "\\" not in line and "'" not in line:
+        # iptables-save's own quoting: whole words in double quotes, no escapes
+        # (``--comment "ns/svc:port cluster IP"``).  Glued or unbalanced quotes take the long way.
+        parts = line.split('"')
+        last = len(parts) - 1
+        if last & 1 == 0:
+            out: list[str] = []
+            for k, part in enumerate(parts):
+                if k & 1:
+                    out.append(part)
+                    continue
+                if part:
+                    if (k and not part[0].isspace()) or (k < last and not part[-1].isspace()):
+                        break
+                    out.extend(part.split())
+                elif 0 < k < last:
+                    break  # "a""b": one word
+            else:
+                return out
+    return _split_quoted(line)
+
+
+def _split_quoted(line: str) -> list[str]:
+    """The general case, character by character, as xtables' add_param_to_argv."""
     out: list[str] = []
     buf: list[str] = []
     quote: str | None = None
