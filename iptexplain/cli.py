@@ -59,19 +59,30 @@ FORMAT_CHOICE = click.Choice(["auto", "save", "S", "listing"])
 @click.option("-t", "--table", "table", default=None, help="Show only this table.")
 @click.option("-4", "family", flag_value=4, default=None, help="IPv4 only.")
 @click.option("-6", "family", flag_value=6, help="IPv6 only.")
-def show(file: str, fmt: str, table: str | None, family: int | None) -> None:
+@click.option("--chain", "chain", default=None, metavar="NAME", help="Show only this chain.")
+def show(file: str, fmt: str, table: str | None, family: int | None, chain: str | None) -> None:
     """Show a ruleset as tables and chains, with jump edges and counters.
 
-    FILE is an iptables-save dump, iptables -S output or an iptables -L listing; '-' reads
-    standard input.
+    FILE is an iptables-save dump (with or without -c), iptables -S output or an iptables -L
+    listing; '-' reads standard input.  Each chain is a table of its rules: number, counters
+    when present, rule text, target (-> CHAIN for a jump, ↪ CHAIN for a goto); user chains
+    list the rules that reach them; modules iptexplain does not understand are highlighted.
+
+    \b
+    Examples:
+      iptables-save -c | iptexplain show -
+      iptexplain show rules.save -t nat --chain DOCKER
     """
 
     def body() -> int:
         from iptexplain.parse import load
         from iptexplain.render.show import render_ruleset
 
-        rs = load(file, fmt)
-        render_ruleset(rs, table=table, family=family)
+        rs = load(file, fmt, table=table if fmt == "S" else None)
+        if family is not None and family not in rs.families() and rs.format != "save":
+            # -S output and listings may not show their family: read them again as asked.
+            rs = load(file, fmt, family=family, table=table if fmt == "S" else None)
+        render_ruleset(rs, table=table, family=family, chain=chain)
         return 0
 
     run_guarded(body)

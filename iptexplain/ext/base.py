@@ -508,6 +508,12 @@ class Target(Extension):
 
 @dataclass(frozen=True, eq=True)
 class OpaqueMatch(Match):
+def _requote(words: tuple[str, ...]) -> list[str]:
+    """Verbatim words of an unknown module, quoted again where the restore tokenizer needs it
+    (a word holding blanks or quotes came from a quoted argument)."""
+    return [save_string(w) if not w or any(c in " \t\"'\\" for c in w) else w for w in words]
+
+
     """A match module the registry does not know: options kept verbatim, never evaluated."""
 
     understood: ClassVar[bool] = False
@@ -522,7 +528,7 @@ class OpaqueMatch(Match):
         return ["-m", self.opaque_name] + list(self.raw)
 
     def save_args(self) -> list[str]:
-        return list(self.raw)
+        return _requote(self.raw)
 
     def describe(self) -> str:
         return " ".join([self.opaque_name] + list(self.raw))
@@ -540,7 +546,7 @@ class OpaqueTarget(Target):
         return ["-j", self.opaque_name] + list(self.raw)
 
     def save_args(self) -> list[str]:
-        return list(self.raw)
+        return _requote(self.raw)
 
     def describe(self) -> str:
         return " ".join([self.opaque_name] + list(self.raw))

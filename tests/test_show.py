@@ -1,0 +1,135 @@
+"""``iptexplain show``: the rendered view at a fixed width, as a user reads it."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+from iptexplain.cli import main
+from iptexplain.parse import load
+from iptexplain.parse.save import parse_save
+from iptexplain.render.show import human, render_ruleset
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+SMALL = """\
+*filter
+:INPUT DROP [5:300]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:SSH - [0:0]
+:ORPHAN - [0:0]
+[3:180] -A INPUT -p tcp -m tcp --dport 22 -g SSH
+[2:120] -A INPUT -m u32 --u32 "0>>22&0x3C@0>>24=0x29" -j DROP
+[1:60] -A INPUT -j LOG --log-prefix "in: "
+[0:0] -A SSH -s 10.0.0.0/8 -j ACCEPT
+[0:0] -A FORWARD -j SSH
+COMMIT
+"""
+
+
+def render(rs, width: int = 100, **kw) -> str:
+    console = Console(width=width, record=True, color_system=None, file=io.StringIO())
+    render_ruleset(rs, console=console, **kw)
+    return console.export_text()
+
+
+def test_small_ruleset_view() -> None:
+    out = render(parse_save(SMALL, "small.save"))
+    assert out.splitlines() == [
+        "Ruleset small.save  (save)",
+        "",
+        "filter INPUT  policy DROP  [5 pkts 300 bytes]",
+        "#   pkts   bytes   rule                                                  target",
+        "─" * 96,
+        "1      3     180   -p tcp -m tcp --dport 22                              ↪ SSH",
+        "2      2     120   -m u32 --u32 0>>22&0x3C@0>>24=0x29 (not understood)   DROP",
+        "3      1      60   (every packet)                                        LOG --log-prefix \"in: \"",
+        "",
+        "filter FORWARD  policy ACCEPT  [0 pkts 0 bytes]",
+        "#   pkts   bytes   rule             target",
+        "─" * 42,
+        "1      0       0   (every packet)   → SSH",
+        "",
+        "filter OUTPUT  policy ACCEPT  [0 pkts 0 bytes]  (no rules)",
+        "",
+        "filter SSH  2 references  ← ↪ INPUT#1, FORWARD#1",
+        "#   pkts   bytes   rule            target",
+        "─" * 41,
+        "1      0       0   -s 10.0.0.0/8   ACCEPT",
+        "",
+        "filter ORPHAN  0 references  (unreferenced: no packet reaches it)  (no rules)",
+        "",
+        "1 table, 5 chains (3 built-in, 2 user-defined), 5 rules; modules not understood: u32 (1 rule)",
+    ]
+
+
+def test_narrow_width_wraps_rule_text_not_target_names() -> None:
+    rs = load(str(FIXTURES / "k3s-node.v4.save-c"))
+    out = render(rs, width=80, table="nat", chain="KUBE-SERVICES")
+    lines = out.splitlines()
+    assert lines[5].endswith("→ KUBE-SVC-NPX46M4PTMTKRN6Y")
+    assert all(len(line) <= 80 for line in lines)
+    assert "\"kubernetes service nodeports;" in out  # the comment wraps at its blanks
+    assert " ".join(" ".join(lines[-2:]).split()) == "1 table, 1 chain (0 built-in, 1 user-defined), 2 rules; modules not understood: none"
+
+
+def test_notes_and_both_families() -> None:
+    v4 = (FIXTURES / "docker20-containers.v4.save").read_text()
+    v6 = (FIXTURES / "docker20-containers.v6.save").read_text()
+    rs = parse_save("Pasted from my host:\n" + v4 + v6, "both.txt")
+    out = render(rs, width=120, table="nat")
+    assert "• skipped: line 1: 1 line(s) that are not part of a ruleset were skipped" in out
+    assert "nat IPv4 PREROUTING" in out and "nat IPv6 PREROUTING" in out
+    assert out.index("nat IPv4 POSTROUTING") < out.index("nat IPv6 PREROUTING")
+
+
+def test_anonymized_mac_note_in_view() -> None:
+    rs = load(str(FIXTURES / "tum-chair-2016-06-27.v4.save"))
+    out = render(rs, width=200, table="raw")
+    assert "• anonymized: line 1826: MAC addresses anonymized as XX:XX:XX:XX:XX:XX" in out
+    assert "(1931 rule(s), first at line 1826)" in " ".join(out.split())
+
+
+def test_tum_whole_view_renders_every_rule() -> None:
+    rs = load(str(FIXTURES / "tum-chair-2016-06-27.v4.save"))
+    out = render(rs, width=160)
+    assert out.rstrip().splitlines()[-1] == (
+        "3 tables, 100 chains (9 built-in, 91 user-defined), 5556 rules; modules not understood: none")
+    assert out.count("\n1   ") + out.count("\n 1   ") + out.count("\n  1   ") >= 80
+
+
+def test_human_counters() -> None:
+    assert [human(n) for n in (0, 99_999, 100_000, 27_204_000_000_000)] == ["0", "99999", "100K", "27204G"]
+
+
+def test_cli_show_options() -> None:
+    runner = CliRunner()
+    res = runner.invoke(main, ["show", str(FIXTURES / "docker20-containers.v6.save"), "-6", "-t", "filter",
+                               "--chain", "DOCKER"])
+    assert res.exit_code == 0, res.output
+    assert "filter DOCKER  2 references  ← FORWARD#3, FORWARD#" in res.output
+    assert "nat" not in res.output.split("\n", 2)[2]
+
+
+def test_cli_show_reads_stdin() -> None:
+    res = CliRunner().invoke(main, ["show", "-"], input=SMALL)
+    assert res.exit_code == 0
+    assert "Ruleset <stdin>  (save)" in res.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-t", "nat"], "no table nat in this ruleset (it has: filter (IPv4))"),
+    (["--chain", "NOPE"], "no chain `NOPE' in the tables shown"),
+    (["-6"], "no IPv6 in this ruleset (it has: filter (IPv4))"),
+])
+def test_cli_show_selection_errors(args: list[str], message: str, tmp_path) -> None:
+    f = tmp_path / "small.save"
+    f.write_text(SMALL)
+    res = CliRunner().invoke(main, ["show", str(f), *args])
+    assert res.exit_code == 2
+    assert res.output.strip() == f"iptexplain: {f}: {message}"
