@@ -77,6 +77,7 @@ ALL_LOG = """*raw
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate INVALID -j DROP
 *security
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
@@ -121,25 +122,32 @@ def test_split_keeps_both_parts_with_conditions():
 
 
 def test_hook_table_is_sorted_by_priority():
-    names = [(e.kind, e.table) for e in entries(4, "INPUT")]
+    names = [(e.kind, e.table) for e in entries(4, "INPUT", "legacy")]
     assert names == [("table", "mangle"), ("table", "filter"), ("table", "security"), ("table", "nat"),
+                     ("confirm", "")]
+    # iptables-nft puts security at 150, after nat INPUT (seen in the kernel lab).
+    names = [(e.kind, e.table) for e in entries(4, "INPUT", "nft")]
+    assert names == [("table", "mangle"), ("table", "filter"), ("table", "nat"), ("table", "security"),
                      ("confirm", "")]
     pre = [(e.kind, e.table) for e in entries(4, "PREROUTING")]
     assert pre == [("table", "raw"), ("conntrack", ""), ("table", "mangle"), ("table", "nat")]
-    assert HOOK_ORDER[6]["OUTPUT"] == HOOK_ORDER[4]["OUTPUT"]
+    assert HOOK_ORDER["nft"][6]["OUTPUT"] == HOOK_ORDER["nft"][4]["OUTPUT"]
 
 
 def test_local_delivery_order_nat_input_last():
-    tr = trace_flow(all_tables(), Flow(dport=22, iniface="eth0", src="203.0.113.9"), DOCKER_HOST)
+    tr = trace_flow(all_tables(), Flow(dport=22, iniface="eth0", src="203.0.113.9"), DOCKER_HOST,
+                    backend="legacy")
     leaf = only_leaf(tr)
     assert leaf.outcome.kind == T.DELIVERED
     assert tables_seen(leaf.steps) == [
         ("PREROUTING", "raw"), ("PREROUTING", "mangle"), ("PREROUTING", "nat"),
         ("INPUT", "mangle"), ("INPUT", "filter"), ("INPUT", "security"), ("INPUT", "nat")]
+    leaf = only_leaf(trace_flow(all_tables(), Flow(dport=22, src="203.0.113.9"), DOCKER_HOST))
+    assert tables_seen(leaf.steps)[-2:] == [("INPUT", "nat"), ("INPUT", "security")]
 
 
 def test_forward_order():
-    tr = trace_flow(all_tables(), Flow(dst="172.17.0.9", dport=80, src="203.0.113.9"), DOCKER_HOST)
+    tr = trace_flow(all_tables(), Flow(dst="172.17.0.9", dport=80, src="203.0.113.9"), DOCKER_HOST, backend="legacy")
     leaf = only_leaf(tr)
     assert leaf.outcome.kind == T.FORWARDED and leaf.outcome.iface == "docker0"
     assert tables_seen(leaf.steps) == [
@@ -148,8 +156,21 @@ def test_forward_order():
         ("POSTROUTING", "mangle"), ("POSTROUTING", "nat")]
 
 
+def test_nat_chains_need_connection_tracking():
+    # No rule of this ruleset turns conntrack on: the kernel tracks nothing, nat never runs.
+    rs = rs_of("""*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -m comment --comment x""")
+    leaf = only_leaf(trace_flow(rs, Flow(dport=22, src="203.0.113.9"), DOCKER_HOST))
+    assert tables_seen(leaf.steps) == []
+    assert any("tracking is off" in s.reason for s in leaf.steps if s.kind == T.CONNTRACK)
+
+
 def test_local_out_order_and_loopback_reentry_without_nat():
-    tr = trace_flow(all_tables(), Flow(dst="198.51.100.1", dport=22, from_host=True), DOCKER_HOST)
+    tr = trace_flow(all_tables(), Flow(dst="198.51.100.1", dport=22, from_host=True), DOCKER_HOST, backend="legacy")
     leaf = only_leaf(tr)
     assert leaf.outcome.kind == T.DELIVERED
     assert hooks_seen(leaf.steps) == ["OUTPUT", "POSTROUTING", "PREROUTING", "INPUT"]

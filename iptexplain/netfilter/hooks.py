@@ -24,6 +24,12 @@ PRI_NAT_SRC = 100
 PRI_SELINUX_LAST = 225
 PRI_CONNTRACK_HELPER = 300
 PRI_CONNTRACK_CONFIRM = 2**31 - 1
+# iptables-nft registers the security table's base chains at 150, not NF_IP_PRI_SECURITY
+# (iptables/nft.c): with the nft backend security INPUT runs after nat INPUT (100), with
+# legacy before it.  Measured in the kernel lab (tests/test_tracer_kernel.py, "order").
+PRI_SECURITY_NFT = 150
+
+BACKENDS = ("nft", "legacy")
 
 HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
 
@@ -76,20 +82,24 @@ _REGISTRATIONS: tuple[tuple[str, int, str, str], ...] = (
 )
 
 
-def _build() -> dict[str, tuple[HookEntry, ...]]:
+def _build(backend: str) -> dict[str, tuple[HookEntry, ...]]:
     per_hook: dict[str, list[HookEntry]] = {h: [] for h in HOOKS}
     for hook, pri, kind, table in _REGISTRATIONS:
+        if table == "security" and backend == "nft":
+            pri = PRI_SECURITY_NFT
         per_hook[hook].append(HookEntry(pri, kind, table))
     return {h: tuple(sorted(es, key=lambda e: e.priority)) for h, es in per_hook.items()}
 
 
 # IPv4 and IPv6 register the same tables at the same priorities.
-HOOK_ORDER: dict[int, dict[str, tuple[HookEntry, ...]]] = {4: _build(), 6: _build()}
+HOOK_ORDER: dict[str, dict[int, dict[str, tuple[HookEntry, ...]]]] = {
+    b: {4: _build(b), 6: _build(b)} for b in BACKENDS}
 
 
-def entries(family: int, hook: str) -> tuple[HookEntry, ...]:
-    """Who runs at ``hook``, in the order the kernel calls them."""
-    return HOOK_ORDER[family][hook]
+def entries(family: int, hook: str, backend: str = "nft") -> tuple[HookEntry, ...]:
+    """Who runs at ``hook``, in the order the kernel calls them (``backend``: which iptables
+    registered the tables -- see PRI_SECURITY_NFT)."""
+    return HOOK_ORDER[backend][family][hook]
 
 
 # The journeys through the hooks, with the routing decisions between them.

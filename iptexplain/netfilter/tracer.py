@@ -48,6 +48,15 @@ NAT_MANIP = {"PREROUTING": "DST", "OUTPUT": "DST", "INPUT": "SRC", "POSTROUTING"
 NAT_KIND = {"DST": "DNAT", "SRC": "SNAT"}
 NO_EFFECT_VERDICTS = (CONTINUE,)
 
+# Extensions whose kernel module turns connection tracking on in the network namespace
+# (their checkentry calls nf_ct_netns_get).  Without any of them packets carry no conntrack
+# entry, and the nat chains -- which run only for tracked packets -- are never traversed.
+CONNTRACK_USERS = frozenset({
+    "conntrack", "state", "connmark", "CONNMARK", "CT", "NOTRACK", "DNAT", "SNAT", "MASQUERADE",
+    "REDIRECT", "NETMAP", "connlimit", "connbytes", "connlabel", "helper", "CONNSECMARK", "cluster",
+    "SYNPROXY", "TPROXY", "socket", "ipvs",
+})
+
 
 # ---------------------------------------------------------------------------------------------
 # The state of one branch of the walk.
@@ -128,8 +137,9 @@ class ChainIndex:
 
 class Tracer:
     def __init__(self, ruleset: Ruleset, host: HostModel, family: int, *, ipsets: Any = None,
-                 verbose: bool = True, max_branches: int = MAX_BRANCHES) -> None:
+                 verbose: bool = True, max_branches: int = MAX_BRANCHES, backend: str = "nft") -> None:
         self.rs = ruleset
+        self.backend = backend
         self.host = host
         self.family = family
         self.router = Router(host, family)
@@ -140,6 +150,8 @@ class Tracer:
         self.capped = False
         self.notes: list[str] = []
         self.tables = {t.name: t for t in ruleset.tables_of(family)}
+        self.conntrack_on = any(extension_name(e) in CONNTRACK_USERS
+                                for t in self.tables.values() for r in t.rules() for e in r.extensions())
         self.indexes: dict[int, ChainIndex | None] = {}
         self.headers: dict[int, list] = {}
         self.stat_forks: set[int] = set()  # id() of forks made by statistic-like probabilities
@@ -247,7 +259,7 @@ class Tracer:
         hook = st.phase
         if st.entry == 0 and not st.frames:
             path.steps.append(Step(T.HOOK, hook, reason=_hook_reason(st)))
-        entries = H.entries(self.family, hook)
+        entries = H.entries(self.family, hook, self.backend)
         while st.entry < len(entries):
             e = entries[st.entry]
             if st.frames:  # resuming inside a table after a fork
@@ -284,6 +296,12 @@ class Tracer:
         if st.looped:
             path.steps.append(Step(T.CONNTRACK, hook, reason="the looped-back packet keeps its connection"))
             return
+        if not self.conntrack_on:
+            st.conn.tracked = False
+            path.steps.append(Step(T.CONNTRACK, hook, reason="connection tracking is off: no rule of this "
+                                   "ruleset needs it, so the packet has no connection and the nat "
+                                   "chains are not traversed"))
+            return
         if st.notrack:
             st.pkts = p.copy(ctstate=frozenset({"UNTRACKED"}))
             st.conn.tracked = False
@@ -306,7 +324,9 @@ class Tracer:
         """Is the nat table consulted here?  Otherwise apply the connection's binding."""
         manip = NAT_MANIP[hook]
         why = None
-        if "UNTRACKED" in st.pkts.ctstate or not st.conn.tracked:
+        if not self.conntrack_on:
+            why = "connection tracking is off"
+        elif "UNTRACKED" in st.pkts.ctstate or not st.conn.tracked:
             why = "untracked packet"
         elif manip in st.nat_init:
             why = "the connection's NAT was set up already" + (" (on the way out)" if st.looped else "")
@@ -604,7 +624,7 @@ class Tracer:
         """NFQUEUE/QUEUE: a program in user space gives the verdict.  NF_ACCEPT from there
         re-enters after this table; NF_DROP (or no program, without --queue-bypass) drops."""
         hook = st.phase
-        entry = H.entries(self.family, hook)[st.entry]
+        entry = H.entries(self.family, hook, self.backend)[st.entry]
         acc = st.clone()
         acc.frames = []
         self._table_done(acc, hook, entry)
@@ -885,11 +905,12 @@ def reverse_path_sources(router: Router, iface: str) -> IntSet:
 
 
 def trace_flow(ruleset: Ruleset, flow: Flow, host: HostModel | None = None, *, ipsets: Any = None,
-               verbose: bool = True, max_branches: int = MAX_BRANCHES) -> Trace:
+               verbose: bool = True, max_branches: int = MAX_BRANCHES, backend: str | None = None) -> Trace:
     """Walk ``flow`` through ``ruleset`` on ``host`` and return the trace tree.
 
     ``host`` is completed from the ruleset where it says nothing (every inference is in
-    ``Trace.notes``).  ``ipsets`` maps set names to the contents of an ``ipset save`` dump;
+    ``Trace.notes``).  ``backend`` ("nft" or "legacy", default: the ruleset's ``backend``
+    attribute when it has one, else nft) decides where the security table runs.  ``ipsets`` maps set names to the contents of an ``ipset save`` dump;
     without it ``-m set`` forks.  ``verbose`` records every rule that did not match (the views'
     "why not" detail); off, only the decisive steps are kept.
     """
@@ -897,7 +918,12 @@ def trace_flow(ruleset: Ruleset, flow: Flow, host: HostModel | None = None, *, i
 
     host = complete_host(host, ruleset, flow)
     notes: list[str] = list(host.notes)
-    tr = Tracer(ruleset, host, flow.family, ipsets=ipsets, verbose=verbose, max_branches=max_branches)
+    backend = backend or getattr(ruleset, "backend", None) or "nft"
+    tr = Tracer(ruleset, host, flow.family, ipsets=ipsets, verbose=verbose, max_branches=max_branches,
+                backend=backend)
+    if "security" in tr.tables and "nat" in tr.tables:
+        notes.append(f"{backend} backend: security runs {'after' if backend == 'nft' else 'before'} nat INPUT"
+                     + (" (iptables-nft registers it at priority 150)" if backend == "nft" else ""))
     st = initial_state(flow, host, tr.router, notes)
     if "NEW" not in st.flow_state and st.flow_state & {"ESTABLISHED", "RELATED"}:
         _inherit_nat(ruleset, flow, host, st, notes, ipsets)
@@ -909,7 +935,8 @@ def trace_flow(ruleset: Ruleset, flow: Flow, host: HostModel | None = None, *, i
 def _inherit_nat(ruleset: Ruleset, flow: Flow, host: HostModel, st: State, notes: list[str], ipsets: Any) -> None:
     """A later packet keeps the NAT its connection's first packet got: trace that packet
     (quietly) and carry its binding when every way through agrees on one."""
-    first = Tracer(ruleset, host, flow.family, ipsets=ipsets, verbose=False, max_branches=64)
+    first = Tracer(ruleset, host, flow.family, ipsets=ipsets, verbose=False, max_branches=64,
+                   backend=getattr(ruleset, "backend", None) or "nft")
     n0: list[str] = []
     s0 = initial_state(flow, host, first.router, n0)
     s0.flow_state = frozenset({"NEW"})

@@ -1,0 +1,325 @@
+"""The tracer against the kernel: the same ruleset, the same flow, the same path.
+
+Each case loads a small ruleset into a kernel lab (private network namespaces, the nft
+backend so that ``xtables-monitor --trace`` gives the kernel's rule-by-rule account), sends a
+real connection, and compares with the tracer's trace of the same flow on the same host:
+
+* the first packet's events, rule by rule: (table, chain, rule, verdict) -- see
+  :func:`trace_paths.kernel_path` for how the tracer's steps are put in the kernel's words;
+* the outcome: where the packet arrived (after NAT, with its addresses) or that it was
+  dropped or rejected.
+
+One case per fact of shared/netfilter-facts.md, plus the seed's Docker flows.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+import kernel_lab
+from kernel_lab import HOST, HostIface, Peer, Topology, docker_topology, require_lab
+from iptexplain.host import HostModel, IfAddr, Interface
+from iptexplain.netfilter import trace as T
+from iptexplain.netfilter.trace import Flow as TFlow
+from iptexplain.netfilter.tracer import trace_flow
+from iptexplain.parse import parse_text
+
+from trace_paths import kernel_path
+
+SEED = (Path(__file__).resolve().parent.parent / "fixtures" / "seed-docker.v4.save").read_text()
+LF = kernel_lab.Flow
+
+
+# ---------------------------------------------------------------------------------------------
+# The lab's topology as the tracer's host model, the lab's flow as the tracer's flow.
+
+
+def host_model(topo: Topology) -> HostModel:
+    h = HostModel(source="kernel lab")
+    h.add_interface(Interface("lo", [IfAddr("127.0.0.1", 8, 4), IfAddr("::1", 128, 6)], kind="loopback"))
+    for i in topo.ifaces:
+        iface = h.add_interface(Interface(i.name, kind="bridge" if i.bridge else "veth"))
+        for a in i.addrs:
+            ip = ipaddress.ip_interface(a)
+            iface.addrs.append(IfAddr(str(ip.ip), ip.network.prefixlen, ip.version))
+    h.sysctls.update(kernel_lab.DEFAULT_HOST_SYSCTLS)
+    h.sysctls.update(topo.sysctls)
+    return h
+
+
+def tracer_flow(topo: Topology, f: kernel_lab.Flow) -> TFlow:
+    fam = f.family
+    proto = f.proto if f.proto != "icmp" or fam == 4 else "ipv6-icmp"
+    if f.src_ns == HOST:
+        return TFlow(fam, proto, src=f.src, dst=f.dst, dport=f.dport, from_host=True)
+    peer = topo.peer(f.src_ns)
+    src = f.src or str(peer.addresses(fam)[0].ip)
+    return TFlow(fam, proto, src=src, dst=f.dst, dport=f.dport, iniface=topo.iface_of(f.src_ns).name)
+
+
+def owner_of(topo: Topology, addr: str) -> Optional[str]:
+    ip = ipaddress.ip_address(addr)
+    for p in topo.peers:
+        if any(a.ip == ip for a in map(ipaddress.ip_interface, p.addrs)):
+            return p.name
+    for i in topo.ifaces:
+        if any(a.ip == ip for a in map(ipaddress.ip_interface, i.addrs)):
+            return HOST
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases.
+
+
+@dataclass(frozen=True)
+class Case:
+    ruleset: str
+    flows: tuple[kernel_lab.Flow, ...]
+    topology: Topology = field(default_factory=docker_topology)
+    family: int = 4
+    needs_bridge_nf: bool = False
+    # For rulesets with random choices: the kernel's path must be one of the tracer's leaves.
+    forks: bool = False
+
+
+def save(*tables: str) -> str:
+    return "\n".join(t.strip() + "\nCOMMIT" for t in tables) + "\n"
+
+
+def markers(conntrack: bool = True) -> str:
+    """A rule in every chain of every table that matches everything and does nothing: the
+    kernel's trace then shows the order in which the tables and chains are traversed.
+    ``conntrack``: add a rule that turns connection tracking on (as any NAT rule would)."""
+    chains = {
+        "raw": ("PREROUTING", "OUTPUT"),
+        "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+        "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+        "filter": ("INPUT", "FORWARD", "OUTPUT"),
+        "security": ("INPUT", "FORWARD", "OUTPUT"),
+    }
+    out = []
+    for table, cs in chains.items():
+        lines = [f"*{table}"] + [f":{c} ACCEPT [0:0]" for c in cs]
+        lines += [f"-A {c} -m comment --comment {table}-{c}" for c in cs]
+        if conntrack and table == "filter":
+            lines.append("-A FORWARD -m conntrack --ctstate INVALID -j DROP")
+        out.append("\n".join(lines))
+    return save(*out)
+
+
+NAT_HEAD = """*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]"""
+FILTER_OPEN = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]"""
+DNAT_9525 = NAT_HEAD + "\n-A PREROUTING -d 198.51.100.1/32 -p tcp -m tcp --dport 9525 -j DNAT --to-destination 172.17.0.6:9525"
+
+THREE = docker_topology(("172.17.0.6", "172.17.0.7", "172.17.0.8"))
+TO_HOST_22 = LF("client", "198.51.100.1", 22, listen=(HOST,))
+
+CASES: dict[str, Case] = {
+    # The seed's Docker host (Docker 19/20 rules).
+    "seed": Case(SEED, (
+        LF("client", "198.51.100.1", 9525),  # published port: nat DNAT, FORWARD, never INPUT
+        TO_HOST_22,  # the host's own port: INPUT
+        LF("c1", "198.51.100.2", 8080),  # container out: MASQUERADE to eth0's address
+        LF(HOST, "198.51.100.1", 9525),  # host to its published port: DNAT in OUTPUT, re-route
+        LF("client", "172.17.0.6", 80),  # straight to the container, not published: FORWARD policy
+        LF("c1", "198.51.100.1", 9525, listen=(HOST,)),  # container to its published port: DOCKER RETURNs
+    )),
+    "seed-bridge": Case(SEED, (LF("c1", "172.17.0.7", 80),), needs_bridge_nf=True),
+    # Order: raw → (conntrack) → mangle → nat PREROUTING → mangle/filter/security INPUT → nat INPUT
+    # last; forward; locally generated; and back in through lo without nat.
+    "order": Case(markers(), (
+        TO_HOST_22,
+        LF("client", "172.17.0.6", 80),
+        LF(HOST, "198.51.100.2", 80),
+        LF(HOST, "198.51.100.1", 22, listen=(HOST,)),
+        LF(HOST, "127.0.0.1", 22, listen=(HOST,)),
+    )),
+    # Without a rule that needs conntrack the namespace tracks nothing: nat chains never run.
+    "nat-needs-conntrack": Case(markers(conntrack=False), (TO_HOST_22, LF(HOST, "198.51.100.2", 80))),
+    # raw PREROUTING runs before DNAT: it sees the original destination.
+    "raw-sees-original-destination": Case(save("""*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -d 172.17.0.6/32 -j DROP
+-A PREROUTING -d 198.51.100.1/32 -m comment --comment original""", DNAT_9525, FILTER_OPEN),
+        (LF("client", "198.51.100.1", 9525),)),
+    # NOTRACK: no connection, no NAT -- the host's own port 9525 answers.
+    "notrack-skips-nat": Case(save("""*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -p tcp -m tcp --dport 9525 -j CT --notrack""", DNAT_9525, FILTER_OPEN),
+        (LF("client", "198.51.100.1", 9525, listen=(HOST,)),)),
+    # DNAT to 127.0.0.1 from outside: a martian at routing…
+    "dnat-to-loopback-martian": Case(save(
+        NAT_HEAD + "\n-A PREROUTING -p tcp -m tcp --dport 2222 -j DNAT --to-destination 127.0.0.1:22",
+        FILTER_OPEN), (LF("client", "198.51.100.1", 2222, listen=(HOST,), listen_port=22),)),
+    # … unless route_localnet=1.
+    "dnat-to-loopback-route-localnet": Case(save(
+        NAT_HEAD + "\n-A PREROUTING -p tcp -m tcp --dport 2222 -j DNAT --to-destination 127.0.0.1:22",
+        FILTER_OPEN), (LF("client", "198.51.100.1", 2222, listen=(HOST,), listen_port=22),),
+        topology=Topology(docker_topology().ifaces, sysctls={"net.ipv4.conf.all.route_localnet": "1"})),
+    # MASQUERADE --random-fully: the eth0 address (the source port is the kernel's choice).
+    "masquerade-random-fully": Case(save(
+        NAT_HEAD + "\n-A POSTROUTING -s 172.17.0.0/16 -o eth0 -j MASQUERADE --random-fully", FILTER_OPEN),
+        (LF("c1", "198.51.100.2", 8080),)),
+    # kube-proxy's cascade: the kernel picks one endpoint; the tracer forks into all three.
+    "statistic-cascade": Case(save(NAT_HEAD + """
+:SVC - [0:0]
+:SEP1 - [0:0]
+:SEP2 - [0:0]
+:SEP3 - [0:0]
+-A PREROUTING -d 198.51.100.1/32 -p tcp -m tcp --dport 80 -j SVC
+-A SVC -m statistic --mode random --probability 0.33333333349 -j SEP1
+-A SVC -m statistic --mode random --probability 0.50000000000 -j SEP2
+-A SVC -j SEP3
+-A SEP1 -p tcp -m tcp -j DNAT --to-destination 172.17.0.6:80
+-A SEP2 -p tcp -m tcp -j DNAT --to-destination 172.17.0.7:80
+-A SEP3 -p tcp -m tcp -j DNAT --to-destination 172.17.0.8:80""", FILTER_OPEN),
+        tuple(LF("client", "198.51.100.1", 80) for _ in range(6)), topology=THREE, forks=True),
+    # ACCEPT ends the mangle table's traversal; filter still drops.
+    "accept-ends-one-table": Case(save("""*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A INPUT -j ACCEPT""", FILTER_OPEN + "\n-A INPUT -p tcp -m tcp --dport 22 -j DROP"), (TO_HOST_22,)),
+    # goto does not come back; falling off a user chain returns; RETURN in a built-in chain
+    # and the end of a chain reached by -g from it apply the policy; an unused chain is never seen.
+    "chains": Case(save("""*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:A - [0:0]
+:B - [0:0]
+:C - [0:0]
+:UNUSED - [0:0]
+-A INPUT -j A
+-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
+-A INPUT -p tcp -m tcp --dport 2323 -j RETURN
+-A INPUT -p tcp -m tcp --dport 2323 -j ACCEPT
+-A A -g B
+-A A -p tcp -m tcp --dport 22 -j DROP
+-A B -j C
+-A B -j RETURN
+-A C -p tcp -m tcp --dport 80 -j ACCEPT
+-A UNUSED -j ACCEPT"""), (TO_HOST_22, LF("client", "198.51.100.1", 80, listen=(HOST,)),
+                           LF("client", "198.51.100.1", 2323, listen=(HOST,)))),
+    # REJECT: the kernel's trace says DROP, the sender gets the reset.
+    "reject": Case(save(FILTER_OPEN + "\n-A INPUT -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset"),
+                   (TO_HOST_22,)),
+    # LOG, MARK and CONNMARK continue; later rules see the marks.
+    "log-mark-connmark-continue": Case(save("""*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -j LOG --log-prefix "iptexplain-lab "
+-A PREROUTING -p tcp -m tcp --dport 22 -j MARK --set-xmark 0x10/0xff
+-A PREROUTING -m mark --mark 0x10/0xf0 -j CONNMARK --save-mark --nfmask 0xffffffff --ctmask 0xffffffff""",
+        """*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m connmark --mark 0x10 -j ACCEPT"""), (TO_HOST_22,)),
+    # limit: a first packet finds the bucket full and matches (the tracer's first branch).
+    "limit-first-packet": Case(save("""*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp -m tcp --dport 22 -m limit --limit 3/min -j ACCEPT"""), (TO_HOST_22,), forks=True),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The comparison.
+
+
+def check(lab: kernel_lab.Lab, case: Case, flow: kernel_lab.Flow) -> None:
+    topo = case.topology
+    ruleset = parse_text(case.ruleset, "<case>", family=case.family)
+    tr = trace_flow(ruleset, tracer_flow(topo, flow), host_model(topo))
+    leaves = list(tr.leaves())
+    obs = lab.send(flow)
+    why = obs.describe() + "\n  tracer:\n" + "\n".join(
+        f"    {[c.text for c in l.conditions]} {l.outcome.kind}: {l.outcome.summary}\n      "
+        + "\n      ".join(map(str, kernel_path(l.steps))) for l in leaves)
+    assert obs.steps is not None and not [n for n in obs.notes if "incomplete" in n or "not appear" in n], why
+    kpath = obs.path()
+    if case.forks:
+        same = [l for l in leaves if kernel_path(l.steps) == kpath]
+        assert same, why
+        leaf = same[0]
+    else:
+        assert len(leaves) == 1, why
+        leaf = leaves[0]
+        assert kernel_path(leaf.steps) == kpath, why
+    out = leaf.outcome
+    if out.kind in (T.FORWARDED, T.SENT):
+        assert obs.outcome == "delivered", why
+        assert obs.delivered_to == owner_of(topo, out.packet["dst"]), why
+    elif out.kind == T.DELIVERED:
+        assert (obs.outcome, obs.delivered_to) == ("delivered", HOST), why
+    elif out.kind == T.DROPPED:
+        assert obs.outcome == "dropped", why
+    elif out.kind == T.REJECTED:
+        assert obs.outcome == "rejected", why
+    else:
+        pytest.fail(f"tracer outcome {out.kind}\n{why}")
+    if obs.delivery is not None and out.kind in T.PASSED and obs.delivered_to != flow.src_ns:
+        assert obs.delivery.dst == out.packet["dst"], why
+        if "," not in out.packet["src"] and "-" not in out.packet["src"] and " " not in out.packet["src"]:
+            assert obs.delivery.src == out.packet["src"], why
+
+
+@pytest.fixture(scope="module")
+def labs(kernel_labs):
+    require_lab("nft")
+    started: dict[str, kernel_lab.Lab] = {}
+
+    def get(name: str) -> kernel_lab.Lab:
+        if name not in started:
+            case = CASES[name]
+            lab = kernel_labs(case.topology)
+            lab.load(case.ruleset, "nft", case.family)
+            started[name] = lab
+        return started[name]
+
+    yield get
+    for lab in started.values():
+        lab.close()
+
+
+PARAMS = [(name, i) for name, case in CASES.items() for i in range(len(case.flows))]
+
+
+@pytest.mark.parametrize("name,i", PARAMS, ids=[f"{n}-{i}" for n, i in PARAMS])
+def test_tracer_matches_kernel(labs, name: str, i: int) -> None:
+    case = CASES[name]
+    lab = labs(name)
+    if case.needs_bridge_nf and not lab.bridge_nf:
+        pytest.skip(lab.bridge_nf_reason)
+    check(lab, case, case.flows[i])
+
+
+def test_statistic_cascade_reaches_more_than_one_endpoint(labs) -> None:
+    """The kernel chooses among the tracer's branches: over several connections it takes
+    more than one of them (each has probability 1/3)."""
+    case = CASES["statistic-cascade"]
+    lab = labs("statistic-cascade")
+    seen = {lab.send(f).delivered_to for f in case.flows * 2}
+    assert len(seen - {None}) >= 2, seen
