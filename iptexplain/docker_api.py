@@ -15,8 +15,6 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-from typing import Any
-
 from iptexplain.host import HostModel
 
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -61,17 +59,23 @@ def list_containers(path: str = DOCKER_SOCKET, timeout: float = TIMEOUT) -> list
     return data if isinstance(data, list) else None
 
 
-def _ports(c: dict) -> list[dict]:
-    out = []
+def _ports(c: dict) -> list[str]:
+    """Ports as ``docker ps`` shows them: ``0.0.0.0:9525->9525/tcp``, ``[::]:9525->9525/tcp``,
+    ``8080/tcp`` (exposed, not published)."""
+    out: list[str] = []
     for p in c.get("Ports") or []:
         if not isinstance(p, dict) or "PrivatePort" not in p:
             continue
-        entry: dict[str, Any] = {"private": int(p["PrivatePort"]), "proto": str(p.get("Type", "tcp"))}
+        proto = str(p.get("Type", "tcp"))
+        private = int(p["PrivatePort"])
         if p.get("PublicPort") is not None:
-            entry["public"] = int(p["PublicPort"])
-            entry["ip"] = str(p.get("IP", "") or "0.0.0.0")
-        if entry not in out:
-            out.append(entry)
+            ip = str(p.get("IP") or "0.0.0.0")
+            host = f"[{ip}]" if ":" in ip else ip
+            text = f"{host}:{int(p['PublicPort'])}->{private}/{proto}"
+        else:
+            text = f"{private}/{proto}"
+        if text not in out:
+            out.append(text)
     return out
 
 
@@ -103,11 +107,19 @@ def containers_by_address(data: list[dict]) -> dict[str, dict]:
 
 def describe(info: dict) -> str:
     """``gallant_lumiere (aylei/aliyun-exporter:0.3.1, 9525/tcp published)``."""
-    published = sorted({f"{p['public']}/{p['proto']}" for p in info.get("ports", []) if "public" in p})
-    extra = [info.get("image", "")] if info.get("image") else []
+    published: list[str] = []
+    for port in info.get("ports", []):
+        text = str(port)
+        if "->" in text:  # HOST:PUBLIC->PRIVATE/PROTO: the host port is what is published
+            public = text.split("->", 1)[0].rsplit(":", 1)[-1]
+            proto = text.rsplit("/", 1)[-1]
+            if f"{public}/{proto}" not in published:
+                published.append(f"{public}/{proto}")
+    extra = [str(info["image"])] if info.get("image") else []
     if published:
         extra.append(", ".join(published) + " published")
-    return f"{info.get('name', '?')} ({', '.join(extra)})" if extra else str(info.get("name", "?"))
+    name = str(info.get("name", "?"))
+    return f"{name} ({', '.join(extra)})" if extra else name
 
 
 def add_containers(host: HostModel, path: str = DOCKER_SOCKET, timeout: float = TIMEOUT) -> int:

@@ -344,6 +344,44 @@ def host_from_ip(texts: Iterable[tuple[str, str]], family: int | None = None) ->
 
 
 # ---------------------------------------------------------------------------------------------
+# ip -j rule: policy routing
+
+
+def parse_ip_rule_json(text: str, source: str = "<ip -j rule>") -> list[str]:
+    """The policy routing rules other than the standard ``local``/``main``/``default`` lookups,
+    as ``ip rule`` prints them (``100: from all fwmark 0x4000 lookup 100``).
+
+    The host model routes with the local and main tables, as a host without such rules does;
+    these rules are reported so that a trace on a host that has them says so.
+    """
+    data = _json(text, source, "ip -j rule")
+    if not isinstance(data, list):
+        raise InputError("not `ip -j rule' output (expected a list of rules)", source)
+    out = []
+    for r in data:
+        if not isinstance(r, dict):
+            continue
+        selectors = {k: v for k, v in r.items() if k not in ("priority", "src", "table", "srclen", "iif_detached", "oif_detached", "flags", "protocol")}
+        src = str(r.get("src", "all"))
+        if r.get("srclen") is not None:
+            src = f"{src}/{r['srclen']}"
+        if src == "all" and not selectors and r.get("table") in ("local", "main", "default"):
+            continue
+        words = [f"{r.get('priority', '?')}:", "from", src]
+        if r.get("dst"):
+            words += ["to", f"{r['dst']}/{r['dstlen']}" if r.get("dstlen") is not None else str(r["dst"])]
+        for key in ("fwmark", "iif", "oif", "ipproto", "sport", "dport", "uidrange", "l3mdev", "tos", "dsfield"):
+            if key in r and r[key] is not None:
+                words += [key, str(r[key])]
+        if r.get("not"):
+            words.insert(1, "not")
+        action = f"lookup {r['table']}" if "table" in r else str(r.get("action", r.get("type", "")))
+        words.append(action)
+        out.append(" ".join(w for w in words if w))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # The live host
 
 
@@ -408,6 +446,17 @@ def read_host(sysctls: bool = True) -> HostModel:
     route4 = run_ip(["-j", "-4", "route", "show", "table", "all"])
     route6 = run_ip(["-j", "-6", "route", "show", "table", "all"])
     host = host_from_ip_json(addr, route4, route6, source="live")
+    for fam_args, fam in ((["-j", "rule", "show"], 4), (["-j", "-6", "rule", "show"], 6)):
+        try:
+            rules = parse_ip_rule_json(run_ip(fam_args), "ip -j rule")
+        except InputError:
+            continue  # no IPv6, or an ip without rule support: nothing to report
+        if rules:
+            host.notes.append(
+                f"policy routing: IPv{fam} has {len(rules)} routing rule(s) beyond local/main/default "
+                f"({'; '.join(rules[:3])}{'; …' if len(rules) > 3 else ''}); routes are looked up in the "
+                f"main table only"
+            )
     if sysctls:
         host.sysctls.update(read_sysctls(host.interfaces))
         host.notes.append("sysctls from /proc/sys")

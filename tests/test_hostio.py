@@ -267,3 +267,20 @@ def test_bad_input_is_one_line_with_position() -> None:
     with pytest.raises(InputError) as e:
         host_from_dict({"interfaces": [{"addrs": []}]}, "x.snap")
     assert str(e.value).startswith("x.snap: bad host model in snapshot: KeyError")
+
+
+def test_policy_routing_rules_beyond_the_standard_ones() -> None:
+    from iptexplain.hostio import parse_ip_rule_json
+
+    # `ip -j rule show` after `ip rule add from 10.1.0.0/16 iif eth0 lookup 200` and
+    # `ip rule add fwmark 0x4000 lookup 100 pref 100` (iproute2 6.1)
+    text = ('[{"priority":0,"src":"all","table":"local"},{"priority":99,"src":"10.1.0.0","srclen":16,'
+            '"iif":"eth0","iif_detached":null,"table":"200"},{"priority":100,"src":"all","fwmark":"0x4000",'
+            '"table":"100"},{"priority":32766,"src":"all","table":"main"},'
+            '{"priority":32767,"src":"all","table":"default"}]')
+    assert parse_ip_rule_json(text) == [
+        "99: from 10.1.0.0/16 iif eth0 lookup 200",
+        "100: from all fwmark 0x4000 lookup 100",
+    ]
+    standard = '[{"priority":0,"src":"all","table":"local"},{"priority":32766,"src":"all","table":"main"}]'
+    assert parse_ip_rule_json(standard) == []

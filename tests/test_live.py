@@ -164,6 +164,8 @@ TOPOLOGY = [
     ["ip", "route", "add", "10.99.0.0/16", "via", "198.51.100.253", "dev", "eth0"],
     ["ip", "route", "add", "blackhole", "192.0.2.0/24"],
     ["ip", "-6", "route", "add", "default", "via", "2001:db8:1::fe", "dev", "eth0"],
+    ["ip", "rule", "add", "fwmark", "0x4000", "lookup", "100", "pref", "100"],
+    ["ip", "route", "add", "10.50.0.0/16", "via", "198.51.100.250", "dev", "eth0", "table", "100"],
 ]
 SYSCTLS = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.docker0.route_localnet": "1"}
 
@@ -272,6 +274,10 @@ def test_live_host_model_has_the_kernel_facts(netns) -> None:
     v6_default = [r for r in host.routes if r.family == 6 and r.dst == "default"]
     assert v6_default and v6_default[0].via == "2001:db8:1::fe"
     assert routes[("main", "unicast", "172.17.0.0/16")].src == "172.17.0.1"  # MASQUERADE's source
+    assert routes[("100", "unicast", "10.50.0.0/16")].via == "198.51.100.250"
+    assert [n for n in host.notes if n.startswith("policy routing")] == [
+        "policy routing: IPv4 has 1 routing rule(s) beyond local/main/default "
+        "(100: from all fwmark 0x4000 lookup 100); routes are looked up in the main table only"]
     assert host.sysctls["net.ipv4.ip_forward"] == "1"
     assert host.sysctls["net.ipv4.conf.docker0.route_localnet"] == "1"
     assert host.sysctls["net.ipv4.conf.eth0.route_localnet"] == "0"
@@ -329,7 +335,7 @@ READ_ONLY_COMMANDS = {
     "iptables-nft-save": [["-c"]], "ip6tables-nft-save": [["-c"]],
     "iptables-legacy-save": [["-c"]], "ip6tables-legacy-save": [["-c"]],
     "ip": [["-j", "-d", "addr", "show"], ["-j", "-4", "route", "show", "table", "all"],
-           ["-j", "-6", "route", "show", "table", "all"]],
+           ["-j", "-6", "route", "show", "table", "all"], ["-j", "rule", "show"], ["-j", "-6", "rule", "show"]],
     "nft": [["list", "tables"]],
     "ldconfig": [["-p"]],  # ctypes.util.find_library, when python-iptables finds libxtables
 }
@@ -658,6 +664,7 @@ def test_docker_api_names_containers(tmp_path: Path) -> None:
     c = host.containers["172.17.0.6"]
     assert (c["name"], c["image"], c["network"]) == ("gallant_lumiere", "aylei/aliyun-exporter:0.3.1", "bridge")
     assert describe(c) == "gallant_lumiere (aylei/aliyun-exporter:0.3.1, 9525/tcp published)"
+    assert c["ports"] == ["0.0.0.0:9525->9525/tcp", "[::]:9525->9525/tcp", "8080/tcp"]
     assert host.containers["fd00:18::2"]["name"] == "db"
     assert describe(host.containers["172.18.0.2"]) == "db (postgres:16)"
 
