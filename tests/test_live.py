@@ -25,7 +25,7 @@ import pytest
 
 from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
-from iptexplain.hostio import host_from_dict, host_from_ip_json, host_to_dict
+from iptexplain.hostio import host_from_dict, host_from_ip_json, host_to_dict, parse_sysctl_text
 from iptexplain.parse import parse_text
 from iptexplain.parse.save import parse_save
 from iptexplain.render.save import save_table
@@ -570,6 +570,8 @@ FLOWS = [
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_live_trace_equals_trace_of_saved_dump(netns, backend: str) -> None:
+    """The saved side is what ops would attach: the save command's dump, `ip -j addr`,
+    `ip -j route show table all` and `sysctl -a` output, parsed offline."""
     tracer = pytest.importorskip("iptexplain.netfilter.tracer")
     from iptexplain.netfilter.trace import Flow
     from iptexplain.render.json_out import trace_json
@@ -581,6 +583,21 @@ from iptexplain.netfilter.tracer import trace_flow
 from iptexplain.netfilter.trace import Flow
 from iptexplain.render.json_out import trace_json
 out["traces"] = [trace_json(trace_flow(rs, Flow(**f), host)) for f in req["flows"]]
+import shutil, re
+pattern = r"^net\.(ipv4\.ip_forward|ipv4\.conf\.|ipv6\.conf\.all\.forwarding|bridge\.)"
+if shutil.which("sysctl"):
+    out["sysctl"] = run(["sysctl", "-a", "--pattern", pattern])
+else:  # what `sysctl -a` prints, read the way it reads it
+    lines = []
+    for d, _, files in os.walk("/proc/sys/net"):
+        for f in files:
+            key = os.path.join(d, f)[len("/proc/sys/"):].replace("/", ".")
+            if re.match(pattern, key):
+                try:
+                    lines.append(f"{key} = {open(os.path.join(d, f)).read().strip()}")
+                except OSError:
+                    pass
+    out["sysctl"] = "\n".join(lines) + "\n"
 '''
     req["flows"] = FLOWS
     ans = in_namespace(req)
@@ -589,7 +606,8 @@ out["traces"] = [trace_json(trace_flow(rs, Flow(**f), host)) for f in req["flows
     saved_rs = parse_save(ans["saved"][f"{backend}4"], f"iptables-{backend}-save", family=4)
     ip = ans["ip"]
     saved_host = host_from_ip_json(ip["addr"], ip["route4"], ip["route6"])
-    saved_host.sysctls.update(host_from_dict(ans["live"]["host"]).sysctls)
+    saved_host.sysctls.update(parse_sysctl_text(ans["sysctl"], "sysctl.txt"))
+    assert saved_host.sysctls["net.ipv4.ip_forward"] == "1"
     results = set()
     for flow, live_trace in zip(FLOWS, ans["traces"]):
         offline = trace_json(tracer.trace_flow(saved_rs, Flow(**flow), saved_host))
