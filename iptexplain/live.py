@@ -333,10 +333,18 @@ def read_ruleset(family: int | None = None, backend: str | None = None, use_iptc
                                f"show it; its rules are missing from this trace")
         if "iptables-legacy tables present" in r.text and not any("legacy" in m for _, m in det.notes):
             rs.note("warning", f"{_fam(r.family)}: {r.source} says iptables-legacy tables are present")
-    rs.note("live", "read live: " + "; ".join(
-        f"{_fam(r.family)} from the {'nf_tables' if r.backend == 'nft' else 'legacy'} backend "
-        f"({r.how}, {r.rules} rules)" for r in reads
-    ) + (f"; `iptables -V': {det.version}" if det.version else ""))
+    parts = []
+    for r in reads:
+        if not r.rules and not _TABLE_RE.search(r.text):
+            parts.append(f"{_fam(r.family)}: no tables in either backend")
+        else:
+            parts.append(f"{_fam(r.family)} from the {'nf_tables' if r.backend == 'nft' else 'legacy'} "
+                         f"backend ({r.how}, {r.rules} rules)")
+        if r.rules and det.default is not None and r.backend != det.default and backend is None:
+            rs.note("backend", f"{_fam(r.family)}: the rules are in the {r.backend} backend, but `iptables' "
+                               f"on this host uses the {det.default} one ({det.version}), so `iptables -L' "
+                               f"does not show them; `{'ip' if r.family == 4 else 'ip6'}tables-{r.backend}' does")
+    rs.note("live", "read live: " + "; ".join(parts) + (f"; `iptables -V': {det.version}" if det.version else ""))
     if not any(r.rules for r in reads):
         rs.note("live", "no iptables rules are loaded: every chain has its ACCEPT policy")
     if any(det.chosen[f] == "nft" for f in families):

@@ -299,10 +299,22 @@ def test_detect_nft_only(netns) -> None:
 
 
 def test_detect_legacy_only(netns) -> None:
-    ans = in_namespace(load_request(SEED, "legacy"))
+    req = load_request(SEED, "legacy")
+    req["code"] = LIVE_CODE + 'out["version"] = run(["iptables", "-V"])\n'
+    ans = in_namespace(req)
     notes = _notes(ans)
     assert not [m for k, m in notes if k == "warning"]
-    assert any("IPv4 from the legacy backend" in m for k, m in notes if k == "live")
+    how = [m for k, m in notes if k == "live"]
+    assert len(how) == 1 and "IPv4 from the legacy backend (python-iptables, 18 rules)" in how[0]
+    assert "IPv6: no tables in either backend" in how[0]
+    # Docker on a legacy backend while the admin's `iptables' is the nft one: said plainly.
+    mismatch = [m for k, m in notes if k == "backend"]
+    if "nf_tables" in ans["version"]:
+        assert mismatch == ["IPv4: the rules are in the legacy backend, but `iptables' on this host uses "
+                            f"the nft one ({ans['version'].strip()}), so `iptables -L' does not show them; "
+                            "`iptables-legacy' does"]
+    else:
+        assert mismatch == []
     assert sorted(ans["legacy_after"]["4"]) == ["filter", "nat"]
 
 
