@@ -30,3 +30,17 @@ class HlTarget(Target):
     def operation(self) -> tuple[str, int]:
         key, v = self.values[0]
         return key, v.value
+
+    # -- the -L face (HL_print: " HL set to N" / "decrement by N" / "increment by N") ----------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        key, v = self.values[0]
+        return "HL " + {"set": "set to", "dec": "decrement by", "inc": "increment by"}[key] + f" {v.value}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "HlTarget":
+        tail.expect("HL")
+        words = {"set": ("to", "set"), "decrement": ("by", "dec"), "increment": ("by", "inc")}.get(tail.take())
+        if words is None:
+            raise OptionError("HL: unknown operation")
+        tail.expect(words[0])
+        return cls.build([("--hl-" + words[1], False, [tail.take()])], spelled="HL")  # type: ignore[return-value]

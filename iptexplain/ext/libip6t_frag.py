@@ -34,3 +34,34 @@ class Frag(Match):
             if self.has(key):
                 out.append("--frag" + key)
         return out
+
+    # -- the -L face (frag_print: " frag id:N length:N reserved first more last") --------------
+    listing_keywords = ("frag",)
+
+    def listing(self, numeric: bool = True, *, family: int = 6, proto: str | None = None) -> str:
+        from iptexplain.ext.libxt_esp import listing_spis
+
+        out = ["frag", listing_spis("id", self.get("id"))]
+        v = self.get("len")
+        if v is not None:
+            out.append(f"length:{'!' if v.invert else ''}{v.value}")
+        out += [w for key, w in (("res", "reserved"), ("first", "first"), ("more", "more"), ("last", "last"))
+                if self.has(key)]
+        return " ".join(w for w in out if w)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Frag":
+        from iptexplain.ext.libxt_esp import read_listing_spis
+
+        tail.expect("frag")
+        opts: list = []
+        read_listing_spis(tail, "id", "--fragid", opts)
+        w = tail.peek()
+        if w is not None and w.startswith("length:"):
+            value = w[len("length:"):]
+            opts.append(("--fraglen", value.startswith("!"), [value.lstrip("!")]))
+            tail.pos += 1
+        for key, word in (("res", "reserved"), ("first", "first"), ("more", "more"), ("last", "last")):
+            if tail.take_if(word):
+                opts.append(("--frag" + key, False, []))
+        return cls.build(opts, spelled="frag")  # type: ignore[return-value]

@@ -30,3 +30,17 @@ class TtlTarget(Target):
     def operation(self) -> tuple[str, int]:
         key, v = self.values[0]
         return key, v.value
+
+    # -- the -L face (TTL_print: " TTL set to N" / "decrement by N" / "increment by N") ----------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        key, v = self.values[0]
+        return "TTL " + {"set": "set to", "dec": "decrement by", "inc": "increment by"}[key] + f" {v.value}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "TtlTarget":
+        tail.expect("TTL")
+        words = {"set": ("to", "set"), "decrement": ("by", "dec"), "increment": ("by", "inc")}.get(tail.take())
+        if words is None:
+            raise OptionError("TTL: unknown operation")
+        tail.expect(words[0])
+        return cls.build([("--ttl-" + words[1], False, [tail.take()])], spelled="TTL")  # type: ignore[return-value]

@@ -24,3 +24,20 @@ class Ah(Match):
         if self.has("res"):
             out.append("--ahres")
         return out
+
+    # -- the -L face (ah_print: " ah " then "spi:N" / "spis:!A:B") -----------------------------
+    listing_keywords = ("ah",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.libxt_esp import listing_spis
+
+        return "ah " + listing_spis("spi", self.get("spi"))
+
+    @classmethod
+    def from_listing(cls, tail) -> "Ah":
+        from iptexplain.ext.libxt_esp import read_listing_spis
+
+        tail.expect("ah")
+        opts: list = []
+        read_listing_spis(tail, "spi", "--ahspi", opts)
+        return cls.build(opts, spelled="ah")  # type: ignore[return-value]

@@ -24,3 +24,12 @@ class Audit(Target):
     def check(self) -> None:
         if not self.has("type"):
             raise OptionError("AUDIT: --type is required")
+
+    # -- the -L face (audit_print: " AUDIT accept|drop|reject") --------------------------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        return "AUDIT " + " ".join(self.save_args()[1:])
+
+    @classmethod
+    def from_listing(cls, tail) -> "Audit":
+        tail.expect("AUDIT")
+        return cls.build([("--type", False, [tail.take()])], spelled="AUDIT")  # type: ignore[return-value]

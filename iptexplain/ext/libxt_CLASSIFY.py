@@ -31,3 +31,13 @@ class Classify(Target):
     def check(self) -> None:
         if not self.has("set_class"):
             raise OptionError("CLASSIFY: --set-class is required")
+
+    # -- the -L face (CLASSIFY_print: " CLASSIFY set MAJOR:MINOR", hex) ------------------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        major, _, minor = self.save_args()[1].partition(":")
+        return f"CLASSIFY set {int(major, 16):x}:{int(minor, 16):x}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Classify":
+        tail.expect("CLASSIFY", "set")
+        return cls.build([("--set-class", False, [tail.take()])], spelled="CLASSIFY")  # type: ignore[return-value]

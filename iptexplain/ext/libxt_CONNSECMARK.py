@@ -20,3 +20,15 @@ class ConnSecmark(Target):
     def check(self) -> None:
         if len(self.values) != 1:
             raise OptionError("CONNSECMARK target: exactly one of --save or --restore is required")
+
+    # -- the -L face (CONNSECMARK_print: " CONNSECMARK save|restore") --------------------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        return "CONNSECMARK " + self.save_args()[0][2:]
+
+    @classmethod
+    def from_listing(cls, tail) -> "ConnSecmark":
+        tail.expect("CONNSECMARK")
+        mode = tail.take()
+        if mode not in ("save", "restore"):
+            raise OptionError("CONNSECMARK: expected save or restore")
+        return cls.build([("--" + mode, False, [])], spelled="CONNSECMARK")  # type: ignore[return-value]

@@ -28,3 +28,14 @@ class DscpTarget(Target):
 
     def save_args(self) -> list[str]:
         return ["--set-dscp", f"0x{self.dscp:02x}"]
+
+    # -- the -L face (DSCP_print: " DSCP set 0xNN") ---------------------------------------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        return f"DSCP set 0x{self.dscp:02x}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "DscpTarget":
+        tail.expect("DSCP", "set")
+        w = tail.take()
+        flag = "--set-dscp" if w[:1].isdigit() else "--set-dscp-class"
+        return cls.build([(flag, False, [w])], spelled="DSCP")  # type: ignore[return-value]

@@ -17,3 +17,12 @@ class Secmark(Target):
     def check(self) -> None:
         if not self.has("selctx"):
             raise OptionError("SECMARK target: Parameter --selctx is required")
+
+    # -- the -L face (SECMARK_print: " SECMARK selctx CTX") -------------------------------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        return "SECMARK selctx " + self.value("selctx")
+
+    @classmethod
+    def from_listing(cls, tail) -> "Secmark":
+        tail.expect("SECMARK", "selctx")
+        return cls.build([("--selctx", False, [tail.take()])], spelled="SECMARK")  # type: ignore[return-value]

@@ -17,3 +17,15 @@ class SynProxy(Target):
         Opt("mss", "--mss", types.uint32, invert=False),
         Opt("ecn", "--ecn", types.flag, invert=False),
     )
+
+    # -- the -L face (SYNPROXY_print: " SYNPROXY sack-perm timestamp wscale N mss N ecn") -------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.base import save_like_listing
+
+        return save_like_listing(self, "SYNPROXY")
+
+    @classmethod
+    def from_listing(cls, tail) -> "SynProxy":
+        from iptexplain.ext.base import read_save_like
+
+        return read_save_like(cls, tail, ("SYNPROXY",), spelled="SYNPROXY")  # type: ignore[return-value]

@@ -22,3 +22,22 @@ class Tee(Target):
     def check(self) -> None:
         if not self.has("gateway"):
             raise OptionError("TEE: --gateway is required")
+
+    # -- the -L face (tee_tg_print: " TEE gw:ADDR [oif=IF]") ------------------------------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        words = self.save_args()
+        out = "TEE gw:" + words[words.index("--gateway") + 1]
+        if "--oif" in words:
+            out += " oif=" + words[words.index("--oif") + 1]
+        return out
+
+    @classmethod
+    def from_listing(cls, tail) -> "Tee":
+        tail.expect("TEE")
+        w = tail.take()
+        if not w.startswith("gw:"):
+            raise OptionError("TEE: expected gw:ADDR")
+        opts: list = [("--gateway", False, [w[3:]])]
+        if tail.peek() is not None and tail.peek().startswith("oif="):
+            opts.append(("--oif", False, [tail.take()[4:]]))
+        return cls.build(opts, spelled="TEE")  # type: ignore[return-value]

@@ -39,3 +39,24 @@ class TosTarget(Target):
     def save_args(self) -> list[str]:
         value, mask = self.xtos
         return ["--set-tos", f"0x{value:02x}/0x{mask:02x}"]
+
+    # -- the -L face (tos_tg_print: -n " TOS set 0xVV/0xMM"; names: and/or/xor forms) ----------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        value, mask = self.xtos
+        if not numeric:
+            if value == 0:
+                return f"TOS and 0x{0xFF ^ mask:02x}"
+            if value == mask:
+                return f"TOS or 0x{value:02x}"
+            if mask == 0:
+                return f"TOS xor 0x{value:02x}"
+        return f"TOS set 0x{value:02x}/0x{mask:02x}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "TosTarget":
+        tail.expect("TOS")
+        op = tail.take()
+        flag = {"set": "--set-tos", "and": "--and-tos", "or": "--or-tos", "xor": "--xor-tos"}.get(op)
+        if flag is None:
+            raise OptionError("TOS: unknown operation")
+        return cls.build([(flag, False, [tail.take()])], spelled="TOS")  # type: ignore[return-value]

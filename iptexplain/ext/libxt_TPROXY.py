@@ -36,3 +36,16 @@ class TProxy(Target):
         value, mask = self.mark
         return ["--on-port", str(self.value("on_port")), "--on-ip", ip_text,
                 "--tproxy-mark", f"0x{value:x}/0x{mask:x}"]
+
+    # -- the -L face (tproxy_tg_print4: " TPROXY redirect IP:PORT mark 0xV/0xM") ---------------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        w = self.save_args()
+        return f"TPROXY redirect {w[3]}:{w[1]} mark {w[5]}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "TProxy":
+        tail.expect("TPROXY", "redirect")
+        ip, _, port = tail.take().rpartition(":")
+        tail.expect("mark")
+        opts = [("--on-port", False, [port]), ("--on-ip", False, [ip]), ("--tproxy-mark", False, [tail.take()])]
+        return cls.build(opts, spelled="TPROXY", family=tail.family)  # type: ignore[return-value]

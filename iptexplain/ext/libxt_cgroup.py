@@ -18,3 +18,29 @@ class Cgroup(Match):
     def check(self) -> None:
         if not self.values:
             raise OptionError("cgroup: Either --path or --cgroup must be given")
+
+    # -- the -L face (cgroup_print_v2: " cgroup [! ]PATH [! ]CLASSID") --------------------------
+    listing_keywords = ("cgroup",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        out = ["cgroup"]
+        for key in ("path", "cgroup"):
+            v = self.get(key)
+            if v is not None:
+                out += (["!"] if v.invert else []) + [str(v.value)]
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Cgroup":
+        tail.expect("cgroup")
+        opts: list = []
+        for flag in ("--path", "--cgroup"):
+            start = tail.pos
+            inv = tail.invert()
+            w = tail.peek()
+            if w is None or (flag == "--path") == w.isdigit():  # a class id is a number, a path not
+                tail.pos = start
+                continue
+            tail.pos += 1
+            opts.append((flag, inv, [w]))
+        return cls.build(opts, spelled="cgroup")  # type: ignore[return-value]

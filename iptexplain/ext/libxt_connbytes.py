@@ -46,3 +46,25 @@ class Connbytes(Match):
         lo, hi, inv = self.count
         out = (["!"] if inv else []) + ["--connbytes", str(lo) if hi in (0, U64) else f"{lo}:{hi}"]
         return out + ["--connbytes-mode", self.value("mode"), "--connbytes-dir", self.value("dir")]
+
+    # -- the -L face (connbytes_print: "[!] connbytes A[:B] connbytes mode M connbytes direction D")
+    listing_keywords = ("connbytes",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        w = self.save_args()
+        inv = w[0] == "!"
+        w = w[1:] if inv else w
+        return (f"{'! ' if inv else ''}connbytes {w[1]} connbytes mode {w[3]} "
+                f"connbytes direction {w[5]}")
+
+    @classmethod
+    def from_listing(cls, tail) -> "Connbytes":
+        inv = tail.invert()
+        tail.expect("connbytes")
+        count = tail.take()
+        tail.expect("connbytes", "mode")
+        mode = tail.take()
+        tail.expect("connbytes", "direction")
+        direction = tail.take()
+        return cls.build([("--connbytes", inv, [count]), ("--connbytes-mode", False, [mode]),
+                          ("--connbytes-dir", False, [direction])], spelled="connbytes")  # type: ignore[return-value]

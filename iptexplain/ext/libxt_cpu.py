@@ -15,3 +15,16 @@ class Cpu(Match):
     def check(self) -> None:
         if not self.has("cpu"):
             raise OptionError("cpu: --cpu is required")
+
+    # -- the -L face (cpu_print: " cpu [! ]N") --------------------------------------------------
+    listing_keywords = ("cpu",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        v = self.get("cpu")
+        return f"cpu {'! ' if v.invert else ''}{v.value}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Cpu":
+        tail.expect("cpu")
+        inv = tail.invert()
+        return cls.build([("--cpu", inv, [tail.take()])], spelled="cpu")  # type: ignore[return-value]

@@ -28,3 +28,16 @@ class Dscp(Match):
     def save_args(self) -> list[str]:
         value, inv = self.dscp
         return (["!"] if inv else []) + ["--dscp", f"0x{value:02x}"]
+
+    # -- the -L face (dscp_print: " DSCP match [!]0xNN") ----------------------------------------
+    listing_keywords = ("DSCP",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        value, inv = self.dscp
+        return f"DSCP match {'!' if inv else ''}0x{value:02x}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Dscp":
+        tail.expect("DSCP", "match")
+        w = tail.take()
+        return cls.build([("--dscp", w.startswith("!"), [w.lstrip("!")])], spelled="dscp")  # type: ignore[return-value]

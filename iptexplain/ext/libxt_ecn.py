@@ -26,3 +26,32 @@ class Ecn(Match):
     def check(self) -> None:
         if not self.values:
             raise OptionError("ecn: an option is required")
+
+    # -- the -L face (ecn_print: " ECN match [!]ECE [!]CWR [!]ECT=N") --------------------------
+    listing_keywords = ("ECN",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        out = ["ECN match"]
+        for key, word in (("ece", "ECE"), ("cwr", "CWR")):
+            v = self.get(key)
+            if v is not None:
+                out.append(f"{'!' if v.invert else ''}{word}")
+        v = self.get("ip_ect")
+        if v is not None:
+            out.append(f"{'!' if v.invert else ''}ECT={v.value}")
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Ecn":
+        tail.expect("ECN", "match")
+        opts: list = []
+        for word, flag in (("ECE", "--ecn-tcp-ece"), ("CWR", "--ecn-tcp-cwr")):
+            w = tail.peek()
+            if w is not None and w.lstrip("!") == word:
+                opts.append((flag, w.startswith("!"), []))
+                tail.pos += 1
+        w = tail.peek()
+        if w is not None and w.lstrip("!").startswith("ECT="):
+            opts.append(("--ecn-ip-ect", w.startswith("!"), [w.lstrip("!")[4:]]))
+            tail.pos += 1
+        return cls.build(opts, spelled="ecn")  # type: ignore[return-value]

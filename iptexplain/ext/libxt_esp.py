@@ -21,3 +21,37 @@ class Esp(Match):
 
     def save_args(self) -> list[str]:
         return save_spis("--espspi", self.get("spi"))
+
+    # -- the -L face (esp_print: " esp spi:N" / " esp spis:!A:B") ------------------------------
+    listing_keywords = ("esp",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        return " ".join(w for w in ("esp", listing_spis("spi", self.get("spi"))) if w)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Esp":
+        tail.expect("esp")
+        opts: list = []
+        read_listing_spis(tail, "spi", "--espspi", opts)
+        return cls.build(opts, spelled="esp")  # type: ignore[return-value]
+
+
+def listing_spis(word: str, v) -> str:
+    """print_spis / print_ids: ``spi:N``, ``spis:!A:B``; nothing for the full range."""
+    if v is None:
+        return ""
+    lo, hi = v.value
+    if (lo, hi) == (0, 0xFFFFFFFF) and not v.invert:
+        return ""
+    inv = "!" if v.invert else ""
+    return f"{word}:{inv}{lo}" if lo == hi else f"{word}s:{inv}{lo}:{hi}"
+
+
+def read_listing_spis(tail, word: str, flag: str, opts: list) -> None:
+    w = tail.peek()
+    for prefix in (word + ":", word + "s:"):
+        if w is not None and w.startswith(prefix):
+            value = w[len(prefix):]
+            opts.append((flag, value.startswith("!"), [value.lstrip("!")]))
+            tail.pos += 1
+            return

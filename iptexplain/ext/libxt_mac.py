@@ -88,12 +88,12 @@ class Mac(Match):
         return Decision.fork(pkts, f"mac source {v.value}", f"sender MAC {neg}{v.value}",
                              f"sender MAC {'' if v.invert else 'not '}{v.value}")
 
-    # -- the -L face (mac_print: " MAC [! ]XX:XX:XX:XX:XX:XX", upper case) ----------------------
+    # -- the -L face (mac_print: " MAC [! ]xx:xx:xx:xx:xx:xx") ---------------------------------
     listing_keywords = ("MAC",)
 
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
         v = self.get("source")
-        return f"MAC {'! ' if v.invert else ''}{str(v.value).upper()}"
+        return f"MAC {'! ' if v.invert else ''}{str(v.value).lower()}"
 
     @classmethod
     def from_listing(cls, tail) -> "Mac":

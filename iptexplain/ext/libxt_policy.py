@@ -175,3 +175,66 @@ class Policy(Match):
         if pol == "none":
             return Decision.all(pkts, f"{self.direction}: no IPsec policy")
         return Decision.none(pkts, f"{self.direction}: not IPsec-protected")
+
+    # -- the -L face (policy4_print: " policy match dir in pol ipsec [strict] [[0]] reqid 1 ...")
+    listing_keywords = ("policy",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        words = self.save_args()
+        head: list[str] = []
+        elements: list[list[str]] = [[]]
+        i = 0
+        while i < len(words):
+            w = words[i]
+            if w in ("--dir", "--pol"):
+                head += [w[2:], words[i + 1]]
+                i += 2
+            elif w == "--strict":
+                head.append("strict")
+                i += 1
+            elif w == "--next":
+                elements.append([])
+                i += 1
+            elif w == "!":
+                elements[-1].append("!")
+                i += 1
+            else:
+                value = words[i + 1]
+                if w == "--proto" and numeric and not value.isdigit():
+                    from iptexplain.parse.rulespec import PROTO_NUMBERS
+
+                    value = str(PROTO_NUMBERS.get(value, value))
+                elements[-1] += [w[2:], value]
+                i += 2
+        out = ["policy", "match"] + head
+        for n, e in enumerate(elements):
+            out += ([f"[{n}]"] if len(elements) > 1 else []) + e
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Policy":
+        tail.expect("policy", "match")
+        opts: list = []
+        for word in ("dir", "pol"):
+            tail.expect(word)
+            opts.append(("--" + word, False, [tail.take()]))
+        if tail.take_if("strict"):
+            opts.append(("--strict", False, []))
+        element = 0
+        while not tail.at_end():
+            w = tail.peek()
+            if w is not None and w.startswith("[") and w.endswith("]") and w[1:-1].isdigit():
+                if int(w[1:-1]) > element:
+                    opts.append(("--next", False, []))
+                    element = int(w[1:-1])
+                tail.pos += 1
+                continue
+            start = tail.pos
+            inv = tail.invert()
+            w = tail.peek()
+            if w not in ("reqid", "spi", "proto", "mode", "tunnel-src", "tunnel-dst"):
+                tail.pos = start
+                break
+            tail.pos += 1
+            opts.append(("--" + w, inv, [tail.take()]))
+        return cls.build(opts, spelled="policy", family=tail.family)  # type: ignore[return-value]

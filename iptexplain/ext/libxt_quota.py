@@ -17,3 +17,16 @@ class Quota(Match):
     def check(self) -> None:
         if not self.has("quota"):
             raise OptionError("quota: --quota is required")
+
+    # -- the -L face (quota_print: " quota: N bytes") -------------------------------------------
+    listing_keywords = ("quota:",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        return f"quota: {self.value('quota')} bytes"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Quota":
+        tail.expect("quota:")
+        n = tail.take()
+        tail.expect("bytes")
+        return cls.build([("--quota", False, [n])], spelled="quota")  # type: ignore[return-value]

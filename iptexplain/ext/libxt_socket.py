@@ -14,3 +14,17 @@ class Socket(Match):
         Opt("nowildcard", "--nowildcard", types.flag, invert=False),
         Opt("restore_skmark", "--restore-skmark", types.flag, invert=False),
     )
+
+    # -- the -L face (socket_mt_print_v3: " socket" then its save options, dashes kept) --------
+    listing_keywords = ("socket",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        return " ".join(["socket"] + self.save_args())
+
+    @classmethod
+    def from_listing(cls, tail) -> "Socket":
+        tail.expect("socket")
+        opts: list = []
+        while tail.peek() is not None and tail.peek().startswith("--") and cls.knows(tail.peek()):
+            opts.append((tail.take(), False, []))
+        return cls.build(opts, spelled="socket")  # type: ignore[return-value]

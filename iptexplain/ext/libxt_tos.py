@@ -21,3 +21,20 @@ class Tos(Match):
     def tos(self) -> tuple[int, int]:
         """(value, mask)."""
         return self.value("tos")
+
+    # -- the -L face (tos_mt_print: " tos match" then "[!]0xVV/0xMM" with no blank) -------------
+    listing_keywords = ("tos",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        v = self.get("tos")
+        return f"tos match{'!' if v.invert else ''}0x{v.value[0]:02x}/0x{v.value[1]:02x}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Tos":
+        tail.expect("tos")
+        w = tail.take()
+        if not w.startswith("match"):
+            raise OptionError("not a tos match")
+        value = w[len("match"):] or tail.take()  # symbolic names follow after a blank
+        inv = value.startswith("!")
+        return cls.build([("--tos", inv, [value.lstrip("!")])], spelled="tos")  # type: ignore[return-value]
