@@ -65,3 +65,9 @@ class Frag(Match):
             if tail.take_if(word):
                 opts.append(("--frag" + key, False, []))
         return cls.build(opts, spelled="frag")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """Tests on the IPv6 fragment header: a described flow is not fragmented."""
+        from iptexplain.netfilter.packets import Decision
+
+        return Decision.none(pkts, "no fragment header in the flow")

@@ -44,3 +44,18 @@ class TtlTarget(Target):
             raise OptionError("TTL: unknown operation")
         tail.expect(words[0])
         return cls.build([("--ttl-" + words[1], False, [tail.take()])], spelled="TTL")  # type: ignore[return-value]
+
+    def apply(self, pkts, ctx):
+        """Set, decrement or increment the TTL (saturating at 0 and 255); the packet continues."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+        from iptexplain.netfilter.packets import fmt_set, normalize, point
+
+        op, n = self.operation
+        if op == "set":
+            new = point(n)
+        else:
+            d = -n if op == "dec" else n
+            new = normalize((max(0, min(255, lo + d)), max(0, min(255, hi + d))) for lo, hi in pkts.ttl)
+        if new == pkts.ttl:
+            return Effect(CONTINUE, note="ttl unchanged")
+        return Effect(CONTINUE, pkts.copy(ttl=new), [("ttl", fmt_set(pkts.ttl), fmt_set(new))])

@@ -41,3 +41,10 @@ class Ah(Match):
         opts: list = []
         read_listing_spis(tail, "spi", "--ahspi", opts)
         return cls.build(opts, spelled="ah")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """The SPI of the AH packet is not described: a fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        what = self.describe()
+        return Decision.fork(pkts, what, f"{what}", f"not {what}")

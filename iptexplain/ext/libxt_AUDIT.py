@@ -33,3 +33,9 @@ class Audit(Target):
     def from_listing(cls, tail) -> "Audit":
         tail.expect("AUDIT")
         return cls.build([("--type", False, [tail.take()])], spelled="AUDIT")  # type: ignore[return-value]
+
+    def apply(self, pkts, ctx):
+        """Write an audit record and continue."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+
+        return Effect(CONTINUE, note="audit record written")

@@ -41,3 +41,9 @@ class Classify(Target):
     def from_listing(cls, tail) -> "Classify":
         tail.expect("CLASSIFY", "set")
         return cls.build([("--set-class", False, [tail.take()])], spelled="CLASSIFY")  # type: ignore[return-value]
+
+    def apply(self, pkts, ctx):
+        """Set the packet's traffic-control class (skb->priority) and continue."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+
+        return Effect(CONTINUE, note=f"tc class {self.value('set_class')}")

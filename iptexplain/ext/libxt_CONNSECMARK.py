@@ -32,3 +32,10 @@ class ConnSecmark(Target):
         if mode not in ("save", "restore"):
             raise OptionError("CONNSECMARK: expected save or restore")
         return cls.build([("--" + mode, False, [])], spelled="CONNSECMARK")  # type: ignore[return-value]
+
+    def apply(self, pkts, ctx):
+        """Copy the security mark between packet and connection; continue."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+
+        return Effect(CONTINUE, note="security mark " + ("saved to the connection" if self.has("save")
+                                                        else "restored from the connection"))

@@ -39,3 +39,13 @@ class DscpTarget(Target):
         w = tail.take()
         flag = "--set-dscp" if w[:1].isdigit() else "--set-dscp-class"
         return cls.build([(flag, False, [w])], spelled="DSCP")  # type: ignore[return-value]
+
+    def apply(self, pkts, ctx):
+        """Set the DSCP bits (the ECN bits stay); the packet continues."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+        from iptexplain.netfilter.packets import fmt_set, normalize
+
+        new = normalize(((t & 0x03) | self.dscp << 2,) * 2 for lo, hi in pkts.tos for t in range(lo, hi + 1))
+        if new == pkts.tos:
+            return Effect(CONTINUE, note="dscp unchanged")
+        return Effect(CONTINUE, pkts.copy(tos=new), [("tos", fmt_set(pkts.tos), fmt_set(new))])

@@ -82,3 +82,13 @@ class NfQueue(Target):
         if tail.take_if("cpu-fanout"):
             opts.append(("--queue-cpu-fanout", False, []))
         return cls.build(opts, spelled="NFQUEUE")  # type: ignore[return-value]
+
+    def apply(self, pkts, ctx):
+        """Hand the packet to a program in user space, which gives the verdict: a fork.
+        With ``--queue-bypass`` and no program listening the packet is accepted."""
+        from iptexplain.netfilter.context import QUEUE, Effect
+
+        lo, hi = self.queues
+        q = str(lo) if lo == hi else f"{lo}:{hi}"
+        return Effect(QUEUE, queue=q, note="no program listening: accepted (--queue-bypass)" if self.bypass
+                      else "no program listening: dropped")

@@ -26,3 +26,9 @@ class Secmark(Target):
     def from_listing(cls, tail) -> "Secmark":
         tail.expect("SECMARK", "selctx")
         return cls.build([("--selctx", False, [tail.take()])], spelled="SECMARK")  # type: ignore[return-value]
+
+    def apply(self, pkts, ctx):
+        """Set the packet's security mark (SELinux context) and continue."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+
+        return Effect(CONTINUE, note=f"security context {self.value('selctx')}")

@@ -41,3 +41,9 @@ class Tee(Target):
         if tail.peek() is not None and tail.peek().startswith("oif="):
             opts.append(("--oif", False, [tail.take()[4:]]))
         return cls.build(opts, spelled="TEE")  # type: ignore[return-value]
+
+    def apply(self, pkts, ctx):
+        """Send a copy to another gateway; the original continues."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+
+        return Effect(CONTINUE, note=f"a copy is sent to {self.value('gateway')}")

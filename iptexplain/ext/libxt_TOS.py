@@ -60,3 +60,14 @@ class TosTarget(Target):
         if flag is None:
             raise OptionError("TOS: unknown operation")
         return cls.build([(flag, False, [tail.take()])], spelled="TOS")  # type: ignore[return-value]
+
+    def apply(self, pkts, ctx):
+        """``tos = (tos & ~mask) ^ value``; the packet continues."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+        from iptexplain.netfilter.packets import fmt_set, normalize
+
+        value, mask = self.xtos
+        new = normalize(((t & ~mask & 0xFF) ^ value,) * 2 for lo, hi in pkts.tos for t in range(lo, hi + 1))
+        if new == pkts.tos:
+            return Effect(CONTINUE, note="tos unchanged")
+        return Effect(CONTINUE, pkts.copy(tos=new), [("tos", fmt_set(pkts.tos), fmt_set(new))])

@@ -49,3 +49,11 @@ class TProxy(Target):
         tail.expect("mark")
         opts = [("--on-port", False, [port]), ("--on-ip", False, [ip]), ("--tproxy-mark", False, [tail.take()])]
         return cls.build(opts, spelled="TPROXY", family=tail.family)  # type: ignore[return-value]
+
+    def apply(self, pkts, ctx):
+        """Hand the packet to a local transparent socket: the outcome depends on that socket
+        and on policy routing by the mark, which the tracer does not model."""
+        from iptexplain.netfilter.context import UNKNOWN, Effect
+
+        return Effect(UNKNOWN, note=f"TPROXY to port {self.value('on_port')}: delivered to a transparent "
+                      "socket if one listens (with policy routing on the mark), else dropped")

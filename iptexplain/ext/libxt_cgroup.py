@@ -44,3 +44,13 @@ class Cgroup(Match):
             tail.pos += 1
             opts.append((flag, inv, [w]))
         return cls.build(opts, spelled="cgroup")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """The sending socket's cgroup: only locally generated packets have one, and which
+        cgroup sends is not described: a fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        if not pkts.from_host:
+            return Decision.none(pkts, "no local socket: the packet was not generated here")
+        what = self.describe()
+        return Decision.fork(pkts, what, f"sent from {what}", f"sent from another cgroup")

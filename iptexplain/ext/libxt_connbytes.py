@@ -68,3 +68,19 @@ class Connbytes(Match):
         direction = tail.take()
         return cls.build([("--connbytes", inv, [count]), ("--connbytes-mode", False, [mode]),
                           ("--connbytes-dir", False, [direction])], spelled="connbytes")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """Bytes/packets the connection has seen: a first packet is packet 1 of the
+        original direction; other counts and later packets fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        what = self.describe()
+        v = self.get("connbytes")
+        lo, hi = v.value if isinstance(v.value, tuple) else (v.value, v.value)
+        first = pkts.ctstate == frozenset({"NEW"})
+        if first and self.value("mode") == "packets" and self.value("dir") in ("original", "both"):
+            hit = lo <= 1 <= hi if hi >= lo else lo <= 1  # xt_connbytes: "to < from" means no upper bound
+            if hit != v.invert:
+                return Decision.all(pkts, "first packet of the connection: count 1")
+            return Decision.none(pkts, f"first packet of the connection: count 1 not in {lo}:{hi}")
+        return Decision.fork(pkts, what, f"connection counters within {what}", "connection counters outside")

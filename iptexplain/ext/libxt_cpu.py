@@ -28,3 +28,10 @@ class Cpu(Match):
         tail.expect("cpu")
         inv = tail.invert()
         return cls.build([("--cpu", inv, [tail.take()])], spelled="cpu")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """Which CPU handles the packet is the kernel's choice: a fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        what = self.describe()
+        return Decision.fork(pkts, what, f"processed on the CPU in {what}", "processed on another CPU")

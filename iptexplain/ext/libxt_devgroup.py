@@ -38,3 +38,23 @@ class DevGroup(Match):
     def check(self) -> None:
         if not self.values:
             raise OptionError("devgroup: --src-group or --dst-group is required")
+
+    def decide(self, pkts, ctx):
+        """The interfaces' device groups: every interface is in group 0 unless the host model
+        says otherwise (``ip link set … group``)."""
+        from iptexplain.netfilter.packets import Decision, conjoin
+
+        tests = []
+        for key, dev in (("src_group", pkts.iniface), ("dst_group", pkts.outiface)):
+            v = self.get(key)
+            if v is None:
+                continue
+            group = 0
+            iface = ctx.router.host.interfaces.get(dev) if (ctx.router and dev) else None
+            if iface is not None and hasattr(iface, "group"):
+                group = iface.group or 0
+            value, mask = v.value if isinstance(v.value, tuple) else (v.value, 0xFFFFFFFF)
+            hit = dev is not None and (group & mask) == value
+            tests.append(lambda p, hit=hit, v=v, key=key, group=group: (Decision.all if hit != v.invert else Decision.none)(
+                p, f"{'in' if key == 'src_group' else 'out'}-interface group {group}"))
+        return Decision.conjunction(pkts, tests)

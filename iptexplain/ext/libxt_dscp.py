@@ -41,3 +41,11 @@ class Dscp(Match):
         tail.expect("DSCP", "match")
         w = tail.take()
         return cls.build([("--dscp", w.startswith("!"), [w.lstrip("!")])], spelled="dscp")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """The DSCP bits: the upper six bits of the TOS / traffic class byte."""
+        from iptexplain.netfilter.packets import Decision, span
+
+        value, inv = self.dscp
+        return Decision.split(pkts, "tos", span(value << 2, value << 2 | 3), inv, "dscp",
+                              show=lambda s: f"0x{value:02x}" if s == span(value << 2, value << 2 | 3) else str(s))

@@ -55,3 +55,10 @@ class Ecn(Match):
             opts.append(("--ecn-ip-ect", w.startswith("!"), [w.lstrip("!")[4:]]))
             tail.pos += 1
         return cls.build(opts, spelled="ecn")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """The ECN bits of the packet are not described: a fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        what = self.describe()
+        return Decision.fork(pkts, what, f"{what}", f"not {what}")

@@ -35,6 +35,13 @@ class Esp(Match):
         read_listing_spis(tail, "spi", "--espspi", opts)
         return cls.build(opts, spelled="esp")  # type: ignore[return-value]
 
+    def decide(self, pkts, ctx):
+        """The SPI of the ESP packet is not described: a fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        what = self.describe()
+        return Decision.fork(pkts, what, f"{what}", f"not {what}")
+
 
 def listing_spis(word: str, v) -> str:
     """print_spis / print_ids: ``spi:N``, ``spis:!A:B``; nothing for the full range."""

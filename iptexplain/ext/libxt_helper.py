@@ -39,3 +39,15 @@ class Helper(Match):
         tail.expect("helper", "match")
         inv = tail.invert()
         return cls.build([("--helper", inv, [unquote_listing(tail.take())])], spelled="helper")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """The connection's helper: only what ``CT --helper`` in raw attached (automatic
+        helper assignment is off since Linux 4.7)."""
+        from iptexplain.netfilter.packets import Decision
+
+        want = self.helper
+        have = ctx.conn.helper
+        inv = self.get("helper").invert
+        if (have == want) != inv:
+            return Decision.all(pkts, f"helper {have or 'none'}")
+        return Decision.none(pkts, f"helper {have or 'none'} ≠ {want}")

@@ -37,3 +37,10 @@ class Length(Match):
         w = tail.take()
         inv = w.startswith("!")
         return cls.build([("--length", inv, [w.lstrip("!") or tail.take()])], spelled="length")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """The IP packet's length (IPv4 total length; IPv6 payload plus header)."""
+        from iptexplain.netfilter.packets import Decision, span
+
+        v = self.get("length")
+        return Decision.split(pkts, "length", span(*v.value), v.invert, "length")

@@ -30,3 +30,10 @@ class Quota(Match):
         n = tail.take()
         tail.expect("bytes")
         return cls.build([("--quota", False, [n])], spelled="quota")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """The byte quota counts all earlier packets: a fork (matches until it is used up)."""
+        from iptexplain.netfilter.packets import Decision
+
+        what = self.describe()
+        return Decision.fork(pkts, what, "quota not yet used up", "quota used up")

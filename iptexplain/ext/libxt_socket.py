@@ -28,3 +28,10 @@ class Socket(Match):
         while tail.peek() is not None and tail.peek().startswith("--") and cls.knows(tail.peek()):
             opts.append((tail.take(), False, []))
         return cls.build(opts, spelled="socket")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """Whether a local socket takes the packet depends on the host's sockets: a fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        what = self.describe()
+        return Decision.fork(pkts, what, "a local socket matches the packet", "no local socket matches")

@@ -116,3 +116,10 @@ class String(Match):
         if self.has("icase"):
             out.append("--icase")
         return out
+
+    def decide(self, pkts, ctx):
+        """The payload is not part of the described flow: a fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        what = self.describe()
+        return Decision.fork(pkts, what, f"payload matches {what}", f"payload does not match {what}")

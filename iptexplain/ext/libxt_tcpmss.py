@@ -31,3 +31,10 @@ class TcpMssMatch(Match):
         w = tail.take()
         inv = w.startswith("!")
         return cls.build([("--mss", inv, [w.lstrip("!") or tail.take()])], spelled="tcpmss")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """The MSS option of the SYN is not part of the described flow: a fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        what = self.describe()
+        return Decision.fork(pkts, what, f"{what}", f"not {what}")

@@ -155,3 +155,10 @@ class Time(Match):
         if i.contiguous:
             out.append("--contiguous")
         return out
+
+    def decide(self, pkts, ctx):
+        """The time the packet arrives decides: a fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        what = self.describe()
+        return Decision.fork(pkts, what, f"at a time within {what}", f"at another time")

@@ -38,3 +38,13 @@ class Tos(Match):
         value = w[len("match"):] or tail.take()  # symbolic names follow after a blank
         inv = value.startswith("!")
         return cls.build([("--tos", inv, [value.lstrip("!")])], spelled="tos")  # type: ignore[return-value]
+
+    def decide(self, pkts, ctx):
+        """``(tos & mask) == value``."""
+        from iptexplain.netfilter.packets import Decision, masked_set
+
+        value, mask = self.tos
+        inv = self.get("tos").invert
+        accept = masked_set(value, mask, 8)
+        return Decision.split(pkts, "tos", accept, inv, "tos",
+                              show=lambda s: f"0x{value:02x}/0x{mask:02x}" if s is accept else str(s))
