@@ -90,33 +90,73 @@ def _covered(host: HostModel, net, family: int) -> bool:
     return False
 
 
+_CACHE: dict[tuple[int, int], tuple[Ruleset, list, Counter]] = {}
+
+
+def _ruleset_facts(ruleset: Ruleset, family: int) -> tuple[list, Counter]:
+    """What the rules say about interfaces, computed once per parsed ruleset (a kube-proxy
+    dump has 100,000 rules; the second question must not scan them again)."""
+    key = (id(ruleset), family)
+    hit = _CACHE.get(key)
+    if hit is None or hit[0] is not ruleset:
+        if len(_CACHE) >= 8:
+            _CACHE.pop(next(iter(_CACHE)))
+        hit = (ruleset, _carried_subnets(ruleset, family), _named_ifaces(ruleset, family))
+        _CACHE[key] = hit
+    return hit[1], hit[2]
+
+
+# Where rules speak about the host's interfaces and the subnets behind them: what is forwarded,
+# delivered and masqueraded.  (kube-proxy's 100,000 DNAT rules hang off nat PREROUTING/OUTPUT
+# and say nothing about interfaces: they are not scanned.)
+EVIDENCE_CHAINS = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("POSTROUTING",),
+                   "mangle": ("FORWARD", "POSTROUTING"), "raw": ("PREROUTING",)}
+
+
+def _evidence_rules(ruleset: Ruleset, family: int):
+    """The rules of the chains reachable from EVIDENCE_CHAINS."""
+    for t in ruleset.tables_of(family):
+        todo = [c for c in EVIDENCE_CHAINS.get(t.name, ()) if c in t.chains]
+        seen = set(todo)
+        while todo:
+            chain = t.chains[todo.pop()]
+            for r in chain.rules:
+                yield t, r
+                j = r.jump
+                if j is not None and j not in seen and j in t.chains:
+                    seen.add(j)
+                    todo.append(j)
+
+
 def _carried_subnets(ruleset: Ruleset, family: int) -> list[tuple[str, object, str]]:
     """(interface, network, evidence) the rules show an interface carries."""
     out: list[tuple[str, object, str]] = []
-    for t in ruleset.tables_of(family):
-        for r in t.rules():
-            h = r.header
-            if t.name == "nat" and r.target_name == "MASQUERADE" and h.src is not None and not h.src_inv \
-                    and h.outiface and h.outiface_inv and not h.outiface.endswith("+"):
-                out.append((h.outiface, h.src, f"{r.where()}: {r.spec()}"))
-            elif h.dst is not None and not h.dst_inv and h.outiface and not h.outiface_inv \
-                    and not h.outiface.endswith("+") and (h.dst.prefixlen or 32) < (32 if family == 4 else 128) \
-                    and not h.dst.is_any:
-                out.append((h.outiface, h.dst, f"{r.where()}: {r.spec()}"))
-            elif h.src is not None and not h.src_inv and h.iniface and not h.iniface_inv \
-                    and not h.iniface.endswith("+") and (h.src.prefixlen or 32) < (32 if family == 4 else 128) \
-                    and not h.src.is_any:
-                out.append((h.iniface, h.src, f"{r.where()}: {r.spec()}"))
+    host_bits = 32 if family == 4 else 128
+    for t, r in _evidence_rules(ruleset, family):
+        h = r.header
+        if h.iniface is None and h.outiface is None:
+            continue
+        if t.name == "nat" and r.target_name == "MASQUERADE" and h.src is not None and not h.src_inv \
+                and h.outiface and h.outiface_inv and not h.outiface.endswith("+"):
+            out.append((h.outiface, h.src, f"{r.where()}: {r.spec()}"))
+        elif h.dst is not None and not h.dst_inv and h.outiface and not h.outiface_inv \
+                and not h.outiface.endswith("+") and (h.dst.prefixlen or host_bits) < host_bits \
+                and not h.dst.is_any:
+            out.append((h.outiface, h.dst, f"{r.where()}: {r.spec()}"))
+        elif h.src is not None and not h.src_inv and h.iniface and not h.iniface_inv \
+                and not h.iniface.endswith("+") and (h.src.prefixlen or host_bits) < host_bits \
+                and not h.src.is_any:
+            out.append((h.iniface, h.src, f"{r.where()}: {r.spec()}"))
     return out
 
 
 def _named_ifaces(ruleset: Ruleset, family: int) -> Counter:
+    """How often each interface is named in the evidence chains (-i/-o, not wildcards)."""
     c: Counter = Counter()
-    for t in ruleset.tables_of(family):
-        for r in t.rules():
-            for n in (r.header.iniface, r.header.outiface):
-                if n and not n.endswith("+"):
-                    c[n] += 1
+    for _, r in _evidence_rules(ruleset, family):
+        for n in (r.header.iniface, r.header.outiface):
+            if n and not n.endswith("+"):
+                c[n] += 1
     return c
 
 
@@ -135,7 +175,8 @@ def complete_host(host: HostModel | None, ruleset: Ruleset, flow) -> HostModel:
     if h.source in ("", "inferred") and host is None:
         notes.append("no host model given: interfaces and routes are inferred from the ruleset")
     # Subnets the rules say an interface carries (Docker bridges, libvirt networks, …).
-    for name, net, evidence in _carried_subnets(ruleset, family):
+    carried, named = _ruleset_facts(ruleset, family)
+    for name, net, evidence in carried:
         if _covered(h, net, family):
             continue
         iface = h.interfaces.get(name)
@@ -153,7 +194,7 @@ def complete_host(host: HostModel | None, ruleset: Ruleset, flow) -> HostModel:
     if ext is None:
         ext = next((r.dev for r in h.routes if r.family == family and r.dst == "default"), None)
     if ext is None:
-        physical = [n for n, _ in _named_ifaces(ruleset, family).most_common() if not _virtual(n)
+        physical = [n for n, _ in named.most_common() if not _virtual(n)
                     and n not in h.interfaces]
         known = [n for n, i in h.interfaces.items() if n != "lo" and not _virtual(n) and not i.inferred]
         ext = (known or physical or ["eth0"])[0]

@@ -106,29 +106,104 @@ class _Stop(Exception):
 
 
 class ChainIndex:
-    """Per chain: the rules keyed by the exact destination address they require (kube-proxy's
-    KUBE-SERVICES has one ``-d IP/32`` rule per service port), and those that require none."""
+    """Per chain: the rules keyed by the exact destination address (kube-proxy's KUBE-SERVICES
+    has one ``-d IP/32`` rule per service port) or, for rules without one, the exact
+    destination port they require (KUBE-NODEPORTS); a rule requiring another address or port
+    cannot match and is skipped without being looked at."""
 
-    __slots__ = ("by_dst", "any_dst", "cache")
+    __slots__ = ("by_dst", "by_dport", "free", "cache")
+
+    PORT_MATCHES = ("tcp", "udp", "sctp", "udplite", "dccp")
 
     def __init__(self, chain: Chain, bits: int) -> None:
         self.by_dst: dict[int, list[int]] = {}
-        self.any_dst: list[int] = []
+        self.by_dport: dict[int, list[int]] = {}
+        self.free: list[int] = []
         full = (1 << bits) - 1
         for i, r in enumerate(chain.rules):
             d = r.header.dst
             if d is not None and not r.header.dst_inv and d.mask == full:
                 self.by_dst.setdefault(d.value, []).append(i)
+                continue
+            port = None
+            for m in r.matches:
+                if m.name in self.PORT_MATCHES:
+                    v = m.get("dport")
+                    if v is not None and not v.invert and v.value[0] == v.value[1]:
+                        port = v.value[0]
+            if port is not None:
+                self.by_dport.setdefault(port, []).append(i)
             else:
-                self.any_dst.append(i)
-        self.cache: dict[int, list[int]] = {}
+                self.free.append(i)
+        self.cache: dict[tuple[int | None, int | None], list[int]] = {}
 
-    def candidates(self, dst: int) -> list[int]:
-        c = self.cache.get(dst)
+    def candidates(self, dst: int | None, dport: int | None) -> list[int]:
+        """The rules that may match packets with this destination and port (None: any)."""
+        key = (dst, dport)
+        c = self.cache.get(key)
         if c is None:
-            c = sorted(self.by_dst.get(dst, []) + self.any_dst)
-            self.cache[dst] = c
+            if dst is not None:
+                part = list(self.by_dst.get(dst, ()))
+            else:
+                part = [i for v in self.by_dst.values() for i in v]
+            if dport is not None:
+                part += self.by_dport.get(dport, ())
+            else:
+                part += [i for v in self.by_dport.values() for i in v]
+            c = sorted(part + self.free)
+            self.cache[key] = c
         return c
+
+
+# ---------------------------------------------------------------------------------------------
+# What is derived once per parsed ruleset (a ruleset does not change after parsing): asking a
+# second question of a 140,000-line kube-proxy dump must not scan it again.
+
+
+class RulesetFacts:
+    __slots__ = ("conntrack", "indexes", "headers")
+
+    def __init__(self) -> None:
+        self.conntrack: dict[int, bool] = {}
+        self.indexes: dict[int, ChainIndex | None] = {}
+        self.headers: dict[int, list] = {}
+
+
+_FACTS: dict[int, tuple[Ruleset, RulesetFacts]] = {}
+
+
+def facts_of(rs: Ruleset) -> RulesetFacts:
+    hit = _FACTS.get(id(rs))
+    if hit is not None and hit[0] is rs:
+        return hit[1]
+    if len(_FACTS) >= 4:
+        _FACTS.pop(next(iter(_FACTS)))
+    f = RulesetFacts()
+    _FACTS[id(rs)] = (rs, f)
+    return f
+
+
+def conntrack_in_use(rs: Ruleset, family: int) -> bool:
+    """Does a rule of this family turn connection tracking on (see CONNTRACK_USERS)?"""
+    facts = facts_of(rs)
+    on = facts.conntrack.get(family)
+    if on is None:
+        users = CONNTRACK_USERS
+        on = False
+        # filter first: its FORWARD rules (-m conntrack --ctstate …) answer soonest.
+        for t in sorted(rs.tables_of(family), key=lambda t: t.name != "filter"):
+            for c in sorted(t.chains.values(), key=lambda c: len(c.rules)):
+                for r in c.rules:
+                    tg = r.target
+                    if (tg is not None and tg.name in users) or any(m.name in users for m in r.matches):
+                        on = True
+                        break
+                if on:
+                    break
+            if on:
+                break
+        facts.conntrack[family] = on
+    return on
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,10 +225,10 @@ class Tracer:
         self.capped = False
         self.notes: list[str] = []
         self.tables = {t.name: t for t in ruleset.tables_of(family)}
-        self.conntrack_on = any(extension_name(e) in CONNTRACK_USERS
-                                for t in self.tables.values() for r in t.rules() for e in r.extensions())
-        self.indexes: dict[int, ChainIndex | None] = {}
-        self.headers: dict[int, list] = {}
+        self.conntrack_on = conntrack_in_use(ruleset, family)
+        facts = facts_of(ruleset)
+        self.indexes = facts.indexes
+        self.headers = facts.headers
         self.stat_forks: set[int] = set()  # id() of forks made by statistic-like probabilities
         self.finals: list[tuple[State, Outcome]] = []
         self.work: list[tuple[State, Path]] = []
@@ -453,9 +528,12 @@ class Tracer:
             depth = len(st.frames) - 1
             # Skip the rules written for other destinations (kube-proxy's big dispatch chains).
             idx = self._index(chain)
-            d = single(st.pkts.dst) if idx is not None else None
-            if d is not None and fr.index < len(rules):
-                cands = idx.candidates(d)
+            d = dp = None
+            if idx is not None:
+                d = single(st.pkts.dst)
+                dp = single(st.pkts.dport)
+            if (d is not None or dp is not None) and fr.index < len(rules):
+                cands = idx.candidates(d, dp)
                 k = bisect_left(cands, fr.index)
                 nxt = cands[k] if k < len(cands) else len(rules)
                 if nxt > fr.index:
@@ -463,7 +541,7 @@ class Tracer:
                     if self.verbose:
                         path.steps.append(Step(T.NOTE, hook, table, chain.name, depth=depth,
                                                reason=f"rules {fr.index + 1}–{nxt} of {chain.name}: {skipped} rule"
-                                               f"{'s' if skipped > 1 else ''} for other destinations, not matching",
+                                               f"{'s' if skipped > 1 else ''} for other destinations or ports, not matching",
                                                detail={"skipped": skipped, "first": fr.index + 1, "last": nxt}))
                     fr.index = nxt
             if fr.index >= len(rules):
@@ -585,6 +663,8 @@ class Tracer:
             st.conn.nat[kind] = binding
         if eff.notrack:
             st.notrack = True
+        if eff.ct_changes.get("helper"):
+            st.conn.helper = eff.ct_changes["helper"]
         v = eff.verdict
         if v == CONTINUE:
             return
@@ -615,10 +695,12 @@ class Tracer:
             return
         if v == QUEUE:
             path.steps.append(Step(T.VERDICT, hook, table, chain, rule, verdict="QUEUE", depth=depth,
-                                   reason=f"queued to user space (queue {eff.queue}): the program there decides"))
+                                   reason=f"queued to user space (queue {eff.queue}): the program there decides"
+                                   + (f"; {eff.note}" if eff.note else "")))
             self._queue_fork(st, path, rule)
-        path.steps.append(Step(T.NOTE, hook, table, chain, rule, reason=f"verdict {v} not understood"))
-        self._finish(st, path, T.UNDECIDED, f"verdict {v}", rule)
+        why = eff.note or f"verdict {v} not understood"
+        path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth, reason=why))
+        self._finish(st, path, T.UNDECIDED, why, rule)
 
     def _queue_fork(self, st: State, path: Path, rule: Rule) -> None:
         """NFQUEUE/QUEUE: a program in user space gives the verdict.  NF_ACCEPT from there
