@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""Time iptexplain at kube-proxy scale against iptables' own reader of the same file.
+
+For each ruleset -- kube-proxy-shaped dumps of 1k, 10k and 30k services made by ``gen_kube.py``,
+and the largest real iptables-save files of ``fixtures/`` -- this runs whole processes, as an
+operator would, and keeps the best (min) and the median of ``--repeat`` runs plus the peak RSS:
+
+* ``iptexplain --help``                    (start-up cost: must stay under 150 ms)
+* ``iptexplain show FILE > /dev/null``
+* ``iptexplain trace FILE -p tcp -s POD -i cni0 -d CLUSTERIP --dport N --json``  (a ClusterIP
+  flow from the middle of KUBE-SERVICES whose service has several endpoints, so the trace forks
+  on ``-m statistic``)
+* ``iptables-nft-restore --test < FILE`` and ``iptables-legacy-restore --test < FILE``, each
+  inside a throw-away ``unshare -n -m`` namespace (``--test`` parses and checks, commits nothing)
+* in one process: parse time, and the trace's own time once the ruleset is parsed (the
+  interactive cost of asking a second question: must stay under 50 ms)
+
+and prints a table with the ratios the goals are stated in (trace / nft-restore --test below
+0.5, peak memory below nft-restore's).  Nothing here touches the machine's own firewall.
+
+Usage::
+
+    sudo python bench/run.py                         # 1k, 10k, 30k + 3 largest fixtures
+    python bench/run.py --sizes 1000,10000 --repeat 5 --markdown bench/RESULTS.md
+    python bench/run.py --no-show --sizes 10000      # skip the (slow) show runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import gen_kube  # noqa: E402  (bench/ is not a package)
+
+TIME = "/usr/bin/time"
+
+
+@dataclass
+class Timing:
+    """Whole-process runs of one command: wall seconds and peak RSS (KiB) of each."""
+
+    walls: list[float] = field(default_factory=list)
+    rss_kb: list[int] = field(default_factory=list)
+    status: int | None = None
+    note: str = ""
+
+    @property
+    def best(self) -> float | None:
+        return min(self.walls) if self.walls else None
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.walls) if self.walls else None
+
+    @property
+    def peak_mb(self) -> float | None:
+        return max(self.rss_kb) / 1024 if self.rss_kb else None
+
+
+def _iptexplain_cmd() -> list[str]:
+    """The console script next to this interpreter (what an operator runs), not a shim."""
+    script = Path(sys.executable).with_name("iptexplain")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "iptexplain"]
+
+
+# The measured processes run as after ``pip install``: with their bytecode compiled and cached
+# (here under the bench's own directory, so the source tree stays clean) -- a development shell
+# with PYTHONDONTWRITEBYTECODE=1 would otherwise recompile every module on every start.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def measure(cmd: list[str], repeat: int, stdin: Path | None = None, ok: tuple[int, ...] = (0,),
+            timeout: float = 600.0, slow_after: float = 30.0, warmup: bool = False) -> Timing:
+    """Run ``cmd`` ``repeat`` times under /usr/bin/time; stdout goes to /dev/null.
+
+    A run slower than ``slow_after`` seconds is not repeated (the figure is clear enough).
+    ``warmup`` runs it once first, unmeasured (bytecode cache, page cache).
+    """
+    t = Timing()
+    if warmup:
+        subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, env=ENV, timeout=timeout)
+    for _ in range(repeat):
+        with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
+            full = [TIME, "-f", "%M", "-o", tf.name, *cmd] if os.path.exists(TIME) else cmd
+            fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
+            start = time.perf_counter()
+            try:
+                p = subprocess.run(full, stdin=fin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   timeout=timeout, env=ENV)
+            except subprocess.TimeoutExpired:
+                t.note = f"> {timeout:.0f} s (timeout)"
+                return t
+            finally:
+                if stdin:
+                    fin.close()  # type: ignore[union-attr]
+            wall = time.perf_counter() - start
+            t.status = p.returncode
+            if p.returncode not in ok:
+                err = p.stderr.decode(errors="replace").strip().splitlines()
+                t.note = f"exit {p.returncode}: {err[-1] if err else ''}"[:120]
+                return t
+            t.walls.append(wall)
+            try:
+                t.rss_kb.append(int(tf.read().strip().splitlines()[-1]))
+            except (ValueError, IndexError):
+                pass
+        if wall > slow_after:
+            break
+    return t
+
+
+def in_namespace(cmd: list[str]) -> list[str]:
+    """``cmd`` inside a fresh network + mount namespace (nothing of the host's is touched)."""
+    return ["unshare", "-n", "-m", *cmd]
+
+
+@dataclass
+class Case:
+    name: str
+    path: Path
+    trace_args: list[str]
+    lines: int = 0
+    results: dict[str, Timing] = field(default_factory=dict)
+    inproc: dict = field(default_factory=dict)
+
+
+def generated_case(n: int, outdir: Path, seed: int) -> Case:
+    services = gen_kube.make_services(n, seed)
+    path = outdir / f"kube-{n}.save"
+    if not path.exists():
+        path.write_text(gen_kube.render(services))
+    # A ClusterIP flow to a service from the middle of KUBE-SERVICES with several endpoints:
+    # the trace walks half the chain and forks on the statistic cascade.
+    mid = [s for s in services[n // 2:] if len(s.endpoints) >= 3 and s.proto == "tcp"][0]
+    args = ["-p", "tcp", "-s", "10.244.77.7", "-i", "cni0", "-d", mid.cluster_ip, "--dport", str(mid.port)]
+    return Case(f"kube {n // 1000}k services" if n >= 1000 else f"kube {n} services", path, args)
+
+
+def _accepted(path: Path) -> bool:
+    """Whether iptables-nft-restore --test takes the file (some fixtures hold anonymized MACs)."""
+    exe = "ip6tables-nft-restore" if ".v6." in path.name else "iptables-nft-restore"
+    if os.geteuid() != 0 or not shutil.which(exe):
+        return True
+    with open(path, "rb") as f:
+        return subprocess.run(in_namespace([exe, "--test"]), stdin=f, capture_output=True).returncode == 0
+
+
+def fixture_cases(count: int) -> list[Case]:
+    """The largest real iptables-save files in fixtures/ that iptables itself accepts."""
+    files = [p for p in (REPO / "fixtures").rglob("*") if p.is_file() and p.suffix in (".save", ".restore")]
+    files.sort(key=lambda p: p.stat().st_size, reverse=True)
+    out = []
+    for p in [f for f in files if _accepted(f)][:count]:
+        v6 = ".v6." in p.name
+        args = ["-p", "tcp", "--dport", "443"] + (["-6"] if v6 else [])
+        out.append(Case(f"fixture {p.name}", p, args))
+    return out
+
+
+INPROC = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+from iptexplain.parse import load
+from iptexplain.netfilter.trace import Flow
+from iptexplain.netfilter.tracer import trace_flow
+t1 = time.perf_counter()
+rs = load(sys.argv[1])
+t2 = time.perf_counter()
+a = json.loads(sys.argv[2])
+flow = Flow(**a)
+runs = []
+for _ in range(5):
+    s = time.perf_counter()
+    tr = trace_flow(rs, flow, None, verbose=True)
+    runs.append(time.perf_counter() - s)
+leaves = list(tr.leaves()) if hasattr(tr, "leaves") else []
+print(json.dumps({"import": t1 - t0, "parse": t2 - t1, "trace_first": runs[0], "trace_min": min(runs),
+                  "rules": rs.rule_count(), "leaves": len(leaves),
+                  "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def flow_kwargs(trace_args: list[str]) -> dict:
+    """The CLI flow options as Flow keyword arguments (for the in-process measurement)."""
+    names = {"-p": "proto", "-s": "src", "-d": "dst", "-i": "iniface", "--dport": "dport"}
+    out: dict = {"family": 4}
+    it = iter(trace_args)
+    for a in it:
+        if a == "-6":
+            out["family"] = 6
+            continue
+        v = next(it)
+        out[names[a]] = int(v) if a == "--dport" else v
+    return out
+
+
+def machine() -> dict[str, str]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))  # type: ignore[union-attr]
+        mem = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, AttributeError):
+        pass
+
+    def version(cmd: list[str]) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
+        except (OSError, IndexError):
+            return "?"
+
+    return {
+        "cpu": cpu, "nproc": str(os.cpu_count()), "ram": mem, "kernel": platform.release(),
+        "python": platform.python_version(), "iptables": version(["iptables", "--version"]),
+        "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?",
+    }
+
+
+def fmt_s(t: Timing | None) -> str:
+    if t is None:
+        return "-"
+    if t.best is None:
+        return t.note or "n/a"
+    b, m = t.best, t.median
+    if b < 1:
+        return f"{b * 1000:.0f} ms" + (f" ({m * 1000:.0f})" if len(t.walls) > 1 else "")
+    return f"{b:.2f} s" + (f" ({m:.2f})" if len(t.walls) > 1 else "")
+
+
+def fmt_mb(t: Timing | None) -> str:
+    return "-" if t is None or t.peak_mb is None else f"{t.peak_mb:.0f} MB"
+
+
+def ratio(a: Timing | None, b: Timing | None) -> str:
+    if a is None or b is None or a.best is None or b.best is None or b.best == 0:
+        return "-"
+    return f"{a.best / b.best:.2f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    outdir = Path(args.outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    ENV["PYTHONPYCACHEPREFIX"] = str(outdir / "pycache")
+    ipx = _iptexplain_cmd()
+    cases = [generated_case(n, outdir, args.seed) for n in args.sizes] + fixture_cases(args.fixtures)
+    can_ns = os.geteuid() == 0 and shutil.which("unshare") is not None
+    info = machine()
+    print(f"machine: {info['cpu']}, {info['nproc']} CPUs, {info['ram']}, Linux {info['kernel']}, "
+          f"Python {info['python']}, {info['iptables']}, load {info['load']}", flush=True)
+
+    helpt = measure([*ipx, "--help"], max(args.repeat, 5), warmup=True)
+    baseline = measure([sys.executable, "-c", "pass"], max(args.repeat, 5), warmup=True)
+    print(f"iptexplain --help: {fmt_s(helpt)} (python -c pass: {fmt_s(baseline)})", flush=True)
+
+    for c in cases:
+        c.lines = sum(1 for _ in open(c.path, "rb"))
+        print(f"\n== {c.name}: {c.path} ({c.lines:,} lines)", flush=True)
+        if can_ns:
+            for backend in ("nft", "legacy"):
+                exe = shutil.which(f"iptables-{backend}-restore") if ".v6." not in c.path.name else \
+                    shutil.which(f"ip6tables-{backend}-restore")
+                if exe and not (backend == "legacy" and args.no_legacy):
+                    c.results[backend] = measure(in_namespace([exe, "--test"]), args.repeat, stdin=c.path)
+                    print(f"  {backend}-restore --test: {fmt_s(c.results[backend])} {fmt_mb(c.results[backend])}",
+                          flush=True)
+        c.results["trace"] = measure([*ipx, "trace", str(c.path), *c.trace_args, "--json"], args.repeat,
+                                     ok=(0, 1, 3), timeout=args.timeout, warmup=True)
+        print(f"  iptexplain trace: {fmt_s(c.results['trace'])} {fmt_mb(c.results['trace'])}", flush=True)
+        if not args.no_show:
+            c.results["show"] = measure([*ipx, "show", str(c.path)], args.repeat, timeout=args.timeout)
+            print(f"  iptexplain show: {fmt_s(c.results['show'])} {fmt_mb(c.results['show'])}", flush=True)
+        p = subprocess.run([sys.executable, "-c", INPROC, str(c.path), json.dumps(flow_kwargs(c.trace_args))],
+                           capture_output=True, text=True, timeout=args.timeout, env=ENV)
+        if p.returncode == 0:
+            c.inproc = json.loads(p.stdout.strip().splitlines()[-1])
+            print(f"  in process: parse {c.inproc['parse']:.2f} s, trace after parse "
+                  f"{c.inproc['trace_min'] * 1000:.0f} ms (first {c.inproc['trace_first'] * 1000:.0f} ms), "
+                  f"{c.inproc['rules']:,} rules, {c.inproc['leaves']} leaves", flush=True)
+        else:
+            print(f"  in process: failed: {p.stderr.strip().splitlines()[-1:]}", flush=True)
+
+    table = report(cases, helpt, baseline, info)
+    print()
+    print(table)
+    if args.markdown:
+        Path(args.markdown).write_text(table + "\n")
+        print(f"\nwritten to {args.markdown}")
+    return 0
+
+
+def report(cases: list[Case], helpt: Timing, baseline: Timing, info: dict[str, str]) -> str:
+    """The results as a Markdown table, with the goals checked."""
+    out = [
+        f"Machine: {info['cpu']}, {info['nproc']} CPUs, {info['ram']} RAM, Linux {info['kernel']}, "
+        f"Python {info['python']}, {info['iptables']} (load average at start: {info['load']}).",
+        "",
+        "Best of the runs (median in brackets); whole processes, bytecode cached as after `pip install`; "
+        "peak RSS from /usr/bin/time.",
+        "",
+        "| ruleset | lines | nft-restore --test | legacy-restore --test | iptexplain trace | trace / nft | "
+        "iptexplain show | show / nft | parse (in process) | trace after parse |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in cases:
+        r = c.results
+        nft, leg, tr, sh = r.get("nft"), r.get("legacy"), r.get("trace"), r.get("show")
+        out.append(
+            f"| {c.name} | {c.lines:,} | {fmt_s(nft)}, {fmt_mb(nft)} | {fmt_s(leg)}, {fmt_mb(leg)} | "
+            f"{fmt_s(tr)}, {fmt_mb(tr)} | {ratio(tr, nft)} | {fmt_s(sh)}, {fmt_mb(sh)} | {ratio(sh, nft)} | "
+            + (f"{c.inproc['parse']:.2f} s | {c.inproc['trace_min'] * 1000:.0f} ms |" if c.inproc else "- | - |")
+        )
+    out += ["", f"`iptexplain --help`: {fmt_s(helpt)} (bare `python -c pass` on this machine: {fmt_s(baseline)}).", ""]
+    goals = []
+    ten = next((c for c in cases if c.name == "kube 10k services"), None)
+    if ten is not None:
+        tr, nft = ten.results.get("trace"), ten.results.get("nft")
+        if tr and nft and tr.best and nft.best:
+            goals.append(("10k trace < 0.5 x nft-restore --test", f"{tr.best / nft.best:.2f} x", tr.best < 0.5 * nft.best))
+        if tr and nft and tr.peak_mb and nft.peak_mb:
+            goals.append(("10k trace peak RSS < nft-restore's", f"{tr.peak_mb:.0f} MB vs {nft.peak_mb:.0f} MB",
+                          tr.peak_mb < nft.peak_mb))
+        if ten.inproc:
+            goals.append(("10k trace after parse < 50 ms", f"{ten.inproc['trace_min'] * 1000:.0f} ms",
+                          ten.inproc["trace_min"] < 0.05))
+    if helpt.best is not None:
+        goals.append(("--help < 150 ms", f"{helpt.best * 1000:.0f} ms", helpt.best < 0.15))
+    if goals:
+        out += ["| goal | measured | met |", "|---|---:|:---:|"]
+        out += [f"| {g} | {m} | {'yes' if ok else 'no'} |" for g, m, ok in goals]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",") if x], default=[1000, 10000, 30000],
+                    help="service counts of the generated rulesets (default 1000,10000,30000)")
+    ap.add_argument("--fixtures", type=int, default=3, help="how many of the largest fixtures (default 3)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--outdir", default=os.path.join(tempfile.gettempdir(), "iptexplain-bench"))
+    ap.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
+    ap.add_argument("--no-show", action="store_true", help="skip iptexplain show")
+    ap.add_argument("--no-legacy", action="store_true", help="skip iptables-legacy-restore")
+    ap.add_argument("--markdown", help="also write the table here")
+    return run(ap.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
