@@ -169,10 +169,15 @@ def read_legacy(family: int, names: list[str] | None = None, use_iptc: bool = Tr
         try:
             from iptexplain import iptc_reader
 
-            text = iptc_reader.family_text(family, names)
+            limit = iptc_reader.MAX_RULES if find_tool(tool) is not None else None
+            text = iptc_reader.family_text(family, names, max_rules=limit)
             return FamilyRead(family, "legacy", text, tool, "python-iptables", count_rules(text))
         except ImportError:
             pass  # the optional `live' extra is not installed
+        except iptc_reader.TooManyRules as e:
+            text = run_save(tool)
+            return FamilyRead(family, "legacy", text, tool,
+                              f"{tool} -c: {e.rules} rules, faster than python-iptables", count_rules(text))
         except Exception as e:  # libiptc / libxtables failure: the save command still works
             how = f"{tool} -c (python-iptables failed: {e.__class__.__name__}: {str(e)[:80]})"
             text = run_save(tool)

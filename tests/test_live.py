@@ -418,6 +418,25 @@ out["how"] = [reads[0].how, reads2[0].how]
     assert same_rules(ans["plain"], ans["iptc"]) and same_rules(ans["iptc"], ans["saved"]["legacy4"])
 
 
+def test_large_legacy_tables_are_read_with_the_save_command(netns) -> None:
+    req = load_request(FIXTURES / "live" / "iptables-tests__wireless.v4.save", "legacy")
+    req["code"] = r'''
+from iptexplain import iptc_reader
+from iptexplain.live import read_ruleset
+from iptexplain.render.save import save_ruleset
+iptc_reader.MAX_RULES = 57  # the ruleset has 58
+rs, reads, det = read_ruleset(4, "legacy")
+out["how"], out["save"] = reads[0].how, save_ruleset(rs)
+iptc_reader.MAX_RULES = 58
+rs, reads, det = read_ruleset(4, "legacy")
+out["how2"], out["save2"] = reads[0].how, save_ruleset(rs)
+'''
+    ans = in_namespace(req)
+    assert ans["how"] == "iptables-legacy-save -c: 58 rules, faster than python-iptables"
+    assert ans["how2"] == "python-iptables"
+    assert same_rules(ans["save"], ans["save2"]) and same_rules(ans["save"], ans["saved"]["legacy4"])
+
+
 def test_empty_host_reads_as_no_rules(netns) -> None:
     ans = in_namespace({"setup": [["ip", "link", "set", "lo", "up"]], "code": LIVE_CODE})
     assert ans["live"]["save"] == ""
