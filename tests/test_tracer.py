@@ -463,6 +463,26 @@ def test_reject_records_its_reply():
     assert kernel_path(leaf.steps)[-1][3] == "DROP"  # the kernel's trace shows REJECT as DROP
 
 
+def test_reject_reply_goes_through_output_where_it_may_be_dropped():
+    rs = rs_of("""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT DROP [0:0]
+-A INPUT -p tcp --dport 22 -j REJECT --reject-with tcp-reset
+-A OUTPUT -p icmp -j ACCEPT""")
+    leaf = only_leaf(trace_flow(rs, Flow(dport=22, src="203.0.113.9", sport=40000), DOCKER_HOST))
+    assert leaf.outcome.kind == T.REJECTED
+    assert "never leaves" in leaf.outcome.summary and "OUTPUT" in leaf.outcome.summary
+    rs2 = rs_of("""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT DROP [0:0]
+-A INPUT -p tcp --dport 22 -j REJECT
+-A OUTPUT -p icmp -j ACCEPT""")
+    leaf = only_leaf(trace_flow(rs2, Flow(dport=22, src="203.0.113.9", sport=40000), DOCKER_HOST))
+    assert [s.detail["reply_outcome"] for s in leaf.steps if "reply_outcome" in s.detail] == [T.SENT]
+
+
 def test_log_and_mark_continue_and_later_rules_see_the_mark():
     rs = rs_of("""*mangle
 :PREROUTING ACCEPT [0:0]

@@ -231,6 +231,7 @@ class Tracer:
         self.headers = facts.headers
         self.stat_forks: set[int] = set()  # id() of forks made by statistic-like probabilities
         self.finals: list[tuple[State, Outcome]] = []
+        self.reply_depth = 0  # >0 while tracing REJECT's answer (whose own REJECT is not followed)
         self.work: list[tuple[State, Path]] = []
 
     # -- driver ---------------------------------------------------------------------------------
@@ -373,6 +374,7 @@ class Tracer:
             return
         if not self.conntrack_on:
             st.conn.tracked = False
+            st.pkts = p.copy(ctstate=frozenset({"UNTRACKED"}))
             path.steps.append(Step(T.CONNTRACK, hook, reason="connection tracking is off: no rule of this "
                                    "ruleset needs it, so the packet has no connection and the nat "
                                    "chains are not traversed"))
@@ -682,8 +684,12 @@ class Tracer:
             path.steps.append(Step(T.VERDICT, hook, table, chain, rule, verdict="REJECT", depth=depth,
                                    reason=f"dropped, answered with {eff.reply} (a new packet sent through OUTPUT; "
                                    "the kernel's trace shows DROP)"))
-            self._finish(st, path, T.REJECTED, f"rejected by {table} {chain} rule {rule.number} with {eff.reply}",
-                         rule, reply=eff.reply)
+            fate = self._reply_fate(st, eff.reply or "")
+            if fate:
+                path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth, reason=fate[0],
+                                       detail={"reply_outcome": fate[1]}))
+            self._finish(st, path, T.REJECTED, f"rejected by {table} {chain} rule {rule.number} with {eff.reply}"
+                         + (f"; {fate[0]}" if fate and fate[1] not in T.PASSED else ""), rule, reply=eff.reply)
         if v == RETURN:
             depth_now = len(st.frames) - 1
             path.steps.append(Step(T.RETURN, hook, table, chain, rule, verdict="RETURN", depth=depth,
@@ -701,6 +707,46 @@ class Tracer:
         why = eff.note or f"verdict {v} not understood"
         path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth, reason=why))
         self._finish(st, path, T.UNDECIDED, why, rule)
+
+    def _reply_fate(self, st: State, reply: str) -> tuple[str, str] | None:
+        """Trace REJECT's answer: a packet the host sends back through OUTPUT (part of the
+        connection, so the nat table is not consulted), where the host's own rules may drop
+        it.  Only for a flow whose addresses are exact."""
+        if self.reply_depth or not reply:
+            return None
+        p = st.pkts
+        s, d = single(p.src), single(p.dst)
+        if s is None or d is None:
+            return None
+        fam = self.family
+        tcp = reply == "tcp-reset"
+        src = d
+        if not tcp and not self.router.is_local(d) and p.iniface:
+            own = self.router.select_source(p.iniface, s)
+            src = own if own is not None else d
+        sport, dport = single(p.dport), single(p.sport)
+        flow = Flow(fam, "tcp" if tcp else ("icmp" if fam == 4 else "ipv6-icmp"), src=self.router.text(src),
+                    dst=self.router.text(s), sport=sport if tcp else None, dport=dport if tcp else None,
+                    state="ESTABLISHED" if tcp else "RELATED", from_host=True,
+                    icmp_type=None if tcp else ("3" if fam == 4 else "1"))
+        sub = Tracer(self.rs, self.host, fam, ipsets=self.ipsets, verbose=False, max_branches=16,
+                     backend=self.backend)
+        sub.reply_depth = self.reply_depth + 1
+        notes: list[str] = []
+        try:
+            rst = initial_state(flow, self.host, sub.router, notes)
+        except Exception:  # noqa: BLE001 - a reply we cannot describe is simply not followed
+            return None
+        rst.pkts.tcpflags = point(0x14) if tcp else rst.pkts.tcpflags  # RST,ACK
+        sub.run(rst)
+        kinds = {o.kind for _, o in sub.finals}
+        what = f"the {reply} reply to {flow.dst}"
+        if kinds <= set(T.PASSED):
+            return f"{what} is sent back through OUTPUT", T.SENT
+        if kinds <= {T.DROPPED, T.REJECTED}:
+            why = next(o.summary for _, o in sub.finals)
+            return f"{what} never leaves: {why}", T.DROPPED
+        return f"{what} may be dropped in OUTPUT (depends on: {', '.join(sorted(kinds))})", T.UNDECIDED
 
     def _queue_fork(self, st: State, path: Path, rule: Rule) -> None:
         """NFQUEUE/QUEUE: a program in user space gives the verdict.  NF_ACCEPT from there
