@@ -94,6 +94,10 @@ class SaveReader:
             chain.rules.append(rule)
             if rule.jump is not None:
                 self.pending_jumps.append((table, rule))
+        for m in spec.matches:
+            only = getattr(m, "table_only", None)
+            if only and table.name not in only:
+                raise self.error(f"match {m.name} is only valid in the {'/'.join(only)} table", lineno)
         if spec.target is not None and getattr(spec.target, "table_only", None):
             allowed = spec.target.table_only  # type: ignore[attr-defined]
             if table.name not in allowed:
@@ -115,6 +119,17 @@ class SaveReader:
                 raise self.error(f"cannot jump to built-in chain `{r.jump}'", r.line)
         self.pending_jumps = keep
 
+    def _check_module_families(self, table: Table, family: int) -> None:
+        """A module of the other family (``icmp6`` in an IPv4 table, ``ttl`` in IPv6) is one
+        iptables-restore / ip6tables-restore cannot load."""
+        for r in table.rules():
+            for ext in r.extensions():
+                fam = ext.family
+                if fam is not None and fam != family:
+                    kind = "match" if ext.kind == "match" else "target"
+                    raise self.error(f"Couldn't load {kind} `{ext.spelled or ext.name}':No such file or "
+                                     f"directory (an IPv{fam} module in an IPv{family} table)", r.line)
+
     def _add_table(self, table: Table, line: int) -> None:
         proven = self.family_hint or self.dump_family or _family_of_table(table)
         fam = proven or 4
@@ -123,6 +138,7 @@ class SaveReader:
             self.unproven.append(table)
         else:
             self.proven_families.add(proven)
+            self._check_module_families(table, proven)
         key = (fam, table.name)
         if key in self.rs.tables:
             self.rs.note(
