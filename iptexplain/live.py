@@ -238,8 +238,9 @@ def detect(families: tuple[int, ...] = (4, 6), backend: str | None = None, use_i
                 "warning",
                 f"{_fam(fam)}: both iptables backends hold rules ({nft_rules} in nf_tables, "
                 f"{leg_rules} in legacy); the kernel applies both to every packet, but this trace "
-                f"reads only the {chosen} one (the one `iptables' uses); read the other with "
-                f"--backend {other}",
+                f"reads only the {chosen} one"
+                + (" (the one `iptables' uses)" if det.default else "")
+                + f"; trace the other with: sudo {save_tool(other, fam)} | iptexplain trace -",
             ))
         elif leg_rules or (leg_names and not nft_tables):
             chosen = "legacy"

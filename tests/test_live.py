@@ -334,6 +334,8 @@ exec(LIVE_AGAIN)
     warnings = [m for k, m in _notes(ans) if k == "warning"]
     assert len(warnings) == 1 and "both iptables backends hold rules" in warnings[0]
     assert f"reads only the {default} one" in warnings[0]
+    other = "legacy" if default == "nft" else "nft"
+    assert warnings[0].endswith(f"trace the other with: sudo iptables-{other}-save | iptexplain trace -")
     assert same_rules(ans["live"]["save"], chosen_text)
     # --backend legacy reads the other ruleset, and says the nft tables are there too.
     forced = ans["forced"]
