@@ -248,6 +248,21 @@ CASES: dict[str, Case] = {
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
 -A INPUT -p tcp -m tcp --dport 22 -m limit --limit 3/min -j ACCEPT"""), (TO_HOST_22,), forks=True),
+    # IPv6: ip6tables, ICMPv6 kept open for neighbour discovery, prefixes, DNAT to a container.
+    "ipv6": Case(save("""*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p ipv6-icmp -j ACCEPT
+-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -s 2001:db8:1::/64 -p tcp -m tcp --dport 23 -j REJECT --reject-with tcp-reset
+-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
+-A FORWARD -d fd00:17::2/128 -p tcp -m tcp --dport 8080 -j ACCEPT
+-A FORWARD -p ipv6-icmp -j ACCEPT""", NAT_HEAD + """
+-A PREROUTING -d 2001:db8:1::1/128 -p tcp -m tcp --dport 80 -j DNAT --to-destination [fd00:17::2]:8080"""),
+        (LF("client", "2001:db8:1::1", 22, listen=(HOST,)), LF("client", "2001:db8:1::1", 23, listen=(HOST,)),
+         LF("client", "2001:db8:1::1", 80, listen=("c1",), listen_port=8080)),
+        topology=docker_topology(ipv6=True), family=6),
 }
 
 
@@ -264,16 +279,23 @@ def check(lab: kernel_lab.Lab, case: Case, flow: kernel_lab.Flow) -> None:
     why = obs.describe() + "\n  tracer:\n" + "\n".join(
         f"    {[c.text for c in l.conditions]} {l.outcome.kind}: {l.outcome.summary}\n      "
         + "\n      ".join(map(str, kernel_path(l.steps))) for l in leaves)
-    assert obs.steps is not None and not [n for n in obs.notes if "incomplete" in n or "not appear" in n], why
-    kpath = obs.path()
-    if case.forks:
-        same = [l for l in leaves if kernel_path(l.steps) == kpath]
-        assert same, why
-        leaf = same[0]
+    complete = obs.steps is not None and not [n for n in obs.notes if "incomplete" in n or "not appear" in n]
+    if complete:
+        kpath = obs.path()
+        if case.forks:
+            same = [l for l in leaves if kernel_path(l.steps) == kpath]
+            assert same, why
+            leaf = same[0]
+        else:
+            assert len(leaves) == 1, why
+            leaf = leaves[0]
+            assert kernel_path(leaf.steps) == kpath, why
     else:
-        assert len(leaves) == 1, why
+        # xtables-monitor 1.8.9 dies printing some ip6tables rules; then the counters judge:
+        # every rule and policy of the tracer's path moved.
+        assert case.family == 6 and not case.forks and len(leaves) == 1, why
         leaf = leaves[0]
-        assert kernel_path(leaf.steps) == kpath, why
+        assert {(t, c, r) for t, c, r, _ in kernel_path(leaf.steps)} <= obs.hits(), why
     out = leaf.outcome
     if out.kind in (T.FORWARDED, T.SENT):
         assert obs.outcome == "delivered", why
