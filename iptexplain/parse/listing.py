@@ -48,6 +48,7 @@ _SUFFIX = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _FILTER_BUILTINS = frozenset(BUILTIN_CHAINS["filter"])
 _ROWISH_RE = re.compile(r"(?:^|\s)!?(?:anywhere|0\.0\.0\.0/0|::/0|\d+\.\d+\.\d+\.\d+(?:/\d+)?)(?:\s|$)")
 _NUMERIC_HOST = frozenset("0123456789abcdefABCDEF.:")
+_NUMERIC_ADDRS: dict[tuple[str, int], tuple] = {}  # "10.0.0.1", "!127.0.0.0/8" -> (Address, inverted)
 
 # Names -L prints instead of numbers that every system resolves the same way (/etc/hosts and
 # /etc/networks defaults).  Any other host name is kept unresolved and flagged.
@@ -340,6 +341,7 @@ class TailReader:
         self._index: dict[str, list[type[Match]]] = {}
         self._indexed = -1
         self._cache: dict[tuple, tuple] = {}
+        self._jumps: dict[str, ChainJump] = {}
 
     def index(self) -> dict[str, list[type[Match]]]:
         if self._indexed != len(MATCHES):
@@ -438,7 +440,9 @@ class TailReader:
             target = ListingTarget(opaque_name=target_name, spelled=target_name)
             cls = None
         else:
-            target = ChainJump(chain=target_name)
+            target = self._jumps.get(target_name)
+            if target is None:
+                target = self._jumps[target_name] = ChainJump(chain=target_name)
 
         if cls is not None:
             # Find where the target's words begin: right here, or after text no module read.
@@ -717,8 +721,7 @@ class ListingReader:
     def _rule(self, sec: Section, blk: Block, raw: RawRow, number: int) -> Rule:
         fam = sec.family
         try:
-            proto_inv = raw.proto.startswith("!")
-            proto = canonical_proto(raw.proto.lstrip("!"))
+            proto, proto_inv = _proto(raw.proto)
             extra: list[Match] = []
             src, src_inv = self._addr(raw.src, fam, "src", extra)
             dst, dst_inv = self._addr(raw.dst, fam, "dst", extra)
@@ -747,6 +750,9 @@ class ListingReader:
                     raw.num or number, self.source)
 
     def _addr(self, tok: str, fam: int, direction: str, extra: list[Match]) -> tuple[Address | None, bool]:
+        hit = _NUMERIC_ADDRS.get((tok, fam))
+        if hit is not None:
+            return hit
         inv = tok.startswith("!")
         t = tok[1:] if inv else tok
         if t == "anywhere":
@@ -755,9 +761,10 @@ class ListingReader:
         host, sep, mask = t.partition("/")
         if host and set(host) <= _NUMERIC_HOST and (":" in host or host[0].isdigit()):
             a = parse_address(t, fam)
-            if a.mask == 0 and not inv:
-                return None, False
-            return a, inv
+            out = (None, False) if a.mask == 0 and not inv else (a, inv)
+            if len(_NUMERIC_ADDRS) < 100_000:
+                _NUMERIC_ADDRS[(tok, fam)] = out
+            return out
         known = HOST_NAMES[fam].get(host)
         if known is not None:
             self.names_used = True
@@ -859,6 +866,12 @@ class ListingReader:
             )
 
 
+@lru_cache(maxsize=4096)
+def _proto(tok: str) -> tuple[str | None, bool]:
+    return canonical_proto(tok.lstrip("!")), tok.startswith("!")
+
+
+@lru_cache(maxsize=4096)
 def _iface(tok: str | None) -> tuple[str | None, bool]:
     if tok is None or tok in ("*", "any"):
         return None, False
