@@ -710,3 +710,119 @@ def test_owner_only_for_locally_generated_packets():
 -A OUTPUT -m owner --uid-owner 1000 -j DROP""")
     tr = trace_flow(rs, Flow(dst="203.0.113.9", dport=443, from_host=True), DOCKER_HOST)
     assert {l.outcome.kind for l in tr.leaves()} == {T.DROPPED, T.SENT}
+
+
+# ---------------------------------------------------------------------------------------------
+# More modules.
+
+
+def test_nfqueue_forks_user_space_decides():
+    rs = rs_of("""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp --dport 22 -j NFQUEUE --queue-num 3
+-A INPUT -p tcp --dport 22 -j DROP""")
+    tr = trace_flow(rs, Flow(dport=22, src="203.0.113.9"), DOCKER_HOST)
+    leaves = list(tr.leaves())
+    # Accepted by the program: the table's traversal ends (the DROP below is not reached).
+    assert [l.outcome.kind for l in leaves] == [T.DELIVERED, T.DROPPED]
+    assert "user space" in tr.root.fork.reason
+
+
+def test_conntrack_original_tuple_is_before_dnat_and_ctstate_dnat():
+    rs = rs_of("""*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -p tcp --dport 8080 -j DNAT --to-destination 172.17.0.6:80""", """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate DNAT --ctorigdst 198.51.100.1 --ctorigdstport 8080 --ctreplsrc 172.17.0.6 -j ACCEPT""")
+    leaf = only_leaf(trace_flow(rs, Flow(dport=8080, src="203.0.113.9"), DOCKER_HOST))
+    assert leaf.outcome.kind == T.FORWARDED
+
+
+def test_ct_helper_is_seen_by_the_helper_match():
+    rs = rs_of("""*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -p tcp --dport 21 -j CT --helper ftp""", """*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m helper --helper ftp -j ACCEPT""")
+    assert only_leaf(trace_flow(rs, Flow(dport=21, src="203.0.113.9"), DOCKER_HOST)).outcome.kind == T.DELIVERED
+    assert only_leaf(trace_flow(rs, Flow(dport=22, src="203.0.113.9"), DOCKER_HOST)).outcome.kind == T.DROPPED
+
+
+def test_iprange_and_multiport_and_tcp_flags():
+    rs = rs_of("""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -j DROP
+-A INPUT -m iprange --src-range 203.0.113.10-203.0.113.20 -j DROP
+-A INPUT -p tcp -m multiport --dports 80,443,8000:8100 -j REJECT""")
+    assert only_leaf(trace_flow(rs, Flow(dport=22, src="203.0.113.15"), DOCKER_HOST)).outcome.kind == T.DROPPED
+    assert only_leaf(trace_flow(rs, Flow(dport=8050, src="203.0.113.9"), DOCKER_HOST)).outcome.kind == T.REJECTED
+    assert only_leaf(trace_flow(rs, Flow(dport=22, src="203.0.113.9"), DOCKER_HOST)).outcome.kind == T.DELIVERED
+    # A later packet of the connection is not a SYN: the first rule drops it.
+    est = trace_flow(rs, Flow(dport=22, src="203.0.113.9", state="ESTABLISHED"), DOCKER_HOST)
+    assert only_leaf(est).outcome.kind == T.DROPPED
+
+
+def test_tos_target_then_dscp_match():
+    rs = rs_of("""*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -j DSCP --set-dscp 0x2e
+-A INPUT -m dscp --dscp 0x2e -j MARK --set-xmark 0x1/0xffffffff""")
+    leaf = only_leaf(trace_flow(rs, Flow(dport=22, src="203.0.113.9"), DOCKER_HOST))
+    assert leaf.outcome.packet["mark"] == "0x1"
+
+
+def test_established_flow_needs_no_nat_table_and_is_not_a_syn():
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    tr = trace_flow(rs, Flow(dport=22, src="203.0.113.9", state="ESTABLISHED"), DOCKER_HOST)
+    leaf = only_leaf(tr)
+    assert leaf.outcome.kind == T.DELIVERED
+    assert [s.reason for s in leaf.steps if s.kind == T.CONNTRACK][0].startswith("ESTABLISHED connection")
+
+
+def test_untracked_flow_from_user_state_option():
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    leaf = only_leaf(trace_flow(rs, Flow(dport=9525, src="203.0.113.9", state="INVALID"), DOCKER_HOST))
+    # An INVALID packet is not NATed: it is the host's own port 9525.
+    assert leaf.outcome.kind == T.DELIVERED
+
+
+def test_from_container_by_address():
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    leaf = only_leaf(trace_flow(rs, Flow(from_container="172.17.0.6", dst="203.0.113.9", dport=443), DOCKER_HOST))
+    assert leaf.outcome.kind == T.FORWARDED and leaf.outcome.packet["src"] == "198.51.100.1"
+    with pytest.raises(InputError):
+        trace_flow(rs, Flow(from_container="nosuch", dst="203.0.113.9", dport=443), DOCKER_HOST)
+
+
+def test_big_dispatch_chain_skips_other_destinations_compactly():
+    rules = "\n".join(f"-A SVC -d 10.96.{i // 250}.{i % 250 + 1}/32 -p tcp -m tcp --dport 80 -j DROP"
+                      for i in range(2000))
+    rs = rs_of(f"""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:SVC - [0:0]
+-A OUTPUT -j SVC
+{rules}""")
+    leaf = only_leaf(trace_flow(rs, Flow(dst="10.96.4.100", dport=80, from_host=True), DOCKER_HOST))
+    assert leaf.outcome.kind == T.DROPPED
+    assert leaf.outcome.rule.number == 4 * 250 + 100
+    skipped = [s for s in leaf.steps if s.kind == T.NOTE and "other destinations" in s.reason]
+    assert skipped and skipped[0].detail["skipped"] == 4 * 250 + 99
+    assert sum(1 for s in leaf.steps if s.kind == T.RULE) == 2  # OUTPUT's jump and the match
