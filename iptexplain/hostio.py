@@ -440,12 +440,50 @@ def read_sysctls(ifaces: Iterable[str], proc: str = "/proc/sys") -> dict[str, st
     return out
 
 
+def _read_ip_text() -> HostModel:
+    """The model from plain ``ip`` output, for iproute2 older than JSON output (4.13: CentOS 7)."""
+    host = HostModel(source="live")
+    for iface in parse_ip_addr_text(run_ip(["-d", "addr", "show"]), "ip -d addr"):
+        host.add_interface(iface)
+    host.routes.extend(parse_ip_route_text(run_ip(["-4", "route", "show", "table", "all"]), "ip -4 route", 4))
+    try:
+        host.routes.extend(parse_ip_route_text(run_ip(["-6", "route", "show", "table", "all"]), "ip -6 route", 6))
+    except InputError:
+        pass  # IPv6 disabled
+    host.notes.append("interfaces, addresses and routes (live: plain `ip addr' and `ip route show table "
+                      "all'; this iproute2 has no JSON output)")
+    return host
+
+
 def read_host(sysctls: bool = True) -> HostModel:
-    """The model of the host this runs on, from ``ip -j`` and /proc (read-only)."""
-    addr = run_ip(["-j", "-d", "addr", "show"])
-    route4 = run_ip(["-j", "-4", "route", "show", "table", "all"])
-    route6 = run_ip(["-j", "-6", "route", "show", "table", "all"])
-    host = host_from_ip_json(addr, route4, route6, source="live")
+    """The model of the host this runs on, from ``ip -j`` and /proc (read-only).
+
+    An iproute2 without JSON output is read in its text form; without iproute2 at all the model
+    is left empty (the tracer then infers interfaces from the ruleset) and a note says so.
+    """
+    if find_tool("ip") is None:
+        host = HostModel(source="live")
+        host.notes.append("`ip' (iproute2) is not installed: interfaces and routes were not read; "
+                          "they are inferred from the ruleset")
+        if sysctls:
+            host.sysctls.update(read_sysctls([]))
+        return host
+    try:
+        addr = run_ip(["-j", "-d", "addr", "show"])
+        if not addr.lstrip().startswith("["):
+            raise InputError("no JSON output", "ip")
+        json_ok = True
+    except InputError:
+        json_ok = False
+    if json_ok:
+        route4 = run_ip(["-j", "-4", "route", "show", "table", "all"])
+        try:
+            route6 = run_ip(["-j", "-6", "route", "show", "table", "all"])
+        except InputError:
+            route6 = "[]"  # IPv6 disabled
+        host = host_from_ip_json(addr, route4, route6, source="live")
+    else:
+        host = _read_ip_text()
     for fam_args, fam in ((["-j", "rule", "show"], 4), (["-j", "-6", "rule", "show"], 6)):
         try:
             rules = parse_ip_rule_json(run_ip(fam_args), "ip -j rule")

@@ -439,6 +439,31 @@ out["how2"], out["save2"] = reads[0].how, save_ruleset(rs)
     assert same_rules(ans["save"], ans["save2"]) and same_rules(ans["save"], ans["saved"]["legacy4"])
 
 
+def test_host_without_ip_json_or_without_ip(netns) -> None:
+    """An iproute2 without JSON output (CentOS 7's) is read in text form, to the same model;
+    without iproute2 the model is empty and says why."""
+    req = load_request(SEED, "nft")
+    req["code"] = r'''
+from iptexplain import hostio
+out["json"] = hostio.host_to_dict(hostio.read_host())
+real_run_ip = hostio.run_ip
+def old_ip(args):
+    if "-j" in args:
+        raise hostio.InputError('Option "-j" is unknown, try "ip -help".', "live host")
+    return real_run_ip(args)
+hostio.run_ip = old_ip
+out["text"] = hostio.host_to_dict(hostio.read_host())
+hostio.find_tool = lambda name: None
+out["none"] = hostio.host_to_dict(hostio.read_host())
+'''
+    ans = in_namespace(req)
+    assert host_facts(ans["text"]) == host_facts(ans["json"])
+    assert any("no JSON output" in n for n in ans["text"]["notes"])
+    assert ans["none"]["interfaces"] == [] and ans["none"]["routes"] == []
+    assert any("`ip' (iproute2) is not installed" in n for n in ans["none"]["notes"])
+    assert ans["none"]["sysctls"]["net.ipv4.ip_forward"] == "1"
+
+
 def test_empty_host_reads_as_no_rules(netns) -> None:
     ans = in_namespace({"setup": [["ip", "link", "set", "lo", "up"]], "code": LIVE_CODE})
     assert ans["live"]["save"] == ""
