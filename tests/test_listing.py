@@ -160,18 +160,28 @@ def test_docker_29_names_listing_equals_its_S_dump() -> None:
         assert all(r.number == i for c in rs.tables[(4, table)].chains.values() for i, r in enumerate(c.rules, 1))
 
 
+TUM_SNAPSHOTS = [("2016-03-16_13-53-28", 4), ("2016-03-16_13-53-28", 6), ("2016-06-27_16-29-01", 4),
+                 ("2016-06-27_16-29-01", 6), ("2015-09-03_15-56-50", 4)]
+
+
 @pytest.mark.skipif(not CORPUS.exists(), reason="the shared corpus is not on this machine")
-def test_tum_same_snapshot_nl_equals_nvl() -> None:
-    """5,000-rule TUM firewall: -nL and -nvL of one snapshot read to one graph (bar interfaces)."""
+@pytest.mark.parametrize("snap,fam", TUM_SNAPSHOTS)
+def test_tum_listings_equal_their_save(snap: str, fam: int) -> None:
+    """The TUM chair firewall (iptables 1.4, 5,000-6,000 rules, 90 chains): -nvL and -nL of one
+    snapshot read to the graph of the iptables-save dump taken at the same time."""
     d = CORPUS / "net-network"
-    snap = "2016-03-16_13-53-28"
-    for fam, prog in ((4, "iptables"), (6, "ip6tables")):
-        nl = load(str(d / f"nn__configs_chair_for_Network_Architectures_and_Services__{prog}-Ln-{snap}.v{fam}.nL"))
-        nvl = load(str(d / f"nn__configs_chair_for_Network_Architectures_and_Services__{prog}-Lnv-{snap}.v{fam}.nvL"))
-        assert nl.rule_count() > 4000
-        assert list(nl.tables) == [(fam, "filter")]
+    prog = "ip6tables" if fam == 6 else "iptables"
+    stem = f"nn__configs_chair_for_Network_Architectures_and_Services__{prog}"
+    sv = _sub(load(str(d / f"{stem}-save-{snap}.v{fam}.save")), fam, "filter")
+    nvl = load(str(d / f"{stem}-Lnv-{snap}.v{fam}.nvL"))
+    assert nvl.rule_count() > 4000 and list(nvl.tables) == [(fam, "filter")]
+    assert sv.difference(nvl, ignore={"counters"}) is None
+    assert "counters-rounded" in nvl.hidden
+    nl_path = d / f"{stem}-Ln-{snap}.v{fam}.nL"
+    if nl_path.exists():
+        nl = load(str(nl_path))
+        assert sv.difference(nl, ignore={"counters", "interfaces"}) is None
         assert nvl.difference(nl, ignore={"interfaces", "counters"}) is None
-        assert "counters-rounded" in nvl.hidden
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,3 +579,26 @@ def test_real_target_tails(text: str, target: str, expect: str) -> None:
 def test_parse_text_forced_listing_format() -> None:
     text = (FIX / "seed-blog-listing.txt").read_text()
     assert parse_text(text, "seed", fmt="listing").format == "listing"
+
+
+def test_family_from_ipv6_icmp_when_every_address_is_anywhere() -> None:
+    rs = _one("""\
+Chain INPUT (policy ACCEPT)
+target     prot opt source               destination
+ACCEPT     ipv6-icmp --  anywhere             anywhere             ipv6-icmp echo-request
+""")
+    assert list(rs.tables) == [(6, "filter")]
+    assert rs.table("filter", 6).chains["INPUT"].rules[0].spec() == (  # type: ignore[union-attr]
+        "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT")
+
+
+def test_piped_listing_is_flagged_partial() -> None:
+    rs = _one("""\
+$ sudo iptables -t nat -nL | grep -A3 DOCKER
+Chain DOCKER (2 references)
+target     prot opt source               destination
+RETURN     all  --  0.0.0.0/0            0.0.0.0/0
+""")
+    assert list(rs.tables) == [(4, "nat")]
+    assert "chains" in rs.hidden
+    assert any("piped" in n.message for n in rs.notes)

@@ -666,6 +666,11 @@ class ListingReader:
                         v6 = True
                     elif a[-1:].isdigit() and "." in a:
                         v4 = True
+                p = r.proto.lstrip("!")
+                if p in ("58", "ipv6-icmp", "icmpv6") or "icmp6" in r.tail or "ipv6-icmp" in r.tail:
+                    v6 = True
+                elif p in ("1", "icmp"):
+                    v4 = True
         cmd = sec.command
         fam = (cmd.family if cmd is not None else None) or self.family_hint
         if fam is None:
