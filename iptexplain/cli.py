@@ -297,9 +297,12 @@ def trace(file: str | None, example: str | None, proto: str | None, src: str | N
         assumed = []
     if proto not in (None, "tcp", "udp", "sctp", "dccp", "udplite") and (sport is not None or dport is not None):
         _fail(f"iptexplain trace: --sport/--dport need a protocol with ports, not `{proto}'")
-    fam = family or (6 if any(a and ":" in a for a in (src, dst)) else None)
-    if family is not None and any(a and (":" in a) != (family == 6) for a in (src, dst)):
+    addr_families = {6 if ":" in a else 4 for a in (src, dst) if a}
+    if len(addr_families) > 1:
+        _fail("iptexplain trace: -s and -d are of different families (IPv4 and IPv6)")
+    if family is not None and addr_families and addr_families != {family}:
         _fail(f"iptexplain trace: -{family} given with an IPv{10 - family} address")
+    fam = family or next(iter(addr_families), None)
 
     def body() -> int:
         from iptexplain.netfilter.trace import Flow
@@ -349,12 +352,17 @@ def _trace_inputs(file: str | None, example: str | None, family: int | None, inp
 
         ruleset, host = load_example(example, family)
     elif file is not None:
-        text, name = read_input(file)
+        from iptexplain.parse.stream import read_ruleset_or_text
+
+        # A large iptables-save dump is parsed as it is read (progress bar on a terminal).
+        streamed, text, name = read_ruleset_or_text(file, input_format)
         snap = _optional("iptexplain.snapshot")
-        if snap is not None and snap.is_snapshot(text):
+        if streamed is not None:
+            ruleset = streamed
+        elif snap is not None and snap.is_snapshot(text):
             ruleset, host = snap.load_snapshot(text, name)
         else:
-            ruleset = parse_text(text, name, input_format, family)
+            ruleset = parse_text(text, name, input_format)
     else:
         live = _optional("iptexplain.live")
         if live is None or not hasattr(live, "read_live"):
@@ -364,7 +372,9 @@ def _trace_inputs(file: str | None, example: str | None, family: int | None, inp
     if not ruleset.tables:
         raise InputError("no iptables rules found in the input", ruleset.source)
     if family is not None and family not in ruleset.families():
-        raise InputError(f"the input has no IPv{family} tables", ruleset.source)
+        other = 10 - family
+        raise InputError(f"the input has no IPv{family} tables (only IPv{other}: give -{other} and "
+                         f"IPv{other} addresses)", ruleset.source)
     if host_files:
         hostio = _optional("iptexplain.hostio")
         if hostio is None:

@@ -77,6 +77,21 @@ def test_input_error_is_file_line_exit_2(tmp_path):
     assert one_line(r.stderr).startswith(f"iptexplain: {bad}:3: ")
 
 
+def test_family_mismatch_with_the_input_is_an_input_error(tmp_path):
+    v6 = tmp_path / "r6.save"
+    v6.write_text("*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    r = run([str(v6), "-6", "-p", "tcp", "--dport", "22", "--json"])
+    assert r.exit_code == 2 and "has no IPv6 tables" in one_line(r.stderr)
+    v6.write_text("*filter\n:INPUT DROP [0:0]\n-A INPUT -s 2001:db8::/32 -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    r = run([str(v6), "-p", "tcp", "-d", "192.0.2.1", "--dport", "22"])
+    assert r.exit_code == 2
+    assert one_line(r.stderr) == f"iptexplain: {v6}: the input has no IPv4 tables (only IPv6: give -6 and IPv6 addresses)"
+    # no address given: the family the input has
+    r = run([str(v6), "-p", "tcp", "-s", "2001:db8::7", "--dport", "22", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["flow"]["family"] == 6
+
+
 def test_missing_file_exit_2():
     r = run(["/nonexistent/rules.save", "--dport", "22"])
     assert r.exit_code == 2
@@ -215,3 +230,69 @@ def test_shell_completion_offers_examples_and_states():
     env["COMP_WORDS"], env["COMP_CWORD"] = "iptexplain trace --state ES", "3"
     out = subprocess.run([SCRIPT], env=env, capture_output=True, text=True)
     assert "ESTABLISHED" in out.stdout
+
+
+# -- the other inputs: ipsets, saved `ip` output, listings --------------------------------------
+
+BLOCKLIST = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m set --match-set blocked src -j DROP
+COMMIT
+"""
+
+
+def test_ipset_decides_the_set_match(tmp_path):
+    rules = tmp_path / "r.save"
+    rules.write_text(BLOCKLIST)
+    sets = tmp_path / "sets.save"
+    sets.write_text("create blocked hash:net family inet hashsize 1024 maxelem 65536\n"
+                    "add blocked 203.0.113.0/24\n")
+    common = [str(rules), "-p", "tcp", "-d", "192.0.2.1", "-i", "eth0", "--dport", "22",
+              "--iface", "eth0=192.0.2.1/24", "--ipset", str(sets)]
+    assert run(common + ["-s", "203.0.113.9"]).exit_code == 1
+    assert run(common + ["-s", "198.51.100.9"]).exit_code == 0
+    # without the set's contents the ruleset cannot decide: the trace forks, the ways disagree
+    assert run(common[:-2] + ["-s", "203.0.113.9"]).exit_code == 3
+
+
+def test_bad_ipset_file_is_file_line(tmp_path):
+    sets = tmp_path / "sets.save"
+    sets.write_text("add nosuch 10.0.0.1\n")
+    r = run(["--example", "docker", "--dport", "9525", "--ipset", str(sets)])
+    assert r.exit_code == 2
+    assert one_line(r.stderr) == f"iptexplain: {sets}:1: add to set nosuch before its create line"
+
+
+def test_host_file_from_saved_ip_output(tmp_path):
+    addr = tmp_path / "addr.json"
+    addr.write_text(json.dumps([
+        {"ifindex": 1, "ifname": "lo", "flags": ["LOOPBACK", "UP"], "operstate": "UNKNOWN",
+         "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
+        {"ifindex": 2, "ifname": "ens3", "flags": ["UP"], "operstate": "UP", "link_type": "ether",
+         "addr_info": [{"family": "inet", "local": "192.0.2.10", "prefixlen": 24}]},
+    ]))
+    r = run([str(SEED), "--host", str(addr), "-p", "tcp", "-s", "203.0.113.7", "-i", "ens3",
+             "-d", "192.0.2.10", "--dport", "9525", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert {"name": "ens3", "addrs": ["192.0.2.10/24"]}.items() <= next(
+        i for i in doc["host"]["interfaces"] if i["name"] == "ens3").items()
+    assert doc["result"] == "forwarded"  # the host's own address: Docker's DNAT applies
+    assert any(n["message"].startswith(f"interfaces and addresses from {addr}") for n in doc["notes"])
+
+
+def test_listing_fidelity_warning_comes_first():
+    listing = ROOT / "fixtures" / "seed-blog-listing.txt"
+    r = run([str(listing), "-p", "tcp", "-s", "203.0.113.7", "-i", "eth0", "-d", "198.51.100.1",
+             "--dport", "9525", "--iface", "eth0=198.51.100.1/24", "--width", "200"])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert "(iptables -L listing," in lines[1]
+    notes = [line for line in lines[2:] if line.startswith((" ! ", " i "))]
+    assert notes and notes[0].startswith(" ! ")
+    warnings = [line for line in notes if line.startswith(" ! ")]
+    assert any("without -v" in line for line in warnings)
+    # warnings before any informational note
+    assert notes.index(warnings[-1]) < len(warnings)

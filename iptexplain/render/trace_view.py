@@ -736,7 +736,7 @@ class TraceView:
         grid = RichTable.grid(padding=(0, 1))
         grid.add_column(width=2)
         grid.add_column(justify="right", no_wrap=True)
-        grid.add_column(ratio=1)
+        grid.add_column(ratio=1, overflow="fold")
         for leaf in leaves:
             p = leaf.probability
             conds = Text(" and ".join(c.text for c in leaf.conditions), _style("cond"))
@@ -802,7 +802,7 @@ def _hanging(text: Text, indent: int) -> RichTable:
     """Text whose wrapped lines are indented under its first word (an outcome line)."""
     grid = RichTable.grid()
     grid.add_column(width=indent, no_wrap=True)
-    grid.add_column(ratio=1)
+    grid.add_column(ratio=1, overflow="fold")
     head, body = text[:indent], text[indent:]
     grid.add_row(head, body)
     return grid
