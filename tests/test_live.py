@@ -439,6 +439,23 @@ out["how2"], out["save2"] = reads[0].how, save_ruleset(rs)
     assert same_rules(ans["save"], ans["save2"]) and same_rules(ans["save"], ans["saved"]["legacy4"])
 
 
+def test_native_nftables_tables_are_reported(netns) -> None:
+    if shutil.which("nft", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("nft is not installed under CI")
+        pytest.skip("nft is not installed")
+    req = load_request(SEED, "nft")
+    req["setup"] = TOPOLOGY + [
+        ["nft", "add", "table", "inet", "myfw"],
+        ["nft", "add", "chain", "inet", "myfw", "input", "{ type filter hook input priority 0; policy accept; }"],
+    ]
+    ans = in_namespace(req)
+    warnings = [m for k, m in _notes(ans) if k == "warning"]
+    assert warnings == ["nftables tables not made by iptables are loaded (inet myfw); they see packets "
+                        "too, and iptexplain does not read them"]
+    assert same_rules(ans["live"]["save"], ans["saved"]["nft4"])
+
+
 def test_host_without_ip_json_or_without_ip(netns) -> None:
     """An iproute2 without JSON output (CentOS 7's) is read in text form, to the same model;
     without iproute2 the model is empty and says why."""
