@@ -69,6 +69,8 @@ class SaveReader:
         # Notes asked for by extensions (anonymized MACs…): (kind, message) -> (rules, first line).
         self.ext_notes: dict[tuple[str, str], tuple[int, int]] = {}
 
+        # Tables holding modules whose save form depends on the family (recent --mask…).
+        self.sensitive_tables: dict[int, Table] = {}
     # -- helpers ---------------------------------------------------------------------------
 
     def error(self, message: str, line: int) -> InputError:
@@ -83,6 +85,8 @@ class SaveReader:
             counters = Counters(*spec.counters)
         for ext in (*spec.matches, spec.target):
             if ext is not None and ext.may_note:
+            if ext is not None and ext.family_sensitive:
+                self.sensitive_tables[id(table)] = table
                 for kind, message in ext.notes():
                     seen = self.ext_notes.get((kind, message))
                     self.ext_notes[(kind, message)] = (seen[0] + 1, seen[1]) if seen else (1, lineno)
@@ -227,6 +231,8 @@ class SaveReader:
                 tables.setdefault(key, t)
             self.rs.tables = tables
         self.rs.link()
+        for t in self.sensitive_tables.values():
+            _set_nfproto(t)
         return self.rs
 
     def _maybe_table_hint(self, text: str) -> None:
@@ -369,6 +375,20 @@ class SaveReader:
 
 
 def _clip(text: str, n: int = 60) -> str:
+def _set_nfproto(table: Table) -> None:
+    """Give family-dependent modules the family their table turned out to have."""
+    import dataclasses
+
+    fam = table.family
+    for r in table.rules():
+        exts = r.matches
+        if any(m.family_sensitive and m.nfproto != fam for m in exts):
+            r.matches = tuple(dataclasses.replace(m, nfproto=fam) if m.family_sensitive else m for m in exts)
+        t = r.target
+        if t is not None and t.family_sensitive and t.nfproto != fam:
+            r.target = dataclasses.replace(t, nfproto=fam)
+
+
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
