@@ -826,3 +826,14 @@ def test_big_dispatch_chain_skips_other_destinations_compactly():
     skipped = [s for s in leaf.steps if s.kind == T.NOTE and "other destinations" in s.reason]
     assert skipped and skipped[0].detail["skipped"] == 4 * 250 + 99
     assert sum(1 for s in leaf.steps if s.kind == T.RULE) == 2  # OUTPUT's jump and the match
+
+
+def test_bridged_traffic_skips_iptables_when_bridge_nf_is_off():
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    flow = Flow(src="172.17.0.6", iniface="docker0", dst="172.17.0.7", dport=80)
+    on = only_leaf(trace_flow(rs, flow, DOCKER_HOST))
+    assert any(s.kind == T.TABLE for s in on.steps)
+    off = host(("eth0", "198.51.100.1/24"), ("docker0", "172.17.0.1/16"), ("lo", "127.0.0.1/8"),
+               routes=(("default", "eth0", "198.51.100.254"),), sysctls={"net.bridge.bridge-nf-call-iptables": "0"})
+    leaf = only_leaf(trace_flow(rs, flow, off))
+    assert leaf.outcome.kind == T.FORWARDED and not any(s.kind == T.TABLE for s in leaf.steps)

@@ -282,7 +282,27 @@ class Tracer:
 
     # -- the journey --------------------------------------------------------------------------------
 
+    def _bridged_without_iptables(self, st: State, path: Path) -> None:
+        """Between two ports of one bridge the packet is switched, not routed: iptables sees
+        it only through br_netfilter (``bridge-nf-call-iptables=1``, what Docker and
+        Kubernetes set).  With the sysctl at 0 no hook of ours runs at all."""
+        p = st.pkts
+        key = "net.bridge.bridge-nf-call-iptables" if self.family == 4 else "net.bridge.bridge-nf-call-ip6tables"
+        if st.local_out or st.looped or self.host.sysctls.get(key) != "0" or p.iniface is None:
+            return
+        iface = self.host.interfaces.get(p.iniface)
+        if iface is None or iface.kind != "bridge":
+            return
+        parts = self.router.split(p.dst)
+        if len(parts) == 1 and parts[0][1].type == "unicast" and parts[0][1].dev == p.iniface:
+            path.steps.append(Step(T.NOTE, "bridge", reason=f"switched by the bridge {p.iniface} with {key}=0: "
+                                   "iptables does not see it"))
+            self._finish(st, path, T.FORWARDED, f"bridged to {_endpoint(p, 'dst', 'dport')} on {p.iniface} "
+                         "(no iptables hook)", iface=p.iniface)
+
     def _walk(self, st: State, path: Path) -> None:
+        if st.phase == "PREROUTING" and st.entry == 0 and not st.frames and not path.steps:
+            self._bridged_without_iptables(st, path)
         while True:
             ph = st.phase
             if ph in H.HOOKS:
