@@ -226,6 +226,9 @@ class Extension:
     # asks only them.
     may_note: ClassVar[bool] = False
 
+    # Set on classes whose save form depends on the rule's family (see ``nfproto``): the reader
+    # sets ``nfproto`` on them again once the table's family is known.
+    family_sensitive: ClassVar[bool] = False
     values: tuple[tuple[str, Value], ...] = ()
     # The module name as written in the input (an alias, or the case used).
     spelled: str = field(default="", compare=False)

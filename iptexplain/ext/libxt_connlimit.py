@@ -20,6 +20,7 @@ def _plen(text: str) -> int:
 @register
 class Connlimit(Match):
     name = "connlimit"
+    family_sensitive = True
     options = (
         Opt("upto", "--connlimit-upto", types.uint32),
         Opt("above", "--connlimit-above", types.uint32),

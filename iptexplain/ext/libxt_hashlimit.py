@@ -127,6 +127,7 @@ class HashlimitCfg:
 @register
 class Hashlimit(Match):
     name = "hashlimit"
+    family_sensitive = True
     options = (
         Opt("upto", "--hashlimit-upto", hashrate, aliases=("--hashlimit",)),
         Opt("above", "--hashlimit-above", hashrate),

@@ -33,6 +33,7 @@ def _seconds(text: str) -> int:
 @register
 class Recent(Match):
     name = "recent"
+    family_sensitive = True
     options = (
         Opt("set", "--set", types.flag),
         Opt("rcheck", "--rcheck", types.flag),
