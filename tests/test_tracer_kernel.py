@@ -23,7 +23,7 @@ from typing import Optional
 import pytest
 
 import kernel_lab
-from kernel_lab import HOST, HostIface, Peer, Topology, docker_topology, require_lab
+from kernel_lab import HOST, Topology, docker_topology, require_lab
 from iptexplain.host import HostModel, IfAddr, Interface
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.trace import Flow as TFlow

@@ -85,7 +85,6 @@ class State:
     notrack: bool = False
     nat_init: frozenset = frozenset()  # manip types ("DST", "SRC") already set up
     flow_state: frozenset = frozenset({"NEW"})
-    conds: list[Condition] = field(default_factory=list)
     resume: tuple[Rule, Decision] | None = None  # a fork's matched branch: apply this rule next
 
     def clone(self, pkts: Packets | None = None) -> "State":
@@ -93,7 +92,7 @@ class State:
             pkts if pkts is not None else self.pkts, self.conn.copy(), self.phase, self.entry,
             [Frame(f.chain, f.index) for f in self.frames], self.base, self.table, self.local_out,
             self.looped, self.route, self.out_dst, self.out_mark, self.notrack, self.nat_init,
-            self.flow_state, list(self.conds), self.resume,
+            self.flow_state, self.resume,
         )
 
 
@@ -240,6 +239,10 @@ class Tracer:
         root = Path()
         self.leaves = 1
         self.work = [(state, root)]
+        try:
+            self._bridged_without_iptables(state, root)
+        except _Stop:
+            return root
         while self.work:
             st, path = self.work.pop()
             try:
@@ -275,8 +278,7 @@ class Tracer:
         if stat:
             self.stat_forks.add(id(fork))
         # Depth-first, first branch first.
-        for (cond, sub, _), (_, p) in reversed(list(zip(branches, fork.branches))):
-            sub.conds.append(cond)
+        for (_, sub, _), (_, p) in reversed(list(zip(branches, fork.branches))):
             self.work.append((sub, p))
         raise _Stop
 
@@ -301,8 +303,6 @@ class Tracer:
                          "(no iptables hook)", iface=p.iniface)
 
     def _walk(self, st: State, path: Path) -> None:
-        if st.phase == "PREROUTING" and st.entry == 0 and not st.frames and not path.steps:
-            self._bridged_without_iptables(st, path)
         while True:
             ph = st.phase
             if ph in H.HOOKS:
@@ -671,13 +671,11 @@ class Tracer:
             self._finish(st, path, T.UNDECIDED, f"target {name} not understood", rule)
         eff = t.apply(st.pkts, ctx)
         if eff.pkts is not None:
-            before = st.pkts
             st.pkts = eff.pkts
             for f, b, a in eff.rewrites:
                 path.steps.append(Step(T.REWRITE, hook, table, chain, rule, depth=depth,
                                        reason=f"{extension_name(t)}: {f} {b} → {a}" + (f" ({eff.note})" if eff.note else ""),
                                        detail={"field": f, "before": b, "after": a}))
-            del before
         elif eff.note and eff.verdict == CONTINUE:
             path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth, reason=eff.note))
         if eff.nat is not None:
