@@ -67,6 +67,13 @@ def read_input(path: str) -> tuple[str, str]:
     return data.decode("utf-8", errors="replace"), name
 
 
-def load(path: str, fmt: str = "auto", family: int | None = None, table: str | None = None) -> Ruleset:
-    text, name = read_input(path)
-    return parse_text(text, name, fmt, family, table)
+def load(path: str, fmt: str = "auto", family: int | None = None, table: str | None = None,
+         progress: bool = True) -> Ruleset:
+    """Read a file (``-``: standard input) as the CLI does: a large iptables-save dump is parsed
+    while it is read, with a progress bar on a terminal (:mod:`iptexplain.parse.stream`)."""
+    from iptexplain.parse.stream import read_ruleset_or_text
+
+    rs, text, name = read_ruleset_or_text(path, fmt, family, table, progress=progress)
+    if rs is not None:
+        return rs
+    return parse_text(text, name, fmt, family, table)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import re
+from typing import Iterable
 
 from iptexplain.errors import InputError, OptionError
 from iptexplain.graph import BUILTIN_CHAINS, Chain, Counters, Rule, Ruleset, Table
@@ -68,9 +69,9 @@ class SaveReader:
         self.proven_families: set[int] = set()
         # Notes asked for by extensions (anonymized MACs…): (kind, message) -> (rules, first line).
         self.ext_notes: dict[tuple[str, str], tuple[int, int]] = {}
-
         # Tables holding modules whose save form depends on the family (recent --mask…).
         self.sensitive_tables: dict[int, Table] = {}
+
     # -- helpers ---------------------------------------------------------------------------
 
     def error(self, message: str, line: int) -> InputError:
@@ -84,9 +85,9 @@ class SaveReader:
         if spec.counters is not None:
             counters = Counters(*spec.counters)
         for ext in (*spec.matches, spec.target):
-            if ext is not None and ext.may_note:
             if ext is not None and ext.family_sensitive:
                 self.sensitive_tables[id(table)] = table
+            if ext is not None and ext.may_note:
                 for kind, message in ext.notes():
                     seen = self.ext_notes.get((kind, message))
                     self.ext_notes[(kind, message)] = (seen[0] + 1, seen[1]) if seen else (1, lineno)
@@ -230,9 +231,9 @@ class SaveReader:
                     key = (6, t.name)
                 tables.setdefault(key, t)
             self.rs.tables = tables
-        self.rs.link()
         for t in self.sensitive_tables.values():
             _set_nfproto(t)
+        self.rs.link()
         return self.rs
 
     def _maybe_table_hint(self, text: str) -> None:
@@ -374,7 +375,6 @@ class SaveReader:
         self.table = None
 
 
-def _clip(text: str, n: int = 60) -> str:
 def _set_nfproto(table: Table) -> None:
     """Give family-dependent modules the family their table turned out to have."""
     import dataclasses
@@ -389,6 +389,7 @@ def _set_nfproto(table: Table) -> None:
             r.target = dataclasses.replace(t, nfproto=fam)
 
 
+def _clip(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
@@ -404,6 +405,20 @@ def parse_save(text: str, source: str = "<input>", family: int | None = None, ta
             reader.s_table_name = guess[0]
             reader.rs.note("inference", f"table {guess[0]} inferred: {guess[1]}")
     with _no_gc(len(lines)):
+        return reader.read(lines)
+
+
+def parse_save_lines(lines: Iterable[str], source: str = "<input>", family: int | None = None,
+                     table: str | None = None, repaired: set[str] | None = None) -> Ruleset:
+    """Parse iptables-save / restore text given line by line, as it is read (see
+    :mod:`iptexplain.parse.stream`): the input must be known to have ``*table`` lines, so that
+    no ``-S`` inference over all lines is needed.  ``repaired`` is shared with the line source,
+    which notes what it repaired while splitting (CR line ends) before the reader reports."""
+    reader = SaveReader(source, family, table)
+    if repaired is not None:
+        repaired |= reader.repaired
+        reader.repaired = repaired
+    with _no_gc(1 << 30):
         return reader.read(lines)
 
 
