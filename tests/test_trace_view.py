@@ -268,3 +268,44 @@ def _check_dot(dot: str) -> None:
     if shutil.which("dot"):
         out = subprocess.run(["dot", "-Tsvg"], input=dot, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
+
+
+GOTO_RULES = """*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:A - [0:0]
+:B - [0:0]
+:C - [0:0]
+-A INPUT -j A
+-A INPUT -p tcp --dport 22 -j ACCEPT
+-A A -p tcp -g B
+-A A -j DROP
+-A B -p tcp --dport 80 -j ACCEPT
+-A B -j C
+-A C -p tcp --dport 443 -j RETURN
+-A C -p tcp --dport 22 -j RETURN
+COMMIT
+"""
+
+
+def test_goto_nests_under_the_rule_that_went_and_returns_above_it():
+    """-g B from A: B's rules nest under `A #1 -g B`; falling off B returns to INPUT, not A."""
+    from iptexplain.hostinfer import parse_host_options
+    from iptexplain.netfilter.tracer import trace_flow
+
+    rs = parse_text(GOTO_RULES, "goto.save")
+    host = parse_host_options(ifaces=["eth0=192.0.2.1/24"])
+    tr = trace_flow(rs, Flow(proto="tcp", src="192.0.2.7", dst="192.0.2.1", dport=22, iniface="eth0"), host)
+    text = render_text(tr, rs, width=WIDTH, verbose=True)
+    lines = text.splitlines()
+
+    def indent(prefix: str) -> int:
+        line = next(x for x in lines if prefix in x)
+        return line.index(prefix.lstrip()[0])
+
+    assert indent("✓ A #1  -p tcp -g B") < indent("✗ B #1") == indent("✓ B #2  -j C")
+    assert indent("✓ B #2  -j C") < indent("✓ C #2")
+    assert indent("↩ end of B: back to INPUT") == indent("✓ B #2  -j C")
+    assert "filter INPUT → A → B → C  ⇒ ACCEPT" in text
+    assert "accepted by filter INPUT #2 (goto.save:9)" in " ".join(text.split())

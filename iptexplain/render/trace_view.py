@@ -318,7 +318,8 @@ class _Builder:
         self.stack: list[tuple[int, str, Node]] = []
         self.last_rule: Node | None = None
         self.last_rule_step: Step | None = None
-        self.jump_parent: dict[int, tuple[str, Node]] = {}
+        # the last rule at each depth that jumped (False) or went (True) to a chain
+        self.jump_parent: dict[int, tuple[str, Node, bool]] = {}
         self.pending_skip: tuple[Node, Node] | None = None  # (container, skipped node)
 
     # -- containers -------------------------------------------------------------------------
@@ -337,11 +338,14 @@ class _Builder:
             return self.stack[-1][2]
         if self.stack and self.stack[-1][0] == d:
             self.stack.pop()  # another chain at the same depth: a goto
-        if d == 0 or (not self.stack and self.table is not None and c == self.table.base):
+        gone = self.jump_parent.get(d)  # -g: the chain gone to runs at the caller's depth
+        if gone is not None and gone[0] == c and gone[2]:
+            node = gone[1]
+        elif d == 0 or (not self.stack and self.table is not None and c == self.table.base):
             node = self._top()
         else:
             jp = self.jump_parent.get(d - 1)
-            if jp is not None and jp[0] == c:
+            if jp is not None and jp[0] == c and not jp[2]:
                 node = jp[1]
             else:
                 parent = self.stack[-1][2] if self.stack else self._top()
@@ -442,7 +446,7 @@ class _Builder:
         node = container.add(Node("rule", label))
         self.last_rule, self.last_rule_step = node, st
         if rule is not None and rule.jump:
-            self.jump_parent[max(st.depth, 0)] = (rule.jump, node)
+            self.jump_parent[max(st.depth, 0)] = (rule.jump, node, bool(rule.goto))
 
     def _rule_head(self, st: Step) -> str:
         rule = st.rule
@@ -463,7 +467,7 @@ class _Builder:
         node = self._innermost().add(Node("chain", Text.assemble(
             (f"{self.m.arrow} ", _style("jump")), (target or "?", _style("jump")),
             (f"  {st.reason}" if st.reason else "", "dim"))))
-        self.jump_parent[d if st.kind == JUMP and st.rule is None else d] = (target, node)
+        self.jump_parent[d] = (target, node, st.kind == GOTO)
 
     _on_goto = _on_jump
 
@@ -471,8 +475,10 @@ class _Builder:
         if not self.v.verbose:
             return
         text = Text(f"{self.m.ret} ", _style("where"))
-        text.append(st.reason or f"back from {st.chain}" if st.chain else "return", _style("where"))
-        self._innermost().add(Node("return", text))
+        text.append(st.reason or (f"back from {st.chain}" if st.chain else "return"), _style("where"))
+        # under the chain returned from (an explicit RETURN rule or the end of the chain)
+        home = next((node for depth, chain, node in reversed(self.stack) if chain == st.chain), None)
+        (home or self._innermost()).add(Node("return", text))
 
     def _on_policy(self, st: Step) -> None:
         pol = st.verdict or st.detail.get("policy", "") if st.detail else st.verdict or ""
