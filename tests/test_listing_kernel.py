@@ -204,6 +204,7 @@ PLACE: dict[str, tuple[int, str, str]] = {
     "policy": (4, "filter", "FORWARD"), "icmp6": (6, "filter", "INPUT"), "hl": (6, "filter", "INPUT"),
     "rt": (6, "filter", "INPUT"), "frag": (6, "filter", "INPUT"), "SYNPROXY": (4, "filter", "INPUT"),
     "rpfilter": (4, "raw", "PREROUTING"), "TCPMSS": (4, "mangle", "FORWARD"),
+    "devgroup": (4, "filter", "FORWARD"),
 }
 # What this kernel cannot load in a bare namespace, and why (each still has its round-trip test).
 UNLOADABLE = {

@@ -58,3 +58,17 @@ class DevGroup(Match):
             tests.append(lambda p, hit=hit, v=v, key=key, group=group: (Decision.all if hit != v.invert else Decision.none)(
                 p, f"{'in' if key == 'src_group' else 'out'}-interface group {group}"))
         return Decision.conjunction(pkts, tests)
+
+    # -- the -L face (devgroup_show: " [!] src-group 0xV[/0xM] [!] dst-group ...") -------------
+    listing_keywords = ("src-group", "dst-group")
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.base import save_like_listing
+
+        return save_like_listing(self)
+
+    @classmethod
+    def from_listing(cls, tail) -> "DevGroup":
+        from iptexplain.ext.base import read_save_like
+
+        return read_save_like(cls, tail, spelled="devgroup")  # type: ignore[return-value]

@@ -123,3 +123,44 @@ class String(Match):
 
         what = self.describe()
         return Decision.fork(pkts, what, f"payload matches {what}", f"payload does not match {what}")
+
+    # -- the -L face (string_print: ' STRING match [!] "PATTERN" ALGO name bm FROM n TO n ICASE')
+    listing_keywords = ("STRING",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        _, quoted = fmt_pattern(self.pattern)
+        out = ["STRING", "match"] + (["!"] if self.inverted else []) + [quoted, "ALGO", "name", self.value("algo")]
+        if self.value("from", 0):
+            out += ["FROM", str(self.value("from"))]
+        if self.value("to", 0xFFFF) != 0xFFFF:
+            out += ["TO", str(self.value("to"))]
+        if self.has("icase"):
+            out.append("ICASE")
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "String":
+        tail.expect("STRING", "match")
+        inv = tail.invert()
+        w = tail.take()
+        if len(w) < 2 or w[0] != '"' or w[-1] != '"':
+            raise OptionError("string: expected a quoted pattern")
+        body = w[1:-1]
+        if body.startswith("|") and body.endswith("|") and len(body) >= 2:
+            opts: list = [("--hex-string", inv, [body])]
+        else:
+            text, i = "", 0
+            while i < len(body):  # print_string escapes " and \ with a backslash
+                if body[i] == "\\" and i + 1 < len(body):
+                    i += 1
+                text += body[i]
+                i += 1
+            opts = [("--string", inv, [text])]
+        tail.expect("ALGO", "name")
+        opts.append(("--algo", False, [tail.take()]))
+        for word, flag in (("FROM", "--from"), ("TO", "--to")):
+            if tail.take_if(word):
+                opts.append((flag, False, [tail.take()]))
+        if tail.take_if("ICASE"):
+            opts.append(("--icase", False, []))
+        return cls.build(opts, spelled="string")  # type: ignore[return-value]

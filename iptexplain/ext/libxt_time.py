@@ -162,3 +162,58 @@ class Time(Match):
 
         what = self.describe()
         return Decision.fork(pkts, what, f"at a time within {what}", f"at another time")
+
+    # -- the -L face (time_print) --------------------------------------------------------------
+    # " TIME from HH:MM:SS to HH:MM:SS on Mon,Tue on 1st,22nd starting from YYYY-MM-DD HH:MM:SS
+    #   until date YYYY-MM-DD HH:MM:SS UTC contiguous" (UTC unless --kerneltz).
+    listing_keywords = ("TIME",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        i = self.info
+        out = ["TIME"]
+        if i.daytime_start != 0 or i.daytime_stop != MAX_DAYTIME:
+            out += ["from", fmt_daytime(i.daytime_start), "to", fmt_daytime(i.daytime_stop)]
+        if i.weekdays != ALL_WEEKDAYS:
+            out += ["on", ",".join(WEEK_DAYS[d] for d in range(1, 8) if i.weekdays & (1 << d))]
+        if i.monthdays != ALL_MONTHDAYS:
+            out += ["on", ",".join(f"{d}{_ordinal(d)}" for d in range(1, 32) if i.monthdays & (1 << d))]
+        if i.date_start != 0:
+            out += ["starting", "from"] + fmt_date(i.date_start).split("T")
+        if i.date_stop not in (0, 0x7FFFFFFF):
+            out += ["until", "date"] + fmt_date(i.date_stop).split("T")
+        if not i.kerneltz:
+            out.append("UTC")
+        if i.contiguous:
+            out.append("contiguous")
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Time":
+        tail.expect("TIME")
+        opts: list = []
+        if tail.take_if("from"):
+            opts.append(("--timestart", False, [tail.take()]))
+            tail.expect("to")
+            opts.append(("--timestop", False, [tail.take()]))
+        while tail.take_if("on"):
+            days = tail.take()
+            if days[:1].isdigit():
+                opts.append(("--monthdays", False, [",".join(d.rstrip("stndrh") for d in days.split(","))]))
+            else:
+                opts.append(("--weekdays", False, [days]))
+        if tail.peek() == "starting" and tail.peek(1) == "from":
+            tail.pos += 2
+            opts.append(("--datestart", False, [f"{tail.take()}T{tail.take()}"]))
+        if tail.peek() == "until" and tail.peek(1) == "date":
+            tail.pos += 2
+            opts.append(("--datestop", False, [f"{tail.take()}T{tail.take()}"]))
+        if not tail.take_if("UTC"):
+            opts.append(("--kerneltz", False, []))
+        if tail.take_if("contiguous"):
+            opts.append(("--contiguous", False, []))
+        return cls.build(opts, spelled="time")  # type: ignore[return-value]
+
+
+def _ordinal(d: int) -> str:
+    """time_print_monthdays' suffix: by the last digit only, as iptables prints (11st, 12nd)."""
+    return {1: "st", 2: "nd", 3: "rd"}.get(d % 10, "th")

@@ -1,0 +1,55 @@
+"""mh: the type of an IPv6 Mobility Header (libip6t_mh)."""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Match, Opt, OptType, parse_uint
+
+MH_NAMES = (("binding-refresh-request", 0), ("brr", 0), ("home-test-init", 1), ("hoti", 1),
+            ("careof-test-init", 2), ("coti", 2), ("home-test", 3), ("hot", 3), ("careof-test", 4),
+            ("cot", 4), ("binding-update", 5), ("bu", 5), ("binding-acknowledgement", 6), ("ba", 6),
+            ("binding-error", 7), ("be", 7))
+
+
+def _type(name: str) -> int:
+    """A name or an unambiguous prefix of one (an exact name wins), else a number."""
+    match = None
+    for full, typ in MH_NAMES:
+        if full.lower().startswith(name.lower()):
+            if match is None or len(full) == len(name):
+                match = typ
+    if match is not None:
+        return match
+    try:
+        return parse_uint(name, 8)
+    except OptionError:
+        raise OptionError(f"Invalid MH type `{name}'") from None
+
+
+def _types(text: str) -> tuple[int, int]:
+    if ":" not in text:
+        t = _type(text)
+        return (t, t)
+    lo_t, _, hi_t = text.partition(":")
+    lo = _type(lo_t) if lo_t else 0
+    hi = _type(hi_t) if hi_t else 0xFF
+    if lo > hi:
+        raise OptionError("Invalid MH type range (min > max)")
+    return (lo, hi)
+
+
+mhtypes = OptType("mhtypes", lambda a: _types(a[0]), lambda v: [str(v[0]) if v[0] == v[1] else f"{v[0]}:{v[1]}"])
+
+
+@register
+class Mh(Match):
+    name = "mh"
+    family = 6
+    options = (Opt("type", "--mh-type", mhtypes),)
+
+    def save_args(self) -> list[str]:
+        v = self.get("type")
+        if v is None or (v.value == (0, 0xFF) and not v.invert):
+            return []
+        return (["!"] if v.invert else []) + ["--mh-type"] + mhtypes.fmt(v.value)

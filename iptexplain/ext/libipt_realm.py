@@ -1,0 +1,19 @@
+"""realm: the routing realm of the route the packet took (libipt_realm)."""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Match, Opt
+from iptexplain.ext.libxt_devgroup import group
+
+
+@register
+class Realm(Match):
+    name = "realm"
+    family = 4
+    options = (Opt("realm", "--realm", group),)
+
+    def check(self) -> None:
+        if not self.has("realm"):
+            raise OptionError("realm: --realm is required")

@@ -1,0 +1,47 @@
+"""cluster: is this node responsible for the packet's hash bucket (libxt_cluster)."""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Opt, Match, types
+
+NODES_MAX = 32
+
+
+@register
+class Cluster(Match):
+    name = "cluster"
+    options = (
+        Opt("total_nodes", "--cluster-total-nodes", types.uint32, invert=False),
+        Opt("local_node", "--cluster-local-node", types.uint32),
+        Opt("local_nodemask", "--cluster-local-nodemask", types.uint32),
+        Opt("hash_seed", "--cluster-hash-seed", types.uint32, invert=False),
+    )
+
+    def check(self) -> None:
+        for k, f in (("total_nodes", "--cluster-total-nodes"), ("hash_seed", "--cluster-hash-seed")):
+            if not self.has(k):
+                raise OptionError(f"cluster match: {f} is required")
+        if self.has("local_node") == self.has("local_nodemask"):
+            raise OptionError("cluster match: `--cluster-local-node' or`--cluster-local-nodemask' is missing")
+        total = self.value("total_nodes")
+        if not 1 <= total <= NODES_MAX:
+            raise OptionError(f"cluster match: --cluster-total-nodes must be 1-{NODES_MAX}")
+        if self.node_mask >= (1 << total):
+            raise OptionError("cluster match: `--cluster-local-node' must be <= `--cluster-total-nodes'")
+
+    @property
+    def node_mask(self) -> int:
+        if self.has("local_node"):
+            return 1 << (self.value("local_node") - 1)
+        return self.value("local_nodemask")
+
+    @property
+    def inverted(self) -> bool:
+        return bool((self.get("local_node") or self.get("local_nodemask")).invert)  # type: ignore[union-attr]
+
+    def save_args(self) -> list[str]:
+        return ((["!"] if self.inverted else []) + ["--cluster-local-nodemask", f"0x{self.node_mask:08x}",
+                "--cluster-total-nodes", str(self.value("total_nodes")),
+                "--cluster-hash-seed", f"0x{self.value('hash_seed'):08x}"])
