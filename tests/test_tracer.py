@@ -837,3 +837,35 @@ def test_bridged_traffic_skips_iptables_when_bridge_nf_is_off():
                routes=(("default", "eth0", "198.51.100.254"),), sysctls={"net.bridge.bridge-nf-call-iptables": "0"})
     leaf = only_leaf(trace_flow(rs, flow, off))
     assert leaf.outcome.kind == T.FORWARDED and not any(s.kind == T.TABLE for s in leaf.steps)
+
+
+def test_reply_undoes_dnat_and_masquerade():
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    leaf = only_leaf(trace_flow(rs, Flow(dport=9525, src="203.0.113.9", sport=40000, reply=True), DOCKER_HOST))
+    assert leaf.outcome.kind == T.FORWARDED and leaf.outcome.iface == "eth0"
+    assert (leaf.outcome.packet["src"], leaf.outcome.packet["sport"]) == ("198.51.100.1", "9525")
+    assert not any(s.kind == T.TABLE and s.table == "nat" for s in leaf.steps)
+    out = only_leaf(trace_flow(rs, Flow(src="172.17.0.6", iniface="docker0", dst="203.0.113.9", dport=443,
+                                        sport=5555, reply=True), DOCKER_HOST))
+    assert out.outcome.iface == "docker0" and out.outcome.packet["dst"] == "172.17.0.6"
+    assert ("filter", "FORWARD", "-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "ACCEPT") in kernel_path(out.steps)
+
+
+def test_reply_forks_per_endpoint_with_probabilities():
+    tr = trace_flow(rs_of(KUBE), Flow(proto="udp", dst="10.96.0.10", dport=53, from_host=True, reply=True),
+                    DOCKER_HOST)
+    leaves = list(tr.leaves())
+    assert len(leaves) == 3
+    for l in leaves:
+        assert l.outcome.kind == T.DELIVERED and l.outcome.packet["src"] == "10.96.0.10"
+        assert l.probability == pytest.approx(1 / 3, abs=1e-6)
+
+
+def test_reply_without_a_connection():
+    rs = rs_of("""*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]""")
+    leaf = only_leaf(trace_flow(rs, Flow(dport=22, src="203.0.113.9", reply=True), DOCKER_HOST))
+    assert leaf.outcome.kind == T.UNDECIDED and "no reply" in leaf.outcome.summary

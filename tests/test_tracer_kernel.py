@@ -363,3 +363,28 @@ def test_statistic_cascade_reaches_more_than_one_endpoint(labs) -> None:
     lab = labs("statistic-cascade")
     seen = {lab.send(f).delivered_to for f in case.flows * 2}
     assert len(seen - {None}) >= 2, seen
+
+
+# The answer: the tracer's reply path (ESTABLISHED, reply direction, NAT undone by conntrack)
+# against the rules whose counters moved over the whole connection.
+REPLY_FLOWS = [LF("client", "198.51.100.1", 9525), LF("c1", "198.51.100.2", 8080), LF(HOST, "198.51.100.1", 9525)]
+
+
+@pytest.mark.parametrize("i", range(len(REPLY_FLOWS)))
+def test_reply_path_matches_kernel_counters(labs, i: int) -> None:
+    import dataclasses
+
+    case = CASES["seed"]
+    lab = labs("seed")
+    flow = REPLY_FLOWS[i]
+    obs = lab.send(flow)
+    assert obs.outcome == "delivered", obs.describe()
+    tflow = dataclasses.replace(tracer_flow(case.topology, flow), sport=obs.sport, reply=True)
+    tr = trace_flow(parse_text(case.ruleset, "<case>"), tflow, host_model(case.topology))
+    leaf, = list(tr.leaves())
+    assert leaf.outcome.kind in T.PASSED
+    rules = {(t, c, r) for t, c, r, _ in kernel_path(leaf.steps)}
+    assert rules <= obs.hits(), obs.describe() + "\n" + "\n".join(map(str, kernel_path(leaf.steps)))
+    # The reply reaches the sender with the addresses it expects (the NAT undone).
+    assert leaf.outcome.packet["dst"] == (tflow.src or leaf.outcome.packet["dst"])
+    assert leaf.outcome.packet["src"] == flow.dst

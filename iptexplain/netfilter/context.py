@@ -48,6 +48,26 @@ class Connection:
                           self.proto, {k: dict(v) for k, v in self.nat.items()}, self.status,
                           self.direction, self.helper, self.tracked)
 
+    def reply_binding(self, kind: str) -> dict[str, IntSet]:
+        """What conntrack rewrites on a reply packet at a ``kind`` hook: at the destination
+        NAT hooks it undoes the SNAT (back to the original source), at the source NAT hooks
+        it undoes the DNAT (back to the original destination)."""
+        if kind == "DNAT":
+            s = self.nat.get("SNAT", {})
+            out = {}
+            if "src" in s:
+                out["dst"] = self.orig_src
+            if "sport" in s:
+                out["dport"] = self.orig_sport
+            return out
+        d = self.nat.get("DNAT", {})
+        out = {}
+        if "dst" in d:
+            out["src"] = self.orig_dst
+        if "dport" in d:
+            out["sport"] = self.orig_dport
+        return out
+
     def reply_tuple(self) -> dict[str, IntSet]:
         """The reply direction: the original tuple swapped, with the NAT applied."""
         d = self.nat.get("DNAT", {})

@@ -31,6 +31,9 @@ class Flow:
     icmp_type: str | None = None
     from_host: bool = False  # locally generated (OUTPUT path)
     from_container: str | None = None  # name or address of a local container (a bridge peer)
+    # Trace the answer to this flow instead: the reply packet of the connection the flow opens,
+    # with conntrack undoing the connection's NAT (the tracer finds the connection first).
+    reply: bool = False
 
     def describe(self) -> str:
         parts = [self.proto or "any-proto"]
@@ -46,6 +49,8 @@ class Flow:
             parts.append(f"mark 0x{self.mark:x}")
         if self.from_host:
             parts.append("from this host")
+        if self.reply:
+            parts.append("(its reply)")
         return " ".join(parts)
 
 

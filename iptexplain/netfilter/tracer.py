@@ -407,6 +407,11 @@ class Tracer:
             return
         st.pkts = p = p.copy(ctstate=st.flow_state)
         c = st.conn
+        if c.direction == "REPLY":
+            path.steps.append(Step(T.CONNTRACK, hook, reason="a reply of the connection (ESTABLISHED): the nat "
+                                   "table is not consulted; conntrack undoes the connection's NAT",
+                                   detail={"state": "ESTABLISHED", "direction": "REPLY"}))
+            return
         c.orig_src, c.orig_dst, c.orig_sport, c.orig_dport, c.proto = p.src, p.dst, p.sport, p.dport, p.proto
         states = ",".join(sorted(st.flow_state))
         if "NEW" in st.flow_state:
@@ -432,15 +437,17 @@ class Tracer:
         if why is None:
             return True
         kind = NAT_KIND[manip]
-        binding = st.conn.nat.get(kind)
+        binding = st.conn.nat.get(kind) if st.conn.direction != "REPLY" else st.conn.reply_binding(kind)
+        path.steps.append(Step(T.CONNTRACK, hook, "nat", reason=f"nat {hook} not consulted: {why}"))
         if binding and not st.looped and manip not in st.nat_init:
             before = st.pkts
             st.pkts = before.copy(**binding)
-            for f, v in binding.items():
-                path.steps.append(Step(T.REWRITE, hook, "nat", reason=f"the connection's {kind}",
-                                       detail={"field": f, "before": _field_text(before, f),
-                                               "after": _field_text(st.pkts, f), "by": "conntrack"}))
-        path.steps.append(Step(T.CONNTRACK, hook, "nat", reason=f"nat {hook} not consulted: {why}"))
+            what = f"the connection's {kind}" if st.conn.direction != "REPLY" else \
+                f"the connection's {'SNAT' if kind == 'DNAT' else 'DNAT'} undone for the reply"
+            for f in binding:
+                b, a = _field_text(before, f), _field_text(st.pkts, f)
+                path.steps.append(Step(T.REWRITE, hook, "nat", reason=f"{what}: {f} {b} → {a}",
+                                       detail={"field": f, "before": b, "after": a, "by": "conntrack"}))
         return False
 
     # -- routing ------------------------------------------------------------------------------------
@@ -1070,12 +1077,74 @@ def trace_flow(ruleset: Ruleset, flow: Flow, host: HostModel | None = None, *, i
     if "security" in tr.tables and "nat" in tr.tables:
         notes.append(f"{backend} backend: security runs {'after' if backend == 'nft' else 'before'} nat INPUT"
                      + (" (iptables-nft registers it at priority 150)" if backend == "nft" else ""))
+    if flow.reply:
+        root = _trace_reply(ruleset, flow, host, notes, ipsets, verbose, max_branches, backend)
+        return Trace(flow, root, notes, host)
     st = initial_state(flow, host, tr.router, notes)
     if "NEW" not in st.flow_state and st.flow_state & {"ESTABLISHED", "RELATED"}:
         _inherit_nat(ruleset, flow, host, st, notes, ipsets)
     root = tr.run(st)
     notes.extend(tr.notes)
     return Trace(flow, root, notes, host)
+
+
+def _trace_reply(ruleset: Ruleset, flow: Flow, host: HostModel, notes: list[str], ipsets: Any,
+                 verbose: bool, max_branches: int, backend: str) -> Path:
+    """The answer to ``flow``: trace the flow's first packet (quietly) to learn its connection
+    -- where it went, which NAT it got -- then walk the reply packet back, ESTABLISHED, in the
+    reply direction, with conntrack undoing the NAT.  One branch per way the first packet can
+    go (kube-proxy's endpoints each answer with their own probability)."""
+    import dataclasses
+
+    first = Tracer(ruleset, host, flow.family, ipsets=ipsets, verbose=False, max_branches=max_branches,
+                   backend=backend)
+    s0 = initial_state(dataclasses.replace(flow, reply=False, state="NEW"), host, first.router, notes)
+    first_root = first.run(s0)
+    conds = {id(l.outcome): l.conditions for l in Trace(flow, first_root).leaves()}
+    passed = [(s, o) for s, o in first.finals if o.kind in T.PASSED]
+    if not passed:
+        kinds = ", ".join(sorted({o.kind for _, o in first.finals})) or "nothing"
+        notes.append(f"the flow's first packet is {kinds}: there is no connection to answer")
+        return Path([Step(T.NOTE, reason="no connection: the first packet never got through")],
+                    Outcome(T.UNDECIDED, None, f"no reply: the first packet is {kinds}"))
+    branches: list[tuple[Condition, Path]] = []
+    for st0, out0 in passed:
+        tr = Tracer(ruleset, host, flow.family, ipsets=ipsets, verbose=verbose, max_branches=max_branches,
+                    backend=backend)
+        rst = _reply_state(st0, out0, tr.router)
+        path = tr.run(rst)
+        path.steps.insert(0, Step(T.NOTE, reason=f"reply to the connection: {out0.summary}",
+                                  detail={"original": out0.packet}))
+        cs = conds.get(id(out0), [])
+        prob = None
+        if cs and all(c.probability is not None for c in cs):
+            prob = 1.0
+            for c in cs:
+                prob *= c.probability
+        branches.append((Condition("; ".join(c.text for c in cs) or "the connection", prob), path))
+        notes.extend(n for n in tr.notes if n not in notes)
+    if len(branches) == 1:
+        return branches[0][1]
+    return Path(fork=Fork("the reply depends on where the first packet went", branches))
+
+
+def _reply_state(st0: State, out0: Outcome, router: Router) -> State:
+    """The first reply packet of the connection ``st0`` ended in."""
+    p = st0.pkts
+    icmp = p.icmp
+    echo = {8 << 8: 0, 128 << 8: 129 << 8}
+    if single(p.proto) in (1, 58) and single(icmp) in echo:
+        icmp = point(echo[single(icmp)])
+    conn = st0.conn.copy()
+    conn.direction = "REPLY"
+    conn.status = frozenset({"SEEN_REPLY", "CONFIRMED"})
+    local = out0.kind == T.DELIVERED
+    pk = Packets(p.family, p.dst, p.src, p.proto, p.dport, p.sport, icmp,
+                 point(0x12) if single(p.proto) == 6 else U8,  # SYN,ACK
+                 ctstate=frozenset({"INVALID"}), iniface=None if local else out0.iface,
+                 connmark=p.connmark, from_host=local)
+    return State(pk, conn, "LOCAL_ROUTE" if local else "PREROUTING", local_out=local,
+                 flow_state=frozenset({"ESTABLISHED"}))
 
 
 def _inherit_nat(ruleset: Ruleset, flow: Flow, host: HostModel, st: State, notes: list[str], ipsets: Any) -> None:
