@@ -29,9 +29,8 @@ from rich.text import Text
 from rich.tree import Tree
 
 from iptexplain.netfilter.trace import (
-    CONNTRACK, DELIVERED, DROPPED, FORWARDED, GOTO, HOOK, JUMP, NOTE, PASSED, POLICY, QUEUED,
-    REJECTED, RETURN, REWRITE, ROUTE, RULE, SENT, TABLE, UNDECIDED, VERDICT, Condition, Leaf,
-    Outcome, Path, Step, Trace,
+    DELIVERED, DROPPED, FORWARDED, GOTO, PASSED, POLICY, QUEUED, REJECTED, REWRITE, RULE, SENT,
+    UNDECIDED, VERDICT, Condition, Leaf, Outcome, Path, Step, Trace,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -138,11 +137,6 @@ def rule_ref(rule: Any) -> str:
     if rule is None:
         return ""
     return f"{rule.table} {rule.chain} #{rule.number} ({rule.where()})"
-
-
-def rule_body(rule: Any) -> str:
-    """The rule as the user wrote it, after ``-A CHAIN``."""
-    return " ".join(rule.save_args()) if rule.save_args() else "(no match, no target)"
 
 
 _PACKET_KEYS = ("proto", "src", "sport", "dst", "dport", "iniface", "outiface", "mark", "ctstate", "state")
@@ -634,6 +628,10 @@ class TraceView:
         self.verbose = verbose
         self.max_notes = max_notes
         self.names = ContainerNames(trace.host)
+        self._ascii = False  # set per rendering: the console cannot show Unicode
+
+    def _a(self, text: Text) -> Text:
+        return asciify(text) if self._ascii else text
 
     # -- pieces -----------------------------------------------------------------------------
 
@@ -659,7 +657,7 @@ class TraceView:
                 (f" {m.note if warn else 'i'} ", _style("note") if warn else "dim"),
                 (self.names(msg), "" if warn else "dim"),
             )
-            out.append(_hanging(asciify(line) if getattr(self, "_ascii", False) else line, 3))
+            out.append(_hanging(self._a(line), 3))
         if len(notes) > len(shown):
             more = len(notes) - len(shown)
             out.append(Text(f"   … {more} more note{'s' if more != 1 else ''} (-v shows them)", "dim"))
@@ -724,15 +722,14 @@ class TraceView:
         if len(leaves) == 1:
             leaf = leaves[0]
             line = self.outcome_text(leaf.outcome, leaf.steps, m)
-            if getattr(self, "_ascii", False):
-                line = asciify(line)
+            line = self._a(line)
             indent = line.plain.index(" ") + 1
             out: list[Any] = [_hanging(line, indent)]
             pkt = self._final_packet(leaf)
             if pkt:
                 what = "packet as it leaves" if leaf.outcome.kind in PASSED else "the packet then"
                 extra = Text(f"{' ' * indent}{what}: {self.names(pkt)}", "dim")
-                out.append(_hanging(asciify(extra) if getattr(self, "_ascii", False) else extra, indent + 2))
+                out.append(_hanging(self._a(extra), indent + 2))
             return out
         kinds = sorted({lf.outcome.kind for lf in leaves}, key=list(OUTCOME_WORDS).index)
         head = Text.assemble(
@@ -748,8 +745,7 @@ class TraceView:
             conds = Text(" and ".join(c.text for c in leaf.conditions), _style("cond"))
             conds.append("\n")
             conds.append_text(self.outcome_text(leaf.outcome, leaf.steps, m))
-            if getattr(self, "_ascii", False):
-                conds = asciify(conds)
+            conds = self._a(conds)
             grid.add_row("", Text(f"{p:.0%}" if p is not None else "?", "bold"), conds)
         return [head, grid]
 
