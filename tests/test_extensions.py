@@ -350,6 +350,14 @@ SAVE_FORMS = [
      '-j DNPT --src-pfx fd00::/64 --dst-pfx 2001:db8::/64'),
     (6, 'mangle', '-j SNPT --src-pfx 2001:db8::/64 --dst-pfx fd00::/64',
      '-j SNPT --src-pfx 2001:db8::/64 --dst-pfx fd00::/64'),
+    (4, 'filter', '-p dccp -m dccp --sport 10:20 ! --dport 5 --dccp-types REQUEST,ack,INVALID --dccp-option 3',
+     '-p dccp -m dccp --sport 10:20 ! --dport 5 --dccp-types REQUEST,ACK,INVALID --dccp-option 3'),
+    (4, 'filter', '-p dccp -m dccp ! --dccp-types SYNC',
+     '-p dccp -m dccp ! --dccp-types SYNC'),
+    (6, 'filter', '-m ipv6header --header hop-by-hop,ipv6-frag,esp --soft',
+     '-m ipv6header --header hop-by-hop,ipv6-frag,esp --soft'),
+    (6, 'filter', '-m ipv6header ! --header dst,route,auth,none,prot',
+     '-m ipv6header ! --header ipv6-opts,ipv6-route,ah,ipv6-nonxt,protocol'),
 ]
 
 

@@ -1,0 +1,61 @@
+"""ipv6header: which IPv6 extension headers the packet carries (libip6t_ipv6header).
+
+``--header`` lists header types; without ``--soft`` the packet must carry exactly those, with it
+at least one of them.  iptables-save names them as /etc/protocols does.
+"""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Match, Opt, OptType, types
+
+# (protocol number, mask bit), in the order iptables prints them.
+CHAIN_FLAGS = ((0, 128), (60, 64), (43, 32), (44, 16), (51, 8), (50, 4), (59, 2), (255, 1))
+# Names read: /etc/protocols' and iptables' own.
+NAMES = {"hop-by-hop": 0, "hop": 0, "hopopt": 0, "dst": 60, "ipv6-opts": 60, "route": 43,
+         "ipv6-route": 43, "frag": 44, "ipv6-frag": 44, "auth": 51, "ah": 51, "esp": 50,
+         "none": 59, "ipv6-nonxt": 59, "prot": 255, "protocol": 255, "raw": 255,
+         "0": 0, "60": 60, "43": 43, "44": 44, "51": 51, "50": 50, "59": 59, "255": 255}
+# Names printed (getprotobynumber first, then iptables' table; 0 is never looked up).
+PRINT = {0: "hop-by-hop", 60: "ipv6-opts", 43: "ipv6-route", 44: "ipv6-frag", 51: "ah", 50: "esp",
+         59: "ipv6-nonxt", 255: "protocol"}
+
+
+def parse_headers(text: str) -> int:
+    mask = 0
+    for tok in text.split(","):
+        if tok.lower() not in NAMES:
+            raise OptionError(f"unknown header `{tok}' specified")
+        proto = NAMES[tok.lower()]
+        mask |= dict(CHAIN_FLAGS)[proto]
+    return mask
+
+
+def fmt_headers(mask: int) -> str:
+    names = [PRINT[proto] for proto, bit in CHAIN_FLAGS if mask & bit]
+    return ",".join(names) if names else "NONE"
+
+
+headers = OptType("headers", lambda a: parse_headers(a[0]), lambda v: [fmt_headers(v)])
+
+
+@register
+class Ipv6Header(Match):
+    name = "ipv6header"
+    family = 6
+    options = (
+        Opt("header", "--header", headers),
+        Opt("soft", "--soft", types.flag, invert=False),
+    )
+
+    def check(self) -> None:
+        if not self.has("header"):
+            raise OptionError("ipv6header: --header is required")
+
+    def decide(self, pkts, ctx):
+        """The extension headers of the packet are not described: a fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        what = self.describe()
+        return Decision.fork(pkts, what, f"{what}", f"not {what}")

@@ -1,0 +1,73 @@
+"""dccp: DCCP ports, packet types and options (libxt_dccp)."""
+
+from __future__ import annotations
+
+from iptexplain.errors import OptionError
+from iptexplain.ext import register
+from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
+
+DCCP_TYPES = ("REQUEST", "RESPONSE", "DATA", "ACK", "DATAACK", "CLOSEREQ", "CLOSE", "RESET", "SYNC",
+              "SYNCACK", "INVALID")
+INVALID = 10
+INVALID_OTHER = 0xF800  # INVALID also covers the type numbers 11-15
+
+
+def parse_dccp_types(text: str) -> int:
+    mask = 0
+    for tok in text.split(","):
+        if not tok:
+            continue
+        names = [t.lower() for t in DCCP_TYPES]
+        if tok.lower() not in names:
+            raise OptionError(f"Unknown DCCP type `{tok}'")
+        mask |= 1 << names.index(tok.lower())
+    if mask & (1 << INVALID):
+        mask |= INVALID_OTHER
+    return mask
+
+
+def fmt_dccp_types(mask: int) -> str:
+    out = []
+    for i in range(16):
+        if mask & (1 << i):
+            out.append(DCCP_TYPES[i] if i < len(DCCP_TYPES) else str(i))
+            if i == INVALID:
+                break
+    return ",".join(out)
+
+
+def _option(text: str) -> int:
+    v = parse_uint(text, 8)
+    if v < 1:
+        raise OptionError("dccp: --dccp-option must be 1-255")
+    return v
+
+
+dccptypes = OptType("dccptypes", lambda a: parse_dccp_types(a[0]), lambda v: [fmt_dccp_types(v)])
+
+
+@register
+class Dccp(Match):
+    name = "dccp"
+    options = (
+        Opt("sport", "--sport", types.portrange, aliases=("--source-port",)),
+        Opt("dport", "--dport", types.portrange, aliases=("--destination-port",)),
+        Opt("types", "--dccp-types", dccptypes),
+        Opt("option", "--dccp-option", OptType("option", lambda a: _option(a[0]), lambda v: [str(v)])),
+    )
+
+    def decide(self, pkts, ctx):
+        """DCCP ports; the packet types and options are not described: a fork."""
+        from iptexplain.netfilter.packets import Decision, span
+
+        tests = []
+        for key in ("sport", "dport"):
+            v = self.get(key)
+            if v is not None:
+                tests.append(lambda p, k=key, v=v: Decision.split(p, k, span(*v.value), v.invert, k))
+        for key in ("types", "option"):
+            v = self.get(key)
+            if v is not None:
+                label = f"dccp {key} {'! ' if v.invert else ''}{v.value}"
+                tests.append(lambda p, label=label: Decision.fork(p, label, label, f"not {label}"))
+        return Decision.conjunction(pkts, tests)
