@@ -869,3 +869,26 @@ def test_reply_without_a_connection():
 :OUTPUT ACCEPT [0:0]""")
     leaf = only_leaf(trace_flow(rs, Flow(dport=22, src="203.0.113.9", reply=True), DOCKER_HOST))
     assert leaf.outcome.kind == T.UNDECIDED and "no reply" in leaf.outcome.summary
+
+
+def test_every_module_has_its_tracer_face():
+    """Netfilter knowledge of a module lives in its file: every match decides, every target applies."""
+    from iptexplain.ext import MATCHES, TARGETS, load_all
+
+    load_all()
+    assert not sorted({c.name for c in MATCHES.values() if not callable(getattr(c, "decide", None))})
+    assert not sorted({c.name for c in TARGETS.values() if not callable(getattr(c, "apply", None))})
+
+
+def test_npt_translates_the_prefix():
+    rs = rs_of("""*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -d 2001:db8:1::/64 -j DNPT --src-pfx 2001:db8:1::/64 --dst-pfx fd00:17::/64""", family=6)
+    h = host(("eth0", "2001:db8:1::1/64"), ("docker0", "fd00:17::1/64"), ("lo", "::1/128"),
+             routes=(("default", "eth0", "2001:db8:1::fffe"),))
+    leaf = only_leaf(trace_flow(rs, Flow(family=6, dst="2001:db8:1::42", dport=80, src="2001:db8:7::1"), h))
+    assert leaf.outcome.kind == T.FORWARDED and leaf.outcome.packet["dst"] == "fd00:17::42"

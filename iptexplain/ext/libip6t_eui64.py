@@ -12,3 +12,10 @@ class Eui64(Match):
     name = "eui64"
     family = 6
     options = ()
+
+    def decide(self, pkts, ctx):
+        """Whether the source's interface identifier is derived from the sender's MAC: not described, a fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        what = self.describe()
+        return Decision.fork(pkts, what, f"{what}", f"not {what}")

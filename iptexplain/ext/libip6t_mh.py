@@ -53,3 +53,10 @@ class Mh(Match):
         if v is None or (v.value == (0, 0xFF) and not v.invert):
             return []
         return (["!"] if v.invert else []) + ["--mh-type"] + mhtypes.fmt(v.value)
+
+    def decide(self, pkts, ctx):
+        """The mobility header type is not described: a fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        what = self.describe()
+        return Decision.fork(pkts, what, f"{what}", f"not {what}")

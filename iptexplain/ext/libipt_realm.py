@@ -17,3 +17,10 @@ class Realm(Match):
     def check(self) -> None:
         if not self.has("realm"):
             raise OptionError("realm: --realm is required")
+
+    def decide(self, pkts, ctx):
+        """The route realm is not in the host model: a fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        what = self.describe()
+        return Decision.fork(pkts, what, f"{what}", f"not {what}")

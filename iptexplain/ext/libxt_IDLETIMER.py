@@ -22,3 +22,9 @@ class IdleTimer(Target):
     def check(self) -> None:
         if not (self.has("timeout") and self.has("label")):
             raise OptionError("IDLETIMER: --timeout and --label are required")
+
+    def apply(self, pkts, ctx):
+        """Restart an idle timer and continue."""
+        from iptexplain.netfilter.context import CONTINUE, Effect
+
+        return Effect(CONTINUE, note=f"idle timer {self.value('label')} restarted")

@@ -45,3 +45,17 @@ class Cluster(Match):
         return ((["!"] if self.inverted else []) + ["--cluster-local-nodemask", f"0x{self.node_mask:08x}",
                 "--cluster-total-nodes", str(self.value("total_nodes")),
                 "--cluster-hash-seed", f"0x{self.value('hash_seed'):08x}"])
+
+    def decide(self, pkts, ctx):
+        """Which node of the cluster handles the packet: a hash of its source address the
+        trace does not compute -- a fork with this node's share as its probability."""
+        from iptexplain.netfilter.packets import Decision
+
+        total = self.value("total_nodes")
+        mine = bin(self.node_mask & ((1 << total) - 1)).count("1")
+        p = mine / total if total else None
+        if self.inverted and p is not None:
+            p = 1 - p
+        return Decision.fork(pkts, f"cluster node mask 0x{self.node_mask:x} of {total}",
+                             f"{'not ' if self.inverted else ''}handled by this node",
+                             f"{'' if self.inverted else 'not '}handled by this node", p)

@@ -17,3 +17,10 @@ class IpComp(Match):
 
     def save_args(self) -> list[str]:
         return save_spis("--ipcompspi", self.get("spi")) + (["--compres"] if self.has("res") else [])
+
+    def decide(self, pkts, ctx):
+        """The IPComp header's SPI is not described: a fork."""
+        from iptexplain.netfilter.packets import Decision
+
+        what = self.describe()
+        return Decision.fork(pkts, what, f"{what}", f"not {what}")
