@@ -668,7 +668,9 @@ class TraceView:
         seen: set[str] = set()
         rs = self.ruleset
         for n in (getattr(rs, "notes", None) or []):
-            where = f"{rs.source}:{n.line}: " if getattr(n, "line", None) else ""
+            # the ruleset line above names the file: "line 72: …" is enough here
+            line = getattr(n, "line", None)
+            where = f"line {line}: " if line and not re.search(rf"\blines? {line}\b", n.message) else ""
             msg = f"{where}{n.message}"
             if msg not in seen:
                 seen.add(msg)
