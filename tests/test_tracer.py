@@ -892,3 +892,13 @@ def test_npt_translates_the_prefix():
              routes=(("default", "eth0", "2001:db8:1::fffe"),))
     leaf = only_leaf(trace_flow(rs, Flow(family=6, dst="2001:db8:1::42", dport=80, src="2001:db8:7::1"), h))
     assert leaf.outcome.kind == T.FORWARDED and leaf.outcome.packet["dst"] == "fd00:17::42"
+
+
+def test_established_packet_of_a_random_endpoint_connection_forks_per_binding():
+    tr = trace_flow(rs_of(KUBE), Flow(proto="udp", dst="10.96.0.10", dport=53, from_host=True, state="ESTABLISHED"),
+                    DOCKER_HOST)
+    leaves = list(tr.leaves())
+    assert sorted(l.outcome.packet["dst"] for l in leaves) == ["10.244.0.2", "10.244.0.3", "10.244.1.4"]
+    for l in leaves:
+        assert l.probability == pytest.approx(1 / 3, abs=1e-6)
+        assert not any(s.kind == T.TABLE and s.table == "nat" for s in l.steps)

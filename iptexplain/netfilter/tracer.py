@@ -1082,7 +1082,27 @@ def trace_flow(ruleset: Ruleset, flow: Flow, host: HostModel | None = None, *, i
         return Trace(flow, root, notes, host)
     st = initial_state(flow, host, tr.router, notes)
     if "NEW" not in st.flow_state and st.flow_state & {"ESTABLISHED", "RELATED"}:
-        _inherit_nat(ruleset, flow, host, st, notes, ipsets)
+        bindings = _connection_bindings(ruleset, flow, host, ipsets, backend)
+        if len(bindings) > 1:
+            # The connection's first packet could have gone several ways (kube-proxy's random
+            # endpoint choice, made once per connection): one branch per binding it keeps.
+            branches = []
+            for nat, cond in bindings:
+                sub = Tracer(ruleset, host, flow.family, ipsets=ipsets, verbose=verbose,
+                             max_branches=max_branches, backend=backend)
+                s2 = initial_state(flow, host, sub.router, [])
+                s2.conn.nat = {k: dict(v) for k, v in nat.items()}
+                branches.append((cond, sub.run(s2)))
+                notes.extend(n for n in sub.notes if n not in notes)
+            notes.append("the connection's first packet could get different NAT bindings: one branch each")
+            return Trace(flow, Path(fork=Fork("the connection's NAT, chosen by its first packet", branches)),
+                         notes, host)
+        if bindings and bindings[0][0]:
+            nat = bindings[0][0]
+            st.conn.nat = {k: dict(v) for k, v in nat.items()}
+            notes.append("the connection's first packet got " + ", ".join(
+                f"{k} to {', '.join(f'{f} {_set_text(v, f, flow.family)}' for f, v in b.items())}"
+                for k, b in nat.items() if b) + "; this packet keeps it")
     root = tr.run(st)
     notes.extend(tr.notes)
     return Trace(flow, root, notes, host)
@@ -1147,28 +1167,33 @@ def _reply_state(st0: State, out0: Outcome, router: Router) -> State:
                  flow_state=frozenset({"ESTABLISHED"}))
 
 
-def _inherit_nat(ruleset: Ruleset, flow: Flow, host: HostModel, st: State, notes: list[str], ipsets: Any) -> None:
+def _connection_bindings(ruleset: Ruleset, flow: Flow, host: HostModel, ipsets: Any,
+                         backend: str) -> list[tuple[dict, Condition]]:
     """A later packet keeps the NAT its connection's first packet got: trace that packet
-    (quietly) and carry its binding when every way through agrees on one."""
-    first = Tracer(ruleset, host, flow.family, ipsets=ipsets, verbose=False, max_branches=64,
-                   backend=getattr(ruleset, "backend", None) or "nft")
-    n0: list[str] = []
-    s0 = initial_state(flow, host, first.router, n0)
-    s0.flow_state = frozenset({"NEW"})
-    if single(s0.pkts.proto) == 6:
-        s0.pkts.tcpflags = point(TCP_SYN)
-    first.run(s0)
-    bindings = {repr(sorted(s.conn.nat.items())): s.conn.nat for s, o in first.finals if o.kind in T.PASSED}
-    if len(bindings) == 1:
-        nat = next(iter(bindings.values()))
-        if nat:
-            st.conn.nat = {k: dict(v) for k, v in nat.items()}
-            notes.append("the connection's first packet got " + ", ".join(
-                f"{k} to {', '.join(f'{f} {_set_text(v, f, flow.family)}' for f, v in b.items())}"
-                for k, b in nat.items() if b) + "; this packet keeps it")
-    elif len(bindings) > 1:
-        notes.append("the connection's first packet could get different NAT bindings: "
-                     "this trace assumes none (give the flow more exactly)")
+    (quietly) and return each distinct binding with the condition (and probability) of
+    getting it."""
+    import dataclasses
+
+    first = Tracer(ruleset, host, flow.family, ipsets=ipsets, verbose=False, max_branches=64, backend=backend)
+    s0 = initial_state(dataclasses.replace(flow, state="NEW"), host, first.router, [])
+    root = first.run(s0)
+    conds = {id(l.outcome): l.conditions for l in Trace(flow, root).leaves()}
+    out: dict[str, tuple[dict, list[str], float | None]] = {}
+    for s, o in first.finals:
+        if o.kind not in T.PASSED:
+            continue
+        key = repr(sorted((k, sorted(v.items())) for k, v in s.conn.nat.items()))
+        cs = conds.get(id(o), [])
+        p: float | None = 1.0
+        for c in cs:
+            p = None if p is None or c.probability is None else p * c.probability
+        texts = "; ".join(c.text for c in cs) or "the connection"
+        if key in out:
+            nat, t, q = out[key]
+            out[key] = (nat, t + [texts], None if q is None or p is None else q + p)
+        else:
+            out[key] = (s.conn.nat, [texts], p)
+    return [(nat, Condition(" or ".join(t), p)) for nat, t, p in out.values()]
 
 
 def _set_text(s: IntSet, f: str, family: int) -> str:
