@@ -102,7 +102,7 @@ def _dotted_quad(text: str) -> int | None:
     return value
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def parse_ip(text: str, family: int | None = None) -> tuple[int, int]:
     """Parse one host address; returns (family, integer). Raises OptionError."""
     if family != 6:
@@ -121,7 +121,7 @@ def parse_ip(text: str, family: int | None = None) -> tuple[int, int]:
         raise OptionError(f"host/network `{text}' not found") from None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def parse_address(text: str, family: int | None = None) -> Address:
     """Parse ``-s``/``-d`` syntax: address, address/len, address/dotted-mask.
 

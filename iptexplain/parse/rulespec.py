@@ -146,6 +146,7 @@ _SEGMENT_CACHE: dict[tuple, tuple[Extension, tuple[str, ...]]] = {}
 _HEADER_CACHE: dict[tuple, IPHeader] = {}
 _PROTO_CACHE: dict[str, str | None] = {}
 _IFACE_CACHE: dict[str, str] = {}
+_CACHE_MAX = 20_000
 
 
 class _Fallback(Exception):
@@ -289,8 +290,9 @@ def _fast_rulespec(args: list[str], family: int | None) -> RuleSpec:
     header = _HEADER_CACHE.get(hkey)
     if header is None:
         header = IPHeader(*hkey)
-        if len(_HEADER_CACHE) < 500_000:
-            _HEADER_CACHE[hkey] = header
+        if len(_HEADER_CACHE) > _CACHE_MAX:
+            _HEADER_CACHE.clear()
+        _HEADER_CACHE[hkey] = header
 
     # Then the matches, each with its own options only.
     matches: list[Extension] = []
@@ -344,7 +346,8 @@ def _fast_rulespec(args: list[str], family: int | None) -> RuleSpec:
                     if end != n:
                         raise _Fallback
                     _fill(pend, args, start + 1, n)
-                    ext = _finish(pend, "target", family)
+                    ext = (pend.cls.build(pend.opts, spelled=val, family=family) if pend.cls is not None
+                           else _finish(pend, "target", family))
                     flags = tuple(w for w in pend.raw if w.startswith("-")) if pend.cls is None else ()
                     hit = (ext, flags)
                 _SEGMENT_CACHE[seg] = hit
@@ -354,7 +357,9 @@ def _fast_rulespec(args: list[str], family: int | None) -> RuleSpec:
             i = n
         else:
             raise _Fallback
-    if len(_SEGMENT_CACHE) > 1_000_000:
+    # Most segments of a kube-proxy dump are unique (comments, DNAT endpoints, chain names):
+    # a bounded cache keeps the repeating ones without holding every line's words to the end.
+    if len(_SEGMENT_CACHE) > _CACHE_MAX:
         _SEGMENT_CACHE.clear()
     return RuleSpec(header, tuple(matches), target, goto, None)  # type: ignore[arg-type]
 
