@@ -115,6 +115,29 @@ def count_rules(text: str) -> int:
     return len(_RULE_RE.findall(text))
 
 
+_POLICY_RE = re.compile(r"^\*(\S+)|^:(\S+) DROP\b", re.M)
+
+
+def effect(text: str) -> str:
+    """What a backend's tables do to packets, in words ("18 rules", "no rules, but DROP policy
+    on filter FORWARD"), or "" when they do nothing (no rules, every policy ACCEPT).
+
+    An empty table with a DROP policy (Docker's FORWARD) drops packets as surely as a rule."""
+    n = count_rules(text)
+    if n:
+        return f"{n} rule{'s' if n != 1 else ''}"
+    drops = []
+    table = "?"
+    for m in _POLICY_RE.finditer(text):
+        if m.group(1):
+            table = m.group(1)
+        else:
+            drops.append(f"{table} {m.group(2)}")
+    if drops:
+        return f"no rules, but DROP policy on {', '.join(drops)}"
+    return ""
+
+
 @dataclass
 class FamilyRead:
     """What was read for one family."""
@@ -138,6 +161,13 @@ class Detection:
     legacy_text: dict[int, FamilyRead] = field(default_factory=dict)
     chosen: dict[int, str] = field(default_factory=dict)
     notes: list[tuple[str, str]] = field(default_factory=list)  # (kind, message)
+
+    def nft_effect(self, family: int) -> str:
+        return effect(self.nft_text.get(family, ""))
+
+    def legacy_effect(self, family: int) -> str:
+        r = self.legacy_text.get(family)
+        return effect(r.text) if r is not None else ""
 
     def nft_rules(self, family: int) -> int:
         return count_rules(self.nft_text.get(family, ""))
@@ -216,33 +246,35 @@ def detect(families: tuple[int, ...] = (4, 6), backend: str | None = None, use_i
             det.legacy_text[fam] = read_legacy(fam, det.legacy_names[fam], use_iptc)
 
     for fam in families:
-        nft_rules = det.nft_rules(fam)
+        nft_does = det.nft_effect(fam)
         nft_tables = det.nft_tables(fam)
         leg_names = det.legacy_names[fam]
-        leg_rules = det.legacy_rules(fam)
+        leg_does = det.legacy_effect(fam)
         if backend is not None:
             chosen = backend
             other = "legacy" if backend == "nft" else "nft"
             other_has = bool(leg_names) if backend == "nft" else bool(nft_tables)
             if other_has:
+                other_does = leg_does if other == "legacy" else nft_does
                 det.notes.append((
-                    "backend",
+                    "warning" if other_does else "backend",
                     f"{_fam(fam)}: the {other} backend also has tables "
-                    f"({', '.join(leg_names if other == 'legacy' else nft_tables)}); the kernel "
-                    f"applies them too, but only the {backend} backend was read",
+                    f"({', '.join(leg_names if other == 'legacy' else nft_tables)}"
+                    f"{'; ' + other_does if other_does else ''}); the kernel applies them too, but "
+                    f"only the {backend} backend was read",
                 ))
-        elif nft_rules and leg_rules:
+        elif nft_does and leg_does:
             chosen = det.default or "nft"
             other = "legacy" if chosen == "nft" else "nft"
             det.notes.append((
                 "warning",
-                f"{_fam(fam)}: both iptables backends hold rules ({nft_rules} in nf_tables, "
-                f"{leg_rules} in legacy); the kernel applies both to every packet, but this trace "
+                f"{_fam(fam)}: both iptables backends hold rules (nf_tables: {nft_does}; "
+                f"legacy: {leg_does}); the kernel applies both to every packet, but this trace "
                 f"reads only the {chosen} one"
                 + (" (the one `iptables' uses)" if det.default else "")
                 + f"; trace the other with: sudo {save_tool(other, fam)} | iptexplain trace -",
             ))
-        elif leg_rules or (leg_names and not nft_tables):
+        elif leg_does or (leg_names and not nft_tables):
             chosen = "legacy"
             if nft_tables:
                 det.notes.append(("backend", f"{_fam(fam)}: nf_tables has iptables tables "

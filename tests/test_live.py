@@ -394,6 +394,17 @@ out["same"] = state() == before
     assert "modprobe" not in seen  # python-iptables' import-time module loading is suppressed
 
 
+def test_legacy_drop_policy_without_rules_counts_as_rules(netns) -> None:
+    req = load_request(SEED, "nft")
+    req["load"].append({"backend": "legacy", "family": 4,
+                        "text": "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"})
+    ans = in_namespace(req)
+    warnings = [m for k, m in _notes(ans) if k == "warning"]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("IPv4: both iptables backends hold rules (nf_tables: 18 rules; legacy: "
+                                  "no rules, but DROP policy on filter FORWARD); the kernel applies both")
+
+
 def test_legacy_tables_without_rules_do_not_hide_nft_rules(netns) -> None:
     req = load_request(SEED, "nft")
     req["load"].append({"backend": "legacy", "family": 4, "text": "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"})
