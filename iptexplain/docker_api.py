@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 from iptexplain.host import HostModel
 
@@ -122,8 +123,18 @@ def describe(info: dict) -> str:
     return f"{name} ({', '.join(extra)})" if extra else name
 
 
-def add_containers(host: HostModel, path: str = DOCKER_SOCKET, timeout: float = TIMEOUT) -> int:
+def socket_path() -> str:
+    """The daemon's socket: ``DOCKER_HOST=unix:///path`` when set to a unix socket, else the
+    standard one (a TCP ``DOCKER_HOST`` is not followed: names are never worth a network call)."""
+    env = os.environ.get("DOCKER_HOST", "")
+    if env.startswith("unix://") and len(env) > len("unix://"):
+        return env[len("unix://"):]
+    return DOCKER_SOCKET
+
+
+def add_containers(host: HostModel, path: str | None = None, timeout: float = TIMEOUT) -> int:
     """Fill ``host.containers`` from the Docker API when it answers; the number added."""
+    path = path or socket_path()
     data = list_containers(path, timeout)
     if not data:
         return 0

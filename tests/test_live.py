@@ -773,6 +773,25 @@ def test_docker_api_names_containers(tmp_path: Path) -> None:
     assert describe(host.containers["172.18.0.2"]) == "db (postgres:16)"
 
 
+def test_docker_host_unix_socket_is_followed(tmp_path: Path, monkeypatch) -> None:
+    from iptexplain.docker_api import DOCKER_SOCKET, add_containers, socket_path
+    from iptexplain.host import HostModel
+
+    sock = tmp_path / "rootless.sock"
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
+    assert socket_path() == str(sock)
+    srv = _serve(sock, 200, json.dumps(CONTAINERS[:1]).encode())
+    try:
+        host = HostModel()
+        assert add_containers(host) == 1
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert host.containers["172.17.0.6"]["name"] == "gallant_lumiere"
+    monkeypatch.setenv("DOCKER_HOST", "tcp://192.0.2.1:2375")
+    assert socket_path() == DOCKER_SOCKET
+
+
 @pytest.mark.parametrize("status,body", [(500, b'{"message": "boom"}'), (200, b"not json"), (200, b'{"a": 1}')])
 def test_docker_api_failures_are_silent(tmp_path: Path, status: int, body: bytes) -> None:
     from iptexplain.docker_api import add_containers
