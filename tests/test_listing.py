@@ -491,6 +491,16 @@ SAMPLES: dict[str, list[str]] = {
                   "-m connbytes ! --connbytes 100 --connbytes-mode packets --connbytes-dir original"],
     "policy": ["-m policy --dir in --pol ipsec --reqid 1 --proto esp",
                "-m policy --dir out --pol ipsec --strict --mode tunnel --tunnel-dst 192.0.2.1 --next --proto ah"],
+    "DNPT": ["-j DNPT --src-pfx fd00::/64 --dst-pfx 2001:db8::/64"],
+    "SNPT": ["-j SNPT --src-pfx 2001:db8::/64 --dst-pfx fd00::/64"],
+    "ECN": ["-p tcp -j ECN --ecn-tcp-remove", "-p tcp -j ECN --ecn-tcp-ece 1"],
+    "IDLETIMER": ["-j IDLETIMER --timeout 60 --label idle"],
+    "cluster": ["-m cluster --cluster-total-nodes 2 --cluster-local-nodemask 0x00000001 --cluster-hash-seed 0xdeadbeef"],
+    "ipcomp": ["-p ipcomp -m ipcomp --ipcompspi 10"],
+    "mh": ["-p mh -m mh --mh-type 5", "-p mh -m mh ! --mh-type 1:3"],
+    "realm": ["-m realm --realm 0x10", "-m realm ! --realm 0x1/0xff"],
+    "ipv6header": ["-m ipv6header --header ipv6-route,ipv6-frag", "-m ipv6header ! --header esp --soft"],
+    "dccp": ["-p dccp -m dccp --dport 5004", "-p dccp -m dccp ! --sport 1:1024"],
     "devgroup": ["-m devgroup --src-group 0x1", "-m devgroup ! --dst-group 0x2/0xff"],
     "string": ['-m string --string "GET /admin" --algo bm --to 100', '-m string ! --hex-string "|0d0a|" --algo kmp --icase'],
     "time": ["-m time --timestart 08:00:00 --timestop 17:30:00 --weekdays Mon,Tue,Wed,Thu,Fri",
@@ -498,6 +508,8 @@ SAMPLES: dict[str, list[str]] = {
 }
 # Modules whose -L face is not written yet; rows using them are kept as not-understood text.
 NO_FACE_YET: set[str] = set()
+# Modules iptables prints nothing for: a listing cannot show them at all (a known loss of -L).
+INVISIBLE = {"eui64"}
 # Targets with no print function in iptables: the target column says everything.
 NO_PRINT = {"standard"}
 
@@ -511,6 +523,7 @@ def _ext_of(sample: str, name: str):
 
 def _roundtrip(name: str, sample: str, numeric: bool, family: int = 4) -> None:
     spec, ext = _ext_of(sample, name)
+    family = ext.family or family
     proto = spec.header.proto
     text = ext.listing(numeric, family=family, proto=proto)
     is_target = ext is spec.target
@@ -539,7 +552,7 @@ def test_every_module_has_a_listing_face_and_a_sample() -> None:
     missing_face = sorted(c.name for c in classes if c.name not in NO_PRINT and not c.has_listing_face())
     assert set(missing_face) == NO_FACE_YET, f"modules without a -L face: {missing_face}"
     missing_sample = sorted(c.name for c in classes
-                            if c.name not in NO_PRINT | NO_FACE_YET and c.name not in SAMPLES)
+                            if c.name not in NO_PRINT | NO_FACE_YET | INVISIBLE and c.name not in SAMPLES)
     assert not missing_sample, f"modules without a round-trip sample: {missing_sample}"
 
 
@@ -605,3 +618,9 @@ RETURN     all  --  0.0.0.0/0            0.0.0.0/0
     assert list(rs.tables) == [(4, "nat")]
     assert "chains" in rs.hidden
     assert any("piped" in n.message for n in rs.notes)
+
+
+def test_invisible_modules_print_nothing() -> None:
+    """eui64 has no print function: -L cannot show it, and the reader cannot guess it."""
+    spec = parse_rulespec(split_args("-m eui64 -j DROP"), 6)
+    assert spec.matches[0].listing(True, family=6) == ""

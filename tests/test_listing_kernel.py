@@ -205,6 +205,8 @@ PLACE: dict[str, tuple[int, str, str]] = {
     "rt": (6, "filter", "INPUT"), "frag": (6, "filter", "INPUT"), "SYNPROXY": (4, "filter", "INPUT"),
     "rpfilter": (4, "raw", "PREROUTING"), "TCPMSS": (4, "mangle", "FORWARD"),
     "devgroup": (4, "filter", "FORWARD"),
+    "DNPT": (6, "mangle", "PREROUTING"), "SNPT": (6, "mangle", "POSTROUTING"), "ECN": (4, "mangle", "POSTROUTING"),
+    "mh": (6, "filter", "INPUT"), "ipv6header": (6, "filter", "INPUT"),
 }
 # What this kernel cannot load in a bare namespace, and why (each still has its round-trip test).
 UNLOADABLE = {

@@ -49,3 +49,15 @@ class Dnpt(Target):
         text = lambda s: fmt_set(s, lambda v: int_to_ip(v, 6), 2)
         return Effect(CONTINUE, pkts.copy(**{field: new}), [(field, text(have), text(new))],
                       note="prefix translated (the checksum-neutral word is not shown)")
+
+    # -- the -L face (DNPT_print / SNPT_print: " DNPT src-pfx A/L dst-pfx B/L") -----------------
+    def listing(self, numeric: bool = True, *, family: int = 6, proto: str | None = None) -> str:
+        from iptexplain.ext.base import save_like_listing
+
+        return save_like_listing(self, self.name)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Dnpt":
+        from iptexplain.ext.base import read_save_like
+
+        return read_save_like(cls, tail, (cls.name,), spelled=cls.name)  # type: ignore[return-value]

@@ -19,3 +19,14 @@ class Eui64(Match):
 
         what = self.describe()
         return Decision.fork(pkts, what, f"{what}", f"not {what}")
+
+    # -- the -L face: eui64 has no print function, so -L shows nothing of it ------------------
+    # A listing cannot reveal the match at all; nothing here can be read back from one.
+    def listing(self, numeric: bool = True, *, family: int = 6, proto: str | None = None) -> str:
+        return ""
+
+    @classmethod
+    def from_listing(cls, tail) -> "Eui64":
+        from iptexplain.errors import OptionError
+
+        raise OptionError("eui64 prints nothing in a listing")

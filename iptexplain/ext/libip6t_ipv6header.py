@@ -59,3 +59,35 @@ class Ipv6Header(Match):
 
         what = self.describe()
         return Decision.fork(pkts, what, f"{what}", f"not {what}")
+
+    # -- the -L face (ipv6header_print: " ipv6header flags:[!]0xNN [soft]"; names without -n) --
+    listing_keywords = ("ipv6header",)
+
+    def listing(self, numeric: bool = True, *, family: int = 6, proto: str | None = None) -> str:
+        v = self.get("header")
+        out = ["ipv6header"]
+        if v is not None and (v.value or v.invert):
+            text = f"0x{v.value:02X}" if numeric else fmt_headers(v.value)
+            out.append(f"flags:{'!' if v.invert else ''}{text}")
+        if self.has("soft"):
+            out.append("soft")
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Ipv6Header":
+        from iptexplain.ext.base import parse_uint
+
+        tail.expect("ipv6header")
+        opts: list = []
+        w = tail.peek()
+        if w is not None and w.startswith("flags:"):
+            tail.pos += 1
+            value = w[len("flags:"):]
+            inv = value.startswith("!")
+            value = value.lstrip("!")
+            if value.lower().startswith("0x"):
+                value = fmt_headers(parse_uint(value, 8))
+            opts.append(("--header", inv, [value]))
+        if tail.take_if("soft"):
+            opts.append(("--soft", False, []))
+        return cls.build(opts, spelled="ipv6header")  # type: ignore[return-value]

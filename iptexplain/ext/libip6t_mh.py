@@ -60,3 +60,22 @@ class Mh(Match):
 
         what = self.describe()
         return Decision.fork(pkts, what, f"{what}", f"not {what}")
+
+    # -- the -L face (mh_print: " mh [!]TYPE[:TYPE]", numbers with -n, names without) ----------
+    listing_keywords = ("mh",)
+
+    def listing(self, numeric: bool = True, *, family: int = 6, proto: str | None = None) -> str:
+        v = self.get("type")
+        if v is None or (v.value == (0, 0xFF) and not v.invert):
+            return "mh"
+        lo, hi = v.value
+        return f"mh {'!' if v.invert else ''}{lo if lo == hi else f'{lo}:{hi}'}"
+
+    @classmethod
+    def from_listing(cls, tail) -> "Mh":
+        tail.expect("mh")
+        w = tail.peek()
+        if w is None or not (w.lstrip("!")[:1].isalnum()):
+            return cls.build([], spelled="mh")  # type: ignore[return-value]
+        tail.pos += 1
+        return cls.build([("--mh-type", w.startswith("!"), [w.lstrip("!")])], spelled="mh")  # type: ignore[return-value]

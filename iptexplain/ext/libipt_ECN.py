@@ -54,3 +54,31 @@ class EcnTarget(Target):
         from iptexplain.netfilter.context import CONTINUE, Effect
 
         return Effect(CONTINUE, note="ECN bits rewritten")
+
+    # -- the -L face (ECN_print: " ECN TCP remove" / " ECN ECE=1 CWR=0 ECT codepoint=2") -------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        words = self.save_args()
+        if words[:1] == ["--ecn-tcp-remove"]:
+            return "ECN TCP remove"
+        out = ["ECN"]
+        for flag, label in (("--ecn-tcp-ece", "ECE="), ("--ecn-tcp-cwr", "CWR="), ("--ecn-ip-ect", "ECT codepoint=")):
+            if flag in words:
+                out.append(label + words[words.index(flag) + 1])
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "EcnTarget":
+        tail.expect("ECN")
+        if tail.take_if("TCP"):
+            tail.expect("remove")
+            return cls.build([("--ecn-tcp-remove", False, [])], spelled="ECN")  # type: ignore[return-value]
+        opts: list = []
+        for label, flag in (("ECE=", "--ecn-tcp-ece"), ("CWR=", "--ecn-tcp-cwr")):
+            w = tail.peek()
+            if w is not None and w.startswith(label):
+                opts.append((flag, False, [w[len(label):]]))
+                tail.pos += 1
+        if tail.peek() == "ECT" and (tail.peek(1) or "").startswith("codepoint="):
+            opts.append(("--ecn-ip-ect", False, [tail.words[tail.pos + 1][len("codepoint="):]]))
+            tail.pos += 2
+        return cls.build(opts, spelled="ECN")  # type: ignore[return-value]

@@ -24,3 +24,17 @@ class Realm(Match):
 
         what = self.describe()
         return Decision.fork(pkts, what, f"{what}", f"not {what}")
+
+    # -- the -L face (realm_print: " [!] realm 0xID[/0xMASK]") ---------------------------------
+    listing_keywords = ("realm",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.base import save_like_listing
+
+        return save_like_listing(self)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Realm":
+        from iptexplain.ext.base import read_save_like
+
+        return read_save_like(cls, tail, spelled="realm")  # type: ignore[return-value]

@@ -28,3 +28,22 @@ class IdleTimer(Target):
         from iptexplain.netfilter.context import CONTINUE, Effect
 
         return Effect(CONTINUE, note=f"idle timer {self.value('label')} restarted")
+
+    # -- the -L face (idletimer_tg_print_v1: " timeout:N label:L [alarm] [send_nl_msg]") -------
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        out = [f"timeout:{self.value('timeout')}", f"label:{self.value('label')}"]
+        out += [w for w in ("alarm", "send_nl_msg") if self.has(w)]
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "IdleTimer":
+        opts: list = []
+        for word, flag in (("timeout:", "--timeout"), ("label:", "--label")):
+            w = tail.take()
+            if not w.startswith(word):
+                raise OptionError(f"IDLETIMER: expected {word}")
+            opts.append((flag, False, [w[len(word):]]))
+        for word in ("alarm", "send_nl_msg"):
+            if tail.take_if(word):
+                opts.append(("--" + word, False, []))
+        return cls.build(opts, spelled="IDLETIMER")  # type: ignore[return-value]

@@ -59,3 +59,24 @@ class Cluster(Match):
         return Decision.fork(pkts, f"cluster node mask 0x{self.node_mask:x} of {total}",
                              f"{'not ' if self.inverted else ''}handled by this node",
                              f"{'' if self.inverted else 'not '}handled by this node", p)
+
+    # -- the -L face (cluster_print: " cluster [!]node_mask=0x%08x total_nodes=N hash_seed=0x%08x")
+    listing_keywords = ("cluster",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        return (f"cluster {'!' if self.inverted else ''}node_mask=0x{self.node_mask:08x} "
+                f"total_nodes={self.value('total_nodes')} hash_seed=0x{self.value('hash_seed', 0):08x}")
+
+    @classmethod
+    def from_listing(cls, tail) -> "Cluster":
+        tail.expect("cluster")
+        mask = tail.take()
+        inv = mask.startswith("!")
+        mask = mask.lstrip("!")
+        total, seed = tail.take(), tail.take()
+        if not (mask.startswith("node_mask=") and total.startswith("total_nodes=") and seed.startswith("hash_seed=")):
+            raise OptionError("not a cluster match")
+        opts = [("--cluster-total-nodes", False, [total.split("=", 1)[1]]),
+                ("--cluster-local-nodemask", inv, [mask.split("=", 1)[1]]),
+                ("--cluster-hash-seed", False, [seed.split("=", 1)[1]])]
+        return cls.build(opts, spelled="cluster")  # type: ignore[return-value]

@@ -71,3 +71,29 @@ class Dccp(Match):
                 label = f"dccp {key} {'! ' if v.invert else ''}{v.value}"
                 tests.append(lambda p, label=label: Decision.fork(p, label, label, f"not {label}"))
         return Decision.conjunction(pkts, tests)
+
+    # -- the -L face (dccp_print: " dccp spt:N dpt:N", then types and option) ------------------
+    # Ports are read back; packet types and options are printed from the save words.
+    listing_keywords = ("dccp",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.libxt_tcp import listing_ports
+
+        out = ["dccp"]
+        for key, word in (("sport", "spt"), ("dport", "dpt")):
+            v = self.get(key)
+            if v is not None:
+                out.append(listing_ports(word, v.value, v.invert, numeric, "dccp"))
+        return " ".join(out)
+
+    @classmethod
+    def from_listing(cls, tail) -> "Dccp":
+        from iptexplain.ext.libxt_tcp import read_listing_ports
+
+        tail.expect("dccp")
+        opts: list = []
+        try:
+            read_listing_ports(tail, opts)
+        except ValueError:
+            raise OptionError("bad dccp port range") from None
+        return cls.build(opts, spelled="dccp")  # type: ignore[return-value]

@@ -24,3 +24,23 @@ class IpComp(Match):
 
         what = self.describe()
         return Decision.fork(pkts, what, f"{what}", f"not {what}")
+
+    # -- the -L face (comp_print: " comp spi:N [reserved]") ------------------------------------
+    listing_keywords = ("comp",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        from iptexplain.ext.libxt_esp import listing_spis
+
+        out = ["comp", listing_spis("spi", self.get("spi"))] + (["reserved"] if self.has("res") else [])
+        return " ".join(w for w in out if w)
+
+    @classmethod
+    def from_listing(cls, tail) -> "IpComp":
+        from iptexplain.ext.libxt_esp import read_listing_spis
+
+        tail.expect("comp")
+        opts: list = []
+        read_listing_spis(tail, "spi", "--ipcompspi", opts)
+        if tail.take_if("reserved"):
+            opts.append(("--compres", False, []))
+        return cls.build(opts, spelled="ipcomp")  # type: ignore[return-value]
