@@ -393,6 +393,19 @@ def read_ruleset(family: int | None = None, backend: str | None = None, use_iptc
     return rs, reads, det
 
 
+def uses_ipsets(rs: Ruleset) -> bool:
+    """Whether any rule matches or changes an ipset (``-m set``, ``-j SET``)."""
+    from iptexplain.ext.base import extension_name
+
+    return any(extension_name(e) in ("set", "SET") for r in rs.rules() for e in r.extensions())
+
+
+def read_ipsets() -> str:
+    """``ipset save`` of this host (read-only), for rules with ``-m set``; InputError when it
+    cannot be had (no ipset command, no permission)."""
+    return run_save("ipset", ("save",))
+
+
 def read_live(family: int | None = None, backend: str | None = None, containers: bool = True
               ) -> tuple[Ruleset, HostModel]:
     """The running ruleset and the host model of this machine (root needed; read-only).

@@ -13,7 +13,8 @@ of that dump -- and goes through the same parser as a saved file.  Layout (versi
       "rulesets": {"4": {"source": "iptables-nft-save", "how": "iptables-nft-save -c",
                          "text": "*filter\\n..."}, "6": {...}},
       "notes": [{"kind": "live", "message": "..."}],
-      "host": {"interfaces": [...], "routes": [...], "sysctls": {...}, "containers": {...}, ...}
+      "host": {"interfaces": [...], "routes": [...], "sysctls": {...}, "containers": {...}, ...},
+      "ipsets": {"source": "ipset save", "text": "create ..."}     (only when rules use ipsets)
     }
 """
 
@@ -51,12 +52,18 @@ def make_snapshot(family: int | None = None, backend: str | None = None) -> dict
     """Read this host (root, read-only) into the snapshot document."""
     from iptexplain.docker_api import add_containers
     from iptexplain.hostio import host_to_dict, read_host
-    from iptexplain.live import read_ruleset
+    from iptexplain.live import read_ipsets, read_ruleset, uses_ipsets
 
     rs, reads, det = read_ruleset(family, backend)
     host = read_host()
     add_containers(host)
-    return {
+    ipsets = None
+    if uses_ipsets(rs):
+        try:
+            ipsets = {"source": "ipset save", "text": read_ipsets()}
+        except InputError as e:
+            rs.note("warning", f"rules use ipsets, but their contents could not be saved ({e})")
+    doc = {
         "schema": SCHEMA,
         "version": VERSION,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -68,10 +75,26 @@ def make_snapshot(family: int | None = None, backend: str | None = None) -> dict
         "notes": [{"kind": n.kind, "message": n.message} for n in rs.notes],
         "host": host_to_dict(host),
     }
+    if ipsets is not None:
+        doc["ipsets"] = ipsets
+    return doc
 
 
 def dumps(doc: dict) -> str:
     return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+
+
+def snapshot_ipsets(text: str, source: str = "<snapshot>") -> tuple[str, str] | None:
+    """The ``ipset save`` text a snapshot kept (when its rules use ipsets), with a source name
+    for :func:`iptexplain.ipset.parse_ipset_save`; None when it has none."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"not a valid snapshot: {e.msg}", source, e.lineno) from None
+    entry = doc.get("ipsets") if isinstance(doc, dict) else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
+        return None
+    return entry["text"], f"{source}[ipset save]"
 
 
 def load_snapshot(text: str, source: str = "<snapshot>") -> tuple[Ruleset, HostModel]:

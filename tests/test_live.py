@@ -605,6 +605,31 @@ def test_snapshot_round_trip(netns, backend: str, tmp_path: Path) -> None:
     assert "written to /proc/self/fd/1" in ans["snapshot4_err"]
 
 
+def test_snapshot_keeps_ipsets_the_rules_use(netns) -> None:
+    from iptexplain.ipset import parse_ipset_save
+    from iptexplain.snapshot import load_snapshot, snapshot_ipsets
+
+    rules = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+             "-A INPUT -m set --match-set blocked src -j DROP\nCOMMIT\n")
+    req = {"setup": [["ip", "link", "set", "lo", "up"], ["ipset", "create", "blocked", "hash:ip"],
+                     ["ipset", "add", "blocked", "203.0.113.66"]],
+           "load": [{"backend": "nft", "family": 4, "text": rules}],
+           "code": SNAPSHOT_CODE}
+    ans = in_namespace(req)
+    assert ans["snapshot_rc"] == 0, ans["snapshot_err"]
+    kept = snapshot_ipsets(ans["snapshot"], "h.snap")
+    assert kept is not None and kept[1] == "h.snap[ipset save]"
+    sets = parse_ipset_save(*kept)
+    assert list(sets) == ["blocked"] and len(sets["blocked"].members) == 1
+    rs, _ = load_snapshot(ans["snapshot"], "h.snap")
+    assert [r.spec() for r in rs.rules()] == ["-A INPUT -m set --match-set blocked src -j DROP"]
+    # A ruleset without ipsets keeps none.
+    plain = in_namespace({"setup": [["ipset", "create", "unused", "hash:ip"]],
+                          "load": [{"backend": "nft", "family": 4, "text": SEED.read_text()}],
+                          "code": SNAPSHOT_CODE})
+    assert snapshot_ipsets(plain["snapshot"]) is None
+
+
 def test_bad_snapshots_are_one_line_errors(tmp_path: Path) -> None:
     from iptexplain.snapshot import load_snapshot
 
