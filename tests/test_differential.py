@@ -523,10 +523,6 @@ def test_fact_statistic_choice_is_made_once_per_connection(facts) -> None:
     pytest.fail("no connection reached c1 in four tries (each has probability 1/2)")
 
 
-@pytest.mark.xfail(strict=True, reason="tracer: an ESTABLISHED packet of a connection whose first packet "
-                   "could take several NAT bindings (a statistic fork) is traced with no NAT at all "
-                   "(tracer._inherit_nat: 'this trace assumes none') instead of forking per binding; "
-                   "the kernel keeps the connection's endpoint and forwards it")
 def test_fact_statistic_established_keeps_a_branch_binding(facts) -> None:
     """The tracer, asked about a later packet of such a connection, should give the kernel's
     path as one of its branches."""
@@ -554,9 +550,6 @@ def test_fact_reject_reply_goes_through_output(facts) -> None:
     assert D._events_equal(D.kernel_events(obs.steps, index), D.tracer_events(leaf.steps))
 
 
-@pytest.mark.xfail(strict=True, reason="tracer: REJECT is reported as 'rejected' (the sender gets an ICMP "
-                   "error) without following the error through OUTPUT, where the host's rules may drop "
-                   "it (netfilter-facts: REJECT's reply traverses OUTPUT); the sender then sees a drop")
 def test_fact_reject_whose_reply_is_dropped_is_a_drop_for_the_sender(facts) -> None:
     lab, rs, host, index = facts
     _, tflow = _fact_flow("client", "198.51.100.1", 23, sport=42031)

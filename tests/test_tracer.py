@@ -471,8 +471,9 @@ def test_reject_reply_goes_through_output_where_it_may_be_dropped():
 -A INPUT -p tcp --dport 22 -j REJECT --reject-with tcp-reset
 -A OUTPUT -p icmp -j ACCEPT""")
     leaf = only_leaf(trace_flow(rs, Flow(dport=22, src="203.0.113.9", sport=40000), DOCKER_HOST))
-    assert leaf.outcome.kind == T.REJECTED
+    assert leaf.outcome.kind == T.DROPPED and leaf.outcome.reply == "tcp-reset"
     assert "never leaves" in leaf.outcome.summary and "OUTPUT" in leaf.outcome.summary
+    assert leaf.outcome.rule.target_name == "REJECT"
     rs2 = rs_of("""*filter
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]

@@ -713,8 +713,13 @@ class Tracer:
             if fate:
                 path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth, reason=fate[0],
                                        detail={"reply_outcome": fate[1]}))
-            self._finish(st, path, T.REJECTED, f"rejected by {table} {chain} rule {rule.number} with {eff.reply}"
-                         + (f"; {fate[0]}" if fate and fate[1] not in T.PASSED else ""), rule, reply=eff.reply)
+            what = f"rejected by {table} {chain} rule {rule.number} with {eff.reply}"
+            if fate and fate[1] == T.DROPPED:
+                # The answer never leaves the host: for the sender this is a drop.
+                self._finish(st, path, T.DROPPED, f"{what}, but {fate[0]}: the sender sees no answer", rule,
+                             reply=eff.reply)
+            self._finish(st, path, T.REJECTED, what + (f"; {fate[0]}" if fate and fate[1] not in T.PASSED else ""),
+                         rule, reply=eff.reply)
         if v == RETURN:
             depth_now = len(st.frames) - 1
             path.steps.append(Step(T.RETURN, hook, table, chain, rule, verdict="RETURN", depth=depth,
