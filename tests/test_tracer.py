@@ -903,3 +903,40 @@ def test_established_packet_of_a_random_endpoint_connection_forks_per_binding():
     for l in leaves:
         assert l.probability == pytest.approx(1 / 3, abs=1e-6)
         assert not any(s.kind == T.TABLE and s.table == "nat" for s in l.steps)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every real ruleset: the fixtures (always) and the shared corpus (when present).
+
+
+def _real_rulesets() -> list[Path]:
+    from corpus_index import entries
+
+    files = sorted(p for p in FIXTURES.iterdir() if p.is_file() and p.name.endswith((".save", ".save-c", ".restore")))
+    return files + [e.path for e in entries() if not e.rejected_for_content]
+
+
+@pytest.mark.parametrize("path", _real_rulesets(), ids=lambda p: p.name)
+def test_real_rulesets_trace_without_surprises(path: Path):
+    from iptexplain.ext.base import OpaqueMatch
+
+    try:
+        rs = load(str(path))
+    except InputError:
+        pytest.skip("iptexplain refuses this file (tested in the parser's suite)")
+    opaque = {m.opaque_name for r in rs.rules() for m in r.matches if isinstance(m, OpaqueMatch)}
+    for fam in rs.families():
+        flows = [Flow(family=fam, dport=22), Flow(family=fam, proto="udp", dport=53),
+                 Flow(family=fam, proto="icmp"),
+                 Flow(family=fam, dst="192.0.2.80" if fam == 4 else "2001:db8:9::80", dport=443, from_host=True)]
+        for flow in flows:
+            tr = trace_flow(rs, flow, verbose=False, max_branches=64)
+            leaves = list(tr.leaves())
+            assert 1 <= len(leaves) <= 65
+            for leaf in leaves:
+                assert leaf.outcome.kind in (T.DELIVERED, T.FORWARDED, T.SENT, T.DROPPED, T.REJECTED,
+                                             T.QUEUED, T.UNDECIDED)
+                for c in leaf.conditions:
+                    if "not understood" in c.text:
+                        # Only modules no extension knows may stay undecided for that reason.
+                        assert any(name in c.text for name in opaque), c.text
