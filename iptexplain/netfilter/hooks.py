@@ -100,10 +100,3 @@ def entries(family: int, hook: str, backend: str = "nft") -> tuple[HookEntry, ..
     """Who runs at ``hook``, in the order the kernel calls them (``backend``: which iptables
     registered the tables -- see PRI_SECURITY_NFT)."""
     return HOOK_ORDER[backend][family][hook]
-
-
-# The journeys through the hooks, with the routing decisions between them.
-ROUTE = "route"  # the input routing decision (local delivery or forward)
-REROUTE = "reroute"  # ip_route_me_harder after OUTPUT, when the destination or mark changed
-INCOMING = ("PREROUTING", ROUTE)  # then INPUT, or FORWARD + POSTROUTING
-LOCAL_OUT = ("OUTPUT", REROUTE, "POSTROUTING")
