@@ -24,8 +24,6 @@ EMPTY: IntSet = ()
 U8: IntSet = ((0, 0xFF),)
 U16: IntSet = ((0, 0xFFFF),)
 U32: IntSet = ((0, 0xFFFFFFFF),)
-V4_ALL: IntSet = ((0, (1 << 32) - 1),)
-V6_ALL: IntSet = ((0, (1 << 128) - 1),)
 
 CT_STATES = ("NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED")
 
@@ -101,10 +99,6 @@ def subtract(a: IntSet, b: IntSet) -> IntSet:
 
 def union(a: IntSet, b: IntSet) -> IntSet:
     return normalize(a + b)
-
-
-def size(a: IntSet) -> int:
-    return sum(hi - lo + 1 for lo, hi in a)
 
 
 def single(a: IntSet) -> int | None:
@@ -183,11 +177,6 @@ def fmt_set(a: IntSet, fmt=str, limit: int = 4) -> str:
 # ---------------------------------------------------------------------------------------------
 # The box.
 
-# Fields that are sets (splittable), with their full range per family.
-SET_FIELDS = ("src", "dst", "proto", "sport", "dport", "icmp", "tcpflags", "length", "ttl", "tos",
-              "ctstate")
-
-
 @dataclass(slots=True)
 class Packets:
     """A set of packets at one point of their journey, as a box of per-field sets.
@@ -230,18 +219,6 @@ class Packets:
         for k, v in changes.items():
             setattr(c, k, v)
         return c
-
-    def with_field(self, name: str, value: Any) -> "Packets | None":
-        """A copy with one set field replaced, or None when the set is empty."""
-        if not value:
-            return None
-        return self.copy(**{name: value})
-
-    def is_point(self, name: str) -> bool:
-        v = getattr(self, name)
-        if isinstance(v, frozenset):
-            return len(v) == 1
-        return single(v) is not None
 
     @property
     def bits(self) -> int:

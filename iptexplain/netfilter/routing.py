@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from iptexplain.addr import int_to_ip, parse_address, parse_ip
 from iptexplain.host import HostModel
-from iptexplain.netfilter.packets import EMPTY, IntSet, intersect, prefix_set, single, subtract
+from iptexplain.netfilter.packets import EMPTY, IntSet, intersect, prefix_set, subtract
 
 BITS = {4: 32, 6: 128}
 V4_LOOPBACK = parse_address("127.0.0.0/8")
@@ -246,6 +246,3 @@ class Router:
         res = self.lookup(addr)
         return res.dev if res.type == "unicast" else self.addr_dev.get(addr)
 
-
-def one(s: IntSet) -> int | None:
-    return single(s)
