@@ -276,6 +276,8 @@ class Decision:
     # Further refused parts (a rule of several tests refuses a union of boxes), each with the
     # condition of its branch; ``unmatched``/``no`` is the first of them.
     rest: list[tuple[Packets, Condition | None]] = field(default_factory=list)
+    # What a fork on this decision is about: the tests that split (without those that passed).
+    label: str = ""
 
     def refused(self) -> list[tuple[Packets, Condition | None]]:
         """Every refused part with the condition of its branch."""
@@ -330,10 +332,11 @@ class Decision:
         else:
             reason = reasons
         yes = Condition(" and ".join(yes_texts), prob) if yes_texts else None
+        label = "; ".join(d.label or d.reason for d in taken if d.matched is not None and d.unmatched is not None)
         if not parts:
-            return Decision(matched, None, reason, yes, None, undecidable, prob)
+            return Decision(matched, None, reason, yes, None, undecidable, prob, label=label)
         first, rest = parts[0], parts[1:]
-        return Decision(matched, first[0], reason, yes, first[1], undecidable, prob, rest)
+        return Decision(matched, first[0], reason, yes, first[1], undecidable, prob, rest, label)
 
     @staticmethod
     def all(pkts: Packets, reason: str) -> "Decision":

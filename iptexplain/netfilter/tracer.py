@@ -826,9 +826,10 @@ def _no_effect(e: Effect) -> bool:
 
 
 def _fork_reason(rule: Rule, dec: Decision) -> str:
+    what = dec.label or dec.reason
     if dec.undecidable:
-        return dec.reason
-    return f"{rule.table} {rule.chain} rule {rule.number}: {dec.reason}"
+        return what
+    return f"{rule.table} {rule.chain} rule {rule.number}: {what}"
 
 
 def _hook_reason(st: State) -> str:
