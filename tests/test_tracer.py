@@ -944,3 +944,11 @@ def test_real_rulesets_trace_without_surprises(path: Path):
                         # Only modules no extension knows may stay undecided for that reason.
                         assert any(f"module {name} " in p.fork.reason for name in opaque), p.fork.reason
                     todo.extend(sub for _, sub in p.fork.branches)
+
+
+def test_flow_errors_and_family_notes():
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    with pytest.raises(InputError):
+        trace_flow(rs, Flow(dst="2001:db8::1", dport=80))
+    tr = trace_flow(rs, Flow(family=6, dport=80))
+    assert any("no IPv6 tables" in n for n in tr.notes)

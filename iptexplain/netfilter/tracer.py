@@ -902,7 +902,12 @@ TCP_ACK = 0x10
 
 
 def _addr_set(text: str, family: int) -> IntSet:
-    a = parse_address(text, family)
+    from iptexplain.errors import InputError, OptionError
+
+    try:
+        a = parse_address(text, family)
+    except OptionError as e:
+        raise InputError(f"{text}: {e} (an IPv{family} address was expected)", "<flow>") from None
     s = masked_set(a.value, a.mask, BITS[family])
     assert s is not None
     return s
@@ -1077,6 +1082,9 @@ def trace_flow(ruleset: Ruleset, flow: Flow, host: HostModel | None = None, *, i
 
     host = complete_host(host, ruleset, flow)
     notes: list[str] = list(host.notes)
+    if flow.family not in ruleset.families() and ruleset.families():
+        notes.append(f"the ruleset has no IPv{flow.family} tables: nothing filters this flow "
+                     f"(it has IPv{', IPv'.join(map(str, ruleset.families()))})")
     backend = backend or getattr(ruleset, "backend", None) or "nft"
     tr = Tracer(ruleset, host, flow.family, ipsets=ipsets, verbose=verbose, max_branches=max_branches,
                 backend=backend)
