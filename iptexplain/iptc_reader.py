@@ -130,18 +130,45 @@ def module_save(module: Any, ip: Any) -> str:
     return b"".join(chunks).decode("utf-8", "replace").strip()
 
 
+class RevisionMismatch(Exception):
+    """A rule's match or target has another revision than the libxtables module that would
+    print it (rules loaded by a different iptables).  python-iptables ignores the revision, so its
+    module would read the data with the wrong layout; the caller reads with the save command,
+    which picks the module of the entry's revision."""
+
+
+def check_revision(module: Any, what: str) -> None:
+    ptr = getattr(module, "_ptr", None)
+    mod = getattr(module, "_module", None)
+    if ptr is None or mod is None:
+        return
+    have = int(ptr[0].u.user.revision)
+    want = int(mod.revision)
+    if have != want:
+        raise RevisionMismatch(f"{what} {module.name} has revision {have}, libxtables prints revision {want}")
+
+
 def rule_words(rule: Any, family: int) -> list[str]:
     """The words after ``-A CHAIN`` for one python-iptables rule, as iptables-save writes them."""
     ip = rule.get_ip()
     words, goto = header_words(ip, family)
     for m in rule.matches:
+        check_revision(m, "match")
         words += ["-m", m.name] + split_args(module_save(m, ip))
     t = rule.target
     if t is not None:
         name = t.name
         if name:
+            if module_save_needed(t):
+                check_revision(t, "target")
             words += ["-g" if goto else "-j", name] + split_args(module_save(t, ip))
     return words
+
+
+def module_save_needed(module: Any) -> bool:
+    """A target with a save function of its own (not a verdict or a chain jump)."""
+    mod = getattr(module, "_module", None)
+    return bool(mod is not None and mod.save)
 
 
 def table_text(family: int, table: Any, counters: bool = True) -> str:

@@ -492,6 +492,42 @@ out["none"] = hostio.host_to_dict(hostio.read_host())
     assert ans["none"]["sysctls"]["net.ipv4.ip_forward"] == "1"
 
 
+def test_python_iptables_failure_falls_back_to_the_save_command(netns) -> None:
+    """A rule python-iptables would misread (a match revision its module does not have) makes
+    the reader use iptables-legacy-save, which prints every revision right."""
+    req = load_request(SEED, "legacy")
+    req["code"] = r'''
+from iptexplain import iptc_reader
+from iptexplain.live import read_ruleset
+from iptexplain.render.save import save_ruleset
+def mismatch(module, what):
+    if module.name == "conntrack":
+        raise iptc_reader.RevisionMismatch(f"{what} conntrack has revision 1, libxtables prints revision 3")
+iptc_reader.check_revision = mismatch
+rs, reads, det = read_ruleset(4, "legacy")
+out["how"], out["save"] = reads[0].how, save_ruleset(rs)
+'''
+    ans = in_namespace(req)
+    assert ans["how"] == ("iptables-legacy-save -c (python-iptables failed: RevisionMismatch: match conntrack "
+                          "has revision 1, libxtables prints revision 3)")
+    assert same_rules(ans["save"], ans["saved"]["legacy4"])
+
+
+def test_revision_check_compares_entry_and_module() -> None:
+    from types import SimpleNamespace
+
+    from iptexplain.iptc_reader import RevisionMismatch, check_revision
+
+    def module(entry_rev: int, module_rev: int):
+        user = SimpleNamespace(revision=entry_rev)
+        return SimpleNamespace(name="multiport", _ptr=[SimpleNamespace(u=SimpleNamespace(user=user))],
+                               _module=SimpleNamespace(revision=module_rev))
+
+    check_revision(module(1, 1), "match")
+    with pytest.raises(RevisionMismatch, match="match multiport has revision 0, libxtables prints revision 1"):
+        check_revision(module(0, 1), "match")
+
+
 def test_empty_host_reads_as_no_rules(netns) -> None:
     ans = in_namespace({"setup": [["ip", "link", "set", "lo", "up"]], "code": LIVE_CODE})
     assert ans["live"]["save"] == ""
