@@ -103,7 +103,6 @@ def snapshot(output: str, family: int | None, backend: str) -> None:
     """
 
     def body() -> int:
-        from iptexplain.errors import InputError
         from iptexplain.snapshot import dumps, make_snapshot
 
         doc = make_snapshot(family, None if backend == "auto" else backend)
@@ -111,11 +110,9 @@ def snapshot(output: str, family: int | None, backend: str) -> None:
         if output == "-":
             click.echo(text, nl=False)
         else:
-            try:
-                with open(output, "w", encoding="utf-8") as f:
-                    f.write(text)
-            except OSError as e:
-                raise InputError(e.strerror or str(e), output) from None
+            from iptexplain.snapshot import write_file
+
+            write_file(output, text)
             from iptexplain.live import count_rules
 
             rules = sum(count_rules(r["text"]) for r in doc["rulesets"].values())

@@ -21,6 +21,7 @@ of that dump -- and goes through the same parser as a saved file.  Layout (versi
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 from datetime import datetime, timezone
@@ -82,6 +83,17 @@ def make_snapshot(family: int | None = None, backend: str | None = None) -> dict
 
 def dumps(doc: dict) -> str:
     return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+
+
+def write_file(path: str, text: str) -> None:
+    """Write a snapshot readable by its owner only (it maps the host's network and firewall);
+    an existing file keeps its mode.  InputError on failure."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise InputError(e.strerror or str(e), path) from None
 
 
 def snapshot_ipsets(text: str, source: str = "<snapshot>") -> tuple[str, str] | None:

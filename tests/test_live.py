@@ -641,6 +641,29 @@ def test_snapshot_round_trip(netns, backend: str, tmp_path: Path) -> None:
     assert "written to /proc/self/fd/1" in ans["snapshot4_err"]
 
 
+def test_snapshot_file_is_private_and_errors_are_one_line(netns, tmp_path: Path) -> None:
+    out_file = tmp_path / "host.snap"
+    req = load_request(SEED, "nft")
+    req["code"] = r'''
+for path in (req["path"], req["path"] + ".missing/dir/x.snap"):
+    p = subprocess.run([sys.executable, "-m", "iptexplain", "snapshot", "-o", path], capture_output=True, text=True)
+    out.setdefault("runs", []).append([p.returncode, p.stdout, p.stderr])
+'''
+    req["path"] = str(out_file)
+    ans = in_namespace(req)
+    (rc, stdout, stderr), (rc2, stdout2, stderr2) = ans["runs"]
+    assert rc == 0 and stdout == ""
+    assert stderr.startswith("iptexplain: snapshot of ") and stderr.strip().endswith(f"written to {out_file}")
+    assert "IPv4 nft" in stderr and "18 rules" in stderr
+    assert out_file.stat().st_mode & 0o777 == 0o600
+    from iptexplain.snapshot import load_snapshot
+
+    rs, host = load_snapshot(out_file.read_text(), str(out_file))
+    assert rs.rule_count() == 18 and "docker0" in host.interfaces
+    assert rc2 == 2 and stdout2 == ""
+    assert stderr2 == f"iptexplain: {out_file}.missing/dir/x.snap: No such file or directory\n"
+
+
 def test_snapshot_keeps_ipsets_the_rules_use(netns) -> None:
     from iptexplain.ipset import parse_ipset_save
     from iptexplain.snapshot import load_snapshot, snapshot_ipsets
