@@ -37,7 +37,9 @@ BACKENDS = ("nft", "legacy")
 PERMISSION_HINT = ("run as root, or pipe a saved dump: sudo iptables-save | iptexplain trace -")
 _RULE_RE = re.compile(r"^(?:\[\d+:\d+\]\s+)?-A\s", re.M)
 _TABLE_RE = re.compile(r"^\*(\S+)", re.M)
+# iptables-nft-save's comments on tables nft changed beyond what iptables can print.
 _INCOMPATIBLE_RE = re.compile(r"^#\s*Table `?([^' ]+)'? is incompatible", re.M)
+_INCOMPATIBLE_CHAINS_RE = re.compile(r"^#\s*Table `?([^' ]+)'? contains incompatible base-chains", re.M)
 
 
 def save_tool(backend: str, family: int) -> str:
@@ -367,8 +369,13 @@ def read_ruleset(family: int | None = None, backend: str | None = None, use_iptc
         rs.note(kind, msg)
     for r in reads:
         for t in _INCOMPATIBLE_RE.findall(r.text):
-            rs.note("warning", f"{_fam(r.family)}: table {t} was changed with nft and {r.source} cannot "
-                               f"show it; its rules are missing from this trace")
+            rs.note("warning", f"{_fam(r.family)}: table {t} has rules written with nft that {r.source} "
+                               f"cannot print, so the whole table is missing here (see it with: nft list "
+                               f"table {'ip' if r.family == 4 else 'ip6'} {t})")
+        for t in _INCOMPATIBLE_CHAINS_RE.findall(r.text):
+            rs.note("warning", f"{_fam(r.family)}: table {t} has base chains made with nft that {r.source} "
+                               f"does not show; packets pass them too (see them with: nft list table "
+                               f"{'ip' if r.family == 4 else 'ip6'} {t})")
         if "iptables-legacy tables present" in r.text and not any("legacy" in m for _, m in det.notes):
             rs.note("warning", f"{_fam(r.family)}: {r.source} says iptables-legacy tables are present")
     parts = []

@@ -467,6 +467,29 @@ def test_native_nftables_tables_are_reported(netns) -> None:
     assert same_rules(ans["live"]["save"], ans["saved"]["nft4"])
 
 
+def test_tables_iptables_cannot_print_are_warned_about(netns) -> None:
+    if shutil.which("nft", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("nft is not installed under CI")
+        pytest.skip("nft is not installed")
+    req = load_request(SEED, "nft")
+    req["setup"] = TOPOLOGY + [["true"]]
+    req["code"] = r'''
+run(["nft", "add", "rule", "ip", "filter", "INPUT", "tcp", "dport", "22", "ct", "state", "new", "limit", "rate",
+     "3/minute", "burst", "5", "packets", "accept"])
+run(["nft", "add", "chain", "ip", "nat", "weird", "{ type nat hook prerouting priority 5; }"])
+''' + LIVE_CODE
+    ans = in_namespace(req)
+    warnings = [m for k, m in _notes(ans) if k == "warning"]
+    assert warnings == [
+        "IPv4: table filter has rules written with nft that iptables-nft-save cannot print, so the whole "
+        "table is missing here (see it with: nft list table ip filter)",
+        "IPv4: table nat has base chains made with nft that iptables-nft-save does not show; packets pass "
+        "them too (see them with: nft list table ip nat)",
+    ]
+    assert [t.name for t in parse_text(ans["live"]["save"], "live").tables.values()] == ["nat"]
+
+
 def test_host_without_ip_json_or_without_ip(netns) -> None:
     """An iproute2 without JSON output (CentOS 7's) is read in text form, to the same model;
     without iproute2 the model is empty and says why."""
