@@ -390,8 +390,8 @@ def read_ruleset(family: int | None = None, backend: str | None = None, use_iptc
                                f"on this host uses the {det.default} one ({det.version}), so `iptables -L' "
                                f"does not show them; `{'ip' if r.family == 4 else 'ip6'}tables-{r.backend}' does")
     rs.note("live", "read live: " + "; ".join(parts) + (f"; `iptables -V': {det.version}" if det.version else ""))
-    if not any(r.rules for r in reads):
-        rs.note("live", "no iptables rules are loaded: every chain has its ACCEPT policy")
+    if not any(effect(r.text) for r in reads):
+        rs.note("live", "no iptables rules are loaded, and every policy is ACCEPT")
     if any(det.chosen[f] == "nft" for f in families):
         native = native_nft_tables()
         if native:
