@@ -192,9 +192,21 @@ def read_nft(family: int) -> FamilyRead:
     return FamilyRead(family, "nft", text, tool, f"{tool} -c", count_rules(text))
 
 
+def legacy_tool(family: int) -> str:
+    """``iptables-legacy-save``; on iptables before 1.8 (legacy only, no ``-legacy`` names: CentOS
+    7's 1.4.21) plain ``iptables-save``, which is then the legacy one."""
+    tool = save_tool("legacy", family)
+    if find_tool(tool) is None:
+        plain = f"{'ip' if family == 4 else 'ip6'}tables-save"
+        default, version = iptables_default()
+        if find_tool(plain) is not None and version and default != "nft":
+            return plain
+    return tool
+
+
 def read_legacy(family: int, names: list[str] | None = None, use_iptc: bool = True) -> FamilyRead:
     """The legacy tables of a family: through python-iptables, else ``iptables-legacy-save``."""
-    tool = save_tool("legacy", family)
+    tool = legacy_tool(family)
     if names is None:
         names = legacy_tables(family)
     if use_iptc and names:

@@ -601,6 +601,30 @@ for backend in ("nft", "legacy", None):
     assert ans["None"] == ans["nft"]
 
 
+def test_iptables_before_1_8_reads_legacy_with_plain_iptables_save(netns) -> None:
+    """CentOS 7: iptables 1.4.21, no -legacy/-nft commands, `iptables-save' is the legacy one."""
+    req = load_request(SEED, "legacy")
+    req["code"] = r'''
+import tempfile, shutil as sh
+import iptexplain.live as L
+from iptexplain.render.save import save_ruleset
+old = tempfile.mkdtemp()
+os.symlink(sh.which("iptables-legacy-save", path="/usr/sbin:/sbin"), os.path.join(old, "iptables-save"))
+with open(os.path.join(old, "iptables"), "w") as f:
+    f.write("#!/bin/sh\necho iptables v1.4.21\n")
+os.chmod(os.path.join(old, "iptables"), 0o755)
+L.SEARCH_PATH = old
+os.environ["PATH"] = old
+rs, reads, det = L.read_ruleset(4, None, use_iptc=False)
+out["how"], out["source"], out["save"], out["notes"] = reads[0].how, reads[0].source, save_ruleset(rs), [[n.kind, n.message] for n in rs.notes]
+sh.rmtree(old)
+'''
+    ans = in_namespace(req)
+    assert ans["how"] == "iptables-save -c"
+    assert same_rules(ans["save"], ans["saved"]["legacy4"])
+    assert not [m for k, m in ans["notes"] if k == "warning"]
+
+
 def test_unknown_backend_is_an_input_error() -> None:
     from iptexplain.live import detect
 
