@@ -19,7 +19,7 @@ import pytest
 
 from iptexplain.errors import InputError
 from iptexplain.ext import MATCHES, TARGETS, load_all
-from iptexplain.ext.base import ListingTail, split_listing_words
+from iptexplain.ext.base import split_listing_words
 from iptexplain.graph import Ruleset
 from iptexplain.parse import detect_format, load, parse_text
 from iptexplain.parse.listing import (UnresolvedAddress, parse_command, parse_listing,

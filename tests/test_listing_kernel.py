@@ -187,7 +187,7 @@ def test_listing_faces_print_what_iptables_prints(kernel_listings, path: str, fa
 # ---------------------------------------------------------------------------------------------
 # Every module's samples (test_listing.SAMPLES), printed by the real iptables.
 
-from test_listing import NO_PRINT, SAMPLES, _ext_of  # noqa: E402
+from test_listing import NO_PRINT, SAMPLES  # noqa: E402
 
 # Where a module's samples can live: (family, table, chain).  The kernel checks a module's hooks
 # and tables (owner only on output, TPROXY only in mangle PREROUTING...).

@@ -26,7 +26,7 @@ from functools import lru_cache
 from iptexplain.addr import Address, check_iface, parse_address
 from iptexplain.errors import InputError, OptionError
 from iptexplain.ext import MATCHES, load_all, target_class
-from iptexplain.ext.base import (ChainJump, Extension, ListingTail, Match, OpaqueMatch,
+from iptexplain.ext.base import (ChainJump, ListingTail, Match, OpaqueMatch,
                                  OpaqueTarget, Target)
 from iptexplain.graph import (BUILTIN_CHAINS, STANDARD_VERDICTS, Chain, Counters, IPHeader, Rule,
                               Ruleset, Table)
