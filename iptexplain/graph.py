@@ -225,6 +225,23 @@ class Ruleset:
     def note(self, kind: str, message: str, line: int | None = None) -> None:
         self.notes.append(Note(kind, message, line))
 
+    def unseen(self, rule: Rule) -> frozenset[str]:
+        """What this rule may test that the input format did not show: "interfaces" when the
+        input hid -i/-o (``iptables -nL``: the rule may only apply on some interfaces),
+        "address" when a source/destination was printed as a name that could not be resolved,
+        "match" when row text could not be read back.  A verdict that depends on such a rule is
+        uncertain; empty for iptables-save input."""
+        if not self.hidden:
+            return frozenset()
+        out: set[str] = set()
+        h = rule.header
+        if "interfaces" in self.hidden and h.iniface is None and h.outiface is None:
+            out.add("interfaces")
+        for m in rule.matches:
+            if not m.understood:
+                out.add("address" if getattr(m, "direction", None) in ("src", "dst") else "match")
+        return frozenset(out)
+
     def difference(self, other: "Ruleset", ignore: frozenset[str] | set[str] = frozenset()) -> str | None:
         """The first way ``other`` differs from this ruleset, in words, or None when they are the
         same rule graph: tables, chains, policies, and per rule its header, matches, target and

@@ -624,3 +624,18 @@ def test_invisible_modules_print_nothing() -> None:
     """eui64 has no print function: -L cannot show it, and the reader cannot guess it."""
     spec = parse_rulespec(split_args("-m eui64 -j DROP"), 6)
     assert spec.matches[0].listing(True, family=6) == ""
+
+
+def test_unseen_tells_the_tracer_what_a_rule_may_hide(seed: Ruleset) -> None:
+    nat = seed.table("nat")
+    assert nat is not None
+    ret = nat.chains["DOCKER"].rules[0]  # really `-i docker0 -j RETURN`, listed as a bare RETURN
+    assert seed.unseen(ret) == {"interfaces"}
+    save = load(str(FIX / "seed-docker.v4.save"))
+    assert save.unseen(save.table("nat").chains["DOCKER"].rules[0]) == frozenset()  # type: ignore[union-attr]
+    rs = _one("""\
+Chain INPUT (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination
+    0     0 DROP       all  --  *      *       db.example.com       0.0.0.0/0
+""")
+    assert rs.unseen(rs.table("filter").chains["INPUT"].rules[0]) == {"address"}  # type: ignore[union-attr]
