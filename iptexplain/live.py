@@ -256,8 +256,12 @@ def detect(families: tuple[int, ...] = (4, 6), backend: str | None = None, use_i
                 raise
             nft_error = e  # no iptables-nft on a legacy-only host: fine
             det.nft_text[fam] = ""
-        if det.legacy_names[fam] and backend != "nft":
-            det.legacy_text[fam] = read_legacy(fam, det.legacy_names[fam], use_iptc)
+        if det.legacy_names[fam]:
+            try:
+                det.legacy_text[fam] = read_legacy(fam, det.legacy_names[fam], use_iptc)
+            except InputError:
+                if backend != "nft":
+                    raise  # with nft forced, legacy is read only to say what it holds
 
     for fam in families:
         nft_does = det.nft_effect(fam)

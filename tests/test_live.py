@@ -327,7 +327,10 @@ def test_detect_both_backends_with_rules_warns(netns) -> None:
 out["version"] = run(["iptables", "-V"])
 req["backend"] = "legacy"
 exec(LIVE_AGAIN)
-'''.replace("LIVE_AGAIN", repr(LIVE_CODE.replace('out["live"]', 'out["forced"]')))
+req["backend"] = "nft"
+exec(LIVE_NFT)
+'''.replace("LIVE_AGAIN", repr(LIVE_CODE.replace('out["live"]', 'out["forced"]'))).replace(
+        "LIVE_NFT", repr(LIVE_CODE.replace('out["live"]', 'out["forced_nft"]')))
     ans = in_namespace(req)
     default = "nft" if "nf_tables" in ans["version"] else "legacy"
     chosen_text = ans["saved"][f"{default}4"]
@@ -341,7 +344,13 @@ exec(LIVE_AGAIN)
     forced = ans["forced"]
     assert same_rules(forced["save"], ans["saved"]["legacy4"])
     assert not same_rules(forced["save"], ans["saved"]["nft4"])
-    assert any("the nft backend also has tables" in m for k, m in forced["notes"])
+    assert ["warning", "IPv4: the nft backend also has tables (filter, nat; 18 rules); the kernel applies "
+            "them too, but only the legacy backend was read"] in forced["notes"]
+    forced_nft = ans["forced_nft"]
+    assert same_rules(forced_nft["save"], ans["saved"]["nft4"])
+    legacy_note = [m for k, m in forced_nft["notes"] if k == "warning"]
+    assert len(legacy_note) == 1 and legacy_note[0].startswith("IPv4: the legacy backend also has tables (")
+    assert "; 60 rules); the kernel applies them too, but only the nft backend was read" in legacy_note[0]
 
 
 READ_ONLY_COMMANDS = {
