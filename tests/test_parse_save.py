@@ -210,3 +210,14 @@ def test_every_fixture_reads(name: str) -> None:
 def test_missing_file_is_an_input_error() -> None:
     with pytest.raises(InputError):
         load("/nonexistent/rules.save")
+
+
+def test_single_quotes_are_read_with_a_repair_note() -> None:
+    """iptables-restore groups only double quotes (``--comment 'a b'`` is "Bad argument `b''");
+    hand-written input with single quotes is read as meant and noted."""
+    rs = parse_save("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment 'a b' -j ACCEPT\nCOMMIT\n")
+    assert next(rs.rules()).spec() == '-A INPUT -m comment --comment "a b" -j ACCEPT'
+    assert any(n.kind == "repair" and "single-quoted" in n.message for n in rs.notes)
+    apostrophe = parse_save("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment \"it\\'s\" -j ACCEPT\nCOMMIT\n")
+    assert next(apostrophe.rules()).matches[0].text == "it's"
+    assert apostrophe.notes == []

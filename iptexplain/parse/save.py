@@ -313,6 +313,8 @@ class SaveReader:
             words = split_args(line)
         except OptionError as e:
             raise self.error(str(e), lineno) from None
+        if "'" in line and _single_quoted(line):
+            self.repaired.add("single-quoted arguments, which iptables-restore does not group")
         if not words:
             raise self.error("empty rule", lineno)
         cmd = words[0]
@@ -385,6 +387,22 @@ class SaveReader:
         self._check_jumps(t)
         self._add_table(t, lineno)
         self.table = None
+
+
+def _single_quoted(line: str) -> bool:
+    """Does a single quote group words here?  iptables-restore only knows double quotes (and a
+    backslash-escaped quote inside them), so ``--comment 'a b'`` is an error to it."""
+    in_double = escaped = False
+    for ch in line:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and in_double:
+            escaped = True
+        elif ch == '"':
+            in_double = not in_double
+        elif ch == "'" and not in_double:
+            return True
+    return False
 
 
 def _set_nfproto(table: Table) -> None:
