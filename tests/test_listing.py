@@ -639,3 +639,28 @@ Chain INPUT (policy ACCEPT 0 packets, 0 bytes)
     0     0 DROP       all  --  *      *       db.example.com       0.0.0.0/0
 """)
     assert rs.unseen(rs.table("filter").chains["INPUT"].rules[0]) == {"address"}  # type: ignore[union-attr]
+
+
+def test_listing_quoted_in_a_reply() -> None:
+    rs = _one("""\
+On Monday you wrote:
+> # iptables -t nat -nL POSTROUTING
+> Chain POSTROUTING (policy ACCEPT)
+> target     prot opt source               destination
+> MASQUERADE  all  --  172.17.0.0/16        0.0.0.0/0
+""")
+    assert rs.table("nat").chains["POSTROUTING"].rules[0].spec() == (  # type: ignore[union-attr]
+        "-A POSTROUTING -s 172.17.0.0/16 -j MASQUERADE")
+
+
+@pytest.mark.parametrize("path", [FIX / "seed-blog-listing.txt"] + sorted(LFIX.glob("pastes/*"))
+                         + sorted(LFIX.glob("docker/*.vL")) + sorted(LFIX.glob("generated/*.n*L")),
+                         ids=lambda p: Path(p).name)
+def test_detect_format_finds_listings(path: Path) -> None:
+    text = Path(path).read_text()
+    want = "save" if re.search(r"^\*(filter|nat)\s*$", text, re.M) else "listing"  # a session with a dump too
+    assert detect_format(text) == want
+
+
+def test_detect_format_quoted_listing() -> None:
+    assert detect_format("> Chain INPUT (policy ACCEPT)\n> target prot opt source destination\n") == "listing"

@@ -10,7 +10,7 @@ from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
 
 FORMATS = ("auto", "save", "S", "listing")
-_LISTING_RE = re.compile(r"^\s*Chain \S+ \((?:policy \w+|\d+ references?|user-defined)", re.M)
+_LISTING_RE = re.compile(r"^\s*(?:>\s?)*Chain \S+ \((?:policy \w+|\d+ references?|user-defined|ERROR)", re.M)
 _SAVE_RE = re.compile(r"^\s*\*(?:raw|mangle|nat|filter|security)\s*$", re.M)
 _S_RE = re.compile(r"^\s*(?:\[\d+:\d+\]\s*)?-[APN] \S+", re.M)
 

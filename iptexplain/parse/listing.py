@@ -43,6 +43,7 @@ _OPT_RE = re.compile(r"^[-!][-f]$")
 _TOKEN_RE = re.compile(r"\S+")
 _CMD_RE = re.compile(
     r"(?:^|[\s$#>:;(`'\"])(ip6?tables)(?:-legacy|-nft)?(-save|-restore)?(?:-legacy|-nft)?(?=\s|$)(.*)$")
+_QUOTED_RE = re.compile(r"^\s*(?:>\s?)+")
 _TABLE_WORD_RE = re.compile(r"(?<![\w-])(raw|mangle|nat|filter|security)(?![\w-])", re.I)
 _SUFFIX = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _FILTER_BUILTINS = frozenset(BUILTIN_CHAINS["filter"])
@@ -510,6 +511,8 @@ class ListingReader:
     def scan(self, text: str) -> None:
         for lineno, raw in enumerate(text.splitlines(), 1):
             line = raw.rstrip("\r").rstrip()
+            if line.lstrip().startswith(">"):  # quoted in a mail or a forum reply: "> Chain ..."
+                line = _QUOTED_RE.sub("", line)
             if not line.strip():
                 continue
             m = _CHAIN_RE.match(line)
