@@ -664,3 +664,18 @@ def test_detect_format_finds_listings(path: Path) -> None:
 
 def test_detect_format_quoted_listing() -> None:
     assert detect_format("> Chain INPUT (policy ACCEPT)\n> target prot opt source destination\n") == "listing"
+
+
+def test_rows_wrapped_inside_a_comment_are_joined() -> None:
+    rs = _one("""\
+Chain KUBE-SERVICES (2 references)
+target     prot opt source               destination
+KUBE-NODEPORTS  all  --  0.0.0.0/0            0.0.0.0/0            /* kubernetes service nodeports; NOTE: this must be the
+last rule in this chain */ ADDRTYPE match dst-type LOCAL
+RETURN     all  --  0.0.0.0/0            0.0.0.0/0
+""", table="nat")
+    r1, r2 = rs.table("nat").chains["KUBE-SERVICES"].rules  # type: ignore[union-attr]
+    assert r1.matches[0].text == "kubernetes service nodeports; NOTE: this must be the last rule in this chain"
+    assert r1.matches[1].name == "addrtype"
+    assert r2.target_name == "RETURN"
+    assert any(n.kind == "repair" and "wrapped" in n.message for n in rs.notes)

@@ -505,6 +505,7 @@ class ListingReader:
         self.rounded = False
         self.since_hint = 99
         self.losses: dict[str, int] = {}  # what a module's -L text leaves out -> first line
+        self.wrapped: list[int] = []  # continuation lines of wrapped rows
 
     # -- pass 1: lines into sections, blocks and raw rows ---------------------------------------
 
@@ -529,13 +530,18 @@ class ListingReader:
                     continue
                 if blk.layout is None:
                     blk.layout = self._guess_layout(line)
-                if blk.layout is not None:
-                    row = split_row(line, blk.layout)
-                    if row is not None:
-                        row.line = lineno
-                        blk.rows.append(row)
-                        blk.last_line = lineno
-                        continue
+                row = split_row(line, blk.layout) if blk.layout is not None else None
+                if row is not None:
+                    row.line = lineno
+                    blk.rows.append(row)
+                    blk.last_line = lineno
+                    continue
+                if blk.rows and blk.last_line == lineno - 1 and _unclosed(blk.rows[-1].tail):
+                    # A row the terminal wrapped inside its comment or LOG prefix: join it.
+                    blk.rows[-1].tail += " " + line.strip()
+                    blk.last_line = lineno
+                    self.wrapped.append(lineno)
+                    continue
             cmd = parse_command(line, lineno)
             if cmd is not None:
                 self._close_section()
@@ -864,6 +870,9 @@ class ListingReader:
                 f"options (first at line {line}: `{text}'); it is kept as a not-understood match",
                 line,
             )
+        if self.wrapped:
+            rs.note("repair", f"{len(self.wrapped)} row(s) wrapped inside a comment or prefix were joined "
+                              f"(first continuation at line {self.wrapped[0]})", self.wrapped[0])
         if self.skipped_inside:
             n = len(self.skipped_inside)
             rs.note(
@@ -872,6 +881,11 @@ class ListingReader:
                 f"{self.skipped_inside[0]}); a row wrapped by the terminal reads like this",
                 self.skipped_inside[0],
             )
+
+
+def _unclosed(tail: str) -> bool:
+    """A row tail that ends inside a ``/* comment`` or a ``"quoted`` prefix."""
+    return tail.count("/*") > tail.count("*/") or tail.count('"') % 2 == 1
 
 
 @lru_cache(maxsize=4096)
