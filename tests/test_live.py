@@ -138,7 +138,7 @@ def in_namespace(request: dict, timeout: float = 180) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("IPTEXPLAIN_DEBUG", None)
     p = subprocess.run(
-        ["unshare", "-n", "-m", "--", sys.executable, "-c", AGENT],
+        ["unshare", "-n", "-m", "--propagation", "private", "--", sys.executable, "-c", AGENT],
         input=json.dumps(request), capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT),
     )
     assert p.returncode == 0, f"agent failed ({p.returncode}): {p.stderr[-3000:]}"
@@ -890,6 +890,44 @@ def _serve(path: Path, status: int, body: bytes):
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     return srv
+
+
+def test_live_trace_names_the_container(netns) -> None:
+    """End to end on a live host with a Docker daemon answering on /var/run/docker.sock (a fake one,
+    on a tmpfs mounted over /run inside the test's private mount namespace)."""
+    req = load_request(SEED, "nft")
+    req["containers"] = CONTAINERS
+    req["code"] = r'''
+import http.server, socketserver, threading
+run(["mount", "-t", "tmpfs", "tmpfs", "/run"])
+body = json.dumps(req["containers"]).encode()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+    def address_string(self):
+        return "unix"
+class S(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+srv = S("/var/run/docker.sock", H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+''' + LIVE_CODE + r'''
+p = subprocess.run([sys.executable, "-m", "iptexplain", "trace", "-p", "tcp", "-s", "203.0.113.9",
+                    "-d", "198.51.100.1", "--dport", "9525", "-i", "eth0"],
+                   capture_output=True, text=True, env=dict(os.environ, COLUMNS="200"))
+out["trace"], out["trace_rc"], out["trace_err"] = p.stdout, p.returncode, p.stderr
+srv.shutdown()
+'''
+    ans = in_namespace(req)
+    containers = ans["live"]["host"]["containers"]
+    assert containers["172.17.0.6"]["name"] == "gallant_lumiere"
+    assert containers["172.17.0.6"]["image"] == "aylei/aliyun-exporter:0.3.1"
+    assert ans["trace_rc"] == 0, ans["trace_err"]
+    assert "gallant_lumiere" in ans["trace"]
 
 
 def test_docker_api_names_containers(tmp_path: Path) -> None:
