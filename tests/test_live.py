@@ -125,6 +125,7 @@ try:
         "save": save_ruleset(rs, counters=True),
         "notes": [[n.kind, n.message] for n in rs.notes],
         "sources": sorted({r.source for r in rs.rules()}),
+        "lines": sorted([r.table, r.chain, r.number, r.line] for r in rs.rules()),
         "host": host_to_dict(host),
         "format": rs.format,
     }
@@ -215,6 +216,10 @@ def test_live_reading_equals_parsing_the_saved_dump(netns, path: Path, backend: 
     # sends its own packets, so they are compared in test_counters_are_read) …
     assert canonical(parse_text(live["save"], "live"), counters=False) == canonical(
         parse_save(saved_text, "saved", family=fam), counters=False)
+    # Rules point at their line in the save command's output (python-iptables' text is laid
+    # out line for line like iptables-legacy-save's).
+    assert live["lines"] == sorted([r.table, r.chain, r.number, r.line]
+                                   for r in parse_save(saved_text, "saved", family=fam).rules())
     # … and as the file that was loaded (what the kernel holds is what the file said).
     assert canonical(parse_text(live["save"], "live"), counters=False) == canonical(
         parse_text(path.read_text(), path.name), counters=False)
