@@ -61,8 +61,8 @@ def run_save(tool: str, args: tuple[str, ...] = ("-c",)) -> str:
     exe = find_tool(tool)
     if exe is None:
         raise InputError(
-            f"`{tool}' is not installed (package iptables); save the ruleset on a host that has "
-            f"it and read the file instead", tool,
+            f"`{tool}' is not installed (package iptables): install it, or read a saved dump: "
+            f"iptexplain trace FILE", tool,
         )
     try:
         p = subprocess.run([exe, *args], capture_output=True, text=True, timeout=SAVE_TIMEOUT, check=False)

@@ -608,8 +608,8 @@ for backend in ("nft", "legacy", None):
         out[str(backend)] = str(e)
 '''}
     ans = in_namespace(req)
-    assert ans["nft"] == ("iptables-nft-save: `iptables-nft-save' is not installed (package iptables); "
-                          "save the ruleset on a host that has it and read the file instead")
+    assert ans["nft"] == ("iptables-nft-save: `iptables-nft-save' is not installed (package iptables): "
+                          "install it, or read a saved dump: iptexplain trace FILE")
     # No legacy table exists: the legacy backend has nothing to read and needs no command.
     assert ans["legacy"] == "no error"
     assert ans["None"] == ans["nft"]
