@@ -28,6 +28,11 @@ class RpFilter(Match):
 
         if pkts.iniface is None or ctx.router is None:
             return Decision.all(pkts, "locally generated: passes rpfilter") if not self.inverted else Decision.none(pkts, "locally generated")
+        if pkts.iniface == "lo":
+            # rpfilter_mt: rpfilter_is_loopback() (in-device IFF_LOOPBACK) -> "return true ^ invert";
+            # the host's packets to its own addresses come back through lo and always pass.
+            return Decision.all(pkts, "came in through lo: passes rpfilter") if not self.inverted \
+                else Decision.none(pkts, "came in through lo: passes rpfilter")
         ok = EMPTY
         for part, res in ctx.router.split(pkts.src):
             if res.dev == pkts.iniface or (self.has("loose") and res.type == "unicast") or \
