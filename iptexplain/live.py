@@ -56,12 +56,12 @@ def _is_permission(text: str) -> bool:
     return "permission denied" in t or "operation not permitted" in t or "you must be root" in t
 
 
-def run_save(tool: str, args: tuple[str, ...] = ("-c",)) -> str:
+def run_save(tool: str, args: tuple[str, ...] = ("-c",), package: str = "iptables") -> str:
     """Run a save command with a fixed argument list; one clear InputError on any failure."""
     exe = find_tool(tool)
     if exe is None:
         raise InputError(
-            f"`{tool}' is not installed (package iptables): install it, or read a saved dump: "
+            f"`{tool}' is not installed (package {package}): install it, or read a saved dump: "
             f"iptexplain trace FILE", tool,
         )
     try:
@@ -426,7 +426,7 @@ def uses_ipsets(rs: Ruleset) -> bool:
 def read_ipsets() -> str:
     """``ipset save`` of this host (read-only), for rules with ``-m set``; InputError when it
     cannot be had (no ipset command, no permission)."""
-    return run_save("ipset", ("save",))
+    return run_save("ipset", ("save",), package="ipset")
 
 
 def read_live(family: int | None = None, backend: str | None = None, containers: bool = True
