@@ -306,10 +306,15 @@ def parse_sysctl_text(text: str, source: str = "<sysctl>") -> dict[str, str]:
 
 
 def detect_ip_output(text: str) -> str:
-    """'addr' or 'route' (JSON or text), or 'sysctl'."""
+    """'addr' or 'route' (JSON or text), 'rule' (``ip -j rule``), or 'sysctl'."""
     t = text.lstrip()
     if t.startswith("["):
-        return "addr" if '"ifname"' in t[:4096] else "route"
+        head = t[:4096]
+        if '"ifname"' in head:
+            return "addr"
+        if '"priority"' in head and '"dst"' not in head and '"dev"' not in head:
+            return "rule"
+        return "route"
     for line in t.splitlines()[:20]:
         if _LINK_RE.match(line) or _ONELINE_RE.match(line):
             return "addr"
@@ -337,10 +342,20 @@ def host_from_ip(texts: Iterable[tuple[str, str]], family: int | None = None) ->
             routes = parse_ip_route_json(text, source, family) if is_json else parse_ip_route_text(text, source, family)
             host.routes.extend(routes)
             host.notes.append(f"routes from {source}")
+        elif kind == "rule":
+            rules = parse_ip_rule_json(text, source)
+            if rules:
+                host.notes.append(policy_routing_note(rules, family or 4))
         else:
             host.sysctls.update(parse_sysctl_text(text, source))
             host.notes.append(f"sysctls from {source}")
     return host
+
+
+def policy_routing_note(rules: list[str], family: int) -> str:
+    return (f"policy routing: IPv{family} has {len(rules)} routing rule(s) beyond local/main/default "
+            f"({'; '.join(rules[:3])}{'; …' if len(rules) > 3 else ''}); routes are looked up in the "
+            f"main table only")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -490,11 +505,7 @@ def read_host(sysctls: bool = True) -> HostModel:
         except InputError:
             continue  # no IPv6, or an ip without rule support: nothing to report
         if rules:
-            host.notes.append(
-                f"policy routing: IPv{fam} has {len(rules)} routing rule(s) beyond local/main/default "
-                f"({'; '.join(rules[:3])}{'; …' if len(rules) > 3 else ''}); routes are looked up in the "
-                f"main table only"
-            )
+            host.notes.append(policy_routing_note(rules, fam))
     if sysctls:
         host.sysctls.update(read_sysctls(host.interfaces))
         host.notes.append("sysctls from /proc/sys")

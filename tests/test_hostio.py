@@ -284,3 +284,8 @@ def test_policy_routing_rules_beyond_the_standard_ones() -> None:
     ]
     standard = '[{"priority":0,"src":"all","table":"local"},{"priority":32766,"src":"all","table":"main"}]'
     assert parse_ip_rule_json(standard) == []
+    assert detect_ip_output(text) == "rule"
+    host = host_from_ip([(text, "rules.json")])
+    assert host.notes == ["policy routing: IPv4 has 2 routing rule(s) beyond local/main/default (99: from "
+                          "10.1.0.0/16 iif eth0 lookup 200; 100: from all fwmark 0x4000 lookup 100); routes "
+                          "are looked up in the main table only"]
