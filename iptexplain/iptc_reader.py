@@ -10,7 +10,13 @@ one source of truth for what a rule means, whichever way it was read.
 
 Only tables the kernel already has (``/proc/net/ip{,6}_tables_names``) are opened: opening one
 through libiptc instantiates it in the network namespace, and reading must change nothing.  The
-handles are opened without autocommit and never committed.
+handles are opened without autocommit and never committed, and python-iptables is imported
+without its ``modprobe`` and ``ldconfig -N -v`` side effects (:func:`import_iptc`).
+
+python-iptables has two limits the caller works around with ``iptables-legacy-save``: it prints
+a match with the newest revision's module whatever the rule's revision (:class:`RevisionMismatch`
+is raised instead), and it needs about a millisecond a rule, more on big tables
+(:class:`TooManyRules` above :data:`MAX_RULES`).
 """
 
 from __future__ import annotations
