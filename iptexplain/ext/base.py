@@ -15,6 +15,7 @@ kept verbatim, printed back verbatim, and flagged as not understood -- never dro
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
@@ -225,10 +226,10 @@ class Extension:
     # Set on classes whose instances may carry ruleset notes (see :meth:`notes`), so the parser
     # asks only them.
     may_note: ClassVar[bool] = False
-
     # Set on classes whose save form depends on the rule's family (see ``nfproto``): the reader
     # sets ``nfproto`` on them again once the table's family is known.
     family_sensitive: ClassVar[bool] = False
+
     values: tuple[tuple[str, Value], ...] = ()
     # The module name as written in the input (an alias, or the case used).
     spelled: str = field(default="", compare=False)
@@ -402,35 +403,13 @@ class ListingTail:
 
 def split_listing_words(text: str) -> list[str]:
     """Blank-separated words, keeping ``/* ... */`` and ``"..."`` whole."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c.isspace():
-            i += 1
-            continue
-        if text.startswith("/* ", i) or text.startswith("/*", i) and i + 2 == n:
-            end = text.find(" */", i + 2)
-            if end < 0:
-                out.append(text[i:].rstrip())
-                break
-            out.append(text[i : end + 3])
-            i = end + 3
-            continue
-        if c == '"':
-            end = text.find('"', i + 1)
-            while end >= 0 and end + 1 < n and not text[end + 1].isspace():
-                end = text.find('"', end + 1)
-            if end >= 0:
-                out.append(text[i : end + 1])
-                i = end + 1
-                continue
-        j = i
-        while j < n and not text[j].isspace():
-            j += 1
-        out.append(text[i:j])
-        i = j
-    return out
+    if "/*" not in text and '"' not in text:
+        return text.split()
+    return _LISTING_WORD_RE.findall(text)
+
+
+# A comment runs to the first " */"; a quoted string to a quote followed by a blank or the end.
+_LISTING_WORD_RE = re.compile(r'/\*\s*\*/(?=\s|$)|/\*(?: .*? )?\*/(?=\s|$)|/\*.*$|"[^"]*"(?=\s|$)|\S+')
 
 
 def save_like_listing(ext: "Extension", head: str = "") -> str:
@@ -461,6 +440,8 @@ def read_save_like(cls: type["Extension"], tail: ListingTail, head: tuple[str, .
     if not opts and not head:
         raise OptionError(f"not a {cls.name} listing")
     return cls.build(opts, spelled=spelled or cls.name, family=tail.family)
+
+
 def unquote_listing(word: str) -> str:
     """``"net-fw DROP "`` -> ``net-fw DROP `` (print functions write the bytes unescaped)."""
     return word[1:-1] if len(word) >= 2 and word[0] == word[-1] == '"' else word
@@ -509,14 +490,14 @@ class Target(Extension):
         return ["-j", self.spelled or self.name] + self.save_args()
 
 
-@dataclass(frozen=True, eq=True)
-class OpaqueMatch(Match):
 def _requote(words: tuple[str, ...]) -> list[str]:
     """Verbatim words of an unknown module, quoted again where the restore tokenizer needs it
     (a word holding blanks or quotes came from a quoted argument)."""
     return [save_string(w) if not w or any(c in " \t\"'\\" for c in w) else w for w in words]
 
 
+@dataclass(frozen=True, eq=True)
+class OpaqueMatch(Match):
     """A match module the registry does not know: options kept verbatim, never evaluated."""
 
     understood: ClassVar[bool] = False
@@ -528,7 +509,7 @@ def _requote(words: tuple[str, ...]) -> list[str]:
         return self.opaque_name
 
     def save(self) -> list[str]:
-        return ["-m", self.opaque_name] + list(self.raw)
+        return ["-m", self.opaque_name] + self.save_args()
 
     def save_args(self) -> list[str]:
         return _requote(self.raw)
@@ -546,7 +527,7 @@ class OpaqueTarget(Target):
     opaque_name: str = ""
 
     def save(self) -> list[str]:
-        return ["-j", self.opaque_name] + list(self.raw)
+        return ["-j", self.opaque_name] + self.save_args()
 
     def save_args(self) -> list[str]:
         return _requote(self.raw)
