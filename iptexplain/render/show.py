@@ -118,7 +118,8 @@ class ChainRows:
 
     GAP = "   "
 
-    def __init__(self, rows: list[Row], with_counters: bool) -> None:
+    def __init__(self, title: Words, rows: list[Row], with_counters: bool) -> None:
+        self.title = title
         self.rows = rows
         self.with_counters = with_counters
 
@@ -130,6 +131,14 @@ class ChainRows:
                 styles[name] = console.get_style(name)
             return styles[name]
 
+        if sum(len(t) for t, _ in self.title) <= options.max_width:
+            for t, st in self.title:
+                yield Segment(t, style(st))
+            yield Segment.line()
+        else:  # a long list of references: let rich wrap it
+            yield from console.render(Text.assemble(*self.title), options)
+        if not self.rows:
+            return
         heads = ["#"] + (["pkts", "bytes"] if self.with_counters else [])
         fixed = [max([len(h)] + [len(r[i]) for r in self.rows]) for i, h in enumerate(heads)]
         rule_nat = max([4] + [_width(r[3]) for r in self.rows])
@@ -146,66 +155,79 @@ class ChainRows:
         gap = Segment(self.GAP)
         dim, bold = style("dim"), style("bold")
 
-        for h, w in zip(heads, fixed):
-            yield Segment(h.rjust(w), bold)
-            yield gap
-        yield Segment("rule".ljust(rule_w), bold)
-        yield gap
-        yield Segment("target", bold)
+        head = self.GAP.join(h.rjust(w) for h, w in zip(heads, fixed))
+        yield Segment(head + self.GAP + "rule".ljust(rule_w) + self.GAP + "target", bold)
         yield Segment.line()
         total = sum(fixed) + len(self.GAP) * (len(fixed) + 1) + rule_w + target_w
         yield Segment("─" * min(total, options.max_width), dim)
         yield Segment.line()
+        blank = [" " * w for w in fixed]
+        newline = Segment("\n")
         for row in self.rows:
             rule_lines = _wrap(row[3], rule_w)
             target_lines = _wrap(row[4], target_w)
-            cells = row[: len(fixed)]
             for i in range(max(len(rule_lines), len(target_lines))):
-                for k, (c, w) in enumerate(zip(cells, fixed)):
-                    yield Segment((c if i == 0 else "").rjust(w), dim if k == 0 else None)
-                    yield gap
+                # Plain text is gathered into one segment; only styled words get their own.
+                if i == 0:
+                    cells = [c.rjust(w) for c, w in zip(row[: len(fixed)], fixed)]
+                    yield Segment(cells[0], dim)
+                    buf = [self.GAP, self.GAP.join(cells[1:])] + ([self.GAP] if len(cells) > 1 else [])
+                else:
+                    buf = [self.GAP.join(blank), self.GAP]
                 used = 0
                 for j, (w, st) in enumerate(rule_lines[i] if i < len(rule_lines) else ()):
                     if j:
-                        yield Segment(" ")
+                        buf.append(" ")
                         used += 1
-                    yield Segment(w, style(st))
                     used += len(w)
+                    if st:
+                        yield Segment("".join(buf))
+                        buf = []
+                        yield Segment(w, style(st))
+                    else:
+                        buf.append(w)
                 if i < len(target_lines) and target_lines[i]:
-                    yield Segment(" " * (rule_w - used))
-                    yield gap
+                    buf.append(" " * (rule_w - used) + self.GAP)
                     for j, (w, st) in enumerate(target_lines[i]):
                         if j:
-                            yield Segment(" ")
-                        yield Segment(w, style(st))
-                yield Segment.line()
+                            buf.append(" ")
+                        if st:
+                            yield Segment("".join(buf))
+                            buf = []
+                            yield Segment(w, style(st))
+                        else:
+                            buf.append(w)
+                if buf:
+                    yield Segment("".join(buf))
+                yield newline
 
 
-def _chain_title(table: Table, chain: Chain, both_families: bool) -> Text:
+def _chain_title(table: Table, chain: Chain, both_families: bool) -> Words:
+    """The chain's title line as (text, style) pieces (blanks included in the pieces)."""
     fam = f" IPv{table.family}" if both_families else ""
-    title = Text.assemble((f"{table.name}{fam}", "bold"), " ", (chain.name, "bold underline"))
+    title: Words = [(f"{table.name}{fam}", "bold"), (" ", ""), (chain.name, "bold underline")]
     if chain.builtin:
-        title.append("  policy ")
-        title.append(chain.policy or "ACCEPT", style=_verdict_style(chain.policy or "ACCEPT"))
+        policy = chain.policy or "ACCEPT"
+        title += [("  policy ", ""), (policy, _verdict_style(policy))]
         if chain.counters is not None:
-            title.append(f"  [{_counters_text(chain.counters)}]", style="dim")
+            title.append((f"  [{_counters_text(chain.counters)}]", "dim"))
     else:
         refs = chain.references
-        title.append(f"  {len(refs)} reference{'s' if len(refs) != 1 else ''}", style="dim")
+        title.append((f"  {len(refs)} reference{'s' if len(refs) != 1 else ''}", "dim"))
         if refs:
             shown = ", ".join(("↪ " if r.goto else "") + f"{r.chain}#{r.number}" for r in refs[:MAX_REFERENCES_SHOWN])
             more = f", … {len(refs) - MAX_REFERENCES_SHOWN} more" if len(refs) > MAX_REFERENCES_SHOWN else ""
-            title.append(f"  ← {shown}{more}")
+            title.append((f"  ← {shown}{more}", ""))
         else:
-            title.append("  (unreferenced: no packet reaches it)", style="yellow")
+            title.append(("  (unreferenced: no packet reaches it)", "yellow"))
+    if not chain.rules:
+        title.append(("  (no rules)", "dim"))
     return title
 
 
 def chain_table(table: Table, chain: Chain, both_families: bool = False) -> RenderableType:
-    """One chain: its title line, then its rules (or ``(no rules)``)."""
+    """One chain: its title line, then its rules (none for an empty chain)."""
     title = _chain_title(table, chain, both_families)
-    if not chain.rules:
-        return Text.assemble(title, ("  (no rules)", "dim"))
     with_counters = any(r.counters is not None for r in chain.rules)
     rows: list[Row] = []
     for r in chain.rules:
@@ -213,7 +235,17 @@ def chain_table(table: Table, chain: Chain, both_families: bool = False) -> Rend
         c = r.counters
         rows.append((str(r.number), human(c.packets) if c else "", human(c.bytes) if c else "",
                      rule_words, target_words))
-    return Group(title, ChainRows(rows, with_counters))
+    return ChainRows(title, rows, with_counters)
+
+
+class Blank:
+    """An empty line between chains (cheaper than an empty Text)."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Segment.line()
+
+
+BLANK = Blank()
 
 
 @dataclass
@@ -301,12 +333,19 @@ def iter_view(rs: Ruleset, table: str | None = None, family: int | None = None,
 
 def render_ruleset(rs: Ruleset, table: str | None = None, family: int | None = None,
                    console: Console | None = None, chain: str | None = None) -> None:
-    """Print the view of ``rs`` on ``console`` (a terminal console by default)."""
+    """Print the view of ``rs`` on ``console`` (a terminal console by default), a few hundred
+    chains per call: each print has a fixed cost that thousands of small chains would add up."""
     console = console or Console()
-    for i, part in enumerate(iter_view(rs, table, family, chain)):
-        if i:
-            console.print()
-        console.print(part)
+    batch: list[RenderableType] = []
+    for n, part in enumerate(iter_view(rs, table, family, chain)):
+        if n:
+            batch.append(BLANK)
+        batch.append(part)
+        if len(batch) >= 400:
+            console.print(Group(*batch))
+            batch = []
+    if batch:
+        console.print(Group(*batch))
 
 
 def view(rs: Ruleset, table: str | None = None, family: int | None = None,
