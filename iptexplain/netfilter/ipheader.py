@@ -11,7 +11,6 @@ from iptexplain.addr import Address, int_to_ip
 from iptexplain.graph import IPHeader
 from iptexplain.netfilter.context import MatchContext
 from iptexplain.netfilter.packets import Decision, Packets, fmt_set, masked_set, point, single
-from iptexplain.netfilter.trace import Condition
 from iptexplain.parse.rulespec import PROTO_NAMES, PROTO_NUMBERS
 
 
@@ -93,14 +92,6 @@ def header_deciders(h: IPHeader) -> list[Callable[[Packets], Decision]]:
 
 
 def decide_header(h: IPHeader, pkts: Packets, ctx: MatchContext | None = None) -> Decision:
-    """The header of a rule as one decision (used by views and tests)."""
-    from iptexplain.netfilter.packets import conjoin
-
-    matched, refused, taken = conjoin(pkts, header_deciders(h))
-    if not refused:
-        return Decision(matched, None, "; ".join(d.reason for d in taken))
-    if matched is None and len(refused) == 1:
-        return refused[0][1]
-    first = refused[0][1]
-    return Decision(matched, refused[0][0] if len(refused) == 1 else pkts, first.reason,
-                    first.yes, first.no or Condition("header does not match"))
+    """The header of a rule as one decision (the tracer itself runs the tests one by one with
+    the rule's matches)."""
+    return Decision.conjunction(pkts, header_deciders(h))
