@@ -358,6 +358,10 @@ SAVE_FORMS = [
      '-m ipv6header --header hop-by-hop,ipv6-frag,esp --soft'),
     (6, 'filter', '-m ipv6header ! --header dst,route,auth,none,prot',
      '-m ipv6header ! --header ipv6-opts,ipv6-route,ah,ipv6-nonxt,protocol'),
+    (4, 'mangle', '-p udp --dport 4789 -m u32 --u32 "0>>22&0x3C@12&0xFFFFFF00=0x100" -j DROP',
+     '-p udp -m udp --dport 4789 -m u32 --u32 "0x0>>0x16&0x3c@0xc&0xffffff00=0x100" -j DROP'),
+    (4, 'filter', '-m u32 ! --u32 "6 & 0xFF = 1 && 4 & 0x3FFF = 0 && 0 >> 22 & 0x3C @ 0 >> 24 = 0:8,17"',
+     '-m u32 ! --u32 "0x6&0xff=0x1&&0x4&0x3fff=0x0&&0x0>>0x16&0x3c@0x0>>0x18=0x0:0x8,0x11"'),
 ]
 
 

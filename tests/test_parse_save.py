@@ -183,11 +183,11 @@ def test_address_lists_expand_to_several_rules() -> None:
 
 
 def test_opaque_module_is_kept_verbatim_and_flagged() -> None:
-    rs = parse_save('*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m u32 --u32 "0>>22&0x3C@0>>24=0x29" -j DROP\nCOMMIT\n')
+    rs = parse_save('*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m condition ! --condition "web on" -j DROP\nCOMMIT\n')
     r = rs.table("filter").chains["INPUT"].rules[0]
-    assert rs.not_understood() == {"u32": 1}
+    assert rs.not_understood() == {"condition": 1}
     assert r.matches[0].understood is False
-    assert r.spec() == "-A INPUT -m u32 --u32 0>>22&0x3C@0>>24=0x29 -j DROP"
+    assert r.spec() == '-A INPUT -m condition ! --condition "web on" -j DROP'
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.iterdir()

@@ -24,7 +24,7 @@ SMALL = """\
 :SSH - [0:0]
 :ORPHAN - [0:0]
 [3:180] -A INPUT -p tcp -m tcp --dport 22 -g SSH
-[2:120] -A INPUT -m u32 --u32 "0>>22&0x3C@0>>24=0x29" -j DROP
+[2:120] -A INPUT -m condition --condition web0 -j DROP
 [1:60] -A INPUT -j LOG --log-prefix "in: "
 [0:0] -A SSH -s 10.0.0.0/8 -j ACCEPT
 [0:0] -A FORWARD -j SSH
@@ -44,11 +44,11 @@ def test_small_ruleset_view() -> None:
         "Ruleset small.save  (save)",
         "",
         "filter INPUT  policy DROP  [5 pkts 300 bytes]",
-        "#   pkts   bytes   rule                                                  target",
-        "─" * 96,
-        "1      3     180   -p tcp -m tcp --dport 22                              ↪ SSH",
-        "2      2     120   -m u32 --u32 0>>22&0x3C@0>>24=0x29 (not understood)   DROP",
-        "3      1      60   (every packet)                                        LOG --log-prefix \"in: \"",
+        "#   pkts   bytes   rule                                             target",
+        "─" * 91,
+        "1      3     180   -p tcp -m tcp --dport 22                         ↪ SSH",
+        "2      2     120   -m condition --condition web0 (not understood)   DROP",
+        "3      1      60   (every packet)                                   LOG --log-prefix \"in: \"",
         "",
         "filter FORWARD  policy ACCEPT  [0 pkts 0 bytes]",
         "#   pkts   bytes   rule             target",
@@ -64,7 +64,7 @@ def test_small_ruleset_view() -> None:
         "",
         "filter ORPHAN  0 references  (unreferenced: no packet reaches it)  (no rules)",
         "",
-        "1 table, 5 chains (3 built-in, 2 user-defined), 5 rules; modules not understood: u32 (1 rule)",
+        "1 table, 5 chains (3 built-in, 2 user-defined), 5 rules; modules not understood: condition (1 rule)",
     ]
 
 
