@@ -952,3 +952,14 @@ def test_flow_errors_and_family_notes():
         trace_flow(rs, Flow(dst="2001:db8::1", dport=80))
     tr = trace_flow(rs, Flow(family=6, dport=80))
     assert any("no IPv6 tables" in n for n in tr.notes)
+
+
+def test_cli_reply_option():
+    from click.testing import CliRunner
+
+    from iptexplain.cli import main
+
+    r = CliRunner().invoke(main, ["trace", str(FIXTURES / "seed-docker.v4.save"), "--dport", "9525",
+                                  "-s", "203.0.113.9", "--sport", "40000", "--reply", "--json"])
+    assert r.exit_code == 0, r.output
+    assert "198.51.100.1" in r.output and "undone for the reply" in r.output

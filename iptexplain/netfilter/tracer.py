@@ -446,6 +446,8 @@ class Tracer:
                 f"the connection's {'SNAT' if kind == 'DNAT' else 'DNAT'} undone for the reply"
             for f in binding:
                 b, a = _field_text(before, f), _field_text(st.pkts, f)
+                if b == a:
+                    continue
                 path.steps.append(Step(T.REWRITE, hook, "nat", reason=f"{what}: {f} {b} → {a}",
                                        detail={"field": f, "before": b, "after": a, "by": "conntrack"}))
         return False
