@@ -963,3 +963,19 @@ def test_cli_reply_option():
                                   "-s", "203.0.113.9", "--sport", "40000", "--reply", "--json"])
     assert r.exit_code == 0, r.output
     assert "198.51.100.1" in r.output and "undone for the reply" in r.output
+
+
+def test_listing_without_interfaces_marks_deciding_rules_uncertain():
+    # The seed blog post's own listing (iptables -nL): Docker's `-i docker0 -j RETURN` shows as
+    # a rule for every packet, so the path as listed differs from the kernel's.
+    rs = load(str(FIXTURES / "seed-blog-listing.txt"))
+    assert "interfaces" in rs.hidden
+    tr = trace_flow(rs, Flow(dport=9525))
+    leaf = only_leaf(tr)
+    assert "uncertain" in leaf.outcome.summary
+    marked = [s for s in leaf.steps if s.kind == T.RULE and s.matched and "uncertain" in s.detail]
+    assert [s.chain for s in marked] == ["PREROUTING", "DOCKER"]
+    assert any("iptables -nvL" in n for n in tr.notes)
+    # The same rules from iptables-save: nothing uncertain.
+    exact = only_leaf(trace_flow(load(str(FIXTURES / "seed-docker.v4.save")), Flow(dport=9525)))
+    assert "uncertain" not in exact.outcome.summary

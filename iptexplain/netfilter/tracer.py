@@ -40,6 +40,14 @@ from iptexplain.netfilter.packets import (U8, U16, Decision, IntSet, Packets, fm
 from iptexplain.netfilter.routing import BITS, RouteResult, Router
 from iptexplain.netfilter.trace import Condition, Flow, Fork, Outcome, Path, Step, Trace
 
+# Ruleset.hidden kinds that make a rule's match uncertain, and why.
+HIDDEN_PARTS = {
+    "interfaces": "the listing hides -i/-o (iptables -L without -v)",
+    "names": "addresses and ports were read back from names (iptables -L without -n)",
+    "matches": "some match text could not be read back",
+    "options": "the listing does not print some module options",
+}
+
 MAX_DEPTH = 64  # chain nesting the tracer follows before giving up (loops are caught earlier)
 MAX_BRANCHES = 256  # leaves of the trace tree before forks stop being followed
 INDEX_MIN_RULES = 32  # chains shorter than this are scanned rule by rule
@@ -85,6 +93,7 @@ class State:
     notrack: bool = False
     nat_init: frozenset = frozenset()  # manip types ("DST", "SRC") already set up
     flow_state: frozenset = frozenset({"NEW"})
+    uncertain: int = 0  # deciding rules on this path whose hidden parts (a -L listing) may change them
     resume: tuple[Rule, Decision] | None = None  # a fork's matched branch: apply this rule next
 
     def clone(self, pkts: Packets | None = None) -> "State":
@@ -92,7 +101,7 @@ class State:
             pkts if pkts is not None else self.pkts, self.conn.copy(), self.phase, self.entry,
             [Frame(f.chain, f.index) for f in self.frames], self.base, self.table, self.local_out,
             self.looped, self.route, self.out_dst, self.out_mark, self.notrack, self.nat_init,
-            self.flow_state, self.resume,
+            self.flow_state, self.uncertain, self.resume,
         )
 
 
@@ -231,6 +240,10 @@ class Tracer:
         self.stat_forks: set[int] = set()  # id() of forks made by statistic-like probabilities
         self.finals: list[tuple[State, Outcome]] = []
         self.reply_depth = 0  # >0 while tracing REJECT's answer (whose own REJECT is not followed)
+        # What the input format could not show (Ruleset.hidden): a rule that matched as listed may
+        # not match as it really is (an -L listing without -v hides -i/-o; without -n, names).
+        hidden = getattr(ruleset, "hidden", set()) or set()
+        self.hidden_why = "; ".join(w for k, w in HIDDEN_PARTS.items() if k in hidden)
         self.work: list[tuple[State, Path]] = []
 
     # -- driver ---------------------------------------------------------------------------------
@@ -254,6 +267,9 @@ class Tracer:
 
     def _finish(self, st: State, path: Path, kind: str, summary: str, rule: Rule | None = None,
                 **kw: Any) -> None:
+        if st.uncertain:
+            summary += (f" -- uncertain: {st.uncertain} deciding rule{'s' if st.uncertain > 1 else ''} "
+                        f"may not match as listed ({self.hidden_why})")
         out = Outcome(kind, rule, summary, packet=st.pkts.summary(), **kw)
         path.outcome = out
         self.finals.append((st, out))
@@ -645,10 +661,15 @@ class Tracer:
     def _matched(self, st: State, path: Path, rule: Rule, dec: Decision, ctx: MatchContext, depth: int) -> None:
         hook, table, chain = st.phase, st.table.name, st.frames[-1].chain.name
         reason = dec.reason or "matches every packet"
-        path.steps.append(Step(T.RULE, hook, table, chain, rule, True, reason, depth=depth))
+        step = Step(T.RULE, hook, table, chain, rule, True, reason, depth=depth)
+        path.steps.append(step)
         t = rule.target
         if t is None:
             return
+        if self.hidden_why:
+            # Its hidden parts could make it not match this packet: the path is as listed.
+            step.detail["uncertain"] = self.hidden_why
+            st.uncertain += 1
         target_chain = rule.jump
         if target_chain is not None:
             tchain = st.table.chains.get(target_chain)
@@ -1084,6 +1105,11 @@ def trace_flow(ruleset: Ruleset, flow: Flow, host: HostModel | None = None, *, i
 
     host = complete_host(host, ruleset, flow)
     notes: list[str] = list(host.notes)
+    hidden = [w for k, w in HIDDEN_PARTS.items() if k in (getattr(ruleset, "hidden", None) or ())]
+    if hidden:
+        notes.append("the input does not show every rule exactly (" + "; ".join(hidden) + "): the path "
+                     "follows the rules as listed, and each deciding rule is marked uncertain -- "
+                     "iptables-save or iptables -nvL gives the exact answer")
     if flow.family not in ruleset.families() and ruleset.families():
         notes.append(f"the ruleset has no IPv{flow.family} tables: nothing filters this flow "
                      f"(it has IPv{', IPv'.join(map(str, ruleset.families()))})")
