@@ -176,6 +176,10 @@ CASES: dict[str, Case] = {
         NAT_HEAD + "\n-A PREROUTING -p tcp -m tcp --dport 2222 -j DNAT --to-destination 127.0.0.1:22",
         FILTER_OPEN), (LF("client", "198.51.100.1", 2222, listen=(HOST,), listen_port=22),),
         topology=Topology(docker_topology().ifaces, sysctls={"net.ipv4.conf.all.route_localnet": "1"})),
+    # REDIRECT in OUTPUT: re-routed to lo, back in without nat (a transparent proxy on the host).
+    "redirect-in-output": Case(save(
+        NAT_HEAD + "\n-A OUTPUT -d 198.51.100.2/32 -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 3128",
+        FILTER_OPEN), (LF(HOST, "198.51.100.2", 80, listen=(HOST,), listen_port=3128),)),
     # MASQUERADE --random-fully: the eth0 address (the source port is the kernel's choice).
     "masquerade-random-fully": Case(save(
         NAT_HEAD + "\n-A POSTROUTING -s 172.17.0.0/16 -o eth0 -j MASQUERADE --random-fully", FILTER_OPEN),
