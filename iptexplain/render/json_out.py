@@ -134,7 +134,8 @@ def flow_json(trace: Trace) -> dict[str, Any]:
         "family": f.family, "proto": f.proto, "src": f.src, "sport": f.sport, "dst": f.dst,
         "dport": f.dport, "iniface": f.iniface, "outiface": f.outiface, "state": f.state,
         "mark": f.mark, "icmp_type": f.icmp_type, "from_host": f.from_host,
-        "from_container": f.from_container, "text": f.describe(),
+        "from_container": f.from_container, "reply": bool(getattr(f, "reply", False)),
+        "text": f.describe(),
     }
 
 
