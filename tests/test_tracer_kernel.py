@@ -180,6 +180,20 @@ CASES: dict[str, Case] = {
     "redirect-in-output": Case(save(
         NAT_HEAD + "\n-A OUTPUT -d 198.51.100.2/32 -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 3128",
         FILTER_OPEN), (LF(HOST, "198.51.100.2", 80, listen=(HOST,), listen_port=3128),)),
+    # SNAT in nat INPUT (the last hook function of INPUT): the host's socket sees the new source
+    # (a routable one: its answer is routed before OUTPUT undoes the NAT and re-routes it).
+    "snat-in-nat-input": Case(save(
+        NAT_HEAD + "\n-A INPUT -p tcp -m tcp --dport 22 -j SNAT --to-source 172.17.0.99", FILTER_OPEN), (TO_HOST_22,)),
+    # MARK in mangle OUTPUT: a changed mark re-routes (same route here), the journey goes on.
+    "mark-in-output": Case(save("""*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A OUTPUT -p tcp -m tcp --dport 80 -j MARK --set-xmark 0x7/0xffffffff
+-A POSTROUTING -m mark --mark 0x7 -m comment --comment marked""", FILTER_OPEN),
+        (LF(HOST, "198.51.100.2", 80),)),
     # MASQUERADE --random-fully: the eth0 address (the source port is the kernel's choice).
     "masquerade-random-fully": Case(save(
         NAT_HEAD + "\n-A POSTROUTING -s 172.17.0.0/16 -o eth0 -j MASQUERADE --random-fully", FILTER_OPEN),
@@ -369,21 +383,26 @@ def test_statistic_cascade_reaches_more_than_one_endpoint(labs) -> None:
 
 # The answer: the tracer's reply path (ESTABLISHED, reply direction, NAT undone by conntrack)
 # against the rules whose counters moved over the whole connection.
-REPLY_FLOWS = [LF("client", "198.51.100.1", 9525), LF("c1", "198.51.100.2", 8080), LF(HOST, "198.51.100.1", 9525)]
+REPLY_FLOWS = [("seed", LF("client", "198.51.100.1", 9525)), ("seed", LF("c1", "198.51.100.2", 8080)),
+               ("seed", LF(HOST, "198.51.100.1", 9525)),
+               # the host's answer is routed to the SNATed source, then re-routed once OUTPUT undoes it
+               ("snat-in-nat-input", TO_HOST_22)]
 
 
 @pytest.mark.parametrize("i", range(len(REPLY_FLOWS)))
 def test_reply_path_matches_kernel_counters(labs, i: int) -> None:
     import dataclasses
 
-    case = CASES["seed"]
-    lab = labs("seed")
-    flow = REPLY_FLOWS[i]
+    name, flow = REPLY_FLOWS[i]
+    case = CASES[name]
+    lab = labs(name)
     obs = lab.send(flow)
     assert obs.outcome == "delivered", obs.describe()
     tflow = dataclasses.replace(tracer_flow(case.topology, flow), sport=obs.sport, reply=True)
     tr = trace_flow(parse_text(case.ruleset, "<case>"), tflow, host_model(case.topology))
     leaf, = list(tr.leaves())
+    if flow.src_ns != HOST:
+        assert leaf.outcome.iface == case.topology.iface_of(flow.src_ns).name, leaf.outcome.summary
     assert leaf.outcome.kind in T.PASSED
     rules = {(t, c, r) for t, c, r, _ in kernel_path(leaf.steps)}
     assert rules <= obs.hits(), obs.describe() + "\n" + "\n".join(map(str, kernel_path(leaf.steps)))
