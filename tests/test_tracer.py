@@ -979,3 +979,14 @@ def test_listing_without_interfaces_marks_deciding_rules_uncertain():
     # The same rules from iptables-save: nothing uncertain.
     exact = only_leaf(trace_flow(load(str(FIXTURES / "seed-docker.v4.save")), Flow(dport=9525)))
     assert "uncertain" not in exact.outcome.summary
+
+
+def test_source_in_a_connected_subnet_arrives_on_its_interface():
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    tr = trace_flow(rs, Flow(src="172.17.0.6", dst="203.0.113.9", dport=443), DOCKER_HOST)
+    leaf = only_leaf(tr)
+    assert leaf.outcome.kind == T.FORWARDED and leaf.outcome.packet["src"] == "198.51.100.1"
+    assert any("arriving on docker0" in n for n in tr.notes)
+    # An outside source still comes in on the external interface.
+    tr = trace_flow(rs, Flow(src="203.0.113.9", dport=9525), DOCKER_HOST)
+    assert any("arriving on eth0" in n for n in tr.notes)

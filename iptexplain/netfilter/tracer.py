@@ -1001,9 +1001,17 @@ def initial_state(flow: Flow, host: HostModel, router: Router, notes: list[str])
             extra["src_open"] = True
         iniface = None
     elif not flow.from_container:
+        if iniface is None and flow.src:
+            # A source in one of the host's directly connected subnets comes from there
+            # (-s 172.17.0.6: a container on docker0).
+            one = single(_addr_set(flow.src, fam))
+            res = router.lookup(one) if one is not None else None
+            if res is not None and res.type == "unicast" and res.via is None and res.prefix != "default":
+                iniface = res.dev
+                notes.append(f"arriving on {iniface}, where {flow.src} is ({res.prefix}; use -i to change)")
         if iniface is None:
             iniface = external_iface(host, fam)
-            notes.append(f"arriving on {iniface}, the external interface (use --iface/--in to change)")
+            notes.append(f"arriving on {iniface}, the external interface (use -i to change)")
         if flow.src:
             src = _addr_set(flow.src, fam)
         else:
