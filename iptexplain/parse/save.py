@@ -447,7 +447,7 @@ def parse_save(text: str, source: str = "<input>", family: int | None = None, ta
         if guess is not None:
             reader.s_table_name = guess[0]
             reader.rs.note("inference", f"table {guess[0]} inferred: {guess[1]}")
-    with _no_gc(len(lines)):
+    with _no_gc(freeze=False):
         return reader.read(lines)
 
 
@@ -461,20 +461,21 @@ def parse_save_lines(lines: Iterable[str], source: str = "<input>", family: int 
     if repaired is not None:
         repaired |= reader.repaired
         reader.repaired = repaired
-    with _no_gc(1 << 30):
+    with _no_gc(freeze=True):
         return reader.read(lines)
 
 
 class _no_gc:
     """Building a rule graph allocates hundreds of thousands of objects and frees none of them,
     which sets off CPython's cyclic collector again and again over a heap that only grows (on a
-    kube-proxy dump that is more than half the parse time).  Collect nothing while reading; a
-    large graph is then frozen (``gc.freeze``) so that later collections, in the tracer or the
-    views, do not walk it either.  The graph holds no reference cycles: freezing loses nothing,
-    refcounting still frees it."""
+    kube-proxy dump that is more than half the parse time).  Collect nothing while reading.  A
+    large streamed input (the CLI's path) is then frozen (``gc.freeze``) so that later
+    collections, in the tracer or the views, do not walk it either: the graph holds no reference
+    cycles, refcounting still frees it; only cyclic garbage made before the freeze would stay,
+    which a one-shot command does not mind and a long-lived caller of ``parse_save`` never gets."""
 
-    def __init__(self, lines: int) -> None:
-        self.lines = lines
+    def __init__(self, freeze: bool) -> None:
+        self.freeze = freeze
         self.was_enabled = False
 
     def __enter__(self) -> None:
@@ -483,7 +484,7 @@ class _no_gc:
 
     def __exit__(self, *exc: object) -> None:
         if self.was_enabled:
-            if exc[0] is None and self.lines > 5000:
+            if exc[0] is None and self.freeze:
                 gc.freeze()
             gc.enable()
 
