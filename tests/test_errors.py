@@ -71,6 +71,11 @@ CASES = [
      "Couldn't load match `icmp6':No such file or directory (an IPv6 module in an IPv4 table)"),
     ("match-in-wrong-table", HEAD + "-A INPUT -m rpfilter -j DROP\nCOMMIT\n", 5,
      "match rpfilter is only valid in the raw/mangle table"),
+    ("target-at-wrong-hook", HEAD.replace("*filter", "*nat").replace(":FORWARD ACCEPT [0:0]\n", ":POSTROUTING ACCEPT [0:0]\n")
+     + "-A OUTPUT -j MASQUERADE\nCOMMIT\n", 5,
+     "target MASQUERADE is only valid in POSTROUTING, not in OUTPUT"),
+    ("match-at-wrong-hook-via-user-chain", HEAD + ":MINE - [0:0]\n-A INPUT -j MINE\n-A MINE -m owner --uid-owner 0 -j ACCEPT\nCOMMIT\n", 7,
+     "match owner is only valid in OUTPUT/POSTROUTING, not in INPUT (chain MINE is reached from INPUT)"),
     ("bad-counters", HEAD + "[1:x] -A INPUT -j ACCEPT\nCOMMIT\n", 5,
      "bad counters at the start of the line: `[1:x] -A INPUT -j ACCEPT'"),
     ("option-needs-argument", HEAD + "-A INPUT -p tcp -m tcp --dport\nCOMMIT\n", 5,

@@ -221,3 +221,10 @@ def test_single_quotes_are_read_with_a_repair_note() -> None:
     apostrophe = parse_save("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment \"it\\'s\" -j ACCEPT\nCOMMIT\n")
     assert next(apostrophe.rules()).matches[0].text == "it's"
     assert apostrophe.notes == []
+
+
+def test_hook_restricted_modules_in_unreached_chains_are_fine() -> None:
+    """The kernel checks a module's hooks only for chains a built-in chain reaches."""
+    rs = parse_save("*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:X - [0:0]\n"
+                    "-A X -p tcp -j DNAT --to-destination 10.0.0.1\n-A PREROUTING -j X\nCOMMIT\n")
+    assert rs.rule_count() == 2

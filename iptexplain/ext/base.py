@@ -229,6 +229,9 @@ class Extension:
     # Set on classes whose save form depends on the rule's family (see ``nfproto``): the reader
     # sets ``nfproto`` on them again once the table's family is known.
     family_sensitive: ClassVar[bool] = False
+    # The built-in chains (netfilter hooks) the kernel accepts the module in, when it restricts
+    # them (xt_match/xt_target ``.hooks`` and checkentry tests); None: anywhere.
+    hooks: ClassVar[frozenset[str] | None] = None
 
     values: tuple[tuple[str, Value], ...] = ()
     # The module name as written in the input (an alias, or the case used).
@@ -298,6 +301,10 @@ class Extension:
 
     def check(self) -> None:
         """Final check after all options are read (libxtables' x6_fcheck); raise OptionError."""
+
+    def allowed_hooks(self) -> frozenset[str] | None:
+        """The hooks this module may be reached from; override when options decide it."""
+        return self.hooks
 
     def notes(self) -> tuple[tuple[str, str], ...]:
         """``(kind, message)`` notes the ruleset should carry because of this module's values

@@ -24,6 +24,7 @@ tcclass = OptType("class", lambda a: _class(a[0]), lambda v: [f"{v[0]:04x}:{v[1]
 @register
 class Classify(Target):
     name = "CLASSIFY"
+    hooks = frozenset({"FORWARD", "OUTPUT", "POSTROUTING"})
     terminal = False
     table_only = ("mangle",)
     options = (Opt("set_class", "--set-class", tcclass, invert=False),)

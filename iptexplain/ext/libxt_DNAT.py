@@ -13,6 +13,7 @@ natrange = OptType("natrange", lambda a: parse_nat_range(a[0]), lambda v: [v.tex
 @register
 class DNat(Target):
     name = "DNAT"
+    hooks = frozenset({"PREROUTING", "OUTPUT"})
     table_only = ("nat",)
     options = (
         Opt("to", "--to-destination", natrange, invert=False, multi=True),

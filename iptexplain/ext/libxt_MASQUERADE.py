@@ -12,6 +12,7 @@ portrange = OptType("natports", lambda a: parse_port_range(a[0]), lambda v: [fmt
 @register
 class Masquerade(Target):
     name = "MASQUERADE"
+    hooks = frozenset({"POSTROUTING"})
     table_only = ("nat",)
     options = (
         Opt("to_ports", "--to-ports", portrange, invert=False),

@@ -10,6 +10,7 @@ from iptexplain.ext.libxt_MASQUERADE import portrange
 @register
 class Redirect(Target):
     name = "REDIRECT"
+    hooks = frozenset({"PREROUTING", "OUTPUT"})
     table_only = ("nat",)
     options = (
         Opt("to_ports", "--to-ports", portrange, invert=False),

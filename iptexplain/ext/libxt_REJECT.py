@@ -42,6 +42,7 @@ reject_with = OptType("rejectwith", lambda a: _reject_type(a[0]), lambda v: [v])
 class Reject(Target):
     name = "REJECT"
     table_only = ("filter", "mangle", "raw", "security")
+    hooks = frozenset({"INPUT", "FORWARD", "OUTPUT"})
     options = (Opt("with", "--reject-with", reject_with, invert=False),)
 
     def reply(self, family: int) -> str:

@@ -12,6 +12,7 @@ from iptexplain.ext.nat_range import NatRange
 @register
 class SNat(Target):
     name = "SNAT"
+    hooks = frozenset({"POSTROUTING", "INPUT"})
     table_only = ("nat",)
     options = (
         Opt("to", "--to-source", natrange, invert=False, multi=True),

@@ -10,6 +10,7 @@ from iptexplain.ext.base import Opt, Target, types
 @register
 class SynProxy(Target):
     name = "SYNPROXY"
+    hooks = frozenset({"INPUT", "FORWARD"})
     options = (
         Opt("sack_perm", "--sack-perm", types.flag, invert=False),
         Opt("timestamp", "--timestamp", types.flag, invert=False),

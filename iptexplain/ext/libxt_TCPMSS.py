@@ -20,6 +20,10 @@ class TcpMss(Target):
         if len(self.values) != 1:
             raise OptionError("TCPMSS target: exactly one of --set-mss or --clamp-mss-to-pmtu is required")
 
+    def allowed_hooks(self) -> frozenset[str] | None:
+        """Clamping to the path MTU needs the route: FORWARD, OUTPUT and POSTROUTING only."""
+        return frozenset({"FORWARD", "OUTPUT", "POSTROUTING"}) if self.has("clamp") else None
+
     @property
     def mss(self) -> int | None:
         """The MSS set, or None for clamp-to-PMTU."""

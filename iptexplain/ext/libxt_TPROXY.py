@@ -14,6 +14,7 @@ host = OptType("host", lambda a: parse_ip(a[0]), lambda v: [int_to_ip(v[1], v[0]
 @register
 class TProxy(Target):
     name = "TPROXY"
+    hooks = frozenset({"PREROUTING"})
     family_sensitive = True
     table_only = ("mangle",)
     options = (

@@ -36,6 +36,14 @@ class AddrType(Match):
         Opt("limit_iface_out", "--limit-iface-out", types.flag, invert=False),
     )
 
+    def allowed_hooks(self) -> frozenset[str] | None:
+        """The interface a limitation names must exist at the hook (xt_addrtype checkentry)."""
+        if self.has("limit_iface_in"):
+            return frozenset({"PREROUTING", "INPUT", "FORWARD"})
+        if self.has("limit_iface_out"):
+            return frozenset({"FORWARD", "OUTPUT", "POSTROUTING"})
+        return None
+
     def check(self) -> None:
         if self.has("limit_iface_in") and self.has("limit_iface_out"):
             raise OptionError("addrtype: you can't specify both --limit-iface-in and --limit-iface-out")

@@ -39,6 +39,15 @@ class DevGroup(Match):
         if not self.values:
             raise OptionError("devgroup: --src-group or --dst-group is required")
 
+    def allowed_hooks(self) -> frozenset[str] | None:
+        """The in-interface's group needs an in-interface, the out-interface's an out one."""
+        allowed = frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"})
+        if self.has("src_group"):
+            allowed &= frozenset({"PREROUTING", "INPUT", "FORWARD"})
+        if self.has("dst_group"):
+            allowed &= frozenset({"FORWARD", "OUTPUT", "POSTROUTING"})
+        return allowed
+
     def decide(self, pkts, ctx):
         """The interfaces' device groups: every interface is in group 0 unless the host model
         says otherwise (``ip link set … group``)."""

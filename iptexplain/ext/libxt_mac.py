@@ -61,6 +61,7 @@ macaddr = OptType("mac", lambda a: parse_mac(a[0]), lambda v: [str(v)])
 class Mac(Match):
     name = "mac"
     may_note = True
+    hooks = frozenset({"PREROUTING", "INPUT", "FORWARD"})
     options = (Opt("source", "--mac-source", macaddr),)
 
     def check(self) -> None:

@@ -45,6 +45,7 @@ idrange = OptType("idrange", lambda a: parse_id_range(a[0]), lambda v: [str(v)])
 @register
 class Owner(Match):
     name = "owner"
+    hooks = frozenset({"OUTPUT", "POSTROUTING"})
     options = (
         Opt("socket_exists", "--socket-exists", types.flag),
         Opt("uid", "--uid-owner", idrange),

@@ -29,6 +29,14 @@ class Physdev(Match):
         if not self.values:
             raise OptionError("PHYSDEV: no physdev option specified")
 
+    def allowed_hooks(self) -> frozenset[str] | None:
+        """An output bridge port is unknown to locally generated packets unless the match is
+        only about bridged traffic (xt_physdev checkentry)."""
+        bridged = self.get("physdev_is_bridged")
+        if (self.has("physdev_out") or self.has("physdev_is_out")) and (bridged is None or bridged.invert):
+            return frozenset({"PREROUTING", "INPUT", "FORWARD", "POSTROUTING"})
+        return None
+
     @property
     def physdev_in(self) -> tuple[str, bool] | None:
         v = self.get("physdev_in")

@@ -128,6 +128,12 @@ class Policy(Match):
         if len(self.elements) > 4:
             raise OptionError("policy match: too many policy elements specified")
 
+    def allowed_hooks(self) -> frozenset[str] | None:
+        """``--dir in`` only where packets arrive, ``--dir out`` only where they leave."""
+        if self.value("dir") == "in":
+            return frozenset({"PREROUTING", "INPUT", "FORWARD"})
+        return frozenset({"FORWARD", "OUTPUT", "POSTROUTING"})
+
     @property
     def direction(self) -> str:
         return self.value("dir")

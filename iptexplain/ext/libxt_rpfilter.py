@@ -10,6 +10,7 @@ from iptexplain.ext.base import Match, Opt, types
 @register
 class RpFilter(Match):
     name = "rpfilter"
+    hooks = frozenset({"PREROUTING"})
     table_only = ("raw", "mangle")
     options = (
         Opt("loose", "--loose", types.flag, invert=False),

@@ -9,6 +9,7 @@ from iptexplain.ext.base import Match, Opt, types
 @register
 class Socket(Match):
     name = "socket"
+    hooks = frozenset({"PREROUTING", "INPUT"})
     options = (
         Opt("transparent", "--transparent", types.flag, invert=False),
         Opt("nowildcard", "--nowildcard", types.flag, invert=False),

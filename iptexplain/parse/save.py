@@ -73,6 +73,8 @@ class SaveReader:
         # Tables holding modules whose save form depends on the family (recent --mask…).
         self.sensitive_tables: dict[int, Table] = {}
 
+        # Tables holding modules the kernel accepts only at some hooks (MASQUERADE, owner…).
+        self.hooked_tables: dict[int, Table] = {}
     # -- helpers ---------------------------------------------------------------------------
 
     def error(self, message: str, line: int) -> InputError:
@@ -116,6 +118,8 @@ class SaveReader:
             if ext is not None and ext.family_sensitive:
                 self.sensitive_tables[id(table)] = table
             if ext is not None and ext.may_note:
+            if ext is not None and ext.allowed_hooks() is not None:
+                self.hooked_tables[id(table)] = table
                 for kind, message in ext.notes():
                     seen = self.ext_notes.get((kind, message))
                     self.ext_notes[(kind, message)] = (seen[0] + 1, seen[1]) if seen else (1, lineno)
@@ -146,7 +150,40 @@ class SaveReader:
                                      f"directory (an IPv{fam} module in an IPv{family} table)", r.line)
 
     def _add_table(self, table: Table, line: int) -> None:
+    def _check_hooks(self, table: Table) -> None:
+        """The kernel refuses a module reached from a hook it does not work at (MASQUERADE from
+        OUTPUT, ``-m owner`` from INPUT…), user chains included, as iptables-restore reports."""
+        reach: dict[str, set[str]] = {}
+        for hook in BUILTIN_CHAINS[table.name]:
+            todo = [hook]
+            while todo:
+                name = todo.pop()
+                seen = reach.setdefault(name, set())
+                if hook in seen:
+                    continue
+                seen.add(hook)
+                chain = table.chains.get(name)
+                if chain is not None:
+                    todo.extend(r.jump for r in chain.rules if r.jump is not None)
+        order = {h: i for i, h in enumerate(("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"))}
+        for chain in table.chains.values():
+            hooks = reach.get(chain.name)
+            if not hooks:
+                continue
+            for r in chain.rules:
+                for ext in r.extensions():
+                    allowed = ext.allowed_hooks()
+                    if allowed is None or hooks <= allowed:
+                        continue
+                    bad = sorted(hooks - allowed, key=order.get)
+                    via = "" if chain.builtin else f" (chain {chain.name} is reached from {', '.join(bad)})"
+                    raise self.error(
+                        f"{ext.kind} {ext.spelled or ext.name} is only valid in "
+                        f"{'/'.join(sorted(allowed, key=order.get))}, not in {', '.join(bad)}{via}", r.line)
+
         proven = self.family_hint or self.dump_family or _family_of_table(table)
+        if id(table) in self.hooked_tables:
+            self._check_hooks(table)
         fam = proven or 4
         table.family = fam
         if proven is None:
@@ -428,7 +465,8 @@ def _special(cls: type) -> bool:
     v = _SPECIAL.get(cls)
     if v is None:
         v = _SPECIAL[cls] = bool(getattr(cls, "family_sensitive", False) or getattr(cls, "may_note", False)
-                                 or getattr(cls, "table_only", None))
+                                 or getattr(cls, "table_only", None) or getattr(cls, "hooks", None)
+                                 or getattr(cls, "allowed_hooks", None) is not Extension.allowed_hooks)
     return v
 
 
