@@ -15,6 +15,7 @@ import re
 from typing import Iterable
 
 from iptexplain.errors import InputError, OptionError
+from iptexplain.ext.base import Extension
 from iptexplain.graph import BUILTIN_CHAINS, Chain, Counters, Rule, Ruleset, Table
 from iptexplain.parse.rulespec import parse_rulespec
 from iptexplain.parse.tokenize import split_args
@@ -72,9 +73,9 @@ class SaveReader:
         self.ext_notes: dict[tuple[str, str], tuple[int, int]] = {}
         # Tables holding modules whose save form depends on the family (recent --mask…).
         self.sensitive_tables: dict[int, Table] = {}
-
         # Tables holding modules the kernel accepts only at some hooks (MASQUERADE, owner…).
         self.hooked_tables: dict[int, Table] = {}
+
     # -- helpers ---------------------------------------------------------------------------
 
     def error(self, message: str, line: int) -> InputError:
@@ -117,9 +118,9 @@ class SaveReader:
         for ext in (*spec.matches, spec.target):
             if ext is not None and ext.family_sensitive:
                 self.sensitive_tables[id(table)] = table
-            if ext is not None and ext.may_note:
             if ext is not None and ext.allowed_hooks() is not None:
                 self.hooked_tables[id(table)] = table
+            if ext is not None and ext.may_note:
                 for kind, message in ext.notes():
                     seen = self.ext_notes.get((kind, message))
                     self.ext_notes[(kind, message)] = (seen[0] + 1, seen[1]) if seen else (1, lineno)
@@ -149,7 +150,6 @@ class SaveReader:
                     raise self.error(f"Couldn't load {kind} `{ext.spelled or ext.name}':No such file or "
                                      f"directory (an IPv{fam} module in an IPv{family} table)", r.line)
 
-    def _add_table(self, table: Table, line: int) -> None:
     def _check_hooks(self, table: Table) -> None:
         """The kernel refuses a module reached from a hook it does not work at (MASQUERADE from
         OUTPUT, ``-m owner`` from INPUT…), user chains included, as iptables-restore reports."""
@@ -181,9 +181,10 @@ class SaveReader:
                         f"{ext.kind} {ext.spelled or ext.name} is only valid in "
                         f"{'/'.join(sorted(allowed, key=order.get))}, not in {', '.join(bad)}{via}", r.line)
 
-        proven = self.family_hint or self.dump_family or _family_of_table(table)
+    def _add_table(self, table: Table, line: int) -> None:
         if id(table) in self.hooked_tables:
             self._check_hooks(table)
+        proven = self.family_hint or self.dump_family or _family_of_table(table)
         fam = proven or 4
         table.family = fam
         if proven is None:
