@@ -57,6 +57,8 @@ the corpus are named bridge1, internal1, noicc, v6net)."""
 # external side (documentation and shared address space, so no real network is implied).
 EXTERNAL_POOL = ("198.51.100.0/24", "203.0.113.0/24") + tuple(f"100.64.{i}.0/24" for i in range(1, 40))
 INTERNAL_POOL = tuple(f"10.250.{i}.0/24" for i in range(1, 40))
+EXTERNAL_POOL6 = tuple(f"2001:db8:{i:x}::/64" for i in range(0x100, 0x140))
+INTERNAL_POOL6 = tuple(f"fd00:250:{i:x}::/64" for i in range(1, 40))
 MAX_IFACES = 10
 MAX_PEERS_PER_BRIDGE = 4
 FLOW_CAP = 30
@@ -66,8 +68,25 @@ FLOW_CAP = 30
 # What the ruleset says
 
 
-def _net(addr) -> ipaddress.IPv4Network:
+IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+BITS = {4: 32, 6: 128}
+
+
+def _net(addr) -> IPNet:
     return ipaddress.ip_network(str(addr), strict=False)
+
+
+def _ip(value: int, family: int) -> IPAddr:
+    """An address from the rule graph's integer (``ip_address(1)`` would be 0.0.0.1)."""
+    return ipaddress.IPv4Address(value) if family == 4 else ipaddress.IPv6Address(value)
+
+
+def _same_ip(a: Optional[str], b: Optional[str]) -> bool:
+    try:
+        return a is not None and b is not None and ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return a == b
 
 
 def _concrete(name: Optional[str]) -> bool:
@@ -100,18 +119,19 @@ def _ports(rule: Rule) -> list[tuple[str, int]]:
     return out
 
 
-def _dnat_to(rule: Rule) -> list[tuple[ipaddress.IPv4Address, Optional[int]]]:
+def _dnat_to(rule: Rule, family: int) -> list[tuple[IPAddr, Optional[int]]]:
     if rule.target is None or extension_name(rule.target) != "DNAT":
         return []
     out = []
     for r in getattr(rule.target, "ranges", ()):
         if r.addr_min is not None:
-            out.append((ipaddress.IPv4Address(r.addr_min), r.port_min))
+            out.append((_ip(r.addr_min, family), r.port_min))
     return out
 
 
-def _interesting_addr(a: ipaddress.IPv4Address) -> bool:
-    return not (a.is_loopback or a.is_multicast or a.is_unspecified or a == ipaddress.IPv4Address("255.255.255.255"))
+def _interesting_addr(a: IPAddr) -> bool:
+    return not (a.is_loopback or a.is_multicast or a.is_unspecified or a.is_link_local
+                or a == ipaddress.IPv4Address("255.255.255.255"))
 
 
 @dataclass
@@ -120,21 +140,27 @@ class Facts:
 
     ifaces: list[str] = field(default_factory=list)  # concrete names, in order of appearance
     wildcards: list[str] = field(default_factory=list)
-    carried: dict[str, ipaddress.IPv4Network] = field(default_factory=dict)
-    dnats: list[tuple[Rule, ipaddress.IPv4Address, Optional[int]]] = field(default_factory=list)
+    carried: dict[str, IPNet] = field(default_factory=dict)
+    dnats: list[tuple[Rule, IPAddr, Optional[int]]] = field(default_factory=list)
     input_ports: list[tuple[str, int, Optional[str], Optional[str]]] = field(default_factory=list)  # proto, port, src, iface
     forward_ports: list[tuple[str, int, Optional[str]]] = field(default_factory=list)  # proto, port, dst
-    host_addrs: list[ipaddress.IPv4Address] = field(default_factory=list)
-    remote_addrs: list[ipaddress.IPv4Address] = field(default_factory=list)
-    sources: list[ipaddress.IPv4Address] = field(default_factory=list)
-    service_ips: list[tuple[ipaddress.IPv4Address, str, int]] = field(default_factory=list)  # cluster IPs
-    direct_drops: list[ipaddress.IPv4Address] = field(default_factory=list)  # raw PREROUTING -d X -j DROP
+    host_addrs: list[IPAddr] = field(default_factory=list)
+    remote_addrs: list[IPAddr] = field(default_factory=list)
+    sources: list[IPAddr] = field(default_factory=list)
+    service_ips: list[tuple[IPAddr, str, int]] = field(default_factory=list)  # cluster IPs
+    direct_drops: list[IPAddr] = field(default_factory=list)  # raw PREROUTING -d X -j DROP
     nat_ports: list[tuple[str, int]] = field(default_factory=list)  # NodePorts: nat --dport -> jump/DNAT, any -d
-    all_addrs: list[ipaddress.IPv4Network] = field(default_factory=list)
+    all_addrs: list[IPNet] = field(default_factory=list)
 
 
 def read_facts(rs: Ruleset, family: int = 4) -> Facts:
     f = Facts()
+    bits = BITS[family]
+    lo_plen, hi_plen = (8, 31) if family == 4 else (16, 127)  # a subnet, not a host or the world
+
+    def ip(v: int) -> IPAddr:
+        return _ip(v, family)
+
     seen_if: dict[str, None] = {}
     for t in rs.tables_of(family):
         for r in t.rules():
@@ -152,52 +178,52 @@ def read_facts(rs: Ruleset, family: int = 4) -> Facts:
             tgt = r.target_name
             # Subnets interfaces carry.
             if t.name == "nat" and tgt == "MASQUERADE" and h.src is not None and not h.src_inv \
-                    and _concrete(h.outiface) and h.outiface_inv and (h.src.prefixlen or 32) < 32:
+                    and _concrete(h.outiface) and h.outiface_inv and (h.src.prefixlen or bits) < bits:
                 f.carried.setdefault(h.outiface, _net(h.src))
             elif h.dst is not None and not h.dst_inv and _concrete(h.outiface) and not h.outiface_inv \
-                    and 8 <= (h.dst.prefixlen or 32) < 31:
+                    and lo_plen <= (h.dst.prefixlen or bits) < hi_plen:
                 f.carried.setdefault(h.outiface, _net(h.dst))
             elif h.src is not None and not h.src_inv and _concrete(h.iniface) and not h.iniface_inv \
-                    and 8 <= (h.src.prefixlen or 32) < 31:
+                    and lo_plen <= (h.src.prefixlen or bits) < hi_plen:
                 f.carried.setdefault(h.iniface, _net(h.src))
-            for addr, port in _dnat_to(r):
+            for addr, port in _dnat_to(r, family):
                 f.dnats.append((r, addr, port))
-            if t.name == "nat" and r.jump and h.dst is not None and not h.dst_inv and h.dst.prefixlen == 32:
+            if t.name == "nat" and r.jump and h.dst is not None and not h.dst_inv and h.dst.prefixlen == bits:
                 for proto, port in _ports(r):
-                    f.service_ips.append((ipaddress.IPv4Address(h.dst.value), proto, port))
+                    f.service_ips.append((ip(h.dst.value), proto, port))
             if t.name == "nat" and (r.jump or tgt in ("DNAT", "REDIRECT")) and (h.dst is None or h.dst.is_any):
                 for pp in _ports(r):
                     if pp not in f.nat_ports:
                         f.nat_ports.append(pp)
             if t.name == "raw" and r.chain == "PREROUTING" and tgt == "DROP" and h.dst is not None \
-                    and h.dst.prefixlen == 32 and not h.dst_inv:
-                f.direct_drops.append(ipaddress.IPv4Address(h.dst.value))
+                    and h.dst.prefixlen == bits and not h.dst_inv:
+                f.direct_drops.append(ip(h.dst.value))
             if t.name == "filter":
-                src = (str(ipaddress.IPv4Address(h.src.value)) if h.src is not None and not h.src_inv
-                       and h.src.prefixlen == 32 else
-                       (str(ipaddress.IPv4Address(h.src.value + 7)) if h.src is not None and not h.src_inv
-                        and (h.src.prefixlen or 0) >= 8 and (h.src.prefixlen or 0) <= 29 else None))
-                if src and _interesting_addr(ipaddress.IPv4Address(src)):
-                    f.sources.append(ipaddress.IPv4Address(src))
+                src = (str(ip(h.src.value)) if h.src is not None and not h.src_inv
+                       and h.src.prefixlen == bits else
+                       (str(ip(h.src.value + 7)) if h.src is not None and not h.src_inv
+                        and lo_plen <= (h.src.prefixlen or 0) <= bits - 3 else None))
+                if src and _interesting_addr(ipaddress.ip_address(src)):
+                    f.sources.append(ipaddress.ip_address(src))
                 ports = _ports(r)
                 if r.chain in ("INPUT",) or r.chain.startswith(("ufw-user-input", "ufw-before-input", "ufw-after-input")) \
                         or "INPUT" in r.chain.upper() or "IN" == r.chain[-2:]:
                     for proto, port in ports:
                         f.input_ports.append((proto, port, src, h.iniface if _concrete(h.iniface) and not h.iniface_inv else None))
-                    if h.dst is not None and h.dst.prefixlen == 32 and not h.dst_inv:
-                        a = ipaddress.IPv4Address(h.dst.value)
+                    if h.dst is not None and h.dst.prefixlen == bits and not h.dst_inv:
+                        a = ip(h.dst.value)
                         if _interesting_addr(a) and a not in f.host_addrs:
                             f.host_addrs.append(a)
                 elif "FORWARD" in r.chain.upper() or r.chain.startswith(("DOCKER", "ufw-user-forward", "KUBE")):
                     for proto, port in ports:
-                        f.forward_ports.append((proto, port, str(ipaddress.IPv4Address(h.dst.value))
-                                                if h.dst is not None and h.dst.prefixlen == 32 and not h.dst_inv else None))
+                        f.forward_ports.append((proto, port, str(ip(h.dst.value))
+                                                if h.dst is not None and h.dst.prefixlen == bits and not h.dst_inv else None))
                 else:
                     for proto, port in ports:
                         f.input_ports.append((proto, port, src, None))
                 if r.chain == "OUTPUT" or "OUTPUT" in r.chain.upper():
-                    if h.dst is not None and h.dst.prefixlen == 32 and not h.dst_inv:
-                        a = ipaddress.IPv4Address(h.dst.value)
+                    if h.dst is not None and h.dst.prefixlen == bits and not h.dst_inv:
+                        a = ip(h.dst.value)
                         if _interesting_addr(a) and a not in f.remote_addrs:
                             f.remote_addrs.append(a)
     f.ifaces = list(seen_if)
@@ -226,39 +252,53 @@ class Plan:
     text: str
     ruleset: Ruleset
     facts: Facts
-    ifaces: dict[str, dict]  # name -> {"net": IPv4Network, "host": addr, "bridge": bool, "extra": [...]}
+    ifaces: dict[str, dict]  # name -> {"net": IPNet, "host": addr, "bridge": bool, "extra": [...]}
     peers: list[Peer]
     external: str
     client: str
     cases: list["Case"] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    family: int = 4
+
+    @property
+    def host_plen(self) -> int:
+        return BITS[self.family]
 
     # -- the two views of the same host ------------------------------------------------------
 
     def topology(self) -> KL.Topology:
         out = []
         for name, info in self.ifaces.items():
-            ps = [KL.Peer(p.name, [f"{p.addr}/{p.prefixlen}"] + [f"{a}/32" for a in p.extra], iface="eth0")
+            hp = self.host_plen
+            ps = [KL.Peer(p.name, [f"{p.addr}/{p.prefixlen}"] + [f"{a}/{hp}" for a in p.extra], iface="eth0")
                   for p in self.peers if p.iface == name]
-            addrs = [f"{info['host']}/{info['net'].prefixlen}"] + [f"{a}/32" for a in info.get("extra", [])]
+            addrs = [f"{info['host']}/{info['net'].prefixlen}"] + [f"{a}/{hp}" for a in info.get("extra", [])]
             bridge = info["bridge"] or len(ps) > 1
             out.append(KL.HostIface(name, addrs, peers=ps, bridge=bridge, hairpin=bridge))
-        return KL.Topology(ifaces=out)
+        # The kernel rate-limits ICMP errors per destination (a burst of 6, then one a second):
+        # a run of REJECTs to one client would see its later errors vanish.  Off in the lab
+        # host, so every REJECT answers as it would for a single packet.
+        sysctls = {"net.ipv4.icmp_ratelimit": "0"}
+        if self.family == 6:
+            sysctls["net.ipv6.icmp.ratelimit"] = "0"
+        return KL.Topology(ifaces=out, sysctls=sysctls)
 
     def host_model(self) -> HostModel:
+        fam, hp = self.family, self.host_plen
         h = HostModel(source="kernel lab topology")
-        h.add_interface(Interface("lo", [IfAddr("127.0.0.1", 8, 4)], kind="loopback"))
+        h.add_interface(Interface("lo", [IfAddr("127.0.0.1", 8, 4), IfAddr("::1", 128, 6)], kind="loopback"))
         for name, info in self.ifaces.items():
-            addrs = [IfAddr(str(info["host"]), info["net"].prefixlen, 4)]
-            addrs += [IfAddr(str(a), 32, 4) for a in info.get("extra", [])]
+            addrs = [IfAddr(str(info["host"]), info["net"].prefixlen, fam)]
+            addrs += [IfAddr(str(a), hp, fam) for a in info.get("extra", [])]
             h.add_interface(Interface(name, addrs, kind="bridge" if info["bridge"] else "veth"))
         client = self.peer(self.client)
-        h.routes.append(Route("default", self.external, client.addr, family=4))
+        h.routes.append(Route("default", self.external, client.addr, family=fam))
         for p in self.peers:
             for a in p.extra:
-                h.routes.append(Route(f"{a}/32", p.iface, p.addr, family=4))
+                h.routes.append(Route(f"{a}/{hp}", p.iface, p.addr, family=fam))
         h.sysctls.update({"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0",
-                          "net.bridge.bridge-nf-call-iptables": "1"})
+                          "net.ipv6.conf.all.forwarding": "1",
+                          "net.bridge.bridge-nf-call-iptables": "1", "net.bridge.bridge-nf-call-ip6tables": "1"})
         return h
 
     def peer(self, name: str) -> Peer:
@@ -266,14 +306,17 @@ class Plan:
 
     def owner(self, addr: str) -> Optional[str]:
         """The namespace that has this address (``host`` for the host's own)."""
-        a = ipaddress.IPv4Address(addr)
+        try:
+            a = ipaddress.ip_address(addr)
+        except ValueError:
+            return None
         if a.is_loopback:
             return KL.HOST
         for info in self.ifaces.values():
-            if a == info["host"] or str(a) in map(str, info.get("extra", [])):
+            if a == info["host"] or a in info.get("extra", []):
                 return KL.HOST
         for p in self.peers:
-            if str(a) == p.addr or str(a) in p.extra:
+            if a == ipaddress.ip_address(p.addr) or a in map(ipaddress.ip_address, p.extra):
                 return p.name
         return None
 
@@ -281,8 +324,8 @@ class Plan:
         return str(self.ifaces[iface or self.external]["host"])
 
 
-def _free_net(pool: Iterable[str], used: list[ipaddress.IPv4Network],
-              ours: Iterable[ipaddress.IPv4Network] = ()) -> ipaddress.IPv4Network:
+def _free_net(pool: Iterable[str], used: list[IPNet],
+              ours: Iterable[IPNet] = ()) -> IPNet:
     """A subnet of the pool that none of ``ours`` takes and no rule names; failing that, one
     only broad rules cover (an anti-spoofing ``-s 10.0.0.0/8`` must not leave the lab without
     addresses)."""
@@ -298,22 +341,27 @@ def _free_net(pool: Iterable[str], used: list[ipaddress.IPv4Network],
     raise RuntimeError("no free subnet left")
 
 
-def plan_for(name: str, text: str, *, seed: Optional[int] = None, cap: int = FLOW_CAP) -> Plan:
-    """Derive the lab host, the host model and the flows for one IPv4 ruleset."""
+def plan_for(name: str, text: str, *, seed: Optional[int] = None, cap: int = FLOW_CAP,
+             family: Optional[int] = None) -> Plan:
+    """Derive the lab host, the host model and the flows for one ruleset (of one family:
+    the ruleset's own unless given)."""
     rs = parse_text(text, name)
-    f = read_facts(rs)
-    used: list[ipaddress.IPv4Network] = [n for n in f.all_addrs if n.prefixlen >= 8]
+    if family is None:
+        family = 6 if rs.families() == [6] else 4
+    f = read_facts(rs, family)
+    ext_pool, int_pool = (EXTERNAL_POOL, INTERNAL_POOL) if family == 4 else (EXTERNAL_POOL6, INTERNAL_POOL6)
+    min_plen, wide = (16, 24) if family == 4 else (64, 64)
+    used: list[IPNet] = [n for n in f.all_addrs if n.prefixlen >= 8]
     ifaces: dict[str, dict] = {}
     notes: list[str] = []
 
-    def add_iface(ifname: str, net: ipaddress.IPv4Network, bridge: bool) -> None:
-        hosts = list(_first_hosts(net))
-        ifaces[ifname] = {"net": net, "host": hosts[0], "bridge": bridge, "extra": []}
+    def add_iface(ifname: str, net: IPNet, bridge: bool) -> None:
+        ifaces[ifname] = {"net": net, "host": next(_first_hosts(net)), "bridge": bridge, "extra": []}
 
     # External side: the first interface the rules name that is not a bridge (else eth0).
     physical = [n for n in f.ifaces if not _is_bridge(n)]
     external = physical[0] if physical else "eth0"
-    ext_net = _free_net(EXTERNAL_POOL, used)
+    ext_net = _free_net(ext_pool, used)
     used.append(ext_net)
     add_iface(external, ext_net, False)
     # Interfaces the rules name: the subnets they carry, else one from the pools.
@@ -325,11 +373,11 @@ def plan_for(name: str, text: str, *, seed: Optional[int] = None, cap: int = FLO
     for n in names[: MAX_IFACES - 1]:
         net = f.carried.get(n)
         if net is None or any(net.overlaps(i["net"]) for i in ifaces.values()):
-            net = _free_net(INTERNAL_POOL if _is_bridge(n) else EXTERNAL_POOL, used,
+            net = _free_net(int_pool if _is_bridge(n) else ext_pool, used,
                             [i["net"] for i in ifaces.values()])
             notes.append(f"{n}: no subnet in the rules, {net} assumed")
-        if net.prefixlen < 16:
-            net = ipaddress.ip_network(f"{net.network_address}/16")
+        if net.prefixlen < min_plen:
+            net = ipaddress.ip_network(f"{net.network_address}/{min_plen}")
         used.append(net)
         add_iface(n, net, _is_bridge(n))
     if len(names) > MAX_IFACES - 1:
@@ -343,7 +391,7 @@ def plan_for(name: str, text: str, *, seed: Optional[int] = None, cap: int = FLO
     peers: list[Peer] = []
     taken: set[str] = {str(i["host"]) for i in ifaces.values()}
 
-    def add_peer(pname: str, iface: str, addr: ipaddress.IPv4Address, role: str) -> Optional[Peer]:
+    def add_peer(pname: str, iface: str, addr: IPAddr, role: str) -> Optional[Peer]:
         if str(addr) in taken:
             return None
         if sum(1 for p in peers if p.iface == iface) >= MAX_PEERS_PER_BRIDGE:
@@ -353,8 +401,9 @@ def plan_for(name: str, text: str, *, seed: Optional[int] = None, cap: int = FLO
         taken.add(str(addr))
         return p
 
-    ext_hosts = list(_first_hosts(ext_net))
-    client = add_peer("client", external, ext_hosts[1], "client")
+    ext_hosts = _first_hosts(ext_net)
+    next(ext_hosts)
+    client = add_peer("client", external, next(ext_hosts), "client")
     assert client is not None
     # DNAT destinations: containers/pods/endpoints behind the interface carrying them.
     n_ep = 0
@@ -365,13 +414,13 @@ def plan_for(name: str, text: str, *, seed: Optional[int] = None, cap: int = FLO
         if home is None:
             if len(ifaces) >= MAX_IFACES:
                 continue
-            net = ipaddress.ip_network(f"{addr}/24", strict=False)
+            net = ipaddress.ip_network(f"{addr}/{wide}", strict=False)
             if any(net.overlaps(i["net"]) for i in ifaces.values()):
                 continue
             home = f"ep{len(ifaces)}"
-            hosts = [h for h in _first_hosts(net) if h != addr]
-            ifaces[home] = {"net": net, "host": hosts[0], "bridge": True, "extra": []}
-            taken.add(str(hosts[0]))
+            gw = next(h for h in _first_hosts(net) if h != addr)
+            ifaces[home] = {"net": net, "host": gw, "bridge": True, "extra": []}
+            taken.add(str(gw))
             notes.append(f"{home}: a bridge for DNAT destination {addr} ({net} assumed)")
         n_ep += 1
         add_peer(f"ep{n_ep}", home, addr, "container")
@@ -392,12 +441,17 @@ def plan_for(name: str, text: str, *, seed: Optional[int] = None, cap: int = FLO
         if str(a) not in taken and not any(a in i["net"] for i in ifaces.values()):
             cl.extra.append(str(a))
             taken.add(str(a))
-    plan = Plan(name, text, rs, f, ifaces, peers, external, cl.name, notes=notes)
-    plan.cases = choose_flows(plan, seed=seed if seed is not None else zlib.crc32(name.encode()), cap=cap)
+    plan = Plan(name, text, rs, f, ifaces, peers, external, cl.name, notes=notes, family=family)
+    if seed is None:
+        # DIFFERENTIAL_SEED=N explores other random flows (the default is fixed per ruleset).
+        import os
+
+        seed = zlib.crc32(name.encode()) + int(os.environ.get("DIFFERENTIAL_SEED", "0"))
+    plan.cases = choose_flows(plan, seed=seed, cap=cap)
     return plan
 
 
-def _first_hosts(net: ipaddress.IPv4Network):
+def _first_hosts(net: IPNet):
     """Usable addresses, the conventional gateway (.1) first."""
     for a in net.hosts():
         yield a
@@ -420,11 +474,12 @@ class Case:
 
 def _tracer_flow(plan: Plan, flow: KL.Flow) -> T.Flow:
     proto = flow.proto
+    fam = plan.family
     if flow.src_ns == KL.HOST:
-        return T.Flow(4, proto, flow.src, flow.dst, flow.sport if proto != "icmp" else None,
+        return T.Flow(fam, proto, flow.src, flow.dst, flow.sport if proto != "icmp" else None,
                       flow.dport, from_host=True)
     p = plan.peer(flow.src_ns)
-    return T.Flow(4, proto, flow.src or p.addr, flow.dst, flow.sport if proto != "icmp" else None,
+    return T.Flow(fam, proto, flow.src or p.addr, flow.dst, flow.sport if proto != "icmp" else None,
                   flow.dport, iniface=p.iface)
 
 
@@ -466,9 +521,9 @@ def choose_flows(plan: Plan, *, seed: int, cap: int = FLOW_CAP) -> list[Case]:
             continue
         for proto, dport in _ports(r)[:1]:
             h = r.header
-            dst = str(ipaddress.IPv4Address(h.dst.value)) if h.dst is not None and h.dst.prefixlen == 32 \
+            dst = str(_ip(h.dst.value, plan.family)) if h.dst is not None and h.dst.prefixlen == plan.host_plen \
                 and not h.dst_inv else ext_ip
-            if ipaddress.IPv4Address(dst).is_loopback:
+            if ipaddress.ip_address(dst).is_loopback:
                 continue
             add("incoming-published", client, dst, dport, proto, listen_port=port)
             add("local-to-published", KL.HOST, dst, dport, proto, listen_port=port)
@@ -528,13 +583,16 @@ def choose_flows(plan: Plan, *, seed: int, cap: int = FLOW_CAP) -> list[Case]:
     dests = [ext_ip] + [p.addr for p in plan.peers if p.name != client]
     senders = [client] + [p.name for p in containers] + [KL.HOST]
     randoms = []
-    for _ in range(8):
+    for _ in range(8 if cap <= FLOW_CAP else cap):
         ns = rnd.choice(senders)
         proto = rnd.choice(("tcp", "tcp", "udp"))
         dst = rnd.choice([d for d in dests + [plan.peer(client).addr] if plan.owner(d) != ns] or [ext_ip])
         src = None
         if ns == client and rnd.random() < 0.5:
-            src = str(ipaddress.IPv4Address(rnd.choice((0x08000000, 0x5DB80000, 0xC6336400)) + rnd.randrange(1, 250)))
+            if plan.family == 4:
+                src = str(ipaddress.IPv4Address(rnd.choice((0x08000000, 0x5DB80000, 0xC6336400)) + rnd.randrange(1, 250)))
+            else:
+                src = f"2001:db8:{rnd.choice(('77', 'abc', 'f00'))}::{rnd.randrange(1, 250):x}"
             if plan.owner(src) is not None:
                 src = None
         randoms.append(("random", ns, dst, rnd.choice((22, 25, 53, 80, 443, 3306, 8080, rnd.randrange(1024, 65000))),
@@ -779,7 +837,7 @@ def _same_tuple(pkt: dict, arrival: KL.Arrival) -> Optional[str]:
                 continue
             if w != got:
                 diffs.append(f"{key} kernel {got} tracer {w}")
-        elif str(want) != str(got):
+        elif not _same_ip(str(want), str(got)):
             diffs.append(f"{key} kernel {got} tracer {want}")
     return "; ".join(diffs) or None
 
@@ -866,9 +924,10 @@ def _find_packet(obs: KL.Observation, *, src: str, sport: int, dst: str, dport: 
 
 KNOWN_REPLY_DESNAT = (
     "known tracer limitation: the reply of a source-NATed (MASQUERADE/SNAT) connection is "
-    "traced as a packet for the host's own address (INPUT); the kernel un-NATs its destination "
-    "to the original sender before routing, so it goes FORWARD (trace.Flow cannot say that a "
-    "packet is the reply of a connection)")
+    "traced with the destination it arrives with; the kernel un-NATs that destination (address "
+    "and port) to the original sender's before routing -- so the reply of a container's "
+    "connection goes FORWARD, not INPUT, and the host's own port is the one INPUT rules see "
+    "(trace.Flow cannot say that a packet is the reply of a connection)")
 
 
 def established_checks(plan: Plan, case: Case, obs: KL.Observation, index: RuleIndex,
@@ -886,15 +945,16 @@ def established_checks(plan: Plan, case: Case, obs: KL.Observation, index: RuleI
     sender_src = obs.sender.local[0] if obs.sender.local else case.flow.src
     if reply is not None and arr.ns != case.flow.src_ns:
         if arr.ns == KL.HOST:
-            tf = T.Flow(4, "tcp", arr.dst, arr.src, arr.dport, arr.sport, state="ESTABLISHED", from_host=True)
+            tf = T.Flow(plan.family, "tcp", arr.dst, arr.src, arr.dport, arr.sport, state="ESTABLISHED", from_host=True)
         else:
             p = plan.peer(arr.ns)
-            tf = T.Flow(4, "tcp", arr.dst, arr.src, arr.dport, arr.sport, iniface=p.iface, state="ESTABLISHED")
+            tf = T.Flow(plan.family, "tcp", arr.dst, arr.src, arr.dport, arr.sport, iniface=p.iface, state="ESTABLISHED")
         res = _check_packet(plan, case, "reply", tf, reply, index, tables, ipsets)
-        if res.status == "disagree" and sender_src and arr.src != sender_src:
+        if res.status == "disagree" and _kernel_unnatted(reply):
             # The connection was source-NATed: conntrack un-NATs the reply's destination
-            # before routing (to the original sender, often a container: FORWARD), which a
-            # flow description without the connection cannot tell the tracer.
+            # before routing (to the original sender, often a container: FORWARD; or the
+            # host's own port before INPUT), which a flow description without the
+            # connection cannot tell the tracer.
             res.status = "known"
             res.detail = f"{KNOWN_REPLY_DESNAT}\n{res.detail}"
         out.append(res)
@@ -903,10 +963,19 @@ def established_checks(plan: Plan, case: Case, obs: KL.Observation, index: RuleI
         ack = _find_packet(obs, src=sender_src, sport=obs.sport, dst=case.flow.dst, dport=case.flow.dport, flags=("ACK",))
         if ack is not None:
             base = case.tflow
-            tf = T.Flow(4, "tcp", sender_src, base.dst, base.sport, base.dport, iniface=base.iniface,
+            tf = T.Flow(plan.family, "tcp", sender_src, base.dst, base.sport, base.dport, iniface=base.iniface,
                         state="ESTABLISHED", from_host=base.from_host)
             out.append(_check_packet(plan, case, "ack", tf, ack, index, tables, ipsets))
     return out
+
+
+def _kernel_unnatted(pkt: KL.TracedPacket) -> bool:
+    """The kernel rewrote this reply's destination (address or port) on its way: conntrack
+    undid the connection's source NAT, which the reply's flow description cannot carry."""
+    first = pkt.first
+    if first is None:
+        return False
+    return any((h.dst, h.dport) != (first.dst, first.dport) for h in pkt.headers[1:])
 
 
 def _own_steps(pkt: KL.TracedPacket) -> Optional[list[KL.Step]]:
@@ -990,8 +1059,8 @@ class Report:
 def run_plan(lab: KL.Lab, plan: Plan, backend: str, *, ipsets=None, established: bool = True) -> Report:
     """Send every case of the plan through the lab (the ruleset already loaded) and the tracer."""
     rep = Report(plan.name, backend, notes=list(plan.notes))
-    index = RuleIndex(lab.save(family=4))
-    tables = {t.name for t in plan.ruleset.tables_of(4)}
+    index = RuleIndex(lab.save(family=plan.family))
+    tables = {t.name for t in plan.ruleset.tables_of(plan.family)}
     host = plan.host_model()
     observations = []
     for c in plan.cases:
@@ -1033,7 +1102,7 @@ def ipset_dump(plan: Plan) -> Optional[str]:
     types = {1: "hash:net", 2: "hash:ip,port", 3: "hash:ip,port,ip"}
     lines = []
     for name, dim in names.items():
-        lines.append(f"create {name} {types.get(dim, 'hash:net')} family inet hashsize 1024 maxelem 65536")
+        lines.append(f"create {name} {types.get(dim, 'hash:net')} family {'inet' if plan.family == 4 else 'inet6'} hashsize 1024 maxelem 65536")
         if name.startswith("docker-ext-bridges"):
             lines += [f"add {name} {info['net']}" for info in plan.ifaces.values() if info["bridge"]]
     return "\n".join(lines) + "\n"
@@ -1042,5 +1111,34 @@ def ipset_dump(plan: Plan) -> Optional[str]:
 def setup_lab(lab: KL.Lab, plan: Plan) -> None:
     """What the topology cannot say: the host's default route through the outside client (the
     host model has the same route)."""
-    lab.run(KL.HOST, "ip", "route", "replace", "default", "via", plan.peer(plan.client).addr,
+    lab.run(KL.HOST, "ip", f"-{plan.family}", "route", "replace", "default", "via", plan.peer(plan.client).addr,
             "dev", plan.external)
+    if plan.family == 6:
+        _static_neighbours(lab, plan)
+
+
+def _static_neighbours(lab: KL.Lab, plan: Plan) -> None:
+    """Permanent neighbour entries between the host and its peers and between peers on one
+    bridge.  IPv6 neighbour discovery is ICMPv6 that ip6tables filters (bridged NS/NA go
+    through FORWARD with bridge-nf), so a ruleset's FORWARD DROP would keep two containers from
+    ever finding each other and the flow's first packet would never be sent -- a lab artefact,
+    not the ruleset's verdict on the flow (the tracer, like the question, is about the packet).
+    IPv4's ARP is not seen by iptables."""
+    import json
+
+    def link_macs(*ns_args: str) -> dict[str, str]:
+        # netlink, not /sys: the lab shares the machine's sysfs mount
+        out = lab.run(KL.HOST, "ip", *ns_args, "-j", "link", "show").stdout
+        return {i["ifname"]: i.get("address", "") for i in json.loads(out)}
+
+    mac = {p.name: link_macs("-n", p.name)["eth0"] for p in plan.peers}
+    host_mac = link_macs()
+    host_cmds = []
+    for p in plan.peers:
+        host_cmds.append(f"neigh replace {p.addr} lladdr {mac[p.name]} dev {p.iface} nud permanent")
+        peer_cmds = [f"neigh replace {plan.ifaces[p.iface]['host']} lladdr {host_mac[p.iface]} dev eth0 nud permanent"]
+        for q in plan.peers:
+            if q.iface == p.iface and q.name != p.name:
+                peer_cmds.append(f"neigh replace {q.addr} lladdr {mac[q.name]} dev eth0 nud permanent")
+        lab.run(KL.HOST, "ip", "-n", p.name, "-batch", "-", input="\n".join(peer_cmds) + "\n")
+    lab.run(KL.HOST, "ip", "-batch", "-", input="\n".join(host_cmds) + "\n")
