@@ -115,6 +115,58 @@ def test_published_port_view_names_the_decisive_rules():
     assert "✗" in verbose
 
 
+def test_listing_that_hides_interfaces_says_the_verdict_is_uncertain():
+    # The seed blog post's pasted `iptables -nL`: nat DOCKER #1 lists as a bare `RETURN` (really
+    # `-i docker0 -j RETURN`), so the flow is delivered "as listed" while the kernel DNATs it to
+    # the container.  The view must not say DELIVERED with confidence.
+    from iptexplain.netfilter import tracer
+
+    rs = parse_text((ROOT / "fixtures" / "seed-blog-listing.txt").read_text(), "seed-blog-listing.txt")
+    assert rs.format == "listing" and "interfaces" in rs.hidden
+    tr = tracer.trace_flow(rs, Flow(dport=9525), verbose=True)
+    text = render_text(tr, rs, width=WIDTH)
+    assert_snapshot("seed-listing-hidden-interfaces.txt", text)
+    flat = " ".join(text.split())
+    # the deciding rules carry the mark and say why
+    assert re.search(r"✓\? DOCKER #1 -j RETURN line 154 .*? \? interfaces hidden by the -nL listing: "
+                     r"the kernel may not match this rule", flat)
+    # the closing summary: uncertain, the rule it rests on, and what to read instead
+    assert "✔? DELIVERED" in flat
+    assert "UNCERTAIN: this verdict rests on" in flat and "nat DOCKER #1 `-j RETURN` (line 154)" in flat
+    assert "iptables-save" in flat.split("UNCERTAIN", 1)[1]
+    # ASCII consoles keep the mark
+    ascii_text = _render_ascii(tr, rs)
+    assert "OK? DELIVERED" in ascii_text and "? UNCERTAIN" in ascii_text
+    doc = trace_json(tr, rs)
+    assert_snapshot("seed-listing-hidden-interfaces.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    assert doc["uncertain"] is True
+    out = doc["outcomes"][0]["outcome"]
+    assert out["uncertain"] is True and "interfaces hidden" in out["uncertain_reason"]
+    assert [(r["chain"], r["number"], r["line"]) for r in out["uncertain_rules"]] == \
+        [("PREROUTING", 1, 130), ("DOCKER", 1, 154)]
+    marked = [st for st in doc["path"]["steps"] if st["uncertain"]]
+    assert [(st["chain"], st["rule"]["number"]) for st in marked] == [("PREROUTING", 1), ("DOCKER", 1)]
+    assert all(st["uncertain_reason"] for st in marked)
+    # the exact input: no mark anywhere
+    exact = seed_ruleset()
+    etr = tracer.trace_flow(exact, Flow(dport=9525), verbose=True)
+    etext = render_text(etr, exact, width=WIDTH)
+    assert "UNCERTAIN" not in etext and "✓?" not in etext
+    assert trace_json(etr, exact)["uncertain"] is False
+
+
+def _render_ascii(tr, rs) -> str:
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=WIDTH, force_terminal=False, no_color=True, highlight=False,
+                      emoji=False, legacy_windows=False)
+    console.print(*TraceView(tr, rs).renderables(ascii_only=True))
+    return " ".join(buf.getvalue().split())
+
+
 # ---------------------------------------------------------------------------------------------
 # Hand-made traces: edge cases the seed rulesets do not produce.
 

@@ -240,7 +240,8 @@ def test_seed_container_to_outside_is_masqueraded_to_eth0():
     assert leaf.outcome.kind == T.FORWARDED and leaf.outcome.iface == "eth0"
     assert leaf.outcome.packet["src"] == "198.51.100.1"
     rw = [s for s in leaf.steps if s.kind == T.REWRITE]
-    assert rw[-1].detail == {"field": "src", "before": "172.17.0.6", "after": "198.51.100.1"}
+    assert {k: rw[-1].detail[k] for k in ("field", "before", "after")} == \
+        {"field": "src", "before": "172.17.0.6", "after": "198.51.100.1"}
 
 
 def test_container_to_container_same_bridge_goes_through_forward():
@@ -972,13 +973,62 @@ def test_listing_without_interfaces_marks_deciding_rules_uncertain():
     assert "interfaces" in rs.hidden
     tr = trace_flow(rs, Flow(dport=9525))
     leaf = only_leaf(tr)
-    assert "uncertain" in leaf.outcome.summary
+    assert "interfaces hidden" in leaf.outcome.uncertain
     marked = [s for s in leaf.steps if s.kind == T.RULE and s.matched and "uncertain" in s.detail]
     assert [s.chain for s in marked] == ["PREROUTING", "DOCKER"]
+    # the outcome names the rules it rests on, in the order they decided: DOCKER #1 is the
+    # listed `RETURN` that really is `-i docker0 -j RETURN`
+    assert [(r.chain, r.number, r.target_name) for r in leaf.outcome.uncertain_rules] == \
+        [("PREROUTING", 1, "DOCKER"), ("DOCKER", 1, "RETURN")]
     assert any("iptables -nvL" in n for n in tr.notes)
     # The same rules from iptables-save: nothing uncertain.
     exact = only_leaf(trace_flow(load(str(FIXTURES / "seed-docker.v4.save")), Flow(dport=9525)))
-    assert "uncertain" not in exact.outcome.summary
+    assert exact.outcome.uncertain is None and not exact.outcome.uncertain_rules
+    assert not any("uncertain" in s.detail for s in exact.steps)
+
+
+def test_rules_that_change_nothing_are_not_uncertain_deciders():
+    # A LOG rule read from an -nL listing hides its interfaces too, but matching it or not
+    # changes nothing: only rules that decide (jump, verdict, rewrite) make a verdict uncertain.
+    text = """Chain INPUT (policy ACCEPT)
+target     prot opt source               destination
+LOG        all  --  0.0.0.0/0            0.0.0.0/0            LOG flags 0 level 4
+DROP       tcp  --  0.0.0.0/0            0.0.0.0/0            tcp dpt:22
+"""
+    from iptexplain.parse import parse_text
+
+    rs = parse_text(text, "input.txt")
+    assert "interfaces" in rs.hidden
+    leaf = only_leaf(trace_flow(rs, Flow(dst="198.51.100.1", dport=22)))
+    assert leaf.outcome.kind == T.DROPPED
+    assert [(r.number, r.target_name) for r in leaf.outcome.uncertain_rules] == [(2, "DROP")]
+    log = [s for s in leaf.steps if s.kind == T.RULE and s.rule is not None and s.rule.number == 1]
+    assert log and log[0].matched and "uncertain" not in log[0].detail
+
+
+def test_rewrites_show_address_and_port_together():
+    # The issue's wording: `dst 198.51.100.1:9525 → 172.17.0.6:9525`, even though only the
+    # address changes; a port-only rewrite (REDIRECT) shows the address it keeps.
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    leaf = only_leaf(trace_flow(rs, Flow(proto="tcp", src="203.0.113.7", iniface="eth0", dst="198.51.100.1",
+                                         dport=9525), DOCKER_HOST))
+    rw = [s for s in leaf.steps if s.kind == T.REWRITE]
+    assert [s.reason for s in rw] == ["DNAT: dst 198.51.100.1:9525 → 172.17.0.6:9525"]
+    assert rw[0].detail["fields"] == {"dst": ["198.51.100.1", "172.17.0.6"]}
+    from iptexplain.parse import parse_text
+
+    redirect = parse_text("*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p udp --dport 53 -j REDIRECT "
+                          "--to-ports 5353\nCOMMIT\n", "r.save")
+    leaf = only_leaf(trace_flow(redirect, Flow(proto="udp", src="203.0.113.7", sport=40000, iniface="eth0",
+                                               dst="198.51.100.1", dport=53), DOCKER_HOST))
+    rw = [s for s in leaf.steps if s.kind == T.REWRITE]
+    assert [s.reason for s in rw] == ["REDIRECT: dst 198.51.100.1:53 → 198.51.100.1:5353"]
+    # ICMP has no ports: the address alone
+    icmp = parse_text("*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p icmp -j DNAT "
+                      "--to-destination 172.17.0.6\nCOMMIT\n", "i.save")
+    leaf = only_leaf(trace_flow(icmp, Flow(proto="icmp", src="203.0.113.7", iniface="eth0",
+                                           dst="198.51.100.1"), DOCKER_HOST))
+    assert [s.reason for s in leaf.steps if s.kind == T.REWRITE] == ["DNAT: dst 198.51.100.1 → 172.17.0.6"]
 
 
 def test_source_in_a_connected_subnet_arrives_on_its_interface():

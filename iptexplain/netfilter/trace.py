@@ -116,6 +116,10 @@ class Outcome:
     iface: str | None = None
     reply: str | None = None  # REJECT: icmp-port-unreachable / tcp-reset
     packet: dict[str, Any] = field(default_factory=dict)  # final src/dst/ports/mark after rewrites
+    # The verdict rests on rules the input did not show in full (an ``iptables -nL`` listing hides
+    # -i/-o): why (None: the verdict is exact), and those rules in the order they decided.
+    uncertain: str | None = None
+    uncertain_rules: list[Rule] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -37,8 +37,16 @@ from iptexplain.netfilter.context import (ACCEPT, CONTINUE, DROP, QUEUE, REJECT,
 from iptexplain.netfilter.ipheader import header_deciders
 from iptexplain.netfilter.packets import (U8, U16, Decision, IntSet, Packets, fmt_set, masked_set,
                                           point, single, span, subtract, union)
+from iptexplain.netfilter.nat import PORT_PROTOS
 from iptexplain.netfilter.routing import BITS, RouteResult, Router
 from iptexplain.netfilter.trace import Condition, Flow, Fork, Outcome, Path, Step, Trace
+
+# What Ruleset.unseen(rule) says a rule may test unseen, in words for the trace.
+UNSEEN_WHY = {
+    "interfaces": "interfaces hidden by the -nL listing",
+    "address": "an address printed as a name that could not be read back",
+    "match": "match text the listing could not read back",
+}
 
 # Ruleset.hidden kinds that make a rule's match uncertain, and why.
 HIDDEN_PARTS = {
@@ -93,7 +101,8 @@ class State:
     notrack: bool = False
     nat_init: frozenset = frozenset()  # manip types ("DST", "SRC") already set up
     flow_state: frozenset = frozenset({"NEW"})
-    uncertain: int = 0  # deciding rules on this path whose hidden parts (a -L listing) may change them
+    # deciding rules on this path whose unseen parts (a -L listing) may change them
+    uncertain: tuple[Rule, ...] = ()
     resume: tuple[Rule, Decision] | None = None  # a fork's matched branch: apply this rule next
 
     def clone(self, pkts: Packets | None = None) -> "State":
@@ -268,12 +277,26 @@ class Tracer:
     def _finish(self, st: State, path: Path, kind: str, summary: str, rule: Rule | None = None,
                 **kw: Any) -> None:
         if st.uncertain:
-            summary += (f" -- uncertain: {st.uncertain} deciding rule{'s' if st.uncertain > 1 else ''} "
-                        f"may not match as listed ({self.hidden_why})")
+            why = sorted({w for r in st.uncertain for w in self._unseen(r)})
+            kw["uncertain"] = "; ".join(UNSEEN_WHY.get(w, w) for w in why)
+            kw["uncertain_rules"] = list(st.uncertain)
         out = Outcome(kind, rule, summary, packet=st.pkts.summary(), **kw)
         path.outcome = out
         self.finals.append((st, out))
         raise _Stop
+
+    def _unseen(self, rule: Rule) -> frozenset[str]:
+        unseen = getattr(self.rs, "unseen", None)
+        return unseen(rule) if unseen is not None and self.hidden_why else frozenset()
+
+    def _mark_uncertain(self, st: State, step: Step, rule: Rule) -> None:
+        """A deciding rule the input did not show in full (an -nL listing hides -i/-o): the path
+        goes on as listed, the step and every outcome after it say the kernel may differ."""
+        unseen = self._unseen(rule)
+        if unseen:
+            step.detail["uncertain"] = ("; ".join(UNSEEN_WHY.get(w, w) for w in sorted(unseen))
+                                        + ": the kernel may not match this rule")
+            st.uncertain = st.uncertain + (rule,)
 
     def _fork(self, st: State, path: Path, reason: str,
               branches: list[tuple[Condition, State, list[Step]]], stat: bool = False) -> None:
@@ -460,12 +483,10 @@ class Tracer:
             st.pkts = before.copy(**binding)
             what = f"the connection's {kind}" if st.conn.direction != "REPLY" else \
                 f"the connection's {'SNAT' if kind == 'DNAT' else 'DNAT'} undone for the reply"
-            for f in binding:
-                b, a = _field_text(before, f), _field_text(st.pkts, f)
-                if b == a:
-                    continue
+            changed = [f for f in binding if _field_text(before, f) != _field_text(st.pkts, f)]
+            for f, b, a, detail in _rewrites(before, st.pkts, changed):
                 path.steps.append(Step(T.REWRITE, hook, "nat", reason=f"{what}: {f} {b} → {a}",
-                                       detail={"field": f, "before": b, "after": a, "by": "conntrack"}))
+                                       detail={**detail, "by": "conntrack"}))
         return False
 
     # -- routing ------------------------------------------------------------------------------------
@@ -666,12 +687,9 @@ class Tracer:
         t = rule.target
         if t is None:
             return
-        if self.hidden_why:
-            # Its hidden parts could make it not match this packet: the path is as listed.
-            step.detail["uncertain"] = self.hidden_why
-            st.uncertain += 1
         target_chain = rule.jump
         if target_chain is not None:
+            self._mark_uncertain(st, step, rule)
             tchain = st.table.chains.get(target_chain)
             if tchain is None:
                 path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth,
@@ -700,12 +718,17 @@ class Tracer:
                                    reason=f"target {name} not understood: its effect is unknown"))
             self._finish(st, path, T.UNDECIDED, f"target {name} not understood", rule)
         eff = t.apply(st.pkts, ctx)
+        if not (eff.verdict == CONTINUE and eff.pkts is None and eff.nat is None and not eff.notrack
+                and not eff.ct_changes):
+            # A rule that changes nothing (LOG, a counter) decides nothing, hidden parts or not.
+            self._mark_uncertain(st, step, rule)
         if eff.pkts is not None:
-            st.pkts = eff.pkts
-            for f, b, a in eff.rewrites:
+            before, st.pkts = st.pkts, eff.pkts
+            texts = {f: (b, a) for f, b, a in eff.rewrites}
+            for f, b, a, detail in _rewrites(before, st.pkts, list(texts), texts):
                 path.steps.append(Step(T.REWRITE, hook, table, chain, rule, depth=depth,
                                        reason=f"{extension_name(t)}: {f} {b} → {a}" + (f" ({eff.note})" if eff.note else ""),
-                                       detail={"field": f, "before": b, "after": a}))
+                                       detail=detail))
         elif eff.note and eff.verdict == CONTINUE:
             path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth, reason=eff.note))
         if eff.nat is not None:
@@ -872,13 +895,46 @@ def _field_text(p: Packets, f: str) -> str:
     return fmt_set(getattr(p, f))
 
 
-def _endpoint(p: Packets, a: str, port: str) -> str:
+ENDPOINTS = {"src": ("src", "sport"), "sport": ("src", "sport"), "dst": ("dst", "dport"),
+             "dport": ("dst", "dport")}
+
+
+def _rewrites(before: Packets, after: Packets, changed: list[str],
+              texts: dict[str, tuple[str, str]] | None = None) -> list[tuple[str, str, str, dict]]:
+    """(field, before, after, detail) per rewrite step.  For TCP/UDP/SCTP/DCCP/UDP-Lite an
+    address and its port are one endpoint, shown together even when only one of them changed
+    (``dst 198.51.100.1:9525 → 172.17.0.6:9525``); ``detail["fields"]`` keeps each field
+    that changed.  Other fields (mark…) are one step each."""
+    texts = texts or {}
+    out: list[tuple[str, str, str, dict]] = []
+    done: set[str] = set()
+    ported = single(before.proto) in PORT_PROTOS
+    for f in changed:
+        if f in done:
+            continue
+        if f in ENDPOINTS and ported:
+            a, port = ENDPOINTS[f]
+            done.update((a, port))
+            fields = {g: list(texts.get(g) or (_field_text(before, g), _field_text(after, g)))
+                      for g in (a, port) if g in changed}
+            show_port = getattr(before, port) != U16 or getattr(after, port) != U16
+            b_txt, a_txt = _endpoint(before, a, port, show_port), _endpoint(after, a, port, show_port)
+            out.append((a, b_txt, a_txt, {"field": a, "before": b_txt, "after": a_txt, "fields": fields}))
+            continue
+        done.add(f)
+        b_txt, a_txt = texts.get(f) or (_field_text(before, f), _field_text(after, f))
+        out.append((f, b_txt, a_txt, {"field": f, "before": b_txt, "after": a_txt}))
+    return out
+
+
+def _endpoint(p: Packets, a: str, port: str, show_port: bool | None = None) -> str:
+    """``198.51.100.1:9525``, ``[2001:db8::1]:80``; ``:*`` for any port when ``show_port`` asks
+    for it (the other side of a rewrite has one)."""
     addr = p.addr_text(a)
-    if single(p.proto) in (6, 17, 132, 33, 136):
-        ports = getattr(p, port)
-        if ports != U16:
-            addr = (f"[{addr}]" if p.family == 6 else addr) + ":" + fmt_set(ports)
-    return addr
+    ports = getattr(p, port)
+    if single(p.proto) not in PORT_PROTOS or not (ports != U16 if show_port is None else show_port):
+        return addr
+    return (f"[{addr}]" if p.family == 6 else addr) + ":" + (fmt_set(ports) if ports != U16 else "*")
 
 
 def _flatten_cascades(path: Path, stat_forks: set[int]) -> None:

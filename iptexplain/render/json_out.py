@@ -86,6 +86,9 @@ def step_json(st: Step) -> dict[str, Any]:
         "reason": st.reason or None,
         "verdict": st.verdict,
         "detail": _plain(st.detail) if st.detail else {},
+        # a rule that decided as listed though the input hid parts of it (-nL hides -i/-o)
+        "uncertain": bool(st.detail and st.detail.get("uncertain")),
+        "uncertain_reason": (st.detail or {}).get("uncertain") or None,
     }
 
 
@@ -107,6 +110,9 @@ def outcome_json(o: Outcome, steps: list[Step], ruleset: Any = None, family: int
         "iface": o.iface,
         "reply": o.reply,
         "packet": _plain(o.packet) if o.packet else {},
+        "uncertain": bool(o.uncertain),
+        "uncertain_reason": o.uncertain or None,
+        "uncertain_rules": [rule_json(r) for r in o.uncertain_rules],
     }
 
 
@@ -194,6 +200,7 @@ def trace_json(trace: Trace, ruleset: Any = None) -> dict[str, Any]:
         "result": result_of(trace),
         "exit_status": exit_status(trace),
         "forks": trace.forks,
+        "uncertain": any(lf["outcome"]["uncertain"] for lf in leaves),
         "outcomes": leaves,
         "path": path_json(trace.root, [], ruleset, trace.flow.family),
     }

@@ -52,6 +52,7 @@ class Marks:
     bad: str
     maybe: str
     neq: str
+    uncertain: str = "?"  # a rule or verdict that rests on what the input did not show
 
 
 # What the texts themselves use (the flow's arrow, reasons written by the tracer…), for consoles
@@ -89,6 +90,7 @@ STYLE = {
     "where": "dim",
     "conntrack": "dim cyan",
     "policy": "bold",
+    "uncertain": "dim yellow",
 }
 
 _VERDICT_STYLE = {
@@ -96,6 +98,8 @@ _VERDICT_STYLE = {
     "RETURN": "jump",
 }
 _NAT_TARGETS = {"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP", "MARK", "CONNMARK", "TPROXY"}
+
+MAX_UNCERTAIN_RULES = 4  # rules an uncertain verdict names in the closing summary
 
 OUTCOME_WORDS = {
     DELIVERED: "delivered locally",
@@ -422,6 +426,9 @@ class _Builder:
             container.add(Node("miss", label))
             return
         mark = m.match if st.matched else m.maybe
+        unsure = (st.detail or {}).get("uncertain")
+        if unsure and st.matched:
+            mark += m.uncertain
         label = Text.assemble((f"{mark} ", _style("match") if st.matched else _style("note")))
         label.append(self._rule_head(st), "bold")
         if rule is not None:
@@ -438,6 +445,8 @@ class _Builder:
         if rule is not None and rule.line:
             label.append(f"  line {rule.line}", _style("where"))
         node = container.add(Node("rule", label))
+        if unsure:
+            node.add(Node("uncertain", Text(f"{m.uncertain} {unsure}", _style("uncertain"))))
         self.last_rule, self.last_rule_step = node, st
         if rule is not None and rule.jump:
             self.jump_parent[max(st.depth, 0)] = (rule.jump, node, bool(rule.goto))
@@ -685,6 +694,8 @@ class TraceView:
     def outcome_text(self, outcome: Outcome, steps: list[Step], m: Marks | None = None) -> Text:
         m = m or UNICODE
         mark = m.ok if outcome.kind in PASSED else m.bad if outcome.kind in (DROPPED, REJECTED) else m.maybe
+        if outcome.uncertain:
+            mark += m.uncertain  # "✔?": as listed; the kernel may decide otherwise
         style = outcome_style(outcome.kind)
         sentence = self.names(outcome_sentence(outcome, steps))
         first, _, rest = sentence.partition(" ")
@@ -707,6 +718,28 @@ class TraceView:
                 text.append(f" — {who}", "")
         if outcome.kind == REJECTED and outcome.reply and outcome.reply not in text.plain:
             text.append(f" (reply {outcome.reply})", "")
+        return text
+
+    def uncertain_text(self, outcome: Outcome, m: Marks) -> Text | None:
+        """Why a verdict read from a listing that hid parts of rules may not be the kernel's,
+        naming the rules it rests on, and what to read instead for the exact answer."""
+        if not outcome.uncertain:
+            return None
+        rules = list(outcome.uncertain_rules)
+        shown = rules[-MAX_UNCERTAIN_RULES:]  # the latest decided last: they matter most
+        names = []
+        for r in shown:
+            matches, target, _ = rule_parts(r)
+            spec = " ".join(x for x in (matches, target) if x)
+            names.append(f"{r.table} {r.chain} #{r.number} `{spec}`" + (f" (line {r.line})" if r.line else ""))
+        if len(rules) > len(shown):
+            names.insert(0, f"{len(rules) - len(shown)} earlier rule{'s' if len(rules) - len(shown) > 1 else ''}")
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        them = "it" if len(rules) == 1 else "them"
+        text = Text(f"{m.uncertain} UNCERTAIN: ", _style("note"))
+        text.append(f"this verdict rests on {listed} ({outcome.uncertain}); the kernel may not match "
+                    f"{them} and the packet may go another way. For the full picture read "
+                    "`iptables-save` (or `iptables -nvL`, `iptables -t nat -nvL`) instead.", "")
         return text
 
     def tree_nodes(self, m: Marks) -> list[Node]:
@@ -732,6 +765,9 @@ class TraceView:
                 what = "packet as it leaves" if leaf.outcome.kind in PASSED else "the packet then"
                 extra = Text(f"{' ' * indent}{what}: {self.names(pkt)}", "dim")
                 out.append(_hanging(self._a(extra), indent + 2))
+            unsure = self.uncertain_text(leaf.outcome, m)
+            if unsure is not None:
+                out.append(_hanging(self._a(Text(" " * indent) + unsure), indent + 2))
             return out
         kinds = sorted({lf.outcome.kind for lf in leaves}, key=list(OUTCOME_WORDS).index)
         head = Text.assemble(
@@ -747,6 +783,10 @@ class TraceView:
             conds = Text(" and ".join(c.text for c in leaf.conditions), _style("cond"))
             conds.append("\n")
             conds.append_text(self.outcome_text(leaf.outcome, leaf.steps, m))
+            unsure = self.uncertain_text(leaf.outcome, m)
+            if unsure is not None:
+                conds.append("\n")
+                conds.append_text(unsure)
             conds = self._a(conds)
             grid.add_row("", Text(f"{p:.0%}" if p is not None else "?", "bold"), conds)
         return [head, grid]
