@@ -7,8 +7,11 @@ the host is taken from them, as an engineer reading the dump would:
 * ``-s 172.17.0.0/16 ! -o docker0 -j MASQUERADE`` (Docker, libvirt): docker0 carries
   172.17.0.0/16, its gateway address being the subnet's first (Docker's convention);
 * ``-d NET -o IF`` / ``-s NET -i IF``: IF carries NET;
+* a connected route in saved ``ip -j route`` output (``192.0.2.0/24 dev eth0 src 192.0.2.10``):
+  eth0 has 192.0.2.10/24;
 * with no external interface known: ``eth0`` with a documentation address, and the default
-  route through it.
+  route through it.  A flow arriving on a bridge (``-i docker0``) does not make the bridge the
+  external interface, and an interface the host data lists is never given an invented address.
 
 Every inference becomes a note the user sees (``Trace.notes``); nothing is assumed silently.
 """
@@ -174,6 +177,7 @@ def complete_host(host: HostModel | None, ruleset: Ruleset, flow) -> HostModel:
         lo.addrs.append(IfAddr("::1", 128, 6))
     if h.source in ("", "inferred") and host is None:
         notes.append("no host model given: interfaces and routes are inferred from the ruleset")
+    _addresses_from_routes(h, family)
     # Subnets the rules say an interface carries (Docker bridges, libvirt networks, …).
     carried, named = _ruleset_facts(ruleset, family)
     for name, net, evidence in carried:
@@ -186,10 +190,12 @@ def complete_host(host: HostModel | None, ruleset: Ruleset, flow) -> HostModel:
         iface = h.add_interface(Interface(name, kind="bridge" if _virtual(name) else "", inferred=True))
         iface.addrs.append(IfAddr(gw, net.prefixlen or 0, family))
         notes.append(f"inferred: {name} carries {net} (address {gw}/{net.prefixlen} assumed), from {evidence}")
-    # The external interface: the flow's, the default route's, or the most named physical one.
+    # The external interface: the flow's (unless it is a bridge or another virtual interface,
+    # where containers sit, not the outside world), the default route's, or the most named
+    # physical one.
     ext = None
     if getattr(flow, "iniface", None) and not getattr(flow, "from_container", None) \
-            and not getattr(flow, "from_host", False):
+            and not getattr(flow, "from_host", False) and not _virtual(flow.iniface):
         ext = flow.iniface
     if ext is None:
         ext = next((r.dev for r in h.routes if r.family == family and r.dst == "default"), None)
@@ -197,11 +203,17 @@ def complete_host(host: HostModel | None, ruleset: Ruleset, flow) -> HostModel:
         physical = [n for n, _ in named.most_common() if not _virtual(n)
                     and n not in h.interfaces]
         known = [n for n, i in h.interfaces.items() if n != "lo" and not _virtual(n) and not i.inferred]
+        known.sort(key=lambda n: not _has_family(h, n, family))  # one with an address first
         ext = (known or physical or ["eth0"])[0]
         if not known:
             why = "named in the rules" if physical else "nothing else known"
             notes.append(f"assumed: {ext} is the external interface ({why})")
-    if not _has_family(h, ext, family):
+    given = h.interfaces.get(ext)
+    if given is not None and not given.inferred and not _has_family(h, ext, family):
+        # The host data lists this interface without such an address: inventing one would
+        # contradict it.
+        notes.append(f"{ext} has no IPv{family} address in the host data: none assumed")
+    elif not _has_family(h, ext, family):
         addr, plen, _ = ASSUMED_EXTERNAL[family]
         used = {a.address for i in h.interfaces.values() for a in i.addrs}
         if addr in used:
@@ -211,6 +223,14 @@ def complete_host(host: HostModel | None, ruleset: Ruleset, flow) -> HostModel:
         notes.append(f"assumed: {ext} has address {addr}/{plen} (a documentation address; give --iface "
                      f"{ext}=ADDR/PREFIX for the real one)")
     if not any(r.family == family and r.dst == "default" for r in h.routes):
+        out = ext if _has_family(h, ext, family) else next(
+            (n for n, i in h.interfaces.items() if n != "lo" and not _virtual(n) and _has_family(h, n, family)),
+            None)
+        if out is None:
+            notes.append(f"no IPv{family} default route known and no interface to assume one on: "
+                         "destinations outside the host's subnets are unreachable")
+            return _forwarding_note(h, family)
+        ext = out
         iface = h.interfaces[ext]
         a = next(x for x in iface.addrs if x.family == family)
         net = a.network
@@ -219,10 +239,35 @@ def complete_host(host: HostModel | None, ruleset: Ruleset, flow) -> HostModel:
             gw = int_to_ip(net.value + 1, family)
         h.routes.append(Route("default", ext, gw, family=family, inferred=True))
         notes.append(f"assumed: default route via {gw} dev {ext}")
+    return _forwarding_note(h, family)
+
+
+def _forwarding_note(h: HostModel, family: int) -> HostModel:
     fwd_key = "net.ipv4.ip_forward" if family == 4 else "net.ipv6.conf.all.forwarding"
     if fwd_key not in h.sysctls:
-        notes.append(f"{fwd_key} not known: forwarding assumed enabled")
+        h.notes.append(f"{fwd_key} not known: forwarding assumed enabled")
     return h
+
+
+def _addresses_from_routes(h: HostModel, family: int) -> None:
+    """An interface the host data names only in routes (``ip -j route`` saved without ``ip -j
+    addr``) has the address its connected route prefers: the kernel adds ``192.0.2.0/24 dev
+    eth0 proto kernel scope link src 192.0.2.10`` for the address 192.0.2.10/24 on eth0."""
+    for r in h.routes:
+        if r.family != family or not r.src or r.dst == "default" or r.via or r.type != "unicast" \
+                or _has_family(h, r.dev, family):
+            continue
+        try:
+            net = parse_address(r.dst)
+            fam, value = parse_ip(r.src)
+        except OptionError:
+            continue
+        if fam != family or net.family != family or not net.contains(value):
+            continue
+        plen = net.prefixlen if net.prefixlen is not None else (32 if family == 4 else 128)
+        iface = h.interfaces.get(r.dev) or h.add_interface(Interface(r.dev, inferred=True))
+        iface.addrs.append(IfAddr(r.src, plen, family))
+        h.notes.append(f"inferred: {r.dev} has address {r.src}/{plen} (the route {r.dst} dev {r.dev} src {r.src})")
 
 
 def _virtual(name: str) -> bool:

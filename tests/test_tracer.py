@@ -1040,3 +1040,48 @@ def test_source_in_a_connected_subnet_arrives_on_its_interface():
     # An outside source still comes in on the external interface.
     tr = trace_flow(rs, Flow(src="203.0.113.9", dport=9525), DOCKER_HOST)
     assert any("arriving on eth0" in n for n in tr.notes)
+
+
+HOST_FILES = Path(__file__).resolve().parent.parent / "fixtures" / "host"
+
+
+def _host_from(*names: str):
+    from iptexplain.hostio import host_from_ip
+
+    return host_from_ip([((HOST_FILES / n).read_text(), str(HOST_FILES / n)) for n in names])
+
+
+@pytest.mark.parametrize("files", [("docker-ip-addr.json",), ("docker-ip-route.json",),
+                                   ("docker-ip-addr.json", "docker-ip-route.json")])
+@pytest.mark.parametrize("fixture", ["seed-docker.v4.save", "seed-blog-listing.txt"])
+def test_host_file_with_docker0_flow_is_never_contradicted(files, fixture):
+    # Saved `ip -j addr` / `ip -j route` of a Docker host (eth0 192.0.2.10/24, docker0
+    # 172.17.0.1/16), and a container's flow coming in on docker0: the tracer used to take the
+    # flow's interface for the external one and say "docker0 has address 198.51.100.1/24" (route
+    # file) or route the default via docker0 (addr file).
+    host = _host_from(*files)
+    rs = load(str(FIXTURES / fixture))
+    tr = trace_flow(rs, Flow(proto="tcp", src="172.17.0.6", dst="93.184.215.14", dport=443, iniface="docker0"),
+                    host)
+    h = tr.host
+    assert [str(a) for a in h.interfaces["docker0"].addrs if a.family == 4] == ["172.17.0.1/16"]
+    assert [str(a) for a in h.interfaces["eth0"].addrs if a.family == 4] == ["192.0.2.10/24"]
+    assert not any("198.51.100" in n or "203.0.113" in n for n in tr.notes), tr.notes
+    (default,) = [r for r in h.routes if r.dst == "default" and r.family == 4]
+    assert default.dev == "eth0"
+    leaf = next(iter(tr.leaves()))
+    routes = [s for s in leaf.steps if s.kind == T.ROUTE]
+    assert routes and "dev eth0" in routes[0].reason, routes[0].reason
+    if fixture.endswith(".save"):  # exact rules: Docker's MASQUERADE to eth0's real address
+        assert leaf.outcome.kind == T.FORWARDED and leaf.outcome.iface == "eth0"
+        assert leaf.outcome.packet["src"] == "192.0.2.10"
+
+
+def test_an_interface_the_host_data_lists_gets_no_invented_address():
+    # peer0 is in the host data with only an IPv6 link-local address: a flow arriving on it
+    # must not give it a documentation IPv4 address.
+    host = _host_from("docker-ip-addr.json", "docker-ip-route.json")
+    tr = trace_flow(load(str(FIXTURES / "seed-docker.v4.save")),
+                    Flow(proto="tcp", src="203.0.113.7", dst="192.0.2.10", dport=22, iniface="peer0"), host)
+    assert not [a for a in tr.host.interfaces["peer0"].addrs if a.family == 4]
+    assert any("peer0 has no IPv4 address in the host data" in n for n in tr.notes), tr.notes
