@@ -20,8 +20,9 @@ For a ruleset this module
        verdict) against the kernel's ``xtables-monitor --trace`` events (nft backend), or
        against the rules whose counters moved (legacy backend: the tracer's rules must be
        among them).
-   Established packets of a connection the kernel carried (the reply SYN-ACK and the
-   client's ACK) are checked too, from the same observation.
+   Established packets of a connection the kernel carried are checked too, from the same
+   observation: the reply (SYN-ACK, against the tracer's ``Flow.reply`` trace of the flow, with
+   conntrack undoing its NAT) and the sender's ACK (``state=ESTABLISHED``, the NAT kept).
 
 A flow where the tracer forks (``statistic``, an unknown module) is *undecidable*: it agrees
 when one of the tracer's branches is what the kernel did; those are counted apart.
@@ -33,6 +34,7 @@ targets show as ACCEPT, REJECT as DROP, a user chain's end prints nothing, polic
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import random
 import zlib
@@ -757,7 +759,7 @@ def _is_prefix(tracer: list[TEvent], kernel: list) -> bool:
 @dataclass
 class Result:
     case: Case
-    status: str  # agree, agree-fork, undecided, disagree, known (a reported tracer limitation), lab-error, lab-noise
+    status: str  # agree, agree-fork, undecided, disagree, lab-error, lab-noise
     checks: list[str] = field(default_factory=list)  # what was compared: outcome, path, counters, reply, ack
     detail: str = ""
     leaves: int = 1
@@ -922,14 +924,6 @@ def _find_packet(obs: KL.Observation, *, src: str, sport: int, dst: str, dport: 
     return None
 
 
-KNOWN_REPLY_DESNAT = (
-    "known tracer limitation: the reply of a source-NATed (MASQUERADE/SNAT) connection is "
-    "traced with the destination it arrives with; the kernel un-NATs that destination (address "
-    "and port) to the original sender's before routing -- so the reply of a container's "
-    "connection goes FORWARD, not INPUT, and the host's own port is the one INPUT rules see "
-    "(trace.Flow cannot say that a packet is the reply of a connection)")
-
-
 def established_checks(plan: Plan, case: Case, obs: KL.Observation, index: RuleIndex,
                        tables: set[str], ipsets=None) -> list[Result]:
     """The reply (SYN-ACK) and the client's ACK of a TCP connection the kernel carried: their
@@ -940,24 +934,13 @@ def established_checks(plan: Plan, case: Case, obs: KL.Observation, index: RuleI
     arr = obs.delivery
     if arr is None:
         return out
-    # The reply leaves the receiver with the addresses it saw (after NAT).
+    # The reply leaves the receiver with the addresses it saw (after NAT); the tracer is asked
+    # for the answer to the flow (Flow.reply), with conntrack undoing the connection's NAT.
     reply = _find_packet(obs, src=arr.dst, sport=arr.dport, dst=arr.src, dport=arr.sport, flags=("SYN", "ACK"))
     sender_src = obs.sender.local[0] if obs.sender.local else case.flow.src
-    if reply is not None and arr.ns != case.flow.src_ns:
-        if arr.ns == KL.HOST:
-            tf = T.Flow(plan.family, "tcp", arr.dst, arr.src, arr.dport, arr.sport, state="ESTABLISHED", from_host=True)
-        else:
-            p = plan.peer(arr.ns)
-            tf = T.Flow(plan.family, "tcp", arr.dst, arr.src, arr.dport, arr.sport, iniface=p.iface, state="ESTABLISHED")
-        res = _check_packet(plan, case, "reply", tf, reply, index, tables, ipsets)
-        if res.status == "disagree" and _kernel_unnatted(reply):
-            # The connection was source-NATed: conntrack un-NATs the reply's destination
-            # before routing (to the original sender, often a container: FORWARD; or the
-            # host's own port before INPUT), which a flow description without the
-            # connection cannot tell the tracer.
-            res.status = "known"
-            res.detail = f"{KNOWN_REPLY_DESNAT}\n{res.detail}"
-        out.append(res)
+    if reply is not None:
+        tf = dataclasses.replace(case.tflow, reply=True)
+        out.append(_check_packet(plan, case, "reply", tf, reply, index, tables, ipsets))
     # The sender's ACK: the original direction, state ESTABLISHED, the connection's NAT kept.
     if sender_src:
         ack = _find_packet(obs, src=sender_src, sport=obs.sport, dst=case.flow.dst, dport=case.flow.dport, flags=("ACK",))
@@ -967,15 +950,6 @@ def established_checks(plan: Plan, case: Case, obs: KL.Observation, index: RuleI
                         state="ESTABLISHED", from_host=base.from_host)
             out.append(_check_packet(plan, case, "ack", tf, ack, index, tables, ipsets))
     return out
-
-
-def _kernel_unnatted(pkt: KL.TracedPacket) -> bool:
-    """The kernel rewrote this reply's destination (address or port) on its way: conntrack
-    undid the connection's source NAT, which the reply's flow description cannot carry."""
-    first = pkt.first
-    if first is None:
-        return False
-    return any((h.dst, h.dport) != (first.dst, first.dport) for h in pkt.headers[1:])
 
 
 def _own_steps(pkt: KL.TracedPacket) -> Optional[list[KL.Step]]:
@@ -1051,7 +1025,7 @@ class Report:
         kinds = _Counter(r.case.kind.split(" (")[0] for r in self.results)
         return (f"{self.name} [{self.backend}]: {len(self.results)} checked, {self.count('agree')} agreed, "
                 f"{self.count('agree-fork')} forked (kernel among the branches), {self.count('undecided')} undecided, "
-                f"{len(self.disagreements)} disagreed, {self.count('known')} known limitation, "
+                f"{len(self.disagreements)} disagreed, "
                 f"{self.count('lab-noise')} lab noise; "
                 f"kinds {dict(sorted(kinds.items()))}")
 
@@ -1064,7 +1038,16 @@ def run_plan(lab: KL.Lab, plan: Plan, backend: str, *, ipsets=None, established:
     host = plan.host_model()
     observations = []
     for c in plan.cases:
-        obs = lab.send(c.flow)
+        try:
+            obs = lab.send(c.flow)
+        except KL.LabError as e:
+            # A lab hiccup (an agent's listener could not bind for a moment): once more, and
+            # if it persists the ruleset's report carries it as a lab error.
+            rep.notes.append(f"{c.label}: {e}; sent again")
+            import time
+
+            time.sleep(0.3)
+            obs = lab.send(c.flow)
         observations.append(obs)
         if any("No buffer space" in n for n in obs.notes):
             # xtables-monitor died of ENOBUFS (a chain forest prints thousands of events per
