@@ -679,3 +679,52 @@ RETURN     all  --  0.0.0.0/0            0.0.0.0/0
     assert r1.matches[1].name == "addrtype"
     assert r2.target_name == "RETURN"
     assert any(n.kind == "repair" and "wrapped" in n.message for n in rs.notes)
+
+
+# The TUM chair's published listings anonymize MACs (rows from iptables-Ln-2016-03-16_13-53-28).
+TUM_MAC_ROWS = """Chain INPUT (policy ACCEPT)
+target     prot opt source               destination
+mac_0      all  --  0.0.0.0/0            0.0.0.0/0
+
+Chain mac_0 (1 references)
+target     prot opt source               destination
+RETURN     all  --  131.159.74.67        0.0.0.0/0            MAC XX:XX:XX:XX:XX:XX
+RETURN     all  --  131.159.74.67        0.0.0.0/0            MAC XX:XX:XX:XX:XX:XX
+DROP       all  --  131.159.74.67        0.0.0.0/0
+RETURN     all  --  80.81.193.175        0.0.0.0/0            MAC 00:1B:21:3A:4F:5C
+"""
+
+
+def _anonymized(rs: Ruleset) -> list[str]:
+    return [n.message for n in rs.notes if n.kind == "anonymized"]
+
+
+def test_listing_notes_anonymized_macs_as_the_save_reader_does() -> None:
+    rs = parse_text(TUM_MAC_ROWS, "tum.nL")
+    assert rs.format == "listing"
+    (msg,) = _anonymized(rs)
+    assert "XX:XX:XX:XX:XX:XX" in msg and msg.endswith("(2 rule(s), first at line 7)")
+    # the same rules as iptables-save text: the same note, word for word but for the line
+    save = parse_text("*filter\n:INPUT ACCEPT [0:0]\n:mac_0 - [0:0]\n-A INPUT -j mac_0\n"
+                      "-A mac_0 -s 131.159.74.67/32 -m mac --mac-source XX:XX:XX:XX:XX:XX -j RETURN\n"
+                      "-A mac_0 -s 131.159.74.67/32 -m mac --mac-source XX:XX:XX:XX:XX:XX -j RETURN\n"
+                      "COMMIT\n", "tum.save")
+    (smsg,) = _anonymized(save)
+    assert smsg.split(" (")[0] == msg.split(" (")[0]
+    # a real MAC alone: no note
+    assert not _anonymized(parse_text(TUM_MAC_ROWS.replace("XX:XX:XX:XX:XX:XX", "00:1B:21:3A:4F:5D"), "real.nL"))
+    # a table listed twice is read once, and its MACs counted once
+    twice = parse_text(TUM_MAC_ROWS + "\n" + TUM_MAC_ROWS, "twice.nL")
+    assert _anonymized(twice)[0].endswith("(2 rule(s), first at line 7)")
+
+
+@pytest.mark.skipif(not CORPUS.exists(), reason="the shared corpus is not on this machine")
+def test_tum_listings_note_anonymized_macs() -> None:
+    d = CORPUS / "net-network"
+    stem = "nn__configs_chair_for_Network_Architectures_and_Services__iptables"
+    snap = "2016-03-16_13-53-28"
+    counts = []
+    for path in (f"{stem}-save-{snap}.v4.save", f"{stem}-Lnv-{snap}.v4.nvL", f"{stem}-Ln-{snap}.v4.nL"):
+        (msg,) = _anonymized(load(str(d / path)))
+        counts.append(re.search(r"\((\d+) rule\(s\)", msg).group(1))
+    assert len(set(counts)) == 1 and int(counts[0]) > 1000, counts

@@ -657,8 +657,22 @@ class ListingReader:
         for t in self.rs.tables.values():
             self._finish_table(t)
         self._fidelity(no_via, partial)
+        self._extension_notes()
         self.rs.link()
         return self.rs
+
+    def _extension_notes(self) -> None:
+        """Notes modules ask for (anonymized MACs…), worded as the save reader words them, over
+        the rules kept (a table listed twice counts once)."""
+        found: dict[tuple[str, str], list[int]] = {}
+        for r in self.rs.rules():
+            for ext in r.extensions():
+                if getattr(ext, "may_note", False):
+                    for note in ext.notes():
+                        found.setdefault(note, []).append(r.line or 0)
+        for (kind, message), lines in found.items():
+            first = min(lines)
+            self.rs.note(kind, f"{message} ({len(lines)} rule(s), first at line {first})", first)
 
     def _place(self, sec: Section) -> None:
         """Decide the family and table of a section; report what was inferred."""
