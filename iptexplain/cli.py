@@ -257,6 +257,9 @@ JSON schema: docs/trace-json.md (iptexplain.trace/1)."""
 @click.option("-6", "family", flag_value=6, help="IPv6.")
 @click.option("--input-format", "input_format", type=FORMAT_CHOICE, default="auto", show_default=True,
               help="Format of FILE (detected when auto).")
+@click.option("--backend", type=click.Choice(["auto", "nft", "legacy"]), default="auto", show_default=True,
+              help="iptables backend: the one to read live, or the one FILE's rules came from "
+                   "(nft runs the security table after nat INPUT). Detected when auto.")
 @click.option("--ipset", "ipset_files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
               metavar="FILE", help="`ipset save` output, for rules with -m set (repeatable).")
 @click.option("--host", "host_files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
@@ -276,7 +279,8 @@ JSON schema: docs/trace-json.md (iptexplain.trace/1)."""
 def trace(file: str | None, example: str | None, proto: str | None, src: str | None, dst: str | None,
           sport: int | None, dport: int | None, iniface: str | None, outiface: str | None, state: str,
           mark: int | None, icmp_type: str | None, from_host: bool, from_container: str | None, reply: bool,
-          family: int | None, input_format: str, ipset_files: tuple[str, ...], host_files: tuple[str, ...],
+          family: int | None, input_format: str, backend: str, ipset_files: tuple[str, ...],
+          host_files: tuple[str, ...],
           local: tuple[str, ...], ifaces: tuple[str, ...], routes: tuple[str, ...], out_format: str,
           as_json: bool, verbose: bool, color: str, width: int | None) -> None:
     """Trace a flow through netfilter's hooks: the path, why each rule matched or not, the outcome.
@@ -305,15 +309,20 @@ def trace(file: str | None, example: str | None, proto: str | None, src: str | N
 
     def body() -> int:
         from iptexplain.netfilter.trace import Flow
+        from iptexplain.netfilter.tracer import trace_flow
+        from iptexplain.sources import resolve
 
-        ruleset, host = _trace_inputs(file, example, fam, input_format, host_files)
-        flow_family = fam or (6 if ruleset.families() == [6] else 4)
-        flow = Flow(family=flow_family, proto=proto, src=src, dst=dst, sport=sport, dport=dport,
+        given = resolve(file, example, fam, input_format, backend=None if backend == "auto" else backend,
+                        host_files=host_files, local=local, ifaces=ifaces, routes=routes,
+                        ipset_files=ipset_files)
+        flow = Flow(family=given.family, proto=proto, src=src, dst=dst, sport=sport, dport=dport,
                     iniface=iniface, outiface=outiface, state=state.upper(), mark=mark,
                     icmp_type=icmp_type, from_host=from_host, from_container=from_container, reply=reply)
-        result = _run_trace(ruleset, flow, host, local, ifaces, routes, ipset_files)
+        # trace_flow completes the host model from the ruleset where it says nothing (noted)
+        result = trace_flow(given.ruleset, flow, given.host, ipsets=given.ipsets, verbose=True,
+                            backend=given.backend)
         result.notes[:0] = [n for n in assumed if n not in result.notes]
-        return _render_trace(result, ruleset, out_format, verbose, color, width)
+        return _render_trace(result, given.ruleset, out_format, verbose, color, width)
 
     run_guarded(lambda: _internal_errors(body))
 
@@ -337,103 +346,6 @@ def _internal_errors(body: Callable[[], int]) -> int:
         click.echo(f"iptexplain: internal error: {type(e).__name__}: {e} "
                    f"(a bug: please report it; IPTEXPLAIN_DEBUG=1 shows the traceback)", err=True)
         return 4
-
-
-def _trace_inputs(file: str | None, example: str | None, family: int | None, input_format: str,
-                  host_files: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    """(Ruleset, HostModel or None) from --example, FILE (a dump or a snapshot) or the live host."""
-    from iptexplain.errors import InputError
-    from iptexplain.parse import parse_text, read_input
-
-    host = None
-    if example is not None:
-        from iptexplain.examples import load_example
-
-        ruleset, host = load_example(example, family)
-    elif file is not None:
-        from iptexplain.parse.stream import read_ruleset_or_text
-
-        # A large iptables-save dump is parsed as it is read (progress bar on a terminal).
-        streamed, text, name = read_ruleset_or_text(file, input_format)
-        snap = _optional("iptexplain.snapshot")
-        if streamed is not None:
-            ruleset = streamed
-        elif snap is not None and snap.is_snapshot(text):
-            ruleset, host = snap.load_snapshot(text, name)
-        else:
-            ruleset = parse_text(text, name, input_format)
-    else:
-        live = _optional("iptexplain.live")
-        if live is None or not hasattr(live, "read_live"):
-            raise InputError("no FILE given and live reading is not available: pipe a saved dump: "
-                             "sudo iptables-save | iptexplain trace -", "iptexplain trace")
-        ruleset, host = live.read_live(family)
-    if not ruleset.tables:
-        raise InputError("no iptables rules found in the input", ruleset.source)
-    if family is not None and family not in ruleset.families():
-        other = 10 - family
-        raise InputError(f"the input has no IPv{family} tables (only IPv{other}: give -{other} and "
-                         f"IPv{other} addresses)", ruleset.source)
-    if host_files:
-        hostio = _optional("iptexplain.hostio")
-        if hostio is None:
-            raise InputError("--host needs iptexplain.hostio, which this build lacks", host_files[0])
-        texts = [read_input(f) for f in host_files]
-        saved = hostio.host_from_ip(texts, family)
-        if host is None:
-            host = saved
-        else:
-            for iface in saved.interfaces.values():
-                host.add_interface(iface)
-            host.routes[:0] = saved.routes
-            host.notes.extend(saved.notes)
-    return ruleset, host
-
-
-def _optional(module: str):  # type: ignore[no-untyped-def]
-    """A module another part of the project provides, or None while it does not exist."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-
-
-def _run_trace(ruleset, flow, host, local, ifaces, routes, ipset_files):  # type: ignore[no-untyped-def]
-    from iptexplain.netfilter.tracer import trace_flow
-
-    if local or ifaces or routes:
-        from iptexplain.hostinfer import parse_host_options
-
-        given = parse_host_options(local=list(local), ifaces=list(ifaces), routes=list(routes))
-        host = given if host is None else _merge_host(host, given)
-    ipsets = None
-    if ipset_files:
-        ipsets = _load_ipsets(ipset_files)
-    # trace_flow completes the host model from the ruleset where it says nothing (noted)
-    return trace_flow(ruleset, flow, host, ipsets=ipsets, verbose=True)
-
-
-def _merge_host(host, given):  # type: ignore[no-untyped-def]
-    """The user's --iface/--route/--local win over what was read."""
-    for iface in given.interfaces.values():
-        host.add_interface(iface)
-    host.routes[:0] = given.routes
-    host.notes.extend(given.notes)
-    return host
-
-
-def _load_ipsets(files: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    from iptexplain.parse import read_input
-
-    from iptexplain.ipset import parse_ipset_save
-
-    sets: dict = {}
-    for f in files:
-        text, name = read_input(f)
-        sets.update(parse_ipset_save(text, name))
-    return sets
 
 
 def _render_trace(result, ruleset, out_format: str, verbose: bool, color: str, width: int | None) -> int:  # type: ignore[no-untyped-def]

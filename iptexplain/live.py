@@ -407,13 +407,28 @@ def read_ruleset(family: int | None = None, backend: str | None = None, use_iptc
                                f"does not show them; `{'ip' if r.family == 4 else 'ip6'}tables-{r.backend}' does")
     rs.note("live", "read live: " + "; ".join(parts) + (f"; `iptables -V': {det.version}" if det.version else ""))
     if not any(effect(r.text) for r in reads):
-        rs.note("live", "no iptables rules are loaded, and every policy is ACCEPT")
+        rs.note("live", empty_note(reads))
     if any(det.chosen[f] == "nft" for f in families):
         native = native_nft_tables()
         if native:
             rs.note("warning", f"nftables tables not made by iptables are loaded ({', '.join(native)}); "
                                f"they see packets too, and iptexplain does not read them")
     return rs, reads, det
+
+
+def empty_note(reads: list[FamilyRead]) -> str:
+    """The note for a host whose iptables does nothing: no rule, every built-in policy ACCEPT.
+
+    That is a ruleset, not a missing one: every hook accepts, and the trace shows the packet's
+    way through the kernel (routing, conntrack) with no table on it."""
+    backends = sorted({r.backend for r in reads})
+    if len(backends) == 1:
+        where = backends[0]
+    else:
+        where = ", ".join(f"{r.backend} ({_fam(r.family)})" for r in reads)
+    # only one family read (-4/-6): say which, the other may well have rules
+    which = f"{_fam(reads[0].family)} " if len(reads) == 1 else ""
+    return f"no {which}iptables rules loaded on backend {where}: every hook accepts"
 
 
 def uses_ipsets(rs: Ruleset) -> bool:
@@ -429,9 +444,21 @@ def read_ipsets() -> str:
     return run_save("ipset", ("save",), package="ipset")
 
 
-def read_live(family: int | None = None, backend: str | None = None, containers: bool = True
-              ) -> tuple[Ruleset, HostModel]:
-    """The running ruleset and the host model of this machine (root needed; read-only).
+@dataclass
+class LiveHost:
+    """Everything a trace needs from this machine: the ruleset, the host model, and the backend
+    each family was read from (the tracer's hook priorities depend on it: iptables-nft registers
+    the security table at 150, after nat INPUT; legacy at 50)."""
+
+    ruleset: Ruleset
+    host: HostModel
+    backends: dict[int, str]  # family -> "nft" | "legacy"
+    reads: list[FamilyRead]
+
+
+def read_live_host(family: int | None = None, backend: str | None = None, containers: bool = True
+                   ) -> LiveHost:
+    """The running ruleset, host model and backends of this machine (root needed; read-only).
 
     ``family``: 4 or 6 (None: both).  ``backend``: "nft" or "legacy" (None: detected).  The
     ruleset's notes say which backend was read and how; the host model has interfaces,
@@ -440,10 +467,17 @@ def read_live(family: int | None = None, backend: str | None = None, containers:
     """
     from iptexplain.hostio import read_host
 
-    rs, _, _ = read_ruleset(family, backend)
+    rs, reads, _ = read_ruleset(family, backend)
     host = read_host()
     if containers:
         from iptexplain.docker_api import add_containers
 
         add_containers(host)
-    return rs, host
+    return LiveHost(rs, host, {r.family: r.backend for r in reads}, reads)
+
+
+def read_live(family: int | None = None, backend: str | None = None, containers: bool = True
+              ) -> tuple[Ruleset, HostModel]:
+    """The running ruleset and the host model of this machine (see :func:`read_live_host`)."""
+    live = read_live_host(family, backend, containers)
+    return live.ruleset, live.host

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import socket
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from iptexplain.errors import InputError
@@ -109,9 +110,26 @@ def snapshot_ipsets(text: str, source: str = "<snapshot>") -> tuple[str, str] | 
     return entry["text"], f"{source}[ipset save]"
 
 
+@dataclass
+class Snapshot:
+    """A snapshot as read: what the host's tracer needs, as :class:`iptexplain.live.LiveHost`."""
+
+    ruleset: Ruleset
+    host: HostModel
+    backends: dict[int, str]  # family -> "nft" | "legacy", as read on the host
+    ipsets: tuple[str, str] | None  # (ipset save text, source name), when the rules use ipsets
+    reads: list  # the per-family FamilyRead entries
+
+
 def load_snapshot(text: str, source: str = "<snapshot>") -> tuple[Ruleset, HostModel]:
     """The ruleset and host model of a snapshot.  Rules point at ``SOURCE[iptables-nft-save]:LINE``
     -- the line of the dump kept in the snapshot."""
+    snap = open_snapshot(text, source)
+    return snap.ruleset, snap.host
+
+
+def open_snapshot(text: str, source: str = "<snapshot>") -> Snapshot:
+    """A snapshot's ruleset, host model, backends and kept ``ipset save`` text (one JSON read)."""
     from iptexplain.hostio import host_from_dict
     from iptexplain.live import FamilyRead, ruleset_from_reads
 
@@ -134,7 +152,11 @@ def load_snapshot(text: str, source: str = "<snapshot>") -> tuple[Ruleset, HostM
         if fam_key not in ("4", "6") or not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
             raise InputError(f"bad ruleset entry `{fam_key}' in snapshot", source)
         fam = int(fam_key)
-        backend = str((doc.get("backend") or {}).get(fam_key, "nft"))
+        recorded = doc.get("backend")
+        backend = recorded.get(fam_key, "nft") if isinstance(recorded, dict) else "nft"
+        if backend not in ("nft", "legacy"):
+            raise InputError(f"bad backend {backend!r} for IPv{fam} in snapshot (expected nft or legacy)",
+                             source)
         reads.append(FamilyRead(fam, backend, entry["text"], str(entry.get("source") or f"IPv{fam}"),
                                 str(entry.get("how", "")), 0))
     rs = ruleset_from_reads(reads, source=source, fmt="snapshot", label=source)
@@ -145,4 +167,8 @@ def load_snapshot(text: str, source: str = "<snapshot>") -> tuple[Ruleset, HostM
     rs.note("snapshot", f"snapshot of {doc.get('hostname', '?')} taken {when} ({doc.get('tool', '?')})")
     host = host_from_dict(doc.get("host") or {}, source)
     host.source = "snapshot"
-    return rs, host
+    entry = doc.get("ipsets")
+    ipsets = None
+    if isinstance(entry, dict) and isinstance(entry.get("text"), str):
+        ipsets = (entry["text"], f"{source}[ipset save]")
+    return Snapshot(rs, host, {r.family: r.backend for r in reads}, ipsets, reads)

@@ -583,7 +583,7 @@ def test_revision_check_compares_entry_and_module() -> None:
 def test_empty_host_reads_as_no_rules(netns) -> None:
     ans = in_namespace({"setup": [["ip", "link", "set", "lo", "up"]], "code": LIVE_CODE})
     assert ans["live"]["save"] == ""
-    assert ("live", "no iptables rules are loaded, and every policy is ACCEPT") in _notes(ans)
+    assert ("live", "no iptables rules loaded on backend nft: every hook accepts") in _notes(ans)
     assert ans["legacy_after"] == {"4": [], "6": []}
 
 
