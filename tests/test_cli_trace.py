@@ -298,3 +298,18 @@ def test_listing_fidelity_warning_comes_first():
     assert any("without -v" in line for line in warnings)
     # warnings before any informational note
     assert notes.index(warnings[-1]) < len(warnings)
+
+
+def test_seed_listing_verdict_is_marked_uncertain():
+    # `iptexplain trace fixtures/seed-blog-listing.txt --dport 9525`: as listed the flow is
+    # delivered, while the real ruleset (`-i docker0 -j RETURN`) sends it to the container.
+    listing = ROOT / "fixtures" / "seed-blog-listing.txt"
+    r = run([str(listing), "--dport", "9525", "--width", "200"])
+    assert r.exit_code == 0, r.output  # the outcome as listed; `uncertain` says it may differ
+    text = r.stdout
+    assert "✔? DELIVERED" in text and "✓? DOCKER #1  -j RETURN" in text
+    assert "UNCERTAIN: this verdict rests on" in text and "nat DOCKER #1 `-j RETURN` (line 154)" in text
+    doc = json.loads(run([str(listing), "--dport", "9525", "--json"]).stdout)
+    assert doc["uncertain"] is True and doc["outcomes"][0]["outcome"]["uncertain"] is True
+    exact = json.loads(run([str(SEED), "--dport", "9525", "--json"]).stdout)
+    assert exact["uncertain"] is False

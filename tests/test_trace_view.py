@@ -155,6 +155,28 @@ def test_listing_that_hides_interfaces_says_the_verdict_is_uncertain():
     assert trace_json(etr, exact)["uncertain"] is False
 
 
+def test_uncertain_ways_of_a_fork_are_named_once_each_and_advised_once():
+    listing = """Chain INPUT (policy DROP)
+target     prot opt source               destination
+ACCEPT     tcp  --  0.0.0.0/0            0.0.0.0/0            tcp dpt:22 limit: avg 3/min burst 5
+REJECT     tcp  --  0.0.0.0/0            0.0.0.0/0            tcp dpt:22 reject-with tcp-reset
+"""
+    from iptexplain.netfilter import tracer
+
+    rs = parse_text(listing, "input.nL")
+    tr = tracer.trace_flow(rs, Flow(proto="tcp", src="203.0.113.7", dst="198.51.100.1", dport=22,
+                                    iniface="eth0"))
+    leaves = list(tr.leaves())
+    assert len(leaves) == 2 and all(lf.outcome.uncertain for lf in leaves)
+    flat = " ".join(render_text(tr, rs, width=WIDTH).split())
+    assert "✔? DELIVERED" in flat and "✘? REJECTED" in flat
+    assert "? uncertain: rests on filter INPUT #1 `-p tcp -m tcp --dport 22 -m limit" in flat
+    assert "? uncertain: rests on filter INPUT #2 `-p tcp -m tcp --dport 22 -j REJECT" in flat
+    # the advice once, after the ways
+    assert flat.count("For the full picture read `iptables-save`") == 1
+    assert "UNCERTAIN: every way rests on rules the input did not show in full" in flat
+
+
 def _render_ascii(tr, rs) -> str:
     import io
 

@@ -720,13 +720,15 @@ class TraceView:
             text.append(f" (reply {outcome.reply})", "")
         return text
 
-    def uncertain_text(self, outcome: Outcome, m: Marks) -> Text | None:
+    def uncertain_text(self, outcome: Outcome, m: Marks, brief: bool = False) -> Text | None:
         """Why a verdict read from a listing that hid parts of rules may not be the kernel's,
-        naming the rules it rests on, and what to read instead for the exact answer."""
+        naming the rules it rests on, and what to read instead for the exact answer.  ``brief``
+        (one way among several): the last such rule and how many before it; the advice is
+        given once, after every way (:meth:`uncertain_advice`)."""
         if not outcome.uncertain:
             return None
         rules = list(outcome.uncertain_rules)
-        shown = rules[-MAX_UNCERTAIN_RULES:]  # the latest decided last: they matter most
+        shown = rules[-(1 if brief else MAX_UNCERTAIN_RULES):]  # the latest decided last: they matter most
         names = []
         for r in shown:
             matches, target, _ = rule_parts(r)
@@ -736,6 +738,9 @@ class TraceView:
             names.insert(0, f"{len(rules) - len(shown)} earlier rule{'s' if len(rules) - len(shown) > 1 else ''}")
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
         them = "it" if len(rules) == 1 else "them"
+        if brief:
+            return Text.assemble((f"{m.uncertain} uncertain: ", _style("note")),
+                                 (f"rests on {listed} ({outcome.uncertain})", _style("uncertain")))
         text = Text(f"{m.uncertain} UNCERTAIN: ", _style("note"))
         text.append(f"this verdict rests on {listed} ({outcome.uncertain}); the kernel may not match "
                     f"{them} and the packet may go another way. For the full picture read "
@@ -783,13 +788,24 @@ class TraceView:
             conds = Text(" and ".join(c.text for c in leaf.conditions), _style("cond"))
             conds.append("\n")
             conds.append_text(self.outcome_text(leaf.outcome, leaf.steps, m))
-            unsure = self.uncertain_text(leaf.outcome, m)
+            unsure = self.uncertain_text(leaf.outcome, m, brief=True)
             if unsure is not None:
                 conds.append("\n")
                 conds.append_text(unsure)
             conds = self._a(conds)
             grid.add_row("", Text(f"{p:.0%}" if p is not None else "?", "bold"), conds)
-        return [head, grid]
+        out = [head, grid]
+        unsure_ways = [lf for lf in leaves if lf.outcome.uncertain]
+        if unsure_ways:
+            why = "; ".join(sorted({lf.outcome.uncertain or "" for lf in unsure_ways}))
+            some = "every way rests" if len(unsure_ways) == len(leaves) else \
+                f"{len(unsure_ways)} of {len(leaves)} ways rest"
+            text = Text(f"{m.uncertain} UNCERTAIN: ", _style("note"))
+            text.append(f"{some} on rules the input did not show in full ({why}); the kernel may not "
+                        "match them and the packet may go another way. For the full picture read "
+                        "`iptables-save` (or `iptables -nvL`, `iptables -t nat -nvL`) instead.", "")
+            out.append(_hanging(self._a(text), 2))
+        return out
 
     def _final_packet(self, leaf: Leaf) -> str:
         pkt = leaf.outcome.packet
