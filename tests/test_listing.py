@@ -502,6 +502,7 @@ SAMPLES: dict[str, list[str]] = {
     "ipv6header": ["-m ipv6header --header ipv6-route,ipv6-frag", "-m ipv6header ! --header esp --soft"],
     "dccp": ["-p dccp -m dccp --dport 5004", "-p dccp -m dccp ! --sport 1:1024"],
     "devgroup": ["-m devgroup --src-group 0x1", "-m devgroup ! --dst-group 0x2/0xff"],
+    "u32": ['-m u32 --u32 "0x0>>0x16&0x3c@0xc&0xffffff00=0xa0b0c00"', '-m u32 ! --u32 "0x6&0xff=0x11&&0x0>>0x16&0x3c@0x0>>0x10=0x35:0x36"'],
     "string": ['-m string --string "GET /admin" --algo bm --to 100', '-m string ! --hex-string "|0d0a|" --algo kmp --icase'],
     "time": ["-m time --timestart 08:00:00 --timestop 17:30:00 --weekdays Mon,Tue,Wed,Thu,Fri",
              "-m time --timestart 22:00:00 --timestop 06:00:00 --monthdays 1,11,22 --datestart 2024-01-01T00:00:00 --datestop 2025-01-01T00:00:00 --kerneltz --contiguous"],

@@ -136,3 +136,19 @@ class U32(Match):
 
         what = self.describe()
         return Decision.fork(pkts, what, f"packet bytes satisfy {what}", f"packet bytes do not satisfy {what}")
+
+    # -- the -L face (u32_print: ' u32 [!] "EXPR"', the expression as u32_dump rebuilds it)
+    listing_keywords = ("u32",)
+
+    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
+        v = self.get("u32")
+        return " ".join(["u32"] + (["!"] if v.invert else []) + u32expr.fmt(v.value))
+
+    @classmethod
+    def from_listing(cls, tail) -> "U32":
+        tail.expect("u32")
+        inv = tail.invert()
+        w = tail.take()
+        if len(w) < 2 or w[0] != '"' or w[-1] != '"':
+            raise OptionError("u32: expected a quoted expression")
+        return cls.build([("--u32", inv, [w[1:-1]])], spelled="u32")  # type: ignore[return-value]
