@@ -147,12 +147,16 @@ def test_listing_that_hides_interfaces_says_the_verdict_is_uncertain():
     marked = [st for st in doc["path"]["steps"] if st["uncertain"]]
     assert [(st["chain"], st["rule"]["number"]) for st in marked] == [("PREROUTING", 1), ("DOCKER", 1)]
     assert all(st["uncertain_reason"] for st in marked)
+    dot = render_dot(tr, rs)
+    _check_dot(dot)
+    assert "DELIVERED?" in dot and "#1? RETURN" in dot and "uncertain: interfaces hidden" in dot
     # the exact input: no mark anywhere
     exact = seed_ruleset()
     etr = tracer.trace_flow(exact, Flow(dport=9525), verbose=True)
     etext = render_text(etr, exact, width=WIDTH)
     assert "UNCERTAIN" not in etext and "✓?" not in etext
     assert trace_json(etr, exact)["uncertain"] is False
+    assert "?" not in render_dot(etr, exact)
 
 
 def test_uncertain_ways_of_a_fork_are_named_once_each_and_advised_once():

@@ -39,7 +39,8 @@ def _annotations(walk_steps: Iterable[Step]) -> dict[str, list[str]]:
         text = ""
         if st.kind == RULE and st.matched and st.rule is not None and not st.rule.jump and st.rule.target:
             cid = chain_id(st.rule.table, st.rule.chain)
-            text = f"#{st.rule.number} " + " ".join(st.rule.target.save()[1:])
+            text = f"#{st.rule.number}{'?' if st.detail.get('uncertain') else ''} " \
+                + " ".join(st.rule.target.save()[1:])
         elif st.kind == REWRITE and st.table and st.chain:
             cid = chain_id(st.table, st.chain)
             text = st.reason or ""
@@ -184,12 +185,14 @@ def render_dot(trace: Trace, ruleset: Any = None) -> str:
             (f"[{c.probability:.0%}] " if c.probability is not None else "") + c.text + "\n"
             for c in leaf.conditions
         )
-        text = conds + o.kind.upper() + "\n" + outcome_sentence(o, leaf.steps)
+        text = conds + o.kind.upper() + ("?" if o.uncertain else "") + "\n" + outcome_sentence(o, leaf.steps)
         d = find_decider(leaf.steps, o, ruleset, family)
         if d is not None and d.rule is None and "policy" in text:
             text += f"\n({d.where})" if d.where else ""  # the summary already names the policy
         elif d is not None:
             text += "\n" + decided_by(o, leaf.steps, ruleset, family)
+        if o.uncertain:
+            text += f"\nuncertain: {o.uncertain}\n(iptables-save or iptables -nvL gives the exact answer)"
         fill = "#d9f0d3" if o.kind in PASSED else "#f4cccc" if o.kind in (DROPPED, REJECTED) else "#fce5cd"
         lines.append(f"  {q(oid)} [label={q(text)}, shape=box, style=\"filled,bold\", fillcolor={q(fill)}];")
         hooks, _e, _c, last = walks[i] if i < len(walks) else ([], [], set(), None)
