@@ -252,6 +252,27 @@ def test_container_to_container_same_bridge_goes_through_forward():
     assert ("filter", "FORWARD", "-A FORWARD -i docker0 -o docker0 -j ACCEPT", "ACCEPT") in kernel_path(leaf.steps)
 
 
+def test_routed_back_out_of_a_non_bridge_interface_is_not_called_bridging():
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    leaf = only_leaf(trace_flow(rs, Flow(src="198.51.100.7", iniface="eth0", dst="198.51.100.9", dport=80),
+                                DOCKER_HOST))
+    route = next(s for s in leaf.steps if s.kind == T.ROUTE)
+    assert "bridge" not in route.reason and "came in on" in route.reason
+    bridged = only_leaf(trace_flow(rs, Flow(src="172.17.0.6", iniface="docker0", dst="172.17.0.7", dport=80),
+                                   DOCKER_HOST))
+    assert "same bridge" in next(s for s in bridged.steps if s.kind == T.ROUTE).reason
+
+
+def test_a_packet_on_lo_is_never_a_martian():
+    """ip_route_input is not consulted for loopback packets: 127.0.0.1 on lo is delivered."""
+    rs = load(str(FIXTURES / "seed-docker.v4.save"))
+    leaf = only_leaf(trace_flow(rs, Flow(iniface="lo", src="127.0.0.1", dst="127.0.0.1", dport=80), DOCKER_HOST))
+    assert leaf.outcome.kind == T.DELIVERED
+    outside = only_leaf(trace_flow(rs, Flow(iniface="eth0", src="198.51.100.7", dst="127.0.0.1", dport=80),
+                                   DOCKER_HOST))
+    assert outside.outcome.kind == T.DROPPED and "martian" in outside.outcome.summary
+
+
 def test_host_to_published_port_dnat_in_output_and_reroute():
     rs = load(str(FIXTURES / "seed-docker.v4.save"))
     leaf = only_leaf(trace_flow(rs, Flow(dst="198.51.100.1", dport=9525, from_host=True), DOCKER_HOST))

@@ -205,7 +205,12 @@ class Router:
     # -- martians ------------------------------------------------------------------------------
 
     def martian(self, src: int | None, dst: int | None, iniface: str | None) -> str | None:
-        """Why ``ip_route_input`` would drop a packet from outside, or None."""
+        """Why ``ip_route_input`` would drop a packet from outside, or None.
+
+        A packet received on the loopback device already carries the route it was sent with
+        (``ip_route_input`` is not consulted for it), so nothing on ``lo`` is a martian."""
+        if iniface is not None and (iniface == "lo" or getattr(self.host.interfaces.get(iniface), "kind", "") == "loopback"):
+            return None
         if self.family == 6:
             if dst == V6_LOOPBACK or src == V6_LOOPBACK:
                 return "martian: ::1 from outside the host"

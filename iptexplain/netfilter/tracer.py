@@ -523,10 +523,14 @@ class Tracer:
         if fwd is False:
             path.steps.append(Step(T.ROUTE, "routing", reason="forwarding is disabled on this host"))
             self._finish(st, path, T.DROPPED, "not forwarded: ip_forward is 0")
-        bridged = res.dev == p.iniface
+        same_dev = res.dev == p.iniface
+        in_if = self.host.interfaces.get(p.iniface) if p.iniface else None
+        bridged = same_dev and in_if is not None and in_if.kind == "bridge"
         reason = (f"{p.addr_text('dst')} via {res.describe(self.family)}"
                   + (": bridged between two ports of the same bridge, seen by iptables as FORWARD "
-                     f"-i {p.iniface} -o {res.dev} (bridge-nf-call-iptables)" if bridged else ": forwarded"))
+                     f"-i {p.iniface} -o {res.dev} (bridge-nf-call-iptables)" if bridged
+                     else f": forwarded back out of {res.dev}, the interface it came in on" if same_dev
+                     else ": forwarded"))
         path.steps.append(Step(T.ROUTE, "routing", reason=reason,
                                detail={"type": res.type, "dev": res.dev, "inferred": res.inferred}))
         st.pkts = p.copy(outiface=res.dev)
