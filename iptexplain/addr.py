@@ -87,19 +87,16 @@ def int_to_ip(value: int, family: int) -> str:
 
 def _dotted_quad(text: str) -> int | None:
     """A plain ``a.b.c.d`` as an integer, without ipaddress' cost (a kube-proxy dump holds
-    tens of thousands of distinct addresses); None for anything else, which ipaddress judges."""
-    parts = text.split(".")
-    if len(parts) != 4:
+    tens of thousands of distinct addresses); None for anything else, which ipaddress judges.
+    inet_aton also takes ``1.2``, ``0x1`` or ``010``: only text it prints back unchanged is
+    the canonical dotted quad ipaddress accepts."""
+    try:
+        packed = socket.inet_aton(text)
+    except (OSError, ValueError):
         return None
-    value = 0
-    for p in parts:
-        if not (0 < len(p) <= 3 and p.isascii() and p.isdigit()) or (p[0] == "0" and len(p) > 1):
-            return None
-        octet = int(p)
-        if octet > 255:
-            return None
-        value = (value << 8) | octet
-    return value
+    if socket.inet_ntoa(packed) != text:
+        return None
+    return int.from_bytes(packed, "big")
 
 
 @lru_cache(maxsize=8192)
