@@ -926,23 +926,24 @@ def _find_packet(obs: KL.Observation, *, src: str, sport: int, dst: str, dport: 
 
 def established_checks(plan: Plan, case: Case, obs: KL.Observation, index: RuleIndex,
                        tables: set[str], ipsets=None) -> list[Result]:
-    """The reply (SYN-ACK) and the client's ACK of a TCP connection the kernel carried: their
-    paths must be the tracer's for the same packets in state ESTABLISHED."""
+    """The reply (TCP SYN-ACK, the UDP echo, the ICMP echo reply) of a connection the kernel
+    carried, and the sender's ACK (TCP): their paths must be the tracer's for the same packets."""
     out: list[Result] = []
-    if obs.steps is None or case.flow.proto != "tcp" or obs.sender.status != "connected":
+    if obs.steps is None or obs.sender.status not in ("connected", "replied"):
         return out
     arr = obs.delivery
     if arr is None:
         return out
     # The reply leaves the receiver with the addresses it saw (after NAT); the tracer is asked
     # for the answer to the flow (Flow.reply), with conntrack undoing the connection's NAT.
-    reply = _find_packet(obs, src=arr.dst, sport=arr.dport, dst=arr.src, dport=arr.sport, flags=("SYN", "ACK"))
+    flags = ("SYN", "ACK") if case.flow.proto == "tcp" else ()
+    reply = _find_packet(obs, src=arr.dst, sport=arr.dport, dst=arr.src, dport=arr.sport, flags=flags)
     sender_src = obs.sender.local[0] if obs.sender.local else case.flow.src
     if reply is not None:
         tf = dataclasses.replace(case.tflow, reply=True)
         out.append(_check_packet(plan, case, "reply", tf, reply, index, tables, ipsets))
     # The sender's ACK: the original direction, state ESTABLISHED, the connection's NAT kept.
-    if sender_src:
+    if sender_src and case.flow.proto == "tcp":
         ack = _find_packet(obs, src=sender_src, sport=obs.sport, dst=case.flow.dst, dport=case.flow.dport, flags=("ACK",))
         if ack is not None:
             base = case.tflow
