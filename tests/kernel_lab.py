@@ -74,6 +74,7 @@ _IP_MTU_DISCOVER = 10
 _IP_PMTUDISC_DONT = 0
 _IPV6_RECVERR = 25
 _PR_SET_PDEATHSIG = 1
+_TCP_ESTABLISHED = 1  # tcpi_state, the first byte of TCP_INFO
 
 MARKER_PORT = 9
 """UDP port on 127.0.0.1 / ::1 in the host namespace used to fence trace output per flow."""
@@ -1033,6 +1034,10 @@ class Lab:
         host_sysctls["net.ipv4.conf.default.igmpv3_unsolicited_report_interval"] = "1"
         if v6:
             host_sysctls["net.ipv6.conf.default.mldv2_unsolicited_report_interval"] = "1"
+        # And no reports at all for link-local groups (224.0.0.106 on a snooping bridge):
+        # an IGMPv3 report is a 40-byte packet of the host, new to conntrack, that shows in
+        # nat/filter OUTPUT of whichever flow it falls into when its timer fires late.
+        host_sysctls["net.ipv4.igmp_link_local_mcast_reports"] = "0"
         host_sysctls.update(v6_defaults)
         if v6:
             host_sysctls["net.ipv6.conf.all.forwarding"] = "1"
@@ -1049,6 +1054,7 @@ class Lab:
         host_sysctls.update(topo.sysctls)
         self.agents[HOST].call("sysctl", values=host_sysctls)
         peer_sysctls = dict(v6_defaults)
+        peer_sysctls["net.ipv4.igmp_link_local_mcast_reports"] = "0"
         peer_sysctls["net.ipv4.conf.default.igmpv3_unsolicited_report_interval"] = "1"
         if v6:
             peer_sysctls["net.ipv6.conf.default.mldv2_unsolicited_report_interval"] = "1"
@@ -1071,12 +1077,17 @@ class Lab:
         routes: list[str] = []
         for iface in self.topology.ifaces:
             if iface.bridge:
-                host.append(f"link add {iface.name} type bridge")
+                # Without multicast snooping the bridge joins no all-snoopers group
+                # (224.0.0.106, ff02::6a), whose IGMP/MLD reports would be host traffic in
+                # the middle of flows; iptables sees the same unicast packets either way.
+                host.append(f"link add {iface.name} type bridge mcast_snooping 0")
             elif iface.peers:
                 p = iface.peers[0]
                 host.append(f"link add {iface.name} type veth peer name {p.iface} netns {p.name}")
             else:
-                host.append(f"link add {iface.name} type {self._dummy_kind()}")
+                kind = self._dummy_kind()
+                host.append(f"link add {iface.name} type {kind}"
+                            + (" mcast_snooping 0" if kind == "bridge" else ""))
             for a in iface.addrs:
                 host.append(f"addr add {a} dev {iface.name}" + (" nodad" if _iface(a).version == 6 else ""))
             host.append(f"link set {iface.name} up")
@@ -1240,8 +1251,7 @@ class Lab:
         self.monitor = _Monitor(self._ns_argv(HOST) + ["xtables-monitor", "--trace"], self.pid)
         for _ in range(40):
             start = self.monitor.mark()
-            port = self._marker()
-            if self.monitor.wait_for(self._marker_pred(port), start, 0.1) is not None:
+            if self._fence(start, 0.1) is not None:
                 self.monitor.trim(self.monitor.mark())
                 return notes
             if self.monitor.dead:
@@ -1253,17 +1263,28 @@ class Lab:
         traced = [f for f, l in self.loaded.items() if l.traced]
         return 4 if 4 in traced or not traced else 6
 
-    def _marker(self) -> int:
+    def _fence(self, start: int, timeout: float) -> Optional[int]:
+        """Send a fence packet through lo and return the index of its first trace line (at
+        or after ``start``), None when it did not show within ``timeout``.
+
+        Everything traced before that line happened before the fence was sent.  The fence
+        itself must not count in a later flow: its way back in through lo is a softirq,
+        which a loaded machine runs late, so the call returns only once the packet was
+        received by the sink or (dropped in INPUT) showed in PREROUTING on lo."""
+        assert self.monitor is not None
         self._seq += 1
         port = 61000 + self._seq % 4000
-        self.agents[HOST].call("marker", sport=port, family=self._marker_family())
-        return port
+        r = self.agents[HOST].call("marker", sport=port, family=self._marker_family(), wait=0.05)
+        out = self.monitor.wait_for(self._marker_pred(port), start, timeout)
+        if out is not None and r.get("sent") and not r.get("received"):
+            self.monitor.wait_for(self._marker_pred(port, inbound=True), out, 1.0)
+        return out
 
     @staticmethod
-    def _marker_pred(port: int) -> Any:
+    def _marker_pred(port: int, inbound: bool = False) -> Any:
         needle = f"SPORT={port} DPORT={MARKER_PORT}"
         return lambda line: line.startswith("PACKET:") and needle in line and (
-            "SRC=127.0.0.1 " in line or "SRC=::1 " in line)
+            "SRC=127.0.0.1 " in line or "SRC=::1 " in line) and (not inbound or "IN=lo " in line)
 
     # -- sending -----------------------------------------------------------------------
 
@@ -1304,8 +1325,119 @@ class Lab:
                 agent.call("listen", specs=sorted(want))
                 agent.listening = want
 
+    SEND_ATTEMPTS = 3
+    """How often a flow is sent when packets foreign to it were counted during it."""
+    SETTLE_TIMEOUT = 3.0
+    """Longest wait for the kernel to finish a flow's packets (or for quiet counters)."""
+    QUIET = 0.01
+    """Counters equal over this interval count as quiet (nothing left in the backlog)."""
+
     def send(self, flow: Flow) -> Observation:
-        """Send one flow and return what the kernel did with it."""
+        """Send one flow and return what the kernel did with it.
+
+        The observation holds this flow's packets only, whatever the machine's load:
+
+        * before the flow, the previous flow's leftover sockets are closed, conntrack is
+          flushed and the counter snapshot is taken only once the counters are quiet (two
+          equal snapshots :attr:`QUIET` apart: no packet of an earlier flow is still
+          waiting in a softirq backlog, where a loaded machine can leave it for a while);
+        * after it, the lab waits until the kernel is done with the flow (its TCP
+          conntrack entry closed by the sender's RST, then quiet counters again) before
+          the second snapshot;
+        * conntrack then lists every connection the kernel saw in between: an entry that
+          is not the flow's (a late packet of something else, new to conntrack) means
+          foreign packets were counted, and the flow is sent again (:attr:`SEND_ATTEMPTS`
+          times at most, with a note; the last observation keeps the note).
+        """
+        notes: list[str] = []
+        for attempt in range(1, self.SEND_ATTEMPTS + 1):
+            obs, foreign = self._send_once(flow)
+            obs.notes[:0] = notes
+            if not foreign:
+                return obs
+            what = "; ".join(foreign[:3]) + (f" (+{len(foreign) - 3})" if len(foreign) > 3 else "")
+            if attempt == self.SEND_ATTEMPTS:
+                obs.notes.append(f"foreign connections in conntrack during the flow: {what}")
+                return obs
+            notes.append(f"attempt {attempt}: foreign connections in conntrack during the flow "
+                         f"({what}); sent again")
+        raise AssertionError("unreachable")
+
+    def _quiet_save(self, family: int, notes: list[str]) -> str:
+        """``iptables-save -c`` once two snapshots :attr:`QUIET` apart are equal."""
+        text = self.save(family=family)
+        deadline = time.monotonic() + self.SETTLE_TIMEOUT
+        while True:
+            time.sleep(self.QUIET)
+            again = self.save(family=family)
+            if again == text:
+                return text
+            text = again
+            if time.monotonic() > deadline:
+                notes.append(f"counters still moving after {self.SETTLE_TIMEOUT}s")
+                return text
+
+    def _conntrack(self) -> list[dict[str, str]]:
+        """The lab host's conntrack entries: for each, the original direction's fields
+        (proto, src, dst, sport, dport, type, id) and the TCP state."""
+        # /proc/net/nf_conntrack (both families, read by the agent: no fork) when the
+        # kernel has it; conntrack -L (some 30 ms a call) otherwise.
+        got = self.agents[HOST].call("read", path="/proc/net/nf_conntrack")
+        if got["exists"]:
+            lines = [ln.split(None, 2)[2] for ln in got["text"].splitlines() if len(ln.split(None, 2)) == 3]
+        else:
+            fams = ["ipv4"] + (["ipv6"] if self.topology.has_ipv6 else [])
+            script = "; ".join(f"conntrack -L -f {f} 2>/dev/null" for f in fams)
+            lines = self.run(HOST, "sh", "-c", script + "; true").stdout.splitlines()
+        entries = []
+        for line in lines:
+            parts = line.split()
+            if len(parts) < 4:
+                continue
+            e: dict[str, str] = {"proto": parts[0], "line": line.strip()}
+            if parts[0] == "tcp" and not "=" in parts[3]:
+                e["state"] = parts[3]
+            for tok in parts[3:]:
+                k, eq, v = tok.partition("=")
+                if eq and k in ("src", "dst", "sport", "dport", "type", "id") and k not in e:
+                    e[k] = v
+            entries.append(e)
+        return entries
+
+    @staticmethod
+    def _is_flow_entry(e: Mapping[str, str], flow: Flow, sport: int) -> bool:
+        if flow.proto == "icmp":
+            return e["proto"] in ("icmp", "icmpv6") and e.get("id") == str(sport & 0xFFFF)
+        return (e["proto"] == flow.proto and e.get("sport") == str(sport)
+                and e.get("dport") == str(flow.dport))
+
+    @staticmethod
+    def _is_lab_entry(e: Mapping[str, str]) -> bool:
+        """The fence packets (lo, to port 9), the lab's own."""
+        return e["proto"] == "udp" and e.get("dport") == str(MARKER_PORT) and e.get("dst") in ("127.0.0.1", "::1")
+
+    def _settle(self, flow: Flow, sport: int, sender: SenderResult,
+                notes: list[str]) -> None:
+        """Wait until the kernel is done with the flow; returns the conntrack entries.
+
+        A connected TCP flow ends with the sender's RST (SO_LINGER 0): until conntrack
+        shows its entry CLOSE, some of its packets are still queued.  UDP and ICMP end
+        with the answer the sender waited for; a flow that got none sent nothing more."""
+        if flow.proto != "tcp" or sender.status != "connected":
+            return
+        deadline = time.monotonic() + self.SETTLE_TIMEOUT
+        while True:
+            open_ = [e for e in self._conntrack() if self._is_flow_entry(e, flow, sport)
+                     and e.get("state") not in (None, "CLOSE", "TIME_WAIT", "SYN_SENT")]
+            if not open_:
+                return
+            if time.monotonic() > deadline:
+                notes.append(f"the flow's connection is still open after {self.SETTLE_TIMEOUT}s: "
+                             + open_[0]["line"])
+                return
+            time.sleep(0.01)
+
+    def _send_once(self, flow: Flow) -> tuple[Observation, list[str]]:
         t0 = time.monotonic()
         if flow.src_ns not in self.agents:
             raise LabError(f"no namespace {flow.src_ns!r} in this lab")
@@ -1318,12 +1450,16 @@ class Lab:
         traced = bool(loaded and loaded.traced)
         self._ensure_source(flow)
         self._set_listeners(flow)
+        # Sockets of the previous flow accepted after it ended are closed (RST) now, before
+        # the snapshot; the sniffers forget what they saw since.
+        for agent in self.agents.values():
+            agent.call("mark")
         if traced:  # before the counter snapshot: its probe packets would count
             notes += self._ensure_monitor()
         self.run(HOST, "conntrack", "-F", check=False)
-        before = self.save(family=family) if (loaded and self.counters) else None
+        before = self._quiet_save(family, notes) if (loaded and self.counters) else None
         for agent in self.agents.values():
-            agent.call("mark")
+            agent.call("mark")  # the sniffers forget anything seen while waiting
         start = self.monitor.mark() if (traced and self.monitor) else 0
         timeout = flow.timeout if flow.timeout is not None else self.timeout
         res = self.agents[flow.src_ns].call(
@@ -1355,15 +1491,20 @@ class Lab:
                 notes.append(f"the sending socket missed the ICMP error {icmp_errors[0]} "
                              "(lock-dropped in the lab); status taken from the ICMP error")
         counters: list[CounterHit] = []
-        if before is not None and loaded is not None:
-            after = self.save(family=family)
-            counters = counter_deltas(before, after, family=family, drop_lab_trace=loaded.traced,
-                                      ruleset_tables=loaded.tables)
+        foreign: list[str] = []
+        if loaded is not None:
+            self._settle(flow, sport, sender, notes)
+            if before is not None:
+                after = self._quiet_save(family, notes)
+                counters = counter_deltas(before, after, family=family, drop_lab_trace=loaded.traced,
+                                          ruleset_tables=loaded.tables)
+            entries = self._conntrack()  # every connection the kernel saw since the flush
+            foreign = [e["line"] for e in entries
+                       if not self._is_flow_entry(e, flow, sport) and not self._is_lab_entry(e)]
         packets: Optional[list[TracedPacket]] = None
         steps: Optional[list[Step]] = None
         if traced and self.monitor is not None:
-            port = self._marker()
-            end = self.monitor.wait_for(self._marker_pred(port), start, 2.0)
+            end = self._fence(start, 2.0)
             if end is None:
                 notes.append("trace incomplete: the fence packet never showed "
                              + ("(xtables-monitor exited: "
@@ -1386,7 +1527,7 @@ class Lab:
         return Observation(flow=flow, family=family, sport=sport,
                            backend=loaded.backend if loaded else None, sender=sender,
                            arrivals=arrivals, counters=counters, packets=packets, steps=steps,
-                           notes=notes, elapsed=time.monotonic() - t0)
+                           notes=notes, elapsed=time.monotonic() - t0), foreign
 
     def _fill_rule_texts(self, steps: list[Step], notes: list[str]) -> list[Step]:
         """Fill in rules xtables-monitor could not print (1.8.9 dies printing ip6tables
@@ -1495,6 +1636,26 @@ def _embedded(family: int, data: bytes) -> dict[str, Any]:
     return out
 
 
+def _holders(family: int, proto: str, port: int) -> str:
+    """Which sockets of this namespace hold a port (for the EADDRINUSE message)."""
+    states = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
+              "05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT",
+              "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
+    path = f"/proc/net/{proto}{'6' if family == 6 else ''}"
+    found = []
+    try:
+        with open(path) as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                local, remote, st = parts[1], parts[2], parts[3]
+                if int(local.rsplit(":", 1)[1], 16) == port:
+                    found.append(f"{local}->{remote} {states.get(st, st)}")
+    except (OSError, ValueError, IndexError):
+        return "holders unknown"
+    return "held by " + (", ".join(found) if found else "nothing visible in " + path)
+
+
 class _AgentServer:
     """Sends flows, listens, and sniffs arrivals inside one namespace."""
 
@@ -1584,25 +1745,49 @@ class _AgentServer:
         with self.lock:
             for key in list(self.listeners):
                 if key not in wanted:
-                    self.listeners.pop(key).close()
+                    old = self.listeners.pop(key)
+                    # shutdown() takes a TCP listener out of LISTEN at once: close() alone
+                    # leaves it listening while the serve thread's select() still holds a
+                    # reference to the file (until that thread is scheduled again, which
+                    # under load can be after the next listen() on the same port: EADDRINUSE).
+                    try:
+                        old.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    old.close()
             for key in wanted - set(self.listeners):
-                proto, fam, port = key
-                af = socket.AF_INET if fam == 4 else socket.AF_INET6
-                s = socket.socket(af, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+                self.listeners[key] = self._bind_listener(*key)
+        os.write(self.wake_w, b"x")
+        return {}
+
+    @staticmethod
+    def _bind_listener(proto: str, fam: int, port: int, timeout: float = 5.0) -> socket.socket:
+        """A bound (and, for TCP, listening) socket; EADDRINUSE is retried until the port
+        is free (a socket of an earlier flow still being torn down) or ``timeout``."""
+        af = socket.AF_INET if fam == 4 else socket.AF_INET6
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            s = socket.socket(af, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+            try:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if fam == 6:
                     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
-                else:
-                    if proto == "udp":
-                        s.setsockopt(socket.IPPROTO_IP, _IP_PKTINFO, 1)
+                elif proto == "udp":
+                    s.setsockopt(socket.IPPROTO_IP, _IP_PKTINFO, 1)
                 s.bind(("", port))
                 if proto == "tcp":
                     s.listen(128)
                 s.setblocking(False)
-                self.listeners[key] = s
-        os.write(self.wake_w, b"x")
-        return {}
+                return s
+            except OSError as e:
+                s.close()
+                if e.errno != errno_mod.EADDRINUSE or time.monotonic() + delay > deadline:
+                    raise OSError(e.errno, f"{e.strerror} ({proto} port {port}, IPv{fam}; "
+                                  f"{_holders(fam, proto, port)})") from e
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
 
     def _serve_listeners(self) -> None:
         while True:
@@ -1642,10 +1827,26 @@ class _AgentServer:
                 return
         s.sendto(data, addr)
 
-    def _close_accepted(self) -> None:
+    def _close_accepted(self, wait: float = 1.0) -> None:
+        """Close the connections the listeners accepted, without a packet if possible.
+
+        The sender ends every connection with an RST (SO_LINGER 0); on a loaded machine
+        that RST may not have been processed here yet, and closing an ESTABLISHED socket
+        (RST, or FIN without SO_LINGER 0) would add a packet the flow never had, counted
+        in whatever flow comes next.  So wait (up to ``wait``) for the sender's RST to
+        close the socket first; only a connection whose RST never comes is reset here."""
         with self.lock:
             conns, self.accepted = self.accepted, []
+        deadline = time.monotonic() + wait
         for c in conns:
+            while time.monotonic() < deadline:
+                try:
+                    state = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+                except OSError:
+                    break
+                if state != _TCP_ESTABLISHED:
+                    break
+                select.select([c], [], [], max(0.0, min(0.05, deadline - time.monotonic())))
             try:
                 c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 c.close()
@@ -1757,7 +1958,10 @@ class _AgentServer:
 
     # -- misc --------------------------------------------------------------------------
 
-    def marker(self, sport: int, family: int) -> dict[str, Any]:
+    def marker(self, sport: int, family: int, wait: float = 0.0) -> dict[str, Any]:
+        """Send the fence datagram 127.0.0.1:sport -> 127.0.0.1:9 (or ::1).  ``wait``: how
+        long to wait for the sink to receive it, i.e. for its way in through lo (a
+        softirq, late under load) to be over, so that it counts in no later flow."""
         af, lo = (socket.AF_INET, "127.0.0.1") if family == 4 else (socket.AF_INET6, "::1")
         if self.sink is None or self.sink.family != af:
             self.sink = socket.socket(af, socket.SOCK_DGRAM)
@@ -1776,10 +1980,26 @@ class _AgentServer:
             try:
                 s.sendto(b"kernel-lab marker", (lo, MARKER_PORT))
             except OSError:
-                pass  # a DROP in OUTPUT still leaves the raw OUTPUT trace event
+                # a DROP in OUTPUT still leaves the raw OUTPUT trace event
+                return {"received": False, "sent": False}
         finally:
             s.close()
-        return {}
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                _, addr = self.sink.recvfrom(65535)
+                if addr[1] == sport:
+                    return {"received": True, "sent": True}
+                continue
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            select.select([self.sink], [], [], left)
+        return {"received": False, "sent": True}
 
     def sysctl(self, values: Mapping[str, str]) -> dict[str, Any]:
         failed = {}
@@ -1801,6 +2021,12 @@ class _AgentServer:
             return {"ns": self.ns, "pid": os.getpid()}
         if op == "exists":
             return {"exists": os.path.exists(req["path"])}
+        if op == "read":
+            try:
+                with open(req["path"]) as f:
+                    return {"exists": True, "text": f.read()}
+            except FileNotFoundError:
+                return {"exists": False, "text": ""}
         if op == "mark":
             self._drain()
             self._close_accepted()
