@@ -308,6 +308,8 @@ class Hashlimit(Match):
         opts.append(("--hashlimit-name", False, [cls.LISTING_NAME]))
         tail.losses.append("hashlimit: -L does not print the table name (--hashlimit-name)")
         return cls.build(opts, spelled="hashlimit", family=tail.family)  # type: ignore[return-value]
+
+
 _UNITS = (("m", 1024 * 1024), ("k", 1024), ("", 1))
 
 
