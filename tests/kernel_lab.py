@@ -1350,17 +1350,21 @@ class Lab:
           times at most, with a note; the last observation keeps the note).
         """
         notes: list[str] = []
+        timeout = flow.timeout if flow.timeout is not None else self.timeout
         for attempt in range(1, self.SEND_ATTEMPTS + 1):
-            obs, foreign = self._send_once(flow)
+            obs, foreign, late = self._send_once(flow, timeout)
             obs.notes[:0] = notes
-            if not foreign:
+            if not foreign and not late:
                 return obs
             what = "; ".join(foreign[:3]) + (f" (+{len(foreign) - 3})" if len(foreign) > 3 else "")
+            why = (f"foreign connections in conntrack during the flow ({what})" if foreign else
+                   f"the answer reached the sender after its {timeout:g}s timeout (a loaded machine)")
             if attempt == self.SEND_ATTEMPTS:
-                obs.notes.append(f"foreign connections in conntrack during the flow: {what}")
+                obs.notes.append(why)
                 return obs
-            notes.append(f"attempt {attempt}: foreign connections in conntrack during the flow "
-                         f"({what}); sent again")
+            notes.append(f"attempt {attempt}: {why}; sent again")
+            if late:
+                timeout *= 4
         raise AssertionError("unreachable")
 
     def _quiet_save(self, family: int, notes: list[str]) -> str:
@@ -1437,7 +1441,9 @@ class Lab:
                 return
             time.sleep(0.01)
 
-    def _send_once(self, flow: Flow) -> tuple[Observation, list[str]]:
+    def _send_once(self, flow: Flow, timeout: float) -> tuple[Observation, list[str], bool]:
+        """One attempt: the observation, the foreign conntrack entries, and whether the
+        answer came too late for the sender (it timed out, yet an answer arrived)."""
         t0 = time.monotonic()
         if flow.src_ns not in self.agents:
             raise LabError(f"no namespace {flow.src_ns!r} in this lab")
@@ -1461,7 +1467,6 @@ class Lab:
         for agent in self.agents.values():
             agent.call("mark")  # the sniffers forget anything seen while waiting
         start = self.monitor.mark() if (traced and self.monitor) else 0
-        timeout = flow.timeout if flow.timeout is not None else self.timeout
         res = self.agents[flow.src_ns].call(
             "send", proto=flow.proto, family=family, src=flow.src, sport=sport, dst=flow.dst,
             dport=flow.dport, timeout=timeout, token=token, rpc_timeout=timeout + 10)
@@ -1471,6 +1476,7 @@ class Lab:
                               elapsed=res.get("elapsed", 0.0))
         arrivals: list[Arrival] = []
         icmp_errors: list[dict[str, Any]] = []
+        late = False
         for ns, agent in self.agents.items():
             got = agent.call("arrivals", token=token, family=family, proto=flow.proto, ident=sport)
             for a in got["arrivals"]:
@@ -1479,6 +1485,7 @@ class Lab:
             if ns == flow.src_ns:
                 icmp_errors = [e for e in got["icmp_errors"]
                                if e.get("orig_sport") == sport or e.get("orig_ident") == sport]
+                late = sender.status == "timeout" and got.get("replies", 0) > 0
         if icmp_errors:
             sender = dataclasses.replace(sender, icmp=icmp_errors[0])
             if sender.status == "timeout":
@@ -1527,7 +1534,7 @@ class Lab:
         return Observation(flow=flow, family=family, sport=sport,
                            backend=loaded.backend if loaded else None, sender=sender,
                            arrivals=arrivals, counters=counters, packets=packets, steps=steps,
-                           notes=notes, elapsed=time.monotonic() - t0), foreign
+                           notes=notes, elapsed=time.monotonic() - t0), foreign, late
 
     def _fill_rule_texts(self, steps: list[Step], notes: list[str]) -> list[Step]:
         """Fill in rules xtables-monitor could not print (1.8.9 dies printing ip6tables
@@ -1717,7 +1724,15 @@ class _AgentServer:
         tok = token.encode()
         arrivals: list[dict[str, Any]] = []
         icmp_errors: list[dict[str, Any]] = []
+        replies = 0  # answers to the flow that reached this namespace (the sender's)
         for p in self._drain():
+            if p["family"] == family and (
+                    (p["proto"] == proto == "tcp" and p.get("dport") == ident and p["flags"] & 0x14)
+                    or (p["proto"] == proto == "udp" and p.get("dport") == ident
+                        and p["payload"] == _ECHO_PREFIX + tok)
+                    or (p["proto"] == proto == "icmp" and p["type"] == (0 if family == 4 else 129)
+                        and p["ident"] == ident & 0xFFFF and p["payload"] == tok)):
+                replies += 1
             if p["proto"] == "tcp" and proto == "tcp" and p["family"] == family:
                 if p["flags"] & 0x02 and not p["flags"] & 0x10:  # SYN without ACK
                     arrivals.append(p)
@@ -1736,7 +1751,7 @@ class _AgentServer:
         self._close_accepted()
         return {"arrivals": [{"proto": a["proto"], "src": a["src"], "dst": a["dst"],
                               "sport": a.get("sport"), "dport": a.get("dport")} for a in arrivals],
-                "icmp_errors": icmp_errors}
+                "icmp_errors": icmp_errors, "replies": replies}
 
     # -- listeners ---------------------------------------------------------------------
 
