@@ -1,61 +1,22 @@
-"""HL: set, decrement or increment the IPv6 hop limit (libip6t_HL, mangle); the packet continues."""
+"""HL: set, decrement or increment the IPv6 hop limit (libip6t_HL, mangle); the packet continues.
+
+The IPv4 ``TTL`` target with IPv6's words (see libipt_TTL).
+"""
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
 from iptexplain.ext import register
-from iptexplain.ext.base import Opt, Target, types
+from iptexplain.ext.base import Opt, types
+from iptexplain.ext.libipt_TTL import TtlTarget
 
 
 @register
-class HlTarget(Target):
+class HlTarget(TtlTarget):
     name = "HL"
-    terminal = False
+    field = "hop limit"
     family = 6
-    table_only = ("mangle",)
     options = (
         Opt("set", "--hl-set", types.uint8, invert=False),
         Opt("dec", "--hl-dec", types.uint8, invert=False),
         Opt("inc", "--hl-inc", types.uint8, invert=False),
     )
-
-    def check(self) -> None:
-        if len(self.values) != 1:
-            raise OptionError("HL: You must specify an action")
-        key, v = self.values[0]
-        if key != "set" and v.value < 1:
-            raise OptionError("HL: increment/decrement must be at least 1")
-
-    @property
-    def operation(self) -> tuple[str, int]:
-        key, v = self.values[0]
-        return key, v.value
-
-    # -- the -L face (HL_print: " HL set to N" / "decrement by N" / "increment by N") ----------
-    def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        key, v = self.values[0]
-        return "HL " + {"set": "set to", "dec": "decrement by", "inc": "increment by"}[key] + f" {v.value}"
-
-    @classmethod
-    def from_listing(cls, tail) -> "HlTarget":
-        tail.expect("HL")
-        words = {"set": ("to", "set"), "decrement": ("by", "dec"), "increment": ("by", "inc")}.get(tail.take())
-        if words is None:
-            raise OptionError("HL: unknown operation")
-        tail.expect(words[0])
-        return cls.build([("--hl-" + words[1], False, [tail.take()])], spelled="HL")  # type: ignore[return-value]
-
-    def apply(self, pkts, ctx):
-        """Set, decrement or increment the hop limit (saturating at 0 and 255); the packet continues."""
-        from iptexplain.netfilter.context import CONTINUE, Effect
-        from iptexplain.netfilter.packets import fmt_set, normalize, point
-
-        op, n = self.operation
-        if op == "set":
-            new = point(n)
-        else:
-            d = -n if op == "dec" else n
-            new = normalize((max(0, min(255, lo + d)), max(0, min(255, hi + d))) for lo, hi in pkts.ttl)
-        if new == pkts.ttl:
-            return Effect(CONTINUE, note="hop limit unchanged")
-        return Effect(CONTINUE, pkts.copy(ttl=new), [("hop limit", fmt_set(pkts.ttl), fmt_set(new))])

@@ -1,4 +1,7 @@
-"""TTL: set, decrement or increment the IPv4 TTL (libipt_TTL, mangle); the packet continues."""
+"""TTL: set, decrement or increment the IPv4 TTL (libipt_TTL, mangle); the packet continues.
+
+IPv6's ``HL`` target (libip6t_HL) subclasses this one and changes only its words.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from iptexplain.ext.base import Opt, Target, types
 @register
 class TtlTarget(Target):
     name = "TTL"
+    field = "ttl"  # the field's name in notes and rewrites
     terminal = False
     family = 4
     table_only = ("mangle",)
@@ -21,10 +25,10 @@ class TtlTarget(Target):
 
     def check(self) -> None:
         if len(self.values) != 1:
-            raise OptionError("TTL: You must specify an action")
+            raise OptionError(f"{self.name}: You must specify an action")
         key, v = self.values[0]
         if key != "set" and v.value < 1:
-            raise OptionError("TTL: increment/decrement must be at least 1")
+            raise OptionError(f"{self.name}: increment/decrement must be at least 1")
 
     @property
     def operation(self) -> tuple[str, int]:
@@ -34,19 +38,20 @@ class TtlTarget(Target):
     # -- the -L face (TTL_print: " TTL set to N" / "decrement by N" / "increment by N") ----------
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
         key, v = self.values[0]
-        return "TTL " + {"set": "set to", "dec": "decrement by", "inc": "increment by"}[key] + f" {v.value}"
+        return f"{self.name} " + {"set": "set to", "dec": "decrement by", "inc": "increment by"}[key] + f" {v.value}"
 
     @classmethod
     def from_listing(cls, tail) -> "TtlTarget":
-        tail.expect("TTL")
+        tail.expect(cls.name)
         words = {"set": ("to", "set"), "decrement": ("by", "dec"), "increment": ("by", "inc")}.get(tail.take())
         if words is None:
-            raise OptionError("TTL: unknown operation")
+            raise OptionError(f"{cls.name}: unknown operation")
         tail.expect(words[0])
-        return cls.build([("--ttl-" + words[1], False, [tail.take()])], spelled="TTL")  # type: ignore[return-value]
+        return cls.build([(f"--{cls.name.lower()}-" + words[1], False, [tail.take()])], spelled=cls.name)  # type: ignore[return-value]
 
     def apply(self, pkts, ctx):
-        """Set, decrement or increment the TTL (saturating at 0 and 255); the packet continues."""
+        """Set, decrement or increment the TTL / hop limit (saturating at 0 and 255); the packet
+        continues."""
         from iptexplain.netfilter.context import CONTINUE, Effect
         from iptexplain.netfilter.packets import fmt_set, normalize, point
 
@@ -57,5 +62,5 @@ class TtlTarget(Target):
             d = -n if op == "dec" else n
             new = normalize((max(0, min(255, lo + d)), max(0, min(255, hi + d))) for lo, hi in pkts.ttl)
         if new == pkts.ttl:
-            return Effect(CONTINUE, note="ttl unchanged")
-        return Effect(CONTINUE, pkts.copy(ttl=new), [("ttl", fmt_set(pkts.ttl), fmt_set(new))])
+            return Effect(CONTINUE, note=f"{self.field} unchanged")
+        return Effect(CONTINUE, pkts.copy(ttl=new), [(self.field, fmt_set(pkts.ttl), fmt_set(new))])
