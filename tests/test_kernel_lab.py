@@ -395,6 +395,63 @@ def test_hundred_flows_over_one_topology(kernel_labs) -> None:
 
 
 # ----------------------------------------------------------------------------------
+# Each observation holds its own flow's packets, and nothing else
+
+
+class _NoisyLab(Lab):
+    """A lab where a foreign connection (client UDP to the host's port 7, answered by
+    an ICMP port unreachable) is sent right after the first flow's counter snapshot, as a
+    late packet of something else would arrive on a loaded machine."""
+
+    noise_sent = 0
+
+    def _quiet_save(self, family, notes):
+        text = super()._quiet_save(family, notes)
+        if self.noise_sent == 0:
+            self.noise_sent += 1
+            self.agents["client"].call("send", proto="udp", family=4, src=None, sport=5555,
+                                       dst="198.51.100.1", dport=7, timeout=0.2, token="noise")
+        return text
+
+
+@pytest.mark.parametrize("backend", ["nft", "legacy"])
+def test_foreign_packet_during_a_flow_is_detected_and_the_flow_sent_again(backend: str) -> None:
+    require_lab(backend)
+    exp = SEED_FLOWS["outside-to-published"]
+    with _NoisyLab(docker_topology()) as lab:
+        lab.load(SEED.read_text(), backend)
+        obs = lab.send(exp.flow)
+    why = obs.describe()
+    assert lab.noise_sent == 1
+    # The first attempt saw the foreign connection in conntrack and was thrown away...
+    assert any(n.startswith("attempt 1: foreign connections") and "dport=7" in n
+               for n in obs.notes), why
+    # ...the observation kept is exactly the flow's.
+    assert obs.outcome == exp.outcome, why
+    assert obs.hits() == exp.hits, why
+    if backend == "nft":
+        assert obs.path() == exp.path, why
+
+
+def test_listeners_move_between_ports_and_namespaces() -> None:
+    """Listeners follow each flow (closed, then bound again a flow later): no port is
+    still held by the previous flow's listener or connections."""
+    require_lab("nft")
+    rules = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+    with Lab(docker_topology()) as lab:
+        lab.load(rules, "nft")
+        for i in range(12):
+            port = (2222, 8080, 2222)[i % 3]
+            where = (HOST,) if i % 2 else ("c1",)
+            dst = "198.51.100.1" if where == (HOST,) else "172.17.0.6"
+            obs = lab.send(Flow("client", dst, port, listen=where))
+            assert obs.outcome == "delivered", obs.describe()
+            assert obs.delivered_to == where[0], obs.describe()
+            assert obs.hits() >= {("filter", "INPUT" if where == (HOST,) else "FORWARD", None)}, obs.describe()
+            assert not [n for n in obs.notes if "foreign" in n or "still" in n], obs.describe()
+
+
+# ----------------------------------------------------------------------------------
 # Isolation and cleanup
 
 
