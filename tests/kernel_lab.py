@@ -18,6 +18,16 @@ lab.  Every other process of a lab (agents, the trace monitor) joins the holder'
 group and gets PR_SET_PDEATHSIG, so :meth:`Lab.close` (or the death of the test run)
 removes everything.
 
+Exactness is the second: an observation holds the flow's packets and nothing else, on a
+loaded machine too (where softirqs run late and timers fire late).  The lab host sends no
+traffic of its own (no IGMP/MLD reports: link-local reports off, bridges without multicast
+snooping); every connection ends with the sender's RST (SO_LINGER 0), and accepted sockets
+are closed only once that RST has arrived; the counter snapshots are taken once the flow's
+conntrack entry is closed and the counters are quiet; listeners are shut down (not just
+closed) so that their port is free for the next flow; and conntrack, flushed before each
+flow, must hold only the flow's connection afterwards, or the flow is sent again
+(:meth:`Lab.send`).
+
 The module is self-contained (standard library only; it must not import iptexplain).  It
 also runs as a script: ``python kernel_lab.py --agent`` is the small in-namespace agent
 that sends and sniffs packets.
