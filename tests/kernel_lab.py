@@ -1488,7 +1488,9 @@ class Lab:
         icmp_errors: list[dict[str, Any]] = []
         late = False
         for ns, agent in self.agents.items():
-            got = agent.call("arrivals", token=token, family=family, proto=flow.proto, ident=sport)
+            got = agent.call("arrivals", token=token, family=family, proto=flow.proto, ident=sport,
+                             peer=flow.dst if ns == flow.src_ns else None,
+                             peer_port=flow.dport if flow.proto != "icmp" else None)
             for a in got["arrivals"]:
                 arrivals.append(Arrival(ns=ns, proto=a["proto"], src=a["src"], sport=a.get("sport"),
                                         dst=a["dst"], dport=a.get("dport")))
@@ -1730,13 +1732,21 @@ class _AgentServer:
                     break
         return out
 
-    def arrivals(self, token: str, family: int, proto: str, ident: int) -> dict[str, Any]:
+    def arrivals(self, token: str, family: int, proto: str, ident: int,
+                 peer: Optional[str] = None, peer_port: Optional[int] = None) -> dict[str, Any]:
+        """The flow's first packet wherever it arrived, ICMP errors, and (``peer``: the
+        address the sender sent to) how many answers from it reached this namespace."""
         tok = token.encode()
+        want = ipaddress.ip_address(peer) if peer else None
         arrivals: list[dict[str, Any]] = []
         icmp_errors: list[dict[str, Any]] = []
         replies = 0  # answers to the flow that reached this namespace (the sender's)
         for p in self._drain():
-            if p["family"] == family and (
+            try:
+                from_peer = want is not None and ipaddress.ip_address(p["src"]) == want
+            except ValueError:
+                from_peer = False
+            if from_peer and p["family"] == family and (peer_port is None or p.get("sport") in (None, peer_port)) and (
                     (p["proto"] == proto == "tcp" and p.get("dport") == ident and p["flags"] & 0x14)
                     or (p["proto"] == proto == "udp" and p.get("dport") == ident
                         and p["payload"] == _ECHO_PREFIX + tok)
