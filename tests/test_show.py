@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from rich.console import Console
 from iptexplain.cli import main
 from iptexplain.parse import load
 from iptexplain.parse.save import parse_save
-from iptexplain.render.show import human, render_ruleset
+from iptexplain.render.show import fold, human, plain_output, render_ruleset
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -133,3 +134,78 @@ def test_cli_show_selection_errors(args: list[str], message: str, tmp_path) -> N
     res = CliRunner().invoke(main, ["show", str(f), *args])
     assert res.exit_code == 2
     assert res.output.strip() == f"iptexplain: {f}: {message}"
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def first_difference(a: str, b: str) -> tuple[int, str, str] | None:
+    """(line number, line of a, line of b) where two outputs first differ; None when equal.
+    (pytest's own diff of two 500 kB strings would take minutes.)"""
+    la, lb = a.split("\n"), b.split("\n")
+    for i, (x, y) in enumerate(zip(la, lb)):
+        if x != y:
+            return i + 1, x, y
+    return None if len(la) == len(lb) else (min(len(la), len(lb)) + 1, "(end)" if len(la) < len(lb) else la[len(lb)],
+                                            "(end)" if len(lb) < len(la) else lb[len(la)])
+
+
+def render_plain(rs, width: int, **kw) -> str:
+    """The fast path: no styles, written straight to the console's file."""
+    console = Console(width=width, color_system=None, file=io.StringIO())
+    assert plain_output(console) is console.file
+    render_ruleset(rs, console=console, **kw)
+    return console.file.getvalue()
+
+
+def render_colour(rs, width: int, **kw) -> str:
+    console = Console(width=width, force_terminal=True, color_system="truecolor", file=io.StringIO())
+    assert plain_output(console) is None
+    render_ruleset(rs, console=console, **kw)
+    return console.file.getvalue()
+
+
+@pytest.mark.parametrize("name,width,kw", [
+    ("tum-chair-2016-06-27.v4.save", 160, {}),  # 100 chains: several print batches through rich
+    ("tum-chair-2016-06-27.v4.save", 80, {"table": "raw"}),  # the anonymized-MAC note, folded
+    ("k3s-node.v4.save-c", 80, {}),  # counters, long comments wrapped, long titles folded
+    ("kube-proxy-unit-test-TestOverallIPTablesRules.v4.restore", 100, {}),
+    ("shorewall-universal.v4.save", 72, {}),
+    ("seed-blog-listing.txt", 90, {}),  # a listing: notes on what it hides
+])
+def test_plain_fast_path_gives_the_same_text_as_rich(name: str, width: int, kw: dict) -> None:
+    rs = load(str(FIXTURES / name))
+    plain = render_plain(rs, width, **kw)
+    assert "\x1b" not in plain
+    assert first_difference(plain, render(rs, width=width, **kw)) is None  # rich, recorded, exported
+    coloured = render_colour(rs, width, **kw)
+    assert "\x1b[" in coloured
+    assert first_difference(plain, ANSI.sub("", coloured)) is None
+    assert max(len(line) for line in plain.splitlines()) <= width
+
+
+def test_narrow_console_crops_both_paths_alike() -> None:
+    rs = parse_save(SMALL, "a-rather-long-file-name-for-a-narrow-console.save")
+    plain = render_plain(rs, 24)
+    assert plain == render(rs, width=24) == ANSI.sub("", render_colour(rs, 24))
+    lines = plain.splitlines()
+    assert max(len(line) for line in lines) <= 24
+    assert lines[:2] == ["Ruleset", "a-rather-long-file-name-"]  # a word wider than the console is cut
+
+
+def test_colour_highlights_modules_not_understood_and_verdicts() -> None:
+    out = render_colour(parse_save(SMALL, "small.save"), 100)
+    # bold magenta on the module iptexplain keeps verbatim, red on DROP, bold blue on a goto
+    assert re.search(r"\x1b\[1;35m-m\x1b\[0m \x1b\[1;35mcondition", out)
+    assert "\x1b[31mDROP\x1b[0m" in out
+    assert "\x1b[1;34m↪ SSH\x1b[0m" in out
+
+
+def test_fold_breaks_at_blanks_and_keeps_styles() -> None:
+    line = [("filter", "bold"), (" ", ""), ("SSH", "bold underline"), ("  2 references  ← INPUT#1, FORWARD#1", "")]
+    assert fold(line, 100) == [line]
+    assert fold(line, 26) == [
+        [("filter", "bold"), (" ", ""), ("SSH", "bold underline"), ("  2 references", "")],
+        [("← INPUT#1, FORWARD#1", "")],
+    ]
+    assert fold([("abcdefgh", "x")], 3) == [[("abc", "x")], [("def", "x")], [("gh", "x")]]

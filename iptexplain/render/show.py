@@ -1,4 +1,4 @@
-"""``iptexplain show``: a ruleset as rich tables, one per chain, with its jump edges.
+"""``iptexplain show``: a ruleset as aligned tables, one per chain, with its jump edges.
 
 What it shows, for each table (raw, mangle, nat, filter, security; IPv4 then IPv6):
 
@@ -11,29 +11,44 @@ What it shows, for each table (raw, mangle, nat, filter, security; IPv4 then IPv
 * the notes the reader made (repairs, inferences, anonymized MACs, what a listing hides);
 * a closing summary: tables, chains, rules, modules not understood.
 
-The view is produced chain by chain and printed as it goes.  Rich's own Table measures every cell
-through several layers of renderables, which takes seconds on a 5,000-rule firewall; the rows
-here are plain words, measured once and wrapped by hand (:class:`ChainRows`).
+Why it is built this way: a kube-proxy node with 10,000 services has ~37,000 chains and
+~100,000 rules, and people page through (or grep) the whole view.  Rich's own ``Table`` measures
+every cell through several layers of renderables, and even hand-made segments pay rich's
+per-segment cropping and cell measuring -- tens of seconds at that scale.  So the layout is done
+here, once, in plain characters: every part of the view (:class:`Part`) is a list of lines, each
+line a list of ``(text, style name)`` pieces, wrapped by hand at word boundaries and never wider
+than the console.  Two writers consume the same lines:
+
+* when nothing would be styled (standard output is not a terminal, no recording), the lines are
+  joined and written straight to the console's file, a few thousand at a time
+  (:func:`render_ruleset`'s plain path);
+* otherwise the pieces become rich ``Segment`` objects printed without rich's re-cropping (the
+  lines already fit), so colours, ``NO_COLOR``, recording and export work as rich does them.
+
+Both writers give the same characters (``tests/test_show.py`` checks it), and the view is
+produced and printed chain by chain: memory does not grow with the output.
 """
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import IO, Iterable, Iterator
 
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 
 from iptexplain.errors import InputError
-from iptexplain.ext.base import ChainJump, extension_name
-from iptexplain.graph import Chain, Counters, Rule, Ruleset, Table
+from iptexplain.ext.base import ChainJump, Extension, extension_name
+from iptexplain.graph import Chain, Counters, IPHeader, Rule, Ruleset, Table
 
 NOT_UNDERSTOOD_STYLE = "bold magenta"
 MAX_REFERENCES_SHOWN = 6
 
-Words = list[tuple[str, str]]  # a cell: (word, style) pairs, wrapped at word boundaries
+Piece = tuple[str, str]  # (text, style name; "" is unstyled)
+Words = list[Piece]  # a cell: words, wrapped at word boundaries
+Line = list[Piece]  # one output line, never wider than the console
 
 
 def human(n: int) -> str:
@@ -51,33 +66,76 @@ def _counters_text(c: Counters | None) -> str:
     return "" if c is None else f"{human(c.packets)} pkts {human(c.bytes)} bytes"
 
 
+_VERDICT_STYLES = {"ACCEPT": "green", "DROP": "red", "REJECT": "red", "RETURN": "yellow"}
+
+
 def _verdict_style(name: str) -> str:
-    return {"ACCEPT": "green", "DROP": "red", "REJECT": "red", "RETURN": "yellow"}.get(name, "cyan")
+    return _VERDICT_STYLES.get(name, "cyan")
 
 
-def rule_cells(rule: Rule) -> tuple[Words, Words]:
+class CellCache:
+    """The words of each header, match and target, made once per view.
+
+    The parser shares one object between all the rules that spell a header or a module alike
+    (``-m tcp --dport 443``, ``-j KUBE-MARK-MASQ``: most of a kube-proxy dump), so their words are
+    cached by identity.  The object is kept beside its words: its identity cannot be reused
+    while the cache lives."""
+
+    def __init__(self) -> None:
+        self._words: dict[int, tuple[object, Words]] = {}
+
+    def header(self, h: IPHeader) -> Words:
+        hit = self._words.get(id(h))
+        if hit is None:
+            hit = self._words[id(h)] = (h, [(w, "") for w in h.save_args()])
+        return hit[1]
+
+    def match(self, m: Extension) -> Words:
+        hit = self._words.get(id(m))
+        if hit is None:
+            # A quoted comment is one argument but wraps like prose.
+            st = "" if m.understood else NOT_UNDERSTOOD_STYLE
+            words = [(x, st) for w in m.save() for x in w.split(" ") if x]
+            if not m.understood:
+                words.append(("(not understood)", NOT_UNDERSTOOD_STYLE))
+            hit = self._words[id(m)] = (m, words)
+        return hit[1]
+
+    def target(self, t: Extension) -> Words:
+        hit = self._words.get(id(t))
+        if hit is None:
+            name = extension_name(t)
+            words = [(name, _verdict_style(name) if t.understood else NOT_UNDERSTOOD_STYLE)]
+            words += [(x, "") for w in t.save_args() for x in w.split(" ") if x]
+            if not t.understood:
+                words.append(("(not understood)", NOT_UNDERSTOOD_STYLE))
+            hit = self._words[id(t)] = (t, words)
+        return hit[1]
+
+
+_EVERY_PACKET: Words = [("(every packet)", "dim")]
+_NO_TARGET: Words = [("(no target: counts only)", "dim")]
+
+
+def rule_cells(rule: Rule, cache: CellCache | None = None) -> tuple[Words, Words]:
     """(rule words, target words) of one rule.  A module iptexplain does not understand carries
-    the highlight style and the words ``(not understood)``."""
-    words: Words = [(w, "") for w in rule.header.save_args()]
-    for m in rule.matches:
-        # A quoted comment is one argument but wraps like prose.
-        st = "" if m.understood else NOT_UNDERSTOOD_STYLE
-        words += [(x, st) for w in m.save() for x in w.split(" ") if x]
-        if not m.understood:
-            words.append(("(not understood)", NOT_UNDERSTOOD_STYLE))
+    the highlight style and the words ``(not understood)``.  The lists may be shared: read them,
+    do not change them."""
+    c = cache or CellCache()
+    words = c.header(rule.header)
+    if rule.matches:
+        words = words[:]
+        for m in rule.matches:
+            words += c.match(m)
     if not words:
-        words = [("(every packet)", "dim")]
+        words = _EVERY_PACKET
     t = rule.target
     if t is None:
-        target: Words = [("(no target: counts only)", "dim")]
+        target = _NO_TARGET
     elif isinstance(t, ChainJump):
         target = [(("↪ " if rule.goto else "→ ") + t.chain, "bold blue")]
     else:
-        name = extension_name(t)
-        target = [(name, _verdict_style(name) if t.understood else NOT_UNDERSTOOD_STYLE)]
-        target += [(x, "") for w in t.save_args() for x in w.split(" ") if x]
-        if not t.understood:
-            target.append(("(not understood)", NOT_UNDERSTOOD_STYLE))
+        target = c.target(t)
     return words, target
 
 
@@ -110,70 +168,132 @@ def _width(words: Words) -> int:
     return sum(len(w) for w, _ in words) + max(len(words) - 1, 0)
 
 
+def _slice(line: Line, start: int, end: int) -> Line:
+    """The pieces of ``line`` between two character offsets."""
+    out: Line = []
+    pos = 0
+    for text, st in line:
+        nxt = pos + len(text)
+        if nxt > start and pos < end:
+            out.append((text[max(start - pos, 0):end - pos], st))
+        pos = nxt
+        if pos >= end:
+            break
+    return out
+
+
+def fold(line: Line, width: int) -> list[Line]:
+    """A line of prose (a title, a note, the summary) cut at blanks to fit ``width``; the blanks
+    at a break are dropped and a word longer than the width is cut."""
+    text = "".join(t for t, _ in line)
+    n = len(text)
+    if n <= width:
+        return [line]
+    width = max(width, 1)
+    out: list[Line] = []
+    start = 0
+    while start < n:
+        if n - start <= width:
+            end = nxt = n
+        else:
+            cut = text.rfind(" ", start, start + width + 1)
+            end = nxt = cut if cut > start else start + width
+        while end > start and text[end - 1] == " ":
+            end -= 1
+        out.append(_slice(line, start, end))
+        start = nxt
+        while start < n and text[start] == " ":
+            start += 1
+    return out
+
+
+def _crop(line: Line, width: int) -> Line:
+    return _slice(line, 0, width) if sum(len(t) for t, _ in line) > width else line
+
+
+class Part:
+    """One part of the view (a chain, the notes, a title line): its lines at a given width.
+    It is also a rich renderable, for callers that compose it with other rich output."""
+
+    def lines(self, width: int) -> Iterator[Line]:
+        raise NotImplementedError
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from _segments([self], console, options.max_width, blank_between=False)
+
+
+class Prose(Part):
+    """Lines of prose, each folded at blanks to the width."""
+
+    def __init__(self, *lines: Line) -> None:
+        self.prose = lines
+
+    def lines(self, width: int) -> Iterator[Line]:
+        for line in self.prose:
+            yield from fold(line, width)
+
+    @property
+    def plain(self) -> str:
+        return "\n".join("".join(t for t, _ in line) for line in self.prose)
+
+
 Row = tuple[str, str, str, Words, Words]  # number, packets, bytes, rule, target
 
 
-class ChainRows:
-    """The rules of one chain as aligned columns: #, [pkts, bytes,] rule, target."""
+class ChainRows(Part):
+    """One chain: its title, then its rules as aligned columns: #, [pkts, bytes,] rule, target."""
 
     GAP = "   "
 
-    def __init__(self, title: Words, rows: list[Row], with_counters: bool) -> None:
+    def __init__(self, title: Line, rows: list[Row], with_counters: bool) -> None:
         self.title = title
         self.rows = rows
         self.with_counters = with_counters
 
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        styles: dict[str, Style | None] = {"": None}
-
-        def style(name: str) -> Style | None:
-            if name not in styles:
-                styles[name] = console.get_style(name)
-            return styles[name]
-
-        if sum(len(t) for t, _ in self.title) <= options.max_width:
-            for t, st in self.title:
-                yield Segment(t, style(st))
-            yield Segment.line()
-        else:  # a long list of references: let rich wrap it
-            yield from console.render(Text.assemble(*self.title), options)
-        if not self.rows:
+    def lines(self, width: int) -> Iterator[Line]:
+        yield from fold(self.title, width)
+        rows = self.rows
+        if not rows:
             return
+        GAP = self.GAP
         heads = ["#"] + (["pkts", "bytes"] if self.with_counters else [])
-        fixed = [max([len(h)] + [len(r[i]) for r in self.rows]) for i, h in enumerate(heads)]
-        rule_nat = max([4] + [_width(r[3]) for r in self.rows])
-        target_nat = max([6] + [_width(r[4]) for r in self.rows])
-        avail = options.max_width - sum(fixed) - len(self.GAP) * len(fixed) - len(self.GAP)
+        nfixed = len(heads)
+        fixed = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(heads)]
+        rule_nat = max([4] + [_width(r[3]) for r in rows])
+        target_nat = max([6] + [_width(r[4]) for r in rows])
+        avail = width - sum(fixed) - len(GAP) * nfixed - len(GAP)
         target_w = min(target_nat, max(12, avail * 2 // 5))
         rule_w = max(10, min(rule_nat, avail - target_w))
         target_w = max(6, min(target_nat, avail - rule_w))
         # Keep a target's name (or ``→ CHAIN``) on one line when the width allows it.
-        first = max([len(r[4][0][0]) for r in self.rows if r[4]] + [0])
+        first = max([len(r[4][0][0]) for r in rows if r[4]] + [0])
         if first > target_w and avail - first >= 10:
             target_w = first
             rule_w = max(10, min(rule_nat, avail - target_w))
-        gap = Segment(self.GAP)
-        dim, bold = style("dim"), style("bold")
+        total = sum(fixed) + len(GAP) * (nfixed + 1) + rule_w + target_w
+        crop = total > width  # only on a console narrower than the fixed columns
 
-        head = self.GAP.join(h.rjust(w) for h, w in zip(heads, fixed))
-        yield Segment(head + self.GAP + "rule".ljust(rule_w) + self.GAP + "target", bold)
-        yield Segment.line()
-        total = sum(fixed) + len(self.GAP) * (len(fixed) + 1) + rule_w + target_w
-        yield Segment("─" * min(total, options.max_width), dim)
-        yield Segment.line()
-        blank = [" " * w for w in fixed]
-        newline = Segment("\n")
-        for row in self.rows:
-            rule_lines = _wrap(row[3], rule_w)
-            target_lines = _wrap(row[4], target_w)
+        head = GAP.join(h.rjust(w) for h, w in zip(heads, fixed))
+        out: list[Line] = [
+            [(head + GAP + "rule".ljust(rule_w) + GAP + "target", "bold")],
+            [("─" * min(total, width), "dim")],
+        ]
+        blank = GAP.join(" " * w for w in fixed) + GAP
+        for row in rows:
+            rule_words, target_words = row[3], row[4]
+            rule_lines = [rule_words] if _width(rule_words) <= rule_w else _wrap(rule_words, rule_w)
+            target_lines = [target_words] if _width(target_words) <= target_w else _wrap(target_words, target_w)
             for i in range(max(len(rule_lines), len(target_lines))):
-                # Plain text is gathered into one segment; only styled words get their own.
+                # Plain text is gathered into one piece; only styled words get their own.
                 if i == 0:
-                    cells = [c.rjust(w) for c, w in zip(row[: len(fixed)], fixed)]
-                    yield Segment(cells[0], dim)
-                    buf = [self.GAP, self.GAP.join(cells[1:])] + ([self.GAP] if len(cells) > 1 else [])
+                    line: Line = [(row[0].rjust(fixed[0]), "dim")]
+                    if nfixed > 1:
+                        buf = [GAP, row[1].rjust(fixed[1]), GAP, row[2].rjust(fixed[2]), GAP]
+                    else:
+                        buf = [GAP]
                 else:
-                    buf = [self.GAP.join(blank), self.GAP]
+                    line = []
+                    buf = [blank]
                 used = 0
                 for j, (w, st) in enumerate(rule_lines[i] if i < len(rule_lines) else ()):
                     if j:
@@ -181,31 +301,35 @@ class ChainRows:
                         used += 1
                     used += len(w)
                     if st:
-                        yield Segment("".join(buf))
+                        line.append(("".join(buf), ""))
                         buf = []
-                        yield Segment(w, style(st))
+                        line.append((w, st))
                     else:
                         buf.append(w)
                 if i < len(target_lines) and target_lines[i]:
-                    buf.append(" " * (rule_w - used) + self.GAP)
+                    buf.append(" " * (rule_w - used) + GAP)
                     for j, (w, st) in enumerate(target_lines[i]):
                         if j:
                             buf.append(" ")
                         if st:
-                            yield Segment("".join(buf))
+                            line.append(("".join(buf), ""))
                             buf = []
-                            yield Segment(w, style(st))
+                            line.append((w, st))
                         else:
                             buf.append(w)
                 if buf:
-                    yield Segment("".join(buf))
-                yield newline
+                    line.append(("".join(buf), ""))
+                out.append(line)
+            if len(out) >= 256:
+                yield from (_crop(x, width) for x in out) if crop else out
+                out = []
+        yield from (_crop(x, width) for x in out) if crop else out
 
 
-def _chain_title(table: Table, chain: Chain, both_families: bool) -> Words:
+def _chain_title(table: Table, chain: Chain, both_families: bool) -> Line:
     """The chain's title line as (text, style) pieces (blanks included in the pieces)."""
     fam = f" IPv{table.family}" if both_families else ""
-    title: Words = [(f"{table.name}{fam}", "bold"), (" ", ""), (chain.name, "bold underline")]
+    title: Line = [(f"{table.name}{fam}", "bold"), (" ", ""), (chain.name, "bold underline")]
     if chain.builtin:
         policy = chain.policy or "ACCEPT"
         title += [("  policy ", ""), (policy, _verdict_style(policy))]
@@ -225,27 +349,22 @@ def _chain_title(table: Table, chain: Chain, both_families: bool) -> Words:
     return title
 
 
-def chain_table(table: Table, chain: Chain, both_families: bool = False) -> RenderableType:
+def chain_table(table: Table, chain: Chain, both_families: bool = False,
+                cache: CellCache | None = None) -> ChainRows:
     """One chain: its title line, then its rules (none for an empty chain)."""
+    cache = cache or CellCache()
     title = _chain_title(table, chain, both_families)
-    with_counters = any(r.counters is not None for r in chain.rules)
+    with_counters = False
     rows: list[Row] = []
     for r in chain.rules:
-        rule_words, target_words = rule_cells(r)
+        rule_words, target_words = rule_cells(r, cache)
         c = r.counters
-        rows.append((str(r.number), human(c.packets) if c else "", human(c.bytes) if c else "",
-                     rule_words, target_words))
+        if c is None:
+            rows.append((str(r.number), "", "", rule_words, target_words))
+        else:
+            with_counters = True
+            rows.append((str(r.number), human(c.packets), human(c.bytes), rule_words, target_words))
     return ChainRows(title, rows, with_counters)
-
-
-class Blank:
-    """An empty line between chains (cheaper than an empty Text)."""
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield Segment.line()
-
-
-BLANK = Blank()
 
 
 @dataclass
@@ -255,19 +374,23 @@ class Summary:
     user_chains: int = 0
     rules: int = 0
 
-    def text(self, not_understood: dict[str, int]) -> Text:
-        out = Text.assemble(
-            (f"{self.tables} table{'s' if self.tables != 1 else ''}", "bold"), ", ",
-            (f"{self.builtin_chains + self.user_chains} chain{'s' if self.builtin_chains + self.user_chains != 1 else ''}", "bold"),
-            f" ({self.builtin_chains} built-in, {self.user_chains} user-defined), ",
-            (f"{self.rules} rule{'s' if self.rules != 1 else ''}", "bold"), "; modules not understood: ",
-        )
+    def line(self, not_understood: dict[str, int]) -> Line:
+        chains = self.builtin_chains + self.user_chains
+        out: Line = [
+            (f"{self.tables} table{'s' if self.tables != 1 else ''}", "bold"), (", ", ""),
+            (f"{chains} chain{'s' if chains != 1 else ''}", "bold"),
+            (f" ({self.builtin_chains} built-in, {self.user_chains} user-defined), ", ""),
+            (f"{self.rules} rule{'s' if self.rules != 1 else ''}", "bold"), ("; modules not understood: ", ""),
+        ]
         if not not_understood:
-            out.append("none", style="green")
+            out.append(("none", "green"))
         else:
-            out.append(", ".join(f"{n} ({c} rule{'s' if c != 1 else ''})" for n, c in sorted(not_understood.items())),
-                       style=NOT_UNDERSTOOD_STYLE)
+            out.append((", ".join(f"{n} ({c} rule{'s' if c != 1 else ''})" for n, c in sorted(not_understood.items())),
+                        NOT_UNDERSTOOD_STYLE))
         return out
+
+    def text(self, not_understood: dict[str, int]) -> Prose:
+        return Prose(self.line(not_understood))
 
 
 def select_tables(rs: Ruleset, table: str | None = None, family: int | None = None) -> list[Table]:
@@ -281,24 +404,22 @@ def select_tables(rs: Ruleset, table: str | None = None, family: int | None = No
     return out
 
 
-def notes_view(rs: Ruleset) -> RenderableType | None:
+def notes_view(rs: Ruleset) -> Prose | None:
     """The reader's notes: repairs, inferences, anonymized MACs, what the format hides."""
     hidden = getattr(rs, "hidden", set())
     if not rs.notes and not hidden:
         return None
-    lines = Text()
+    lines: list[Line] = []
     for n in rs.notes:
-        lines.append(f"• {n.kind}: ", style="bold yellow")
-        lines.append((f"line {n.line}: " if n.line else "") + n.message + "\n")
+        for i, text in enumerate(((f"line {n.line}: " if n.line else "") + n.message).split("\n")):
+            lines.append(([(f"• {n.kind}: ", "bold yellow")] if i == 0 else []) + [(text, "")])
     if hidden:
-        lines.append("• hidden: ", style="bold yellow")
-        lines.append(f"this input format does not show {', '.join(sorted(hidden))}\n")
-    lines.rstrip()
-    return lines
+        lines.append([("• hidden: ", "bold yellow"), (f"this input format does not show {', '.join(sorted(hidden))}", "")])
+    return Prose(*lines)
 
 
 def iter_view(rs: Ruleset, table: str | None = None, family: int | None = None,
-              chain: str | None = None) -> Iterator[RenderableType]:
+              chain: str | None = None) -> Iterator[Part]:
     """The parts of the view, one chain at a time, in the order they are printed."""
     tables = select_tables(rs, table, family)
     if chain is not None:
@@ -306,12 +427,13 @@ def iter_view(rs: Ruleset, table: str | None = None, family: int | None = None,
         if not tables:
             raise InputError(f"no chain `{chain}' in the tables shown", rs.source)
     both = len({t.family for t in tables}) > 1
-    yield Text.assemble(("Ruleset ", "bold"), (rs.source, "bold cyan"), f"  ({rs.format})")
+    yield Prose([("Ruleset ", "bold"), (rs.source, "bold cyan"), (f"  ({rs.format})", "")])
     notes = notes_view(rs)
     if notes is not None:
         yield notes
     summary = Summary()
     not_understood: dict[str, int] = {}
+    cache = CellCache()
     for t in tables:
         summary.tables += 1
         chains: Iterable[Chain] = [t.chains[chain]] if chain is not None else t.chains.values()
@@ -327,28 +449,101 @@ def iter_view(rs: Ruleset, table: str | None = None, family: int | None = None,
                     if not e.understood:
                         n = extension_name(e)
                         not_understood[n] = not_understood.get(n, 0) + 1
-            yield chain_table(t, c, both)
+            yield chain_table(t, c, both, cache)
     yield summary.text(not_understood)
+
+
+def _segments(parts: Iterable[Part], console: Console, width: int, blank_between: bool = True,
+              blank_first: bool = False) -> Iterator[Segment]:
+    """The parts' lines as rich segments, a blank line between parts (and before the first one
+    when ``blank_first``: the first of a batch that continues the view)."""
+    styles: dict[str, Style | None] = {"": None}
+    newline = Segment.line()
+    for n, part in enumerate(parts):
+        if (n or blank_first) and blank_between:
+            yield newline
+        for line in part.lines(width):
+            for text, st in line:
+                style = styles.get(st, False)
+                if style is False:
+                    style = styles[st] = console.get_style(st)
+                yield Segment(text, style)  # type: ignore[arg-type]
+            yield newline
+
+
+class View:
+    """The whole view (or a batch of it) as one rich renderable, parts separated by blank lines;
+    ``continued``: a blank line first, after the previous batch."""
+
+    def __init__(self, parts: Iterable[Part], continued: bool = False) -> None:
+        self.parts = parts
+        self.continued = continued
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from _segments(self.parts, console, options.max_width, blank_first=self.continued)
+
+
+def plain_output(console: Console) -> IO[str] | None:
+    """The file to write the view to as plain text, or None when rich must write it: when it
+    would style something (a terminal: colours, bold; ``NO_COLOR`` still keeps bold), record
+    it for export, or capture it."""
+    if console.color_system is not None or console.record or console.is_jupyter:
+        return None
+    if getattr(console, "_buffer_index", 0):  # inside console.capture() or a pager
+        return None
+    return console.file
+
+
+def write_plain(parts: Iterable[Part], width: int, file: IO[str]) -> None:
+    """The parts' text, a blank line between parts, written a few thousand lines at a time."""
+    out: list[str] = []
+    for n, part in enumerate(parts):
+        if n:
+            out.append("")
+        for line in part.lines(width):
+            out.append(line[0][0] if len(line) == 1 else "".join([t for t, _ in line]))
+        if len(out) >= 4096:
+            out.append("")
+            file.write("\n".join(out))
+            out = []
+    if out:
+        out.append("")
+        file.write("\n".join(out))
+    file.flush()
 
 
 def render_ruleset(rs: Ruleset, table: str | None = None, family: int | None = None,
                    console: Console | None = None, chain: str | None = None) -> None:
-    """Print the view of ``rs`` on ``console`` (a terminal console by default), a few hundred
-    chains per call: each print has a fixed cost that thousands of small chains would add up."""
+    """Print the view of ``rs`` on ``console`` (standard output by default), chain by chain.
+
+    Plain text goes straight to the console's file; styled output goes through rich a few
+    hundred chains per print (one print per chain would add rich's fixed cost 37,000 times).
+    The cyclic collector is paused meanwhile: the view makes millions of short-lived tuples
+    and no cycles, and each collection would walk the young objects for nothing."""
     console = console or Console()
-    batch: list[RenderableType] = []
-    for n, part in enumerate(iter_view(rs, table, family, chain)):
-        if n:
-            batch.append(BLANK)
-        batch.append(part)
-        if len(batch) >= 400:
-            console.print(Group(*batch))
-            batch = []
-    if batch:
-        console.print(Group(*batch))
+    parts = iter_view(rs, table, family, chain)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        file = plain_output(console)
+        if file is not None:
+            write_plain(parts, console.width, file)
+            return
+        batch: list[Part] = []
+        after = False  # a blank line goes between the last part of a batch and the next one
+        for part in parts:
+            batch.append(part)
+            if len(batch) >= 400:
+                console.print(View(batch, after), crop=False, soft_wrap=False, end="")
+                batch, after = [], True
+        if batch:
+            console.print(View(batch, after), crop=False, soft_wrap=False, end="")
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def view(rs: Ruleset, table: str | None = None, family: int | None = None,
-         chain: str | None = None) -> Group:
+         chain: str | None = None) -> View:
     """The whole view as one renderable."""
-    return Group(*iter_view(rs, table, family, chain))
+    return View(list(iter_view(rs, table, family, chain)))
