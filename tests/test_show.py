@@ -7,13 +7,15 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from click.testing import CliRunner
 from rich.console import Console
 
 from iptexplain.cli import main
 from iptexplain.parse import load
 from iptexplain.parse.save import parse_save
-from iptexplain.render.show import fold, human, plain_output, render_ruleset
+from iptexplain.render.show import _wrap, _wrap_plain, fold, human, plain_output, render_ruleset
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -209,3 +211,10 @@ def test_fold_breaks_at_blanks_and_keeps_styles() -> None:
         [("← INPUT#1, FORWARD#1", "")],
     ]
     assert fold([("abcdefgh", "x")], 3) == [[("abc", "x")], [("def", "x")], [("gh", "x")]]
+
+
+@given(st.lists(st.text(alphabet="ab:/-", min_size=1, max_size=25), max_size=12), st.integers(1, 30))
+def test_plain_wrap_is_the_word_wrap(words: list[str], width: int) -> None:
+    """Unstyled cells are wrapped from their text with str.rfind; it must break exactly where
+    the word-by-word wrap does (long words cut, a blank dropped at each break)."""
+    assert _wrap_plain(" ".join(words), width) == _wrap([(w, "") for w in words], width)

@@ -73,99 +73,207 @@ def _verdict_style(name: str) -> str:
     return _VERDICT_STYLES.get(name, "cyan")
 
 
+def _pieces(words: Words) -> Line:
+    """Words on one line as pieces: plain words and the blanks between words gathered."""
+    out: Line = []
+    buf: list[str] = []
+    for j, (w, st) in enumerate(words):
+        if j:
+            buf.append(" ")
+        if st:
+            if buf:
+                out.append(("".join(buf), ""))
+                buf = []
+            out.append((w, st))
+        else:
+            buf.append(w)
+    if buf:
+        out.append(("".join(buf), ""))
+    return out
+
+
+class Cell:
+    """A rule's or a target's words, with their one-line text and pieces made once: most rows
+    fit on one line, and then only ``text`` (its width) and ``pieces`` are read."""
+
+    __slots__ = ("_words", "_parts", "text", "pieces", "plain")
+
+    def __init__(self, words: Words | None, text: str, pieces: Line, parts: list[Cell] | None = None) -> None:
+        self._words = words
+        self._parts = parts
+        self.text = text
+        self.pieces = pieces
+        self.plain = not pieces or (len(pieces) == 1 and not pieces[0][1])
+
+    @classmethod
+    def of(cls, words: Words) -> Cell:
+        return cls(words, " ".join([w for w, _ in words]), _pieces(words))
+
+    @classmethod
+    def concat(cls, parts: list[Cell]) -> Cell:
+        """The cells one after the other (a rule: its header, then each match)."""
+        if len(parts) == 1:
+            return parts[0]
+        text = " ".join([p.text for p in parts])
+        for p in parts:
+            if not p.plain:
+                return cls(None, text, _pieces([w for p in parts for w in p.words]), parts)
+        return cls(None, text, [(text, "")])
+
+    @classmethod
+    def plain_words(cls, words: list[str]) -> Cell:
+        """Unstyled words: their list is made from the text only if the cell must be wrapped."""
+        text = " ".join(words)
+        return cls(None, text, [(text, "")] if text else [])
+
+    @property
+    def words(self) -> Words:
+        if self._words is None:
+            if self._parts is not None:
+                self._words = [w for p in self._parts for w in p.words]
+            else:  # plain: the text is the words joined by single blanks
+                self._words = [(w, "") for w in self.text.split(" ")] if self.text else []
+        return self._words
+
+
 class CellCache:
-    """The words of each header, match and target, made once per view.
+    """The cells of each header, match and target, made once per view.
 
     The parser shares one object between all the rules that spell a header or a module alike
-    (``-m tcp --dport 443``, ``-j KUBE-MARK-MASQ``: most of a kube-proxy dump), so their words are
-    cached by identity.  The object is kept beside its words: its identity cannot be reused
-    while the cache lives."""
+    (``-m tcp --dport 443``, ``-j KUBE-MARK-MASQ``: most of a kube-proxy dump), so their cells are
+    cached by identity.  The object is kept beside its cell, so that its identity cannot be
+    reused while it is cached; the cache is emptied when it grows past ``LIMIT`` (the shared
+    objects come back at once, the unique ones -- comments, endpoints -- are not worth keeping)."""
+
+    LIMIT = 8192
 
     def __init__(self) -> None:
-        self._words: dict[int, tuple[object, Words]] = {}
+        self._cells: dict[int, tuple[object, Cell]] = {}
 
-    def header(self, h: IPHeader) -> Words:
-        hit = self._words.get(id(h))
-        if hit is None:
-            hit = self._words[id(h)] = (h, [(w, "") for w in h.save_args()])
-        return hit[1]
+    def _put(self, obj: object, cell: Cell) -> Cell:
+        if len(self._cells) >= self.LIMIT:
+            self._cells.clear()
+        self._cells[id(obj)] = (obj, cell)
+        return cell
 
-    def match(self, m: Extension) -> Words:
-        hit = self._words.get(id(m))
-        if hit is None:
-            # A quoted comment is one argument but wraps like prose.
-            st = "" if m.understood else NOT_UNDERSTOOD_STYLE
-            words = [(x, st) for w in m.save() for x in w.split(" ") if x]
-            if not m.understood:
-                words.append(("(not understood)", NOT_UNDERSTOOD_STYLE))
-            hit = self._words[id(m)] = (m, words)
-        return hit[1]
+    def header(self, h: IPHeader) -> Cell:
+        hit = self._cells.get(id(h))
+        if hit is not None:
+            return hit[1]
+        return self._put(h, Cell.plain_words(h.save_args()))
 
-    def target(self, t: Extension) -> Words:
-        hit = self._words.get(id(t))
-        if hit is None:
-            name = extension_name(t)
-            words = [(name, _verdict_style(name) if t.understood else NOT_UNDERSTOOD_STYLE)]
-            words += [(x, "") for w in t.save_args() for x in w.split(" ") if x]
-            if not t.understood:
-                words.append(("(not understood)", NOT_UNDERSTOOD_STYLE))
-            hit = self._words[id(t)] = (t, words)
-        return hit[1]
+    def match(self, m: Extension) -> Cell:
+        hit = self._cells.get(id(m))
+        if hit is not None:
+            return hit[1]
+        # A quoted comment is one argument but wraps like prose.
+        if m.understood:
+            return self._put(m, Cell.plain_words([x for w in m.save() for x in w.split(" ") if x]))
+        st = NOT_UNDERSTOOD_STYLE
+        words = [(x, st) for w in m.save() for x in w.split(" ") if x]
+        if not m.understood:
+            words.append(("(not understood)", NOT_UNDERSTOOD_STYLE))
+        return self._put(m, Cell.of(words))
+
+    def target(self, t: Extension) -> Cell:
+        hit = self._cells.get(id(t))
+        if hit is not None:
+            return hit[1]
+        name = extension_name(t)
+        words = [(name, _verdict_style(name) if t.understood else NOT_UNDERSTOOD_STYLE)]
+        words += [(x, "") for w in t.save_args() for x in w.split(" ") if x]
+        if not t.understood:
+            words.append(("(not understood)", NOT_UNDERSTOOD_STYLE))
+        return self._put(t, Cell.of(words))
 
 
-_EVERY_PACKET: Words = [("(every packet)", "dim")]
-_NO_TARGET: Words = [("(no target: counts only)", "dim")]
+_EVERY_PACKET = Cell.of([("(every packet)", "dim")])
+_NO_TARGET = Cell.of([("(no target: counts only)", "dim")])
+
+
+def cells(rule: Rule, cache: CellCache) -> tuple[Cell, Cell]:
+    """The rule cell and the target cell of one rule."""
+    h = cache.header(rule.header)
+    parts = [h] if h.text else []
+    for m in rule.matches:
+        parts.append(cache.match(m))
+    rule_cell = Cell.concat(parts) if parts else _EVERY_PACKET
+    t = rule.target
+    if t is None:
+        target = _NO_TARGET
+    elif isinstance(t, ChainJump):
+        target = Cell.of([(("↪ " if rule.goto else "→ ") + t.chain, "bold blue")])
+    else:
+        target = cache.target(t)
+    return rule_cell, target
 
 
 def rule_cells(rule: Rule, cache: CellCache | None = None) -> tuple[Words, Words]:
     """(rule words, target words) of one rule.  A module iptexplain does not understand carries
     the highlight style and the words ``(not understood)``.  The lists may be shared: read them,
     do not change them."""
-    c = cache or CellCache()
-    words = c.header(rule.header)
-    if rule.matches:
-        words = words[:]
-        for m in rule.matches:
-            words += c.match(m)
-    if not words:
-        words = _EVERY_PACKET
-    t = rule.target
-    if t is None:
-        target = _NO_TARGET
-    elif isinstance(t, ChainJump):
-        target = [(("↪ " if rule.goto else "→ ") + t.chain, "bold blue")]
-    else:
-        target = c.target(t)
-    return words, target
+    rule_cell, target = cells(rule, cache or CellCache())
+    return rule_cell.words, target.words
 
 
-def _wrap(words: Words, width: int) -> list[Words]:
-    """Greedy word wrap; a word longer than the column is cut."""
-    lines: list[Words] = []
-    line: Words = []
+def _wrap(words: Words, width: int) -> list[tuple[Line, int]]:
+    """Greedy word wrap; a word longer than the column is cut.  Each line as its pieces (plain
+    words and blanks gathered, as :func:`_pieces` gives them) and its width."""
+    out: list[tuple[Line, int]] = []
+    line: Line = []
+    buf: list[str] = []
     used = 0
     for w, st in words:
         while len(w) > width:
-            if line:
-                lines.append(line)
-                line, used = [], 0
-            lines.append([(w[:width], st)])
+            if used:
+                if buf:
+                    line.append(("".join(buf), ""))
+                out.append((line, used))
+                line, buf, used = [], [], 0
+            out.append(([(w[:width], st)], width))
             w = w[width:]
         if not w:
             continue
-        need = len(w) + (1 if line else 0)
-        if line and used + need > width:
-            lines.append(line)
-            line, used, need = [], 0, len(w)
-        line.append((w, st))
-        used += need
-    if line or not lines:
-        lines.append(line)
-    return lines
+        if used:
+            if used + 1 + len(w) > width:
+                if buf:
+                    line.append(("".join(buf), ""))
+                out.append((line, used))
+                line, buf, used = [], [], 0
+            else:
+                buf.append(" ")
+                used += 1
+        if st:
+            if buf:
+                line.append(("".join(buf), ""))
+                buf = []
+            line.append((w, st))
+        else:
+            buf.append(w)
+        used += len(w)
+    if used or not out:
+        if buf:
+            line.append(("".join(buf), ""))
+        out.append((line, used))
+    return out
 
 
-def _width(words: Words) -> int:
-    return sum(len(w) for w, _ in words) + max(len(words) - 1, 0)
+def _wrap_plain(text: str, width: int) -> list[tuple[Line, int]]:
+    """:func:`_wrap` of unstyled words given as their text (words joined by single blanks):
+    the same lines, found with ``str.rfind``."""
+    out: list[tuple[Line, int]] = []
+    start, n = 0, len(text)
+    while n - start > width:
+        cut = text.rfind(" ", start, start + width + 1)
+        if cut > start:
+            out.append(([(text[start:cut], "")], cut - start))
+            start = cut + 1
+        else:  # a word longer than the column: cut it
+            out.append(([(text[start:start + width], "")], width))
+            start += width
+    if start < n or not out:
+        out.append(([(text[start:], "")] if start < n else [], n - start))
+    return out
 
 
 def _slice(line: Line, start: int, end: int) -> Line:
@@ -237,7 +345,7 @@ class Prose(Part):
         return "\n".join("".join(t for t, _ in line) for line in self.prose)
 
 
-Row = tuple[str, str, str, Words, Words]  # number, packets, bytes, rule, target
+Row = tuple[str, str, str, Cell, Cell]  # number, packets, bytes, rule, target
 
 
 class ChainRows(Part):
@@ -259,14 +367,14 @@ class ChainRows(Part):
         heads = ["#"] + (["pkts", "bytes"] if self.with_counters else [])
         nfixed = len(heads)
         fixed = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(heads)]
-        rule_nat = max([4] + [_width(r[3]) for r in rows])
-        target_nat = max([6] + [_width(r[4]) for r in rows])
+        rule_nat = max([4] + [len(r[3].text) for r in rows])
+        target_nat = max([6] + [len(r[4].text) for r in rows])
         avail = width - sum(fixed) - len(GAP) * nfixed - len(GAP)
         target_w = min(target_nat, max(12, avail * 2 // 5))
         rule_w = max(10, min(rule_nat, avail - target_w))
         target_w = max(6, min(target_nat, avail - rule_w))
         # Keep a target's name (or ``→ CHAIN``) on one line when the width allows it.
-        first = max([len(r[4][0][0]) for r in rows if r[4]] + [0])
+        first = max([len(r[4].words[0][0]) for r in rows if r[4].text] + [0])
         if first > target_w and avail - first >= 10:
             target_w = first
             rule_w = max(10, min(rule_nat, avail - target_w))
@@ -279,51 +387,65 @@ class ChainRows(Part):
             [("─" * min(total, width), "dim")],
         ]
         blank = GAP.join(" " * w for w in fixed) + GAP
-        for row in rows:
-            rule_words, target_words = row[3], row[4]
-            rule_lines = [rule_words] if _width(rule_words) <= rule_w else _wrap(rule_words, rule_w)
-            target_lines = [target_words] if _width(target_words) <= target_w else _wrap(target_words, target_w)
-            for i in range(max(len(rule_lines), len(target_lines))):
-                # Plain text is gathered into one piece; only styled words get their own.
-                if i == 0:
-                    line: Line = [(row[0].rjust(fixed[0]), "dim")]
-                    if nfixed > 1:
-                        buf = [GAP, row[1].rjust(fixed[1]), GAP, row[2].rjust(fixed[2]), GAP]
+        w0 = fixed[0]
+        w1, w2 = (fixed[1], fixed[2]) if nfixed > 1 else (0, 0)
+        for number, packets, nbytes, rule, target in rows:
+            lead = GAP + packets.rjust(w1) + GAP + nbytes.rjust(w2) + GAP if nfixed > 1 else GAP
+            rtext = rule.text
+            if len(rtext) <= rule_w and len(target.text) <= target_w:
+                # One line (most rows): the cells' pieces, made once, with the padding between.
+                pad = " " * (rule_w - len(rtext)) + GAP
+                tp = target.pieces
+                if rule.plain:
+                    plain = lead + rtext + pad
+                    if tp and not tp[0][1]:
+                        line = [(number.rjust(w0), "dim"), (plain + tp[0][0], "")]
+                        line += tp[1:]
                     else:
-                        buf = [GAP]
+                        line = [(number.rjust(w0), "dim"), (plain, "")]
+                        line += tp
                 else:
-                    line = []
-                    buf = [blank]
-                used = 0
-                for j, (w, st) in enumerate(rule_lines[i] if i < len(rule_lines) else ()):
-                    if j:
-                        buf.append(" ")
-                        used += 1
-                    used += len(w)
-                    if st:
-                        line.append(("".join(buf), ""))
-                        buf = []
-                        line.append((w, st))
-                    else:
-                        buf.append(w)
-                if i < len(target_lines) and target_lines[i]:
-                    buf.append(" " * (rule_w - used) + GAP)
-                    for j, (w, st) in enumerate(target_lines[i]):
-                        if j:
-                            buf.append(" ")
-                        if st:
-                            line.append(("".join(buf), ""))
-                            buf = []
-                            line.append((w, st))
-                        else:
-                            buf.append(w)
-                if buf:
-                    line.append(("".join(buf), ""))
+                    line = [(number.rjust(w0), "dim")]
+                    _add(line, lead)
+                    for piece in rule.pieces:
+                        _add(line, *piece)
+                    _add(line, pad)
+                    for piece in tp:
+                        _add(line, *piece)
                 out.append(line)
+            else:
+                if len(rtext) <= rule_w:
+                    rule_lines = [(rule.pieces, len(rtext))]
+                else:
+                    rule_lines = _wrap_plain(rtext, rule_w) if rule.plain else _wrap(rule.words, rule_w)
+                if len(target.text) <= target_w:
+                    target_lines = [(target.pieces, len(target.text))]
+                else:
+                    target_lines = _wrap_plain(target.text, target_w) if target.plain else _wrap(target.words, target_w)
+                for i in range(max(len(rule_lines), len(target_lines))):
+                    line = [(number.rjust(w0), "dim"), (lead, "")] if i == 0 else [(blank, "")]
+                    used = 0
+                    if i < len(rule_lines):
+                        pieces, used = rule_lines[i]
+                        for piece in pieces:
+                            _add(line, *piece)
+                    if i < len(target_lines) and target_lines[i][1]:
+                        _add(line, " " * (rule_w - used) + GAP)
+                        for piece in target_lines[i][0]:
+                            _add(line, *piece)
+                    out.append(line)
             if len(out) >= 256:
                 yield from (_crop(x, width) for x in out) if crop else out
                 out = []
         yield from (_crop(x, width) for x in out) if crop else out
+
+
+def _add(line: Line, text: str, style: str = "") -> None:
+    """Append a piece, gathering plain text into the plain piece before it."""
+    if not style and line and not line[-1][1]:
+        line[-1] = (line[-1][0] + text, "")
+    elif text:
+        line.append((text, style))
 
 
 def _chain_title(table: Table, chain: Chain, both_families: bool) -> Line:
@@ -357,13 +479,13 @@ def chain_table(table: Table, chain: Chain, both_families: bool = False,
     with_counters = False
     rows: list[Row] = []
     for r in chain.rules:
-        rule_words, target_words = rule_cells(r, cache)
+        rule_cell, target_cell = cells(r, cache)
         c = r.counters
         if c is None:
-            rows.append((str(r.number), "", "", rule_words, target_words))
+            rows.append((str(r.number), "", "", rule_cell, target_cell))
         else:
             with_counters = True
-            rows.append((str(r.number), human(c.packets), human(c.bytes), rule_words, target_words))
+            rows.append((str(r.number), human(c.packets), human(c.bytes), rule_cell, target_cell))
     return ChainRows(title, rows, with_counters)
 
 
