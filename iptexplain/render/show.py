@@ -149,6 +149,7 @@ class CellCache:
 
     def __init__(self) -> None:
         self._cells: dict[int, tuple[object, Cell]] = {}
+        self.get = self._cells.get  # (object, cell) by id(object), for the hot loop in cells()
 
     def _put(self, obj: object, cell: Cell) -> Cell:
         if len(self._cells) >= self.LIMIT:
@@ -193,10 +194,13 @@ _NO_TARGET = Cell.of([("(no target: counts only)", "dim")])
 
 def cells(rule: Rule, cache: CellCache) -> tuple[Cell, Cell]:
     """The rule cell and the target cell of one rule."""
-    h = cache.header(rule.header)
+    get = cache.get
+    hit = get(id(rule.header))
+    h = hit[1] if hit is not None else cache.header(rule.header)
     parts = [h] if h.text else []
     for m in rule.matches:
-        parts.append(cache.match(m))
+        hit = get(id(m))
+        parts.append(hit[1] if hit is not None else cache.match(m))
     rule_cell = Cell.concat(parts) if parts else _EVERY_PACKET
     t = rule.target
     if t is None:
@@ -567,10 +571,14 @@ def iter_view(rs: Ruleset, table: str | None = None, family: int | None = None,
                 summary.user_chains += 1
             summary.rules += len(c.rules)
             for r in c.rules:
-                for e in r.extensions():
+                for e in r.matches:
                     if not e.understood:
                         n = extension_name(e)
                         not_understood[n] = not_understood.get(n, 0) + 1
+                e = r.target
+                if e is not None and not e.understood:
+                    n = extension_name(e)
+                    not_understood[n] = not_understood.get(n, 0) + 1
             yield chain_table(t, c, both, cache)
     yield summary.text(not_understood)
 
