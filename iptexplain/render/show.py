@@ -206,7 +206,9 @@ def cells(rule: Rule, cache: CellCache) -> tuple[Cell, Cell]:
     if t is None:
         target = _NO_TARGET
     elif isinstance(t, ChainJump):
-        target = Cell.of([(("↪ " if rule.goto else "→ ") + t.chain, "bold blue")])
+        text = ("↪ " if rule.goto else "→ ") + t.chain
+        words = [(text, "bold blue")]
+        target = Cell(words, text, words)
     else:
         target = cache.target(t)
     return rule_cell, target
@@ -409,13 +411,10 @@ class ChainRows(Part):
                         line = [(number.rjust(w0), "dim"), (plain, "")]
                         line += tp
                 else:
-                    line = [(number.rjust(w0), "dim")]
-                    _add(line, lead)
-                    for piece in rule.pieces:
-                        _add(line, *piece)
-                    _add(line, pad)
-                    for piece in tp:
-                        _add(line, *piece)
+                    line = [(number.rjust(w0), "dim"), (lead, "")]
+                    _extend(line, rule.pieces)
+                    _extend(line, [(pad, "")])
+                    _extend(line, tp)
                 out.append(line)
             else:
                 if len(rtext) <= rule_w:
@@ -426,17 +425,16 @@ class ChainRows(Part):
                     target_lines = [(target.pieces, len(target.text))]
                 else:
                     target_lines = _wrap_plain(target.text, target_w) if target.plain else _wrap(target.words, target_w)
-                for i in range(max(len(rule_lines), len(target_lines))):
+                nr, nt = len(rule_lines), len(target_lines)
+                for i in range(max(nr, nt)):
                     line = [(number.rjust(w0), "dim"), (lead, "")] if i == 0 else [(blank, "")]
                     used = 0
-                    if i < len(rule_lines):
+                    if i < nr:
                         pieces, used = rule_lines[i]
-                        for piece in pieces:
-                            _add(line, *piece)
-                    if i < len(target_lines) and target_lines[i][1]:
-                        _add(line, " " * (rule_w - used) + GAP)
-                        for piece in target_lines[i][0]:
-                            _add(line, *piece)
+                        _extend(line, pieces)
+                    if i < nt and target_lines[i][1]:
+                        _extend(line, [(" " * (rule_w - used) + GAP, "")])
+                        _extend(line, target_lines[i][0])
                     out.append(line)
             if len(out) >= 256:
                 yield from (_crop(x, width) for x in out) if crop else out
@@ -444,12 +442,16 @@ class ChainRows(Part):
         yield from (_crop(x, width) for x in out) if crop else out
 
 
-def _add(line: Line, text: str, style: str = "") -> None:
-    """Append a piece, gathering plain text into the plain piece before it."""
-    if not style and line and not line[-1][1]:
-        line[-1] = (line[-1][0] + text, "")
-    elif text:
-        line.append((text, style))
+def _extend(line: Line, pieces: Line) -> None:
+    """Append gathered pieces to a line that ends with a piece, joining two plain pieces where
+    they meet (lines stay a few pieces long: the plain writer joins them, rich makes a segment
+    of each)."""
+    if pieces:
+        if not pieces[0][1] and not line[-1][1]:
+            line[-1] = (line[-1][0] + pieces[0][0], "")
+            line.extend(pieces[1:])
+        else:
+            line.extend(pieces)
 
 
 def _chain_title(table: Table, chain: Chain, both_families: bool) -> Line:
