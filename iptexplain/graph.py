@@ -212,6 +212,13 @@ class Ruleset:
                 if j is not None and j in t.chains:
                     t.chains[j].references.append(r)
 
+    def parse_all(self) -> None:
+        """Read every rule a lazy reader left unread (iptexplain.parse.lazy), in line order, so
+        that a bad option anywhere raises its ``FILE:LINE`` error now; a no-op otherwise."""
+        pending = sorted((r for r in self.rules() if not getattr(r, "parsed", True)), key=lambda r: r.line)
+        for r in pending:
+            r.parse()  # type: ignore[attr-defined]
+
     def not_understood(self) -> dict[str, int]:
         """Modules kept verbatim because no extension knows them: name -> rule count."""
         out: dict[str, int] = {}

@@ -104,7 +104,8 @@ def _ruleset_and_host(file: str | None, example: str | None, family: int | None,
         from iptexplain.snapshot import is_snapshot
 
         # A large iptables-save dump is parsed as it is read (progress bar on a terminal).
-        streamed, text, name = read_ruleset_or_text(file, input_format)
+        # Its rules' options are read when the trace reaches them (iptexplain.parse.lazy).
+        streamed, text, name = read_ruleset_or_text(file, input_format, lazy=True)
         if streamed is not None:
             return TraceInput(streamed, None, _flow_family(streamed, family), "file", forced)
         assert text is not None

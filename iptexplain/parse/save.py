@@ -17,6 +17,7 @@ from typing import Iterable
 from iptexplain.errors import InputError, OptionError
 from iptexplain.ext.base import Extension
 from iptexplain.graph import BUILTIN_CHAINS, Chain, Counters, Rule, Ruleset, Table
+from iptexplain.parse.lazy import LazyRule, lazy_plan
 from iptexplain.parse.rulespec import parse_rulespec
 from iptexplain.parse.tokenize import split_args
 
@@ -50,8 +51,16 @@ def _family_of_table(t: Table) -> int | None:
 class SaveReader:
     """State of one pass; one instance per input."""
 
-    def __init__(self, source: str, family: int | None = None, table: str | None = None) -> None:
+    def __init__(self, source: str, family: int | None = None, table: str | None = None,
+                 lazy: bool = False) -> None:
         self.rs = Ruleset(source=source, format="save")
+        # Rules whose modules need nothing at load time keep their words and are read on first
+        # access (see iptexplain.parse.lazy): a trace of a kube-proxy dump reads a few of them.
+        self.lazy = lazy
+        # Unread rules' modules whose class restricts the hooks: id(rule) -> ((class, spelled), ...),
+        # and per table the rules _check_hooks must look at (the read ones and those).
+        self.lazy_hooked: dict[int, tuple] = {}
+        self.hook_candidates: dict[int, list[Rule]] = {}
         self.source = source
         self.family_hint = family
         self.table_hint = table
@@ -98,6 +107,8 @@ class SaveReader:
                 counters, lineno, len(chain.rules) + 1, self.source,
             )
             chain.rules.append(rule)
+            if self.lazy:
+                self.hook_candidates.setdefault(id(table), []).append(rule)
             if rule.jump is not None:
                 self.pending_jumps.append((table, rule))
         if not special:
@@ -143,6 +154,8 @@ class SaveReader:
         """A module of the other family (``icmp6`` in an IPv4 table, ``ttl`` in IPv6) is one
         iptables-restore / ip6tables-restore cannot load."""
         for r in table.rules():
+            if type(r) is LazyRule and not r.parsed:
+                continue  # no module of one family only (lazy_jump)
             for ext in r.extensions():
                 fam = ext.family
                 if fam is not None and fam != family:
@@ -154,6 +167,7 @@ class SaveReader:
         """The kernel refuses a module reached from a hook it does not work at (MASQUERADE from
         OUTPUT, ``-m owner`` from INPUT…), user chains included, as iptables-restore reports."""
         reach: dict[str, set[str]] = {}
+        edges: dict[str, list[str]] = {}  # each chain's jumps, gathered once for all hooks
         for hook in BUILTIN_CHAINS[table.name]:
             todo = [hook]
             while todo:
@@ -162,23 +176,40 @@ class SaveReader:
                 if hook in seen:
                     continue
                 seen.add(hook)
-                chain = table.chains.get(name)
-                if chain is not None:
-                    todo.extend(r.jump for r in chain.rules if r.jump is not None)
+                out = edges.get(name)
+                if out is None:
+                    chain = table.chains.get(name)
+                    out = edges[name] = [] if chain is None else [j for r in chain.rules if (j := r.jump) is not None]
+                todo.extend(out)
         order = {h: i for i, h in enumerate(("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"))}
-        for chain in table.chains.values():
+        if self.lazy:
+            # Most rules are unread and restrict nothing: look only at the others, in line order.
+            by_chain: dict[str, list[Rule]] = {}
+            for r in self.hook_candidates.get(id(table), ()):
+                by_chain.setdefault(r.chain, []).append(r)
+            chains = [(table.chains[name], rules) for name, rules in by_chain.items() if name in table.chains]
+        else:
+            chains = [(chain, chain.rules) for chain in table.chains.values()]
+        for chain, rules in chains:
             hooks = reach.get(chain.name)
             if not hooks:
                 continue
-            for r in chain.rules:
-                for ext in r.extensions():
-                    allowed = ext.allowed_hooks()
+            for r in rules:
+                if type(r) is LazyRule and not r.parsed:
+                    # Only modules whose class restricts the hooks (lazy_plan): checked by name.
+                    hooked = self.lazy_hooked.get(id(r))
+                    if hooked is None:
+                        continue
+                    exts = [(cls.kind, spelled, cls.hooks) for cls, spelled in hooked]
+                else:
+                    exts = [(ext.kind, ext.spelled or ext.name, ext.allowed_hooks()) for ext in r.extensions()]
+                for kind, spelled, allowed in exts:
                     if allowed is None or hooks <= allowed:
                         continue
                     bad = sorted(hooks - allowed, key=order.get)
                     via = "" if chain.builtin else f" (chain {chain.name} is reached from {', '.join(bad)})"
                     raise self.error(
-                        f"{ext.kind} {ext.spelled or ext.name} is only valid in "
+                        f"{kind} {spelled} is only valid in "
                         f"{'/'.join(sorted(allowed, key=order.get))}, not in {', '.join(bad)}{via}", r.line)
 
     def _add_table(self, table: Table, line: int) -> None:
@@ -347,6 +378,8 @@ class SaveReader:
                 raise self.error(f"bad counters at the start of the line: `{_clip(line)}'", lineno)
             counters = Counters(int(m.group(1)), int(m.group(2)))
             line = line[end + 1 :].lstrip()
+        if self.lazy and line.startswith("-A ") and self._lazy_rule(line, counters, lineno):
+            return
         try:
             words = split_args(line)
         except OptionError as e:
@@ -365,16 +398,7 @@ class SaveReader:
                 raise self.error(f"option \"{cmd}\" requires an argument", lineno)
             cname = words[1]
             rest = words[2:]
-            chain = t.chains.get(cname)
-            if chain is None:
-                # Built-in chains exist before any `:CHAIN` line declares their policy.
-                if cname in BUILTIN_CHAINS[t.name]:
-                    t.chains[cname] = chain = Chain(cname, t.name, True, "ACCEPT", line=lineno)
-                else:
-                    raise self.error(
-                        f"chain `{cname}' does not exist in table `{t.name}' (declare it with "
-                        f"`:{cname} - [0:0]' or `-N {cname}' first)", lineno,
-                    )
+            chain = self._rule_chain(t, cname, lineno)
             if cmd in ("-I", "--insert"):
                 raise self.error("-I (insert) is not part of a saved ruleset; use -A", lineno)
             self._new_rule(t, chain, rest, counters, lineno)
@@ -406,6 +430,46 @@ class SaveReader:
             self.saw_s = True
         else:
             raise self.error(f"unexpected line: `{_clip(line)}'", lineno)
+
+    def _rule_chain(self, t: Table, cname: str, lineno: int) -> Chain:
+        chain = t.chains.get(cname)
+        if chain is None:
+            # Built-in chains exist before any `:CHAIN` line declares their policy.
+            if cname in BUILTIN_CHAINS[t.name]:
+                t.chains[cname] = chain = Chain(cname, t.name, True, "ACCEPT", line=lineno)
+            else:
+                raise self.error(
+                    f"chain `{cname}' does not exist in table `{t.name}' (declare it with "
+                    f"`:{cname} - [0:0]' or `-N {cname}' first)", lineno,
+                )
+        return chain
+
+    def _lazy_rule(self, line: str, counters: Counters | None, lineno: int) -> bool:
+        """Store ``-A CHAIN …`` unread when :func:`lazy_plan` allows it; False: read it now."""
+        parts = line.split(None, 2)
+        if len(parts) != 3 or '"' in parts[1] or "'" in parts[1]:
+            return False
+        plan = lazy_plan(parts[2])
+        if plan is None:
+            return False
+        jump, hooked = plan
+        t = self.table if self.table is not None else self._s_table(lineno)
+        chain = self._rule_chain(t, parts[1], lineno)
+        rule = LazyRule(t.name, chain.name, parts[2], self.family_hint or self.dump_family, jump,
+                        counters, lineno, len(chain.rules) + 1, self.source)
+        chain.rules.append(rule)
+        if jump is not None:
+            self.pending_jumps.append((t, rule))
+        for cls, spelled in hooked:
+            only = getattr(cls, "table_only", None)
+            if only and t.name not in only:
+                raise self.error(f"{cls.kind} {cls.name} is only valid in the {'/'.join(only)} table", lineno)
+            if cls.hooks is not None:
+                self.hooked_tables[id(t)] = t
+        if hooked:
+            self.lazy_hooked[id(rule)] = hooked
+            self.hook_candidates.setdefault(id(t), []).append(rule)
+        return True
 
     def _s_table(self, lineno: int) -> Table:
         """``-S`` input has no ``*table`` line: the table comes from a hint or from its content."""
@@ -449,6 +513,8 @@ def _set_nfproto(table: Table) -> None:
 
     fam = table.family
     for r in table.rules():
+        if type(r) is LazyRule and not r.parsed:
+            continue  # no family-dependent module (lazy_jump)
         exts = r.matches
         if any(m.family_sensitive and m.nfproto != fam for m in exts):
             r.matches = tuple(dataclasses.replace(m, nfproto=fam) if m.family_sensitive else m for m in exts)
@@ -475,10 +541,12 @@ def _clip(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def parse_save(text: str, source: str = "<input>", family: int | None = None, table: str | None = None) -> Ruleset:
-    """Parse save / restore / -S text.  ``table`` names the table of ``-S`` output without one."""
+def parse_save(text: str, source: str = "<input>", family: int | None = None, table: str | None = None,
+               lazy: bool = False) -> Ruleset:
+    """Parse save / restore / -S text.  ``table`` names the table of ``-S`` output without one;
+    ``lazy``: read rules' options on first access (see :mod:`iptexplain.parse.lazy`)."""
     lines = text.splitlines()
-    reader = SaveReader(source, family, table)
+    reader = SaveReader(source, family, table, lazy)
     if "\r" in text:  # splitlines() already took the CR of CRLF away: note it here
         reader.repaired.add("CRLF line endings")
     if table is None and not any(line.startswith("*") for line in lines):
@@ -491,12 +559,13 @@ def parse_save(text: str, source: str = "<input>", family: int | None = None, ta
 
 
 def parse_save_lines(lines: Iterable[str], source: str = "<input>", family: int | None = None,
-                     table: str | None = None, repaired: set[str] | None = None) -> Ruleset:
+                     table: str | None = None, repaired: set[str] | None = None, lazy: bool = False) -> Ruleset:
     """Parse iptables-save / restore text given line by line, as it is read (see
     :mod:`iptexplain.parse.stream`): the input must be known to have ``*table`` lines, so that
     no ``-S`` inference over all lines is needed.  ``repaired`` is shared with the line source,
-    which notes what it repaired while splitting (CR line ends) before the reader reports."""
-    reader = SaveReader(source, family, table)
+    which notes what it repaired while splitting (CR line ends) before the reader reports.
+    ``lazy``: read rules' options on first access (see :mod:`iptexplain.parse.lazy`)."""
+    reader = SaveReader(source, family, table, lazy)
     if repaired is not None:
         repaired |= reader.repaired
         reader.repaired = repaired

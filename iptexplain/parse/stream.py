@@ -131,10 +131,13 @@ class ProgressLines:
 
 
 def read_ruleset_or_text(path: str, fmt: str = "auto", family: int | None = None,
-                         table: str | None = None, progress: bool = True) -> tuple[Ruleset | None, str | None, str]:
+                         table: str | None = None, progress: bool = True,
+                         lazy: bool = False) -> tuple[Ruleset | None, str | None, str]:
     """``(ruleset, None, name)`` when the input was large iptables-save text, parsed as it was
     read; else ``(None, text, name)`` for the caller to parse as usual.  ``path`` ``-`` is
-    standard input.  Raises InputError (unreadable file, binary data, bad rules)."""
+    standard input.  Raises InputError (unreadable file, binary data, bad rules).  ``lazy``: a
+    streamed ruleset's rules are read on first access (:mod:`iptexplain.parse.lazy`), and the
+    ruleset says so in a note."""
     from iptexplain.parse import _SAVE_RE, read_input
 
     if fmt not in ("auto", "save"):
@@ -183,7 +186,11 @@ def read_ruleset_or_text(path: str, fmt: str = "auto", family: int | None = None
         lines: Iterable[str] = split_stream(counted(), repaired)
         if progress:
             lines = ProgressLines(lines, total, lambda: done[0], name)
-        rs = parse_save_lines(lines, name, family=family, table=table, repaired=repaired)
+        rs = parse_save_lines(lines, name, family=family, table=table, repaired=repaired, lazy=lazy)
+        if lazy:
+            rs.note("lazy", f"large input: rule options were checked only in the rules this run looked "
+                            f"at; `iptexplain show {name if path != '-' else '-'}' checks every line, "
+                            f"as iptables-restore would")
         return rs, None, name
     finally:
         if close:

@@ -1,0 +1,261 @@
+"""Rules whose options are read when first looked at, for large iptables-save dumps.
+
+A 10,000-service kube-proxy dump is 140,000 lines, of which a trace looks at ``KUBE-SERVICES``
+and a handful of the 37,000 chains; reading every rule's options is four fifths of its time.
+:class:`LazyRule` keeps a rule's text and reads its header, matches and target on first access,
+with the parser and the error (``FILE:LINE: message``) an eager read would have given.
+
+What stays eager, because the structure and the load-time checks depend on it, is decided by
+:func:`lazy_plan` from the text alone: a rule may be lazy only when none of its modules needs
+more than storing (family-bound modules, family-dependent saves, ones that add ruleset notes or
+whose options decide where they may be used, modules no extension models, ``-c``, ``-f``,
+abbreviated options, ``-s a,b`` lists that make several rules, escapes and single quotes) and its
+jump target, if any, is certain from the text (``-j CHAIN`` / ``-g CHAIN`` last), so that "jump
+to a missing chain" and ``Chain.references`` need no parse.  Modules whose class alone restricts
+the table or the hooks (DNAT, MASQUERADE, REJECT) are checked from their names.
+
+A lazy read checks what iptables-restore checks of the structure (tables, COMMIT, declared
+chains, jumps) at once, and a rule's options only when the rule is read: an option error in a
+chain the trace never reaches is not reported (``iptexplain show`` reads every rule, as
+iptables-restore would).  :meth:`iptexplain.graph.Ruleset.parse_all` reads the rest.
+"""
+
+from __future__ import annotations
+
+import re
+
+from iptexplain.errors import InputError, OptionError
+from iptexplain.graph import STANDARD_VERDICTS, Rule
+
+_HEADER = Rule.__dict__["header"]
+_MATCHES = Rule.__dict__["matches"]
+_TARGET = Rule.__dict__["target"]
+_GOTO = Rule.__dict__["goto"]
+_JUMP = Rule.__dict__["jump"]
+
+
+class LazyRule(Rule):
+    """A :class:`~iptexplain.graph.Rule` read from its text on first access of ``header``,
+    ``matches``, ``target`` or ``goto``; ``jump`` is known from the start."""
+
+    __slots__ = ("_text", "_family", "_jump")
+
+    def __init__(self, table: str, chain: str, text: str, family: int | None, jump: str | None,
+                 counters, line: int, number: int, source: str) -> None:  # noqa: ANN001
+        self.table = table
+        self.chain = chain
+        self.counters = counters
+        self.line = line
+        self.number = number
+        self.source = source
+        self._text: str | None = text  # the rule after ``-A CHAIN``, counters taken off
+        self._family = family
+        self._jump = jump
+
+    @property
+    def parsed(self) -> bool:
+        return self._text is None
+
+    def parse(self) -> None:
+        """Read the rule now (a no-op once read); raise InputError as the eager reader would."""
+        text = self._text
+        if text is None:
+            return
+        from iptexplain.parse.rulespec import parse_rulespec
+        from iptexplain.parse.tokenize import split_args
+
+        try:
+            spec = parse_rulespec(split_args(text), self._family)
+        except OptionError as e:
+            raise InputError(str(e), self.source, self.line) from None
+        _HEADER.__set__(self, spec.header)
+        _MATCHES.__set__(self, spec.matches)
+        _TARGET.__set__(self, spec.target)
+        _GOTO.__set__(self, spec.goto)
+        self._text = None
+
+    def _get(slot):  # noqa: N805 -- builds the properties below
+        def get(self):  # noqa: ANN001, ANN202
+            if self._text is not None:
+                self.parse()
+            return slot.__get__(self, Rule)
+
+        def put(self, value) -> None:  # noqa: ANN001
+            if self._text is not None:
+                self.parse()
+            slot.__set__(self, value)
+
+        return property(get, put)
+
+    header = _get(_HEADER)
+    matches = _get(_MATCHES)
+    target = _get(_TARGET)
+    goto = _get(_GOTO)
+    del _get
+
+    @property
+    def jump(self) -> str | None:
+        if self._text is not None:
+            return self._jump
+        return _JUMP.__get__(self, Rule)
+
+
+# -- which rules may be lazy -----------------------------------------------------------------
+# The decision is made on the rule's text after ``-A CHAIN`` (quoted words blanked out), with one
+# regular expression that finds the built-in options and their values: no word split, no parse.
+
+_EAGER = object()
+_PLAIN = 0
+_HOOKED = 1
+
+
+def _need(cls) -> object:  # noqa: ANN001
+    """_EAGER: rules with this module are read at load time (no extension models it, it is bound
+    to one family, its save form depends on the family, it adds ruleset notes, or its options
+    decide where it may be used); _HOOKED: the module's class alone restricts its table or hooks,
+    which the reader checks without reading the options; _PLAIN: nothing to check."""
+    from iptexplain.ext.base import Extension
+
+    if cls is None or getattr(cls, "family", None) is not None or getattr(cls, "family_sensitive", False) \
+            or getattr(cls, "may_note", False) or getattr(cls, "allowed_hooks", None) is not Extension.allowed_hooks:
+        return _EAGER
+    if getattr(cls, "hooks", None) or getattr(cls, "table_only", None):
+        return _HOOKED
+    return _PLAIN
+
+
+_MATCH_MEMO: dict[str, tuple] = {}
+_TARGET_MEMO: dict[str, tuple] = {}
+_PROTO_MEMO: dict[str, bool] = {}
+
+
+def _match_need(name: str) -> tuple:
+    v = _MATCH_MEMO.get(name)
+    if v is None:
+        from iptexplain.ext import match_class
+
+        cls = match_class(name)
+        v = _MATCH_MEMO[name] = (_need(cls), cls)
+    return v
+
+
+def _target_need(name: str, goto: bool) -> tuple:
+    """(need, class) of ``-j NAME`` / ``-g NAME``; class None with _PLAIN: a user chain."""
+    key = name if not goto else "\0g:" + name
+    v = _TARGET_MEMO.get(key)
+    if v is None:
+        from iptexplain.ext import target_class
+        from iptexplain.parse.rulespec import IPTABLES_TARGETS
+
+        if name in STANDARD_VERDICTS:
+            cls = target_class("standard")
+            v = (_need(cls), cls)
+        elif not goto and (cls := target_class(name)) is not None:
+            v = (_need(cls), cls)
+        elif not goto and name in IPTABLES_TARGETS:
+            v = (_EAGER, None)  # kept verbatim (not understood): counted by not_understood()
+        elif name[:1] in ("-", "!", '"', ""):
+            v = (_EAGER, None)
+        else:
+            v = (_PLAIN, None)
+        if len(_TARGET_MEMO) > 1 << 17:  # a kube-proxy dump jumps to 37,000 chains
+            _TARGET_MEMO.clear()
+        _TARGET_MEMO[key] = v
+    return v
+
+
+def _proto_eager(text: str) -> bool:
+    v = _PROTO_MEMO.get(text)
+    if v is None:
+        from iptexplain.ext import match_class
+        from iptexplain.parse.rulespec import IMPLICIT_MATCH, canonical_proto
+
+        try:
+            p = canonical_proto(text)
+        except OptionError:
+            v = True
+        else:
+            implicit = IMPLICIT_MATCH.get(p or "")
+            v = implicit is not None and _need(match_class(implicit)) is not _PLAIN
+        _PROTO_MEMO[text] = v
+    return v
+
+
+def _eager_words() -> frozenset[str]:
+    """Words that send a rule to the parser at once: ``-c``, ``-f``, the long spellings of the
+    deciding options (iptables-save never prints them) and getopt abbreviations (``--mat``)."""
+    from iptexplain.parse.rulespec import BUILTIN_FLAGS
+
+    longs = [f for f in BUILTIN_FLAGS if f.startswith("--")]
+    abbrevs = {f[:k] for f in longs for k in range(3, len(f))} - set(BUILTIN_FLAGS)
+    decide = {f for f, key in BUILTIN_FLAGS.items()
+              if key in ("counters", "fragment") or (f.startswith("--") and key in ("match", "jump", "goto", "proto"))}
+    return frozenset(decide | abbrevs)
+
+
+_EAGER_WORDS: frozenset[str] | None = None
+_QUOTED = re.compile(r'"[^"]*"')
+_ADDR_FLAGS = frozenset({"-s", "--source", "--src", "-d", "--destination", "--dst"})
+
+
+def lazy_plan(text: str) -> tuple[str | None, tuple] | None:
+    """For a rule's text after ``-A CHAIN``: None when it must be read now, else ``(the chain
+    it jumps or goes to, ((class, spelled), ...) of modules whose table or hooks the reader must
+    check)``.  Word lookups only (a kube-proxy dump asks 100,000 times)."""
+    global _EAGER_WORDS
+    if "\\" in text or "'" in text:
+        return None
+    if '"' in text:
+        if text.count('"') & 1:
+            return None
+        text = _QUOTED.sub('""', text)
+    words = text.split()
+    ws = set(words)
+    if _EAGER_WORDS is None:
+        _EAGER_WORDS = _eager_words()
+    if not ws.isdisjoint(_EAGER_WORDS):
+        return None
+    n = len(words)
+    if "," in text and not ws.isdisjoint(_ADDR_FLAGS):
+        for i, w in enumerate(words):
+            if w in _ADDR_FLAGS and i + 1 < n and "," in words[i + 1]:
+                return None  # -s a,b: several rules
+    hooked: tuple = ()
+    if "-m" in ws:
+        i = -1
+        while True:
+            try:
+                i = words.index("-m", i + 1)
+            except ValueError:
+                break
+            if i + 1 >= n:
+                return None
+            val = words[i + 1]
+            need, cls = _MATCH_MEMO.get(val) or _match_need(val)
+            if need is _EAGER:
+                return None
+            if need is _HOOKED:
+                hooked += ((cls, val),)
+    if "-p" in ws:
+        i = words.index("-p")
+        if i + 1 >= n or words.count("-p") > 1 or _proto_eager(words[i + 1]):
+            return None
+    jump = None
+    flag = "-j" if "-j" in ws else "-g" if "-g" in ws else None
+    if flag is not None:
+        if words.count("-j") + words.count("-g") > 1:
+            return None
+        i = words.index(flag)
+        if i + 1 >= n:
+            return None
+        val = words[i + 1]
+        need, cls = _target_need(val, flag == "-g")
+        if need is _EAGER:
+            return None
+        if need is _HOOKED:
+            hooked += ((cls, val),)
+        elif cls is None:
+            if i + 2 != n:
+                return None  # a chain jump takes no options: the parser says so
+            jump = val
+    return jump, hooked
