@@ -188,9 +188,9 @@ def read_ruleset_or_text(path: str, fmt: str = "auto", family: int | None = None
             lines = ProgressLines(lines, total, lambda: done[0], name)
         rs = parse_save_lines(lines, name, family=family, table=table, repaired=repaired, lazy=lazy)
         if lazy:
+            show = f"`iptexplain show {path}'" if path != "-" else "`iptexplain show -' on the same input"
             rs.note("lazy", f"large input: rule options were checked only in the rules this run looked "
-                            f"at; `iptexplain show {name if path != '-' else '-'}' checks every line, "
-                            f"as iptables-restore would")
+                            f"at; {show} checks every line, as iptables-restore would")
         return rs, None, name
     finally:
         if close:
