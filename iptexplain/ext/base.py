@@ -45,9 +45,9 @@ SAVE_SAFE = frozenset("_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS
 
 def save_string(value: str) -> str:
     """Quote a string exactly as libxtables' ``xtables_save_string`` does."""
-    if value and all(c in SAVE_SAFE for c in value):
+    if value and SAVE_SAFE.issuperset(value):
         return value
-    escaped = "".join("\\" + c if c in "\"\\'" else c for c in value)
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("'", "\\'")
     return f'"{escaped}"'
 
 
