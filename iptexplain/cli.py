@@ -74,14 +74,20 @@ def show(file: str, fmt: str, table: str | None, family: int | None, chain: str 
       iptexplain show rules.save -t nat --chain DOCKER
     """
 
+    if file == "-" and sys.stdin.isatty():
+        _fail("iptexplain show: no FILE given and standard input is a terminal: "
+              "pass a file, or pipe a dump: sudo iptables-save | iptexplain show -")
+
     def body() -> int:
         from iptexplain.parse import load
         from iptexplain.render.show import render_ruleset
 
-        rs = load(file, fmt, table=table if fmt == "S" else None)
+        s_table = table if fmt == "S" else None
+        # -S output and listings may not show their family: when one is asked for, read them
+        # as that family straight away (a dump says its family itself).
+        rs = load(file, fmt, table=s_table)
         if family is not None and family not in rs.families() and rs.format != "save":
-            # -S output and listings may not show their family: read them again as asked.
-            rs = load(file, fmt, family=family, table=table if fmt == "S" else None)
+            rs = load(file, fmt, family=family, table=s_table) if file != "-" else rs
         render_ruleset(rs, table=table, family=family, chain=chain)
         return 0
 

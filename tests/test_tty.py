@@ -125,3 +125,13 @@ def test_usage_error_in_a_terminal_is_one_line_without_traceback() -> None:
     assert code == 2
     lines = [line for line in out.replace("\r", "").splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("iptexplain trace: ")
+
+
+def test_show_without_file_on_a_terminal_says_so_instead_of_waiting() -> None:
+    """`iptexplain show` with no FILE reads standard input; on a terminal that would hang."""
+    child = pexpect.spawn(SCRIPT, ["show"], env=clean_env(), dimensions=(50, 120), encoding="utf-8", timeout=20)
+    child.expect(pexpect.EOF)
+    child.close()
+    out = child.before.replace("\r", "")
+    assert child.exitstatus == 2, out
+    assert out.strip().count("\n") == 0 and "standard input is a terminal" in out, out
