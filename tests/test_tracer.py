@@ -263,6 +263,26 @@ def test_routed_back_out_of_a_non_bridge_interface_is_not_called_bridging():
     assert "same bridge" in next(s for s in bridged.steps if s.kind == T.ROUTE).reason
 
 
+def test_a_new_flow_on_lo_is_the_hosts_own_and_skips_nat():
+    """Only the host sends on lo: nat PREROUTING/INPUT were decided on the way out (the kernel's
+    loopback re-entry, as in test_local_out_order_and_loopback_reentry_without_nat)."""
+    rs = rs_of("""*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination 172.17.0.6:80""", """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]""")
+    leaf = only_leaf(trace_flow(rs, Flow(iniface="lo", src="127.0.0.1", dst="127.0.0.1", dport=80), DOCKER_HOST))
+    assert leaf.outcome.kind == T.DELIVERED
+    assert "nat" not in {table for _, table in tables_seen(leaf.steps)}
+    from_eth0 = only_leaf(trace_flow(rs, Flow(iniface="eth0", src="198.51.100.7", dst="198.51.100.1", dport=80),
+                                     DOCKER_HOST))
+    assert from_eth0.outcome.kind == T.FORWARDED and "nat" in {table for _, table in tables_seen(from_eth0.steps)}
+
+
 def test_a_packet_on_lo_is_never_a_martian():
     """ip_route_input is not consulted for loopback packets: 127.0.0.1 on lo is delivered."""
     rs = load(str(FIXTURES / "seed-docker.v4.save"))

@@ -1097,6 +1097,16 @@ def initial_state(flow: Flow, host: HostModel, router: Router, notes: list[str])
         notes.append(f"out-interface {flow.outiface} is decided by routing; the flow's value is ignored")
     st = State(pk, Connection(), "LOCAL_ROUTE" if local_out else "PREROUTING", local_out=local_out,
                flow_state=states)
+    if not local_out and iniface is not None and (
+            iniface == "lo" or getattr(host.interfaces.get(iniface), "kind", "") == "loopback"):
+        # Only this host sends on lo: the packet is the second half of a local connection, whose
+        # NAT was decided on its way out (nat PREROUTING/INPUT are not consulted again).
+        st.looped = True
+        st.pkts = st.pkts.copy(ctstate=states)
+        st.nat_init = frozenset(NAT_MANIP.values())
+        notes.append("a packet arriving on lo was sent by this host: its connection's NAT was decided "
+                     "on the way out, so the nat table is not consulted here (--from-host traces the "
+                     "whole journey)")
     return st
 
 
