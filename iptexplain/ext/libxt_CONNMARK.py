@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from iptexplain.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
+from iptexplain.ext.libxt_MARK import MarkTarget
 
 FULL = 0xFFFFFFFF
 OPS = ("set_xmark", "set_mark", "and_mark", "or_mark", "xor_mark", "save_mark", "restore_mark")
@@ -34,12 +35,8 @@ class ConnmarkOp:
 class ConnmarkTarget(Target):
     name = "CONNMARK"
     terminal = False
-    options = (
-        Opt("set_xmark", "--set-xmark", types.markmask, invert=False),
-        Opt("set_mark", "--set-mark", types.markmask, invert=False),
-        Opt("and_mark", "--and-mark", types.uint32, invert=False),
-        Opt("or_mark", "--or-mark", types.uint32, invert=False),
-        Opt("xor_mark", "--xor-mark", types.uint32, invert=False),
+    # MARK's ways of setting a value (on the connection's mark here), then CONNMARK's own.
+    options = MarkTarget.options + (
         Opt("save_mark", "--save-mark", types.flag, invert=False),
         Opt("restore_mark", "--restore-mark", types.flag, invert=False),
         Opt("left_shift", "--left-shift-mark", types.uint8, invert=False),
