@@ -41,8 +41,14 @@ def available() -> str | None:
 
 def run_jobs(jobs: list[dict[str, Any]], timeout: float = 600) -> list[dict[str, Any]]:
     """Run the jobs inside one fresh private namespace; results in the same order."""
+    return run_worker("iptables_ns.py", jobs, timeout)
+
+
+def run_worker(script: str, jobs: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
+    """Start ``unshare -n -m python3 SCRIPT`` (a worker module beside this one), hand it the jobs
+    as JSON on stdin and read its JSON results (shared with listing_ns)."""
     proc = subprocess.run(
-        ["unshare", "-n", "-m", sys.executable, os.path.join(HERE, "iptables_ns.py")],
+        ["unshare", "-n", "-m", sys.executable, os.path.join(HERE, script)],
         input=json.dumps(jobs), capture_output=True, text=True, timeout=timeout,
     )
     if proc.returncode != 0:

@@ -24,7 +24,8 @@ import subprocess
 import sys
 from typing import Any
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from iptables_ns import _nfacct_add, _set_type, run_worker  # the namespace plumbing both share
+
 TABLES = ("raw", "mangle", "nat", "filter", "security")
 FORMS = {
     "nvL": ["-n", "-v", "-L", "--line-numbers"],
@@ -47,13 +48,7 @@ def available() -> str | None:
 
 def run_jobs(jobs: list[dict[str, Any]], timeout: float = 900) -> list[dict[str, Any]]:
     """Run the jobs inside one fresh private namespace; results in the same order."""
-    proc = subprocess.run(
-        ["unshare", "-n", "-m", sys.executable, os.path.join(HERE, "listing_ns.py")],
-        input=json.dumps(jobs), capture_output=True, text=True, timeout=timeout,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"namespace worker failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout)
+    return run_worker("listing_ns.py", jobs, timeout)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,32 +65,6 @@ def _flush() -> None:
         empty = "".join(f"*{t}\nCOMMIT\n" for t in TABLES)
         subprocess.run([_tool("legacy", fam, "-restore")], input=empty, capture_output=True, text=True)
     subprocess.run(["ipset", "destroy"], capture_output=True)
-
-
-def _nfacct_add(name: str) -> None:
-    """Create an nfacct object (``nfacct add NAME``) with a raw nfnetlink message: rules using
-    ``-m nfacct`` cannot be committed before it exists."""
-    import socket
-    import struct
-
-    NETLINK_NETFILTER, NFNL_SUBSYS_ACCT, NFNL_MSG_ACCT_NEW, NFACCT_NAME = 12, 7, 0, 1
-    NLM_F_REQUEST, NLM_F_ACK, NLM_F_CREATE = 1, 4, 0x400
-    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
-    try:
-        raw = name.encode() + b"\0"
-        attr = struct.pack("HH", 4 + len(raw), NFACCT_NAME) + raw
-        attr += b"\0" * ((4 - len(attr) % 4) % 4)
-        payload = struct.pack("BBH", socket.AF_UNSPEC, 0, 0) + attr
-        hdr = struct.pack("IHHII", 16 + len(payload), (NFNL_SUBSYS_ACCT << 8) | NFNL_MSG_ACCT_NEW,
-                          NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE, 1, 0)
-        s.send(hdr + payload)
-        s.recv(4096)
-    finally:
-        s.close()
-
-
-def _set_type(dim: int) -> str:
-    return {1: "hash:ip", 2: "hash:ip,port", 3: "hash:ip,port,ip"}.get(dim, "hash:ip,port,ip")
 
 
 def _run_job(job: dict[str, Any]) -> dict[str, Any]:
