@@ -588,3 +588,34 @@ def test_match_class_lookup() -> None:
     assert match_class("limit").name == "limit"
     assert target_class("CONNMARK").name == "CONNMARK"
     assert match_class("no-such-module") is None
+
+
+def test_every_registered_name_is_found_without_loading_every_module() -> None:
+    """A lookup imports only the module named after the extension (libxt_NAME, libipt_NAME,
+    libip6t_NAME) or the one ext._HOME names; a name registered elsewhere would be missed."""
+    import importlib
+
+    import iptexplain.ext as ext
+
+    ext.load_all()
+    modules = ext._module_names()
+    for table in (ext.MATCHES, ext.TARGETS):
+        for name, cls in table.items():
+            home = ext._HOME.get(name)
+            homes = {home} if home else {p + name for p in ext._PREFIXES} & modules
+            assert homes, f"{name}: no module named after it and none in ext._HOME"
+            # Importing a home module imports the class's own module, which registers it.
+            assert any(vars(importlib.import_module(f"iptexplain.ext.{h}")).get(cls.__name__) is cls for h in homes), \
+                f"{name} is registered by {cls.__module__}, which none of {sorted(homes)} imports"
+
+
+def test_a_chain_name_lookup_loads_no_module() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from iptexplain.ext import target_class, match_class\n"
+            "assert target_class('KUBE-SVC-N2VPCNTUQU6S4BH5') is None and match_class('nosuch') is None\n"
+            "assert target_class('DNAT').name == 'DNAT' and target_class('ACCEPT') is not None\n"
+            "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('iptexplain.ext.lib')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(["libxt_DNAT", "libxt_standard"])
