@@ -97,7 +97,7 @@ def condition_json(c: Condition) -> dict[str, Any]:
 
 
 def outcome_json(o: Outcome, steps: list[Step], ruleset: Any = None, family: int = 4) -> dict[str, Any]:
-    from iptexplain.render.trace_view import decided_by, find_decider, outcome_sentence
+    from iptexplain.render.outcome import decided_by, find_decider, outcome_sentence
 
     d = find_decider(steps, o, ruleset, family)
     return {
