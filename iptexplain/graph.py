@@ -8,7 +8,7 @@ the source line they came from so that a trace can point back into the user's fi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 from iptexplain.addr import Address
 from iptexplain.ext.base import ChainJump, Extension, Match, Target, extension_name
@@ -135,7 +135,18 @@ class Chain:
     references: list[Rule] = field(default_factory=list)  # filled by Ruleset.link()
 
     def __repr__(self) -> str:
-        return f"<Chain {self.table}/{self.name} {len(self.rules)} rules>"
+        return f"<Chain {self.table}/{self.name} {self.size} rules>"
+
+    @property
+    def size(self) -> int:
+        """How many rules the chain has, without reading a deferred chain's rules
+        (:class:`iptexplain.parse.deferred.DeferredChain`): counting must not read 100,000 rules."""
+        return len(self.rules)
+
+    def may_use(self, names: frozenset[str]) -> bool:
+        """Whether a rule of the chain may use a module of ``names``; only a deferred chain can
+        answer "no" without reading its rules (its text does not mention them)."""
+        return bool(self.rules)
 
 
 @dataclass(slots=True, eq=False)
@@ -182,6 +193,9 @@ class Ruleset:
     # table not listed), "matches" (row text that could not be read back), "options" (module
     # options -L does not print, e.g. hashlimit's table name).  Empty: nothing hidden.
     hidden: set[str] = field(default_factory=set)
+    # Some chains' rules are still text: the reader's book (iptexplain.parse.deferred.DeferredBook),
+    # which counts them; ``references`` are filled by parse_all(), which reads them.
+    deferred: Any = None
 
     def table(self, name: str, family: int = 4) -> Table | None:
         return self.tables.get((family, name))
@@ -200,7 +214,9 @@ class Ruleset:
             yield from t.rules()
 
     def rule_count(self) -> int:
-        return sum(len(c.rules) for t in self.tables.values() for c in t.chains.values())
+        if self.deferred is not None:
+            return self.deferred.rule_count()
+        return sum(c.size for t in self.tables.values() for c in t.chains.values())
 
     def link(self) -> None:
         """Fill every chain's ``references`` with the rules that jump or go to it."""
@@ -215,6 +231,12 @@ class Ruleset:
     def parse_all(self) -> None:
         """Read every rule a lazy reader left unread (iptexplain.parse.lazy), in line order, so
         that a bad option anywhere raises its ``FILE:LINE`` error now; a no-op otherwise."""
+        if self.deferred is not None:
+            for t in self.tables.values():
+                for c in t.chains.values():
+                    c.rules  # noqa: B018 -- reads a deferred chain
+            self.deferred = None
+            self.link()
         pending = sorted((r for r in self.rules() if not getattr(r, "parsed", True)), key=lambda r: r.line)
         for r in pending:
             r.parse()  # type: ignore[attr-defined]

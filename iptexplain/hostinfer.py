@@ -116,15 +116,24 @@ EVIDENCE_CHAINS = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("POSTROUTIN
                    "mangle": ("FORWARD", "POSTROUTING"), "raw": ("PREROUTING",)}
 
 
+def _names_interface(text: str) -> bool:
+    """Whether an unread rule's words may name an interface (-i/-o or their long spellings)."""
+    t = " " + text
+    return " -i " in t or " -o " in t or "-interface " in t
+
+
 def _evidence_rules(ruleset: Ruleset, family: int):
-    """The rules of the chains reachable from EVIDENCE_CHAINS."""
+    """The rules of the chains reachable from EVIDENCE_CHAINS that may name an interface (an
+    unread rule whose words name none is not read)."""
     for t in ruleset.tables_of(family):
         todo = [c for c in EVIDENCE_CHAINS.get(t.name, ()) if c in t.chains]
         seen = set(todo)
         while todo:
             chain = t.chains[todo.pop()]
             for r in chain.rules:
-                yield t, r
+                raw = getattr(r, "raw_text", None)
+                if raw is None or _names_interface(raw):
+                    yield t, r
                 j = r.jump
                 if j is not None and j not in seen and j in t.chains:
                     seen.add(j)

@@ -31,7 +31,8 @@ import gen_kube  # noqa: E402
 from iptexplain.host import HostModel, IfAddr, Interface  # noqa: E402
 from iptexplain.netfilter.trace import FORWARDED, Flow  # noqa: E402
 from iptexplain.netfilter.tracer import trace_flow  # noqa: E402
-from iptexplain.parse import parse_text  # noqa: E402
+from iptexplain.parse import parse_text
+from iptexplain.parse.deferred import read_deferred  # noqa: E402
 
 
 def _ruleset(n: int, seed: int = 7, endpoints: int | None = None):
@@ -201,9 +202,16 @@ def test_cluster_ip_flow_forks_into_the_endpoints_and_the_kernel_agrees(kernel_l
     topo = _topology("192.168.0.2", peers)
     flow = Flow(4, "tcp", src="192.168.0.2", dst=target.cluster_ip, dport=target.port, iniface="eth0")
 
-    # The tracer: one branch per endpoint, each with probability 1/n, DNATed to it.
+    # The tracer: one branch per endpoint, each with probability 1/n, DNATed to it -- on the
+    # eager graph, and on the dump as `iptexplain trace FILE` reads it (chains kept as text
+    # until the trace reaches them: iptexplain.parse.deferred), which must say the same.
     tr = trace_flow(rs, flow, _host_model(topo))
     leaves = list(tr.leaves())
+    deferred = read_deferred([text], f"kube-{size}.save")
+    as_read = list(trace_flow(deferred, flow, _host_model(topo)).leaves())
+    assert deferred.deferred is not None
+    assert [(lf.outcome.kind, lf.outcome.packet, lf.probability, [c.text for c in lf.conditions]) for lf in as_read] \
+        == [(lf.outcome.kind, lf.outcome.packet, lf.probability, [c.text for c in lf.conditions]) for lf in leaves]
     assert tr.forks
     assert {leaf.outcome.kind for leaf in leaves} == {FORWARDED}
     want = {(e.ip, str(e.port)) for e in target.endpoints}

@@ -138,6 +138,16 @@ class ChainIndex:
         self.free: list[int] = []
         full = (1 << bits) - 1
         for i, r in enumerate(chain.rules):
+            # An unread rule (iptexplain.parse.lazy) says from its words what it requires.
+            raw = r.raw_keys() if bits == 32 and hasattr(r, "raw_keys") else None
+            if raw is not None:
+                if raw[0] is not None:
+                    self.by_dst.setdefault(raw[0], []).append(i)
+                elif raw[1] is not None:
+                    self.by_dport.setdefault(raw[1], []).append(i)
+                else:
+                    self.free.append(i)
+                continue
             d = r.header.dst
             if d is not None and not r.header.dst_inv and d.mask == full:
                 self.by_dst.setdefault(d.value, []).append(i)
@@ -209,7 +219,11 @@ def conntrack_in_use(rs: Ruleset, family: int) -> bool:
         on = False
         # filter first: its FORWARD rules (-m conntrack --ctstate …) answer soonest.
         for t in sorted(rs.tables_of(family), key=lambda t: t.name != "filter"):
-            for c in sorted(t.chains.values(), key=lambda c: len(c.rules)):
+            # (Not sorted when chains are still text: counting 37,000 of them costs more.)
+            chains = t.chains.values() if rs.deferred is not None else sorted(t.chains.values(), key=lambda c: c.size)
+            for c in chains:
+                if not c.may_use(users):
+                    continue
                 for r in c.rules:
                     tg = r.target
                     if (tg is not None and tg.name in users) or any(m.name in users for m in r.matches):
@@ -580,7 +594,7 @@ class Tracer:
     def _index(self, chain: Chain) -> ChainIndex | None:
         key = id(chain)
         if key not in self.indexes:
-            self.indexes[key] = ChainIndex(chain, BITS[self.family]) if len(chain.rules) >= INDEX_MIN_RULES else None
+            self.indexes[key] = ChainIndex(chain, BITS[self.family]) if chain.size >= INDEX_MIN_RULES else None
         return self.indexes[key]
 
     def _traverse(self, st: State, path: Path) -> None:

@@ -23,11 +23,13 @@ iptables-restore would).  :meth:`iptexplain.graph.Ruleset.parse_all` reads the r
 from __future__ import annotations
 
 import re
+from socket import inet_aton
 
 from iptexplain.errors import InputError, OptionError
 from iptexplain.graph import STANDARD_VERDICTS, Rule
 
 _HEADER = Rule.__dict__["header"]
+UNREAD = "\0unread"  # a LazyRule's jump that only reading the rule tells
 _MATCHES = Rule.__dict__["matches"]
 _TARGET = Rule.__dict__["target"]
 _GOTO = Rule.__dict__["goto"]
@@ -38,10 +40,13 @@ class LazyRule(Rule):
     """A :class:`~iptexplain.graph.Rule` read from its text on first access of ``header``,
     ``matches``, ``target`` or ``goto``; ``jump`` is known from the start."""
 
-    __slots__ = ("_text", "_family", "_jump")
+    __slots__ = ("_text", "_family", "_jump", "_book")
 
     def __init__(self, table: str, chain: str, text: str, family: int | None, jump: str | None,
-                 counters, line: int, number: int, source: str) -> None:  # noqa: ANN001
+                 counters, line: int, number: int, source: str, book=None) -> None:  # noqa: ANN001
+        # book: the DeferredBook of a chain read from text (iptexplain.parse.deferred), which
+        # makes the checks the reader makes of a rule when it is read; its jump is UNREAD.
+        self._book = book
         self.table = table
         self.chain = chain
         self.counters = counters
@@ -68,6 +73,8 @@ class LazyRule(Rule):
             spec = parse_rulespec(split_args(text), self._family)
         except OptionError as e:
             raise InputError(str(e), self.source, self.line) from None
+        if self._book is not None:
+            spec = self._book.check(self, spec)
         _HEADER.__set__(self, spec.header)
         _MATCHES.__set__(self, spec.matches)
         _TARGET.__set__(self, spec.target)
@@ -94,10 +101,78 @@ class LazyRule(Rule):
     del _get
 
     @property
+    def raw_text(self) -> str | None:
+        """The rule's words after ``-A CHAIN`` while it is unread, else None."""
+        return self._text
+
+    @property
     def jump(self) -> str | None:
-        if self._text is not None:
-            return self._jump
+        text = self._text
+        if text is not None:
+            if self._jump is not UNREAD:
+                return self._jump
+            # A rule of a deferred chain: the word after its last -j/-g, when that is certain.
+            t = " " + text
+            i = max(t.rfind(" -j "), t.rfind(" -g "))
+            if i >= 0 and not t.count('"', 0, i) & 1:
+                e = t.find(" ", i + 4)
+                word = t[i + 4:] if e < 0 else t[i + 4:e]
+                if e < 0 and word in self._book.tables[self.table].chains:
+                    return word  # a chain jump takes no options: last word
+                if word in STANDARD_VERDICTS or word in self._book.targets:
+                    return None
+            elif i < 0:
+                return None
+            self.parse()
         return _JUMP.__get__(self, Rule)
+
+    def raw_keys(self) -> tuple[int | None, int | None] | None:
+        """``(destination, destination port)`` this unread IPv4 rule requires exactly (None in
+        either place: it does not require one), read from its words alone; None when the words
+        do not settle it and the rule must be read.
+
+        It lets the tracer's index of a big chain (kube-proxy's ``KUBE-SERVICES``: one
+        ``-d CLUSTERIP/32 … -m tcp --dport N`` rule per service port) be built without reading
+        10,000 rules.  Only what is certain from the words counts: one ``-d A.B.C.D[/32]`` not
+        negated, one ``--dport N`` not negated inside a ``-m tcp|udp|sctp|udplite|dccp``
+        segment.  (The reader made the rule lazy only without escapes, single quotes or long
+        spellings of the built-in options; quoted words are blanked before looking.)"""
+        text = self._text
+        if text is None or self._family == 6:
+            return None
+        m = _CANON_KEYS.fullmatch(text)
+        if m is not None:  # kube-proxy's shape: no word-by-word look needed
+            d, p = m.groups()
+            port = int(p) if p is not None else None
+            if port is not None and port > 65535:
+                return None
+            return (int.from_bytes(inet_aton(d), "big") if d is not None else None), port
+        t = " " + text
+        dst = dport = None
+        i = t.find(" -d ")
+        if i >= 0:
+            if t.find(" -d ", i + 1) >= 0 or t.endswith(" !", 0, i) or t.count('"', 0, i) & 1:
+                return None
+            e = t.find(" ", i + 4)
+            dst = _host_v4(t[i + 4:] if e < 0 else t[i + 4:e])
+            if dst is None:
+                return None
+        i = t.find(" --dport ")
+        if i >= 0:
+            if t.find(" --dport ", i + 1) >= 0 or t.endswith(" !", 0, i) or t.count('"', 0, i) & 1:
+                return None
+            k = t.rfind(" -m ", 0, i)  # the module whose option it is: the last -m before it
+            if k < 0 or t.count('"', 0, k) & 1:
+                return None
+            e = t.find(" ", k + 4)
+            if t[k + 4:e] not in _PORT_MATCHES:
+                return None
+            e = t.find(" ", i + 9)
+            word = t[i + 9:] if e < 0 else t[i + 9:e]
+            if not (word.isascii() and word.isdigit()) or int(word) > 65535:
+                return None
+            dport = int(word)
+        return dst, dport
 
 
 # -- which rules may be lazy -----------------------------------------------------------------
@@ -195,6 +270,32 @@ def _eager_words() -> frozenset[str]:
 
 _EAGER_WORDS: frozenset[str] | None = None
 _QUOTED = re.compile(r'"[^"]*"')
+_PORT_MATCHES = frozenset({"tcp", "udp", "sctp", "udplite", "dccp"})
+
+
+# A rule that is exactly [-d HOST] [-p PROTO] [-m comment --comment C] [-m tcp|udp… --dport N]
+# -j TARGET (kube-proxy's KUBE-SERVICES and KUBE-NODEPORTS lines): its keys without a word split.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANON_KEYS = re.compile(rf'(?:-d ({_OCTET}(?:\.{_OCTET}){{3}})(?:/32)? )?(?:-p [a-z]+ )?'
+                         r'(?:-m comment --comment (?:"[^"\\]*"|[^ "\\]+) )?'
+                         r'(?:-m (?:tcp|udp|sctp|udplite|dccp) --dport ([0-9]{1,5}) )?-j [^ ]+')
+
+
+def _host_v4(word: str) -> int | None:
+    """``A.B.C.D`` or ``A.B.C.D/32`` as iptables-save prints a host address, as an integer;
+    None for anything else (a network, a name, leading zeros, a mask)."""
+    ip, _, plen = word.partition("/")
+    if plen and plen != "32":
+        return None
+    parts = ip.split(".")
+    if len(parts) != 4 or not ip.replace(".", "").isdigit() or not ip.isascii() or "" in parts:
+        return None
+    if ".0" in "." + ip and any(len(p) > 1 and p[0] == "0" for p in parts):
+        return None
+    a, b, c, d = map(int, parts)
+    if a > 255 or b > 255 or c > 255 or d > 255:
+        return None
+    return (a << 24) | (b << 16) | (c << 8) | d
 _ADDR_FLAGS = frozenset({"-s", "--source", "--src", "-d", "--destination", "--dst"})
 
 

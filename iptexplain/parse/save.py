@@ -113,16 +113,10 @@ class SaveReader:
                 self.pending_jumps.append((table, rule))
         if not special:
             return
-        for m in spec.matches:
-            only = getattr(m, "table_only", None)
-            if only and table.name not in only:
-                raise self.error(f"match {m.name} is only valid in the {'/'.join(only)} table", lineno)
-        if spec.target is not None and getattr(spec.target, "table_only", None):
-            allowed = spec.target.table_only  # type: ignore[attr-defined]
-            if table.name not in allowed:
-                raise self.error(
-                    f"target {spec.target.name} is only valid in the {'/'.join(allowed)} table", lineno
-                )
+        for ext in (*spec.matches, spec.target):
+            message = ext is not None and table_error(ext.kind, ext.name, getattr(ext, "table_only", None), table.name)
+            if message:
+                raise self.error(message, lineno)
 
     def _special_exts(self, spec, table: Table, lineno: int) -> None:
         """Modules that ask for more than being stored: family-dependent saves, ruleset notes."""
@@ -142,46 +136,36 @@ class SaveReader:
             if t is not table:
                 keep.append((t, r))
                 continue
-            if r.jump not in table.chains:
-                raise self.error(
-                    f"jump to chain `{r.jump}' which does not exist in table `{table.name}'", r.line
-                )
-            if table.chains[r.jump].builtin:  # type: ignore[index]
-                raise self.error(f"cannot jump to built-in chain `{r.jump}'", r.line)
+            message = jump_error(table, r.jump)  # type: ignore[arg-type]
+            if message:
+                raise self.error(message, r.line)
         self.pending_jumps = keep
 
-    def _check_module_families(self, table: Table, family: int) -> None:
+    def _check_module_families(self, table: Table, family: int, rules: Iterable[Rule] | None = None) -> None:
         """A module of the other family (``icmp6`` in an IPv4 table, ``ttl`` in IPv6) is one
-        iptables-restore / ip6tables-restore cannot load."""
-        for r in table.rules():
+        iptables-restore / ip6tables-restore cannot load.  ``rules``: only these (a deferred
+        chain just read), else the whole table."""
+        for r in (table.rules() if rules is None else rules):
             if type(r) is LazyRule and not r.parsed:
                 continue  # no module of one family only (lazy_jump)
             for ext in r.extensions():
-                fam = ext.family
-                if fam is not None and fam != family:
-                    kind = "match" if ext.kind == "match" else "target"
-                    raise self.error(f"Couldn't load {kind} `{ext.spelled or ext.name}':No such file or "
-                                     f"directory (an IPv{fam} module in an IPv{family} table)", r.line)
+                message = family_error(ext, family)
+                if message:
+                    raise self.error(message, r.line)
 
     def _check_hooks(self, table: Table) -> None:
         """The kernel refuses a module reached from a hook it does not work at (MASQUERADE from
         OUTPUT, ``-m owner`` from INPUT…), user chains included, as iptables-restore reports."""
-        reach: dict[str, set[str]] = {}
         edges: dict[str, list[str]] = {}  # each chain's jumps, gathered once for all hooks
-        for hook in BUILTIN_CHAINS[table.name]:
-            todo = [hook]
-            while todo:
-                name = todo.pop()
-                seen = reach.setdefault(name, set())
-                if hook in seen:
-                    continue
-                seen.add(hook)
-                out = edges.get(name)
-                if out is None:
-                    chain = table.chains.get(name)
-                    out = edges[name] = [] if chain is None else [j for r in chain.rules if (j := r.jump) is not None]
-                todo.extend(out)
-        order = {h: i for i, h in enumerate(("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"))}
+
+        def jumps(name: str) -> list[str]:
+            out = edges.get(name)
+            if out is None:
+                chain = table.chains.get(name)
+                out = edges[name] = [] if chain is None else [j for r in chain.rules if (j := r.jump) is not None]
+            return out
+
+        reach = hook_reach(table.name, jumps)
         if self.lazy:
             # Most rules are unread and restrict nothing: look only at the others, in line order.
             by_chain: dict[str, list[Rule]] = {}
@@ -191,26 +175,26 @@ class SaveReader:
         else:
             chains = [(chain, chain.rules) for chain in table.chains.values()]
         for chain, rules in chains:
-            hooks = reach.get(chain.name)
-            if not hooks:
-                continue
-            for r in rules:
-                if type(r) is LazyRule and not r.parsed:
-                    # Only modules whose class restricts the hooks (lazy_plan): checked by name.
-                    hooked = self.lazy_hooked.get(id(r))
-                    if hooked is None:
-                        continue
-                    exts = [(cls.kind, spelled, cls.hooks) for cls, spelled in hooked]
-                else:
-                    exts = [(ext.kind, ext.spelled or ext.name, ext.allowed_hooks()) for ext in r.extensions()]
-                for kind, spelled, allowed in exts:
-                    if allowed is None or hooks <= allowed:
-                        continue
-                    bad = sorted(hooks - allowed, key=order.get)
-                    via = "" if chain.builtin else f" (chain {chain.name} is reached from {', '.join(bad)})"
-                    raise self.error(
-                        f"{kind} {spelled} is only valid in "
-                        f"{'/'.join(sorted(allowed, key=order.get))}, not in {', '.join(bad)}{via}", r.line)
+            self.check_rule_hooks(chain, rules, reach.get(chain.name))
+
+    def check_rule_hooks(self, chain: Chain, rules: Iterable[Rule], hooks: set[str] | None) -> None:
+        """Raise the error iptables-restore gives when one of ``rules`` (of ``chain``, reached
+        from ``hooks``) holds a module the kernel refuses at one of those hooks."""
+        if not hooks:
+            return
+        for r in rules:
+            if type(r) is LazyRule and not r.parsed:
+                # Only modules whose class restricts the hooks (lazy_plan): checked by name.
+                hooked = self.lazy_hooked.get(id(r))
+                if hooked is None:
+                    continue
+                exts = [(cls.kind, spelled, cls.hooks) for cls, spelled in hooked]
+            else:
+                exts = [(ext.kind, ext.spelled or ext.name, ext.allowed_hooks()) for ext in r.extensions()]
+            for kind, spelled, allowed in exts:
+                message = hook_error(kind, spelled, allowed, hooks, chain)
+                if message:
+                    raise self.error(message, r.line)
 
     def _add_table(self, table: Table, line: int) -> None:
         if id(table) in self.hooked_tables:
@@ -461,9 +445,9 @@ class SaveReader:
         if jump is not None:
             self.pending_jumps.append((t, rule))
         for cls, spelled in hooked:
-            only = getattr(cls, "table_only", None)
-            if only and t.name not in only:
-                raise self.error(f"{cls.kind} {cls.name} is only valid in the {'/'.join(only)} table", lineno)
+            message = table_error(cls.kind, cls.name, getattr(cls, "table_only", None), t.name)
+            if message:
+                raise self.error(message, lineno)
             if cls.hooks is not None:
                 self.hooked_tables[id(t)] = t
         if hooked:
@@ -491,6 +475,63 @@ class SaveReader:
         self.table = None
 
 
+_HOOK_ORDER = {h: i for i, h in enumerate(("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"))}
+
+
+def jump_error(table: Table, name: str) -> str | None:
+    """What iptables-restore says of a jump to a chain the table does not have, or to a built-in one."""
+    chain = table.chains.get(name)
+    if chain is None:
+        return f"jump to chain `{name}' which does not exist in table `{table.name}'"
+    if chain.builtin:
+        return f"cannot jump to built-in chain `{name}'"
+    return None
+
+
+def table_error(kind: str, name: str, only: tuple[str, ...] | None, table: str) -> str | None:
+    """What iptables says of a module used outside the tables it works in (DNAT in filter)."""
+    if only and table not in only:
+        return f"{kind} {name} is only valid in the {'/'.join(only)} table"
+    return None
+
+
+def family_error(ext: Extension, family: int) -> str | None:
+    """What iptables-restore / ip6tables-restore says of a module of the other family."""
+    fam = ext.family
+    if fam is None or fam == family:
+        return None
+    kind = "match" if ext.kind == "match" else "target"
+    return (f"Couldn't load {kind} `{ext.spelled or ext.name}':No such file or directory (an IPv{fam} "
+            f"module in an IPv{family} table)")
+
+
+def hook_error(kind: str, spelled: str, allowed: frozenset[str] | None, hooks: set[str],
+               chain: Chain) -> str | None:
+    """What the kernel's refusal of a module reached from hooks it does not work at reads as."""
+    if allowed is None or hooks <= allowed:
+        return None
+    bad = sorted(hooks - allowed, key=_HOOK_ORDER.get)
+    via = "" if chain.builtin else f" (chain {chain.name} is reached from {', '.join(bad)})"
+    return (f"{kind} {spelled} is only valid in {'/'.join(sorted(allowed, key=_HOOK_ORDER.get))}, "
+            f"not in {', '.join(bad)}{via}")
+
+
+def hook_reach(table: str, jumps) -> dict[str, set[str]]:  # noqa: ANN001
+    """Chain name -> the hooks of ``table`` it is reached from, following ``jumps(name)`` (the
+    chains a chain jumps or goes to) from each built-in chain."""
+    reach: dict[str, set[str]] = {}
+    for hook in BUILTIN_CHAINS[table]:
+        todo = [hook]
+        while todo:
+            name = todo.pop()
+            seen = reach.setdefault(name, set())
+            if hook in seen:
+                continue
+            seen.add(hook)
+            todo.extend(jumps(name))
+    return reach
+
+
 def _single_quoted(line: str) -> bool:
     """Does a single quote group words here?  iptables-restore only knows double quotes (and a
     backslash-escaped quote inside them), so ``--comment 'a b'`` is an error to it."""
@@ -507,12 +548,13 @@ def _single_quoted(line: str) -> bool:
     return False
 
 
-def _set_nfproto(table: Table) -> None:
-    """Give family-dependent modules the family their table turned out to have."""
+def _set_nfproto(table: Table, rules: Iterable[Rule] | None = None) -> None:
+    """Give family-dependent modules the family their table turned out to have (``rules``: only
+    these, else the whole table)."""
     import dataclasses
 
     fam = table.family
-    for r in table.rules():
+    for r in (table.rules() if rules is None else rules):
         if type(r) is LazyRule and not r.parsed:
             continue  # no family-dependent module (lazy_jump)
         exts = r.matches

@@ -79,8 +79,9 @@ class ProgressLines:
     """
 
     def __init__(self, lines: Iterable[str], total: int | None, position, label: str,
-                 delay: float = 0.5, stream=None) -> None:
+                 delay: float = 0.5, stream=None, mask: int = 4095) -> None:
         self.lines = lines
+        self.mask = mask  # look at the clock every mask+1 items (lines; 0: every piece of text)
         self.total = total
         self.position = position
         self.label = label
@@ -101,8 +102,9 @@ class ProgressLines:
         start = time.monotonic()
         wanted: bool | None = None
         try:
+            mask = self.mask
             for n, line in enumerate(self.lines):
-                if n & 4095 == 0 and n:
+                if n & mask == 0 and n:
                     if self.progress is not None:
                         self.progress.update(self.task, completed=self.position())
                     elif wanted is not False and time.monotonic() - start > self.delay:
@@ -182,16 +184,66 @@ def read_ruleset_or_text(path: str, fmt: str = "auto", family: int | None = None
                     done[0] += len(chunk)
                 yield chunk
 
+        chunks: Iterable[bytes] = counted()
+        if lazy:
+            rs, chunks = _read_deferred(chunks, name, family, total, lambda: done[0], progress)
+            if rs is not None:
+                _note_lazy(rs, path)
+                return rs, None, name
         repaired: set[str] = set()
-        lines: Iterable[str] = split_stream(counted(), repaired)
+        lines: Iterable[str] = split_stream(chunks, repaired)
         if progress:
             lines = ProgressLines(lines, total, lambda: done[0], name)
         rs = parse_save_lines(lines, name, family=family, table=table, repaired=repaired, lazy=lazy)
         if lazy:
-            show = f"`iptexplain show {path}'" if path != "-" else "`iptexplain show -' on the same input"
-            rs.note("lazy", f"large input: rule options were checked only in the rules this run looked "
-                            f"at; {show} checks every line, as iptables-restore would")
+            _note_lazy(rs, path)
         return rs, None, name
     finally:
         if close:
             f.close()
+
+
+def _note_lazy(rs: Ruleset, path: str) -> None:
+    show = f"`iptexplain show {path}'" if path != "-" else "`iptexplain show -' on the same input"
+    rs.note("lazy", f"large input: rules were checked only in the chains this run looked at; {show} "
+                    f"checks every line, as iptables-restore would")
+
+
+def _read_deferred(chunks: Iterable[bytes], name: str, family: int | None, total: int | None,
+                   position, progress: bool) -> tuple[Ruleset | None, Iterable[bytes]]:  # noqa: ANN001
+    """Read with :mod:`iptexplain.parse.deferred` (chains kept as text until looked at).  When
+    the text is not in iptables-save's own layout: ``(None, all the chunks)``, for the general
+    reader to start again from the first byte."""
+    from itertools import chain
+
+    from iptexplain.parse.deferred import GiveUp, read_deferred
+
+    seen: list[bytes] = []
+    it = iter(chunks)
+
+    def pieces() -> Iterator[str]:
+        carry = b""
+        for data in it:
+            seen.append(data)
+            if carry:
+                data = carry + data
+            end = data.rfind(b"\n")
+            if end < 0:
+                carry = data
+                continue
+            carry = data[end + 1:]
+            yield data[: end + 1].decode("utf-8", errors="replace")
+        if carry:
+            yield carry.decode("utf-8", errors="replace")
+
+    text: Iterable[str] = pieces()
+    bar = None
+    if progress:
+        text = bar = ProgressLines(text, total, position, name, mask=0)
+    try:
+        return read_deferred(text, name, family), ()
+    except GiveUp:
+        return None, chain(seen, it)
+    finally:
+        if bar is not None:
+            bar.close()
