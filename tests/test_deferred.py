@@ -193,7 +193,6 @@ def test_table_only_module_when_read() -> None:
 @pytest.mark.parametrize("change", [
     lambda t: t.replace("\n", "\r\n"),                                        # CRLF
     lambda t: t.replace("-A OUTPUT -j C\n", "-A OUTPUT -j C \n"),            # a blank at a line end
-    lambda t: t.replace("-A OUTPUT", "[3:120] -A OUTPUT"),                    # -c counters
     lambda t: "$ sudo iptables-save\n" + t,                                   # prose
     lambda t: t.replace("-A OUTPUT -j C\n", "-A OUTPUT -j C\n-A PREROUTING -j B\n"),  # a chain's rules split
     lambda t: t.replace("-A OUTPUT -j C", "-A OUTPUT -s 10.0.0.1,10.0.0.2 -j C"),   # several rules of one line
@@ -212,18 +211,35 @@ def test_the_scan_gives_up_on_what_it_does_not_expect(change) -> None:  # noqa: 
 
 
 def test_stream_reader_falls_back_to_the_general_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A large dump the scan gives up on (here: -c counters) is read as before, lazily."""
+    """A large dump the scan gives up on (here: a blank at a line end, as an editor leaves it) is
+    read as before, lazily, and the repair noted."""
     monkeypatch.setattr(stream, "STREAM_MIN", 1)
     text = gen_kube.render(gen_kube.make_services(50, seed=2))
-    counted = "\n".join(("[1:60] " + line) if line.startswith("-A ") else line for line in text.splitlines()) + "\n"
-    for body, deferred in ((text, True), (counted, False)):
+    odd = text.replace(" -j KUBE-MARK-MASQ\n", " -j KUBE-MARK-MASQ \n", 1)
+    for body, deferred in ((text, True), (odd, False)):
         path = tmp_path / "k.save"
         path.write_text(body)
         rs, _, _ = stream.read_ruleset_or_text(str(path), lazy=True, progress=False)
         assert (rs.deferred is not None) == deferred
         assert any(n.kind == "lazy" for n in rs.notes)
+        assert any(n.kind == "repair" for n in rs.notes) == (not deferred)
         rs.parse_all()
         assert _graph(rs) == _graph(parse_save(body, str(path)))
+
+
+def test_counters_of_iptables_save_c() -> None:
+    """``iptables-save -c`` puts ``[packets:bytes]`` before each rule (here on some rules only)."""
+    text = gen_kube.render(gen_kube.make_services(60, seed=9))
+    lines = text.splitlines()
+    counted = "\n".join((f"[{i}:{i * 60}] " + line) if line.startswith("-A ") and i % 3 else line
+                        for i, line in enumerate(lines)) + "\n"
+    rs = _deferred(counted, "c", 2048)
+    assert rs is not None
+    assert rs.rule_count() == sum(1 for line in lines if line.startswith("-A "))
+    rs.parse_all()
+    eager = parse_save(counted, "c")
+    assert _graph(rs) == _graph(eager)
+    assert any(r.counters is not None and r.counters.packets for r in rs.rules())
 
 
 def _eager_keys(rule) -> tuple:  # noqa: ANN001

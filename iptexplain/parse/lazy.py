@@ -18,6 +18,10 @@ A lazy read checks what iptables-restore checks of the structure (tables, COMMIT
 chains, jumps) at once, and a rule's options only when the rule is read: an option error in a
 chain the trace never reaches is not reported (``iptexplain show`` reads every rule, as
 iptables-restore would).  :meth:`iptexplain.graph.Ruleset.parse_all` reads the rest.
+
+The rules of a deferred chain (:mod:`iptexplain.parse.deferred`) are LazyRules made without
+:func:`lazy_plan`: their jump is UNREAD until asked for (then taken from the words when they
+are certain), and reading one also makes the load-time checks, through the chain's book.
 """
 
 from __future__ import annotations

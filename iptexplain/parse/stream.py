@@ -11,6 +11,10 @@ The line split is the one ``str.splitlines()`` makes on the whole text: a piece 
 other line boundary than ``\\n`` (``\\r``, form feed…) is split by ``splitlines`` itself, and a
 CR before LF is reported as the same "CRLF line endings" repair.
 
+For ``trace`` (``lazy``), the pieces of text go first to :mod:`iptexplain.parse.deferred`, which
+keeps each chain's lines as text until the trace reaches the chain; when the text is not in
+iptables-save's own layout, the chunks read so far and the rest go to the line reader instead.
+
 The progress bar is not the parser's business: :class:`ProgressLines` wraps the line iterator
 and draws a transient rich bar on standard error only when standard error is a terminal and the
 reading has already taken more than half a second.
