@@ -113,3 +113,22 @@ def test_no_progress_bar_for_a_quick_read(monkeypatch: pytest.MonkeyPatch) -> No
     lines = [f"line {i}" for i in range(50_000)]
     wrapped = stream.ProgressLines(iter(lines), total=1, position=lambda: 1, label="x", delay=3600, stream=out)
     assert list(wrapped) == lines and out.getvalue() == ""
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_trace_read_of_a_large_dump_shows_progress_on_a_terminal(tty: bool, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read trace makes of a large dump (iptexplain.parse.deferred, fed piece by piece)
+    moves the bar too: the clock is looked at every piece, not every 4096."""
+    monkeypatch.delenv("IPTEXPLAIN_NO_PROGRESS", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setattr(stream, "CHUNK", 1 << 14)
+    monkeypatch.setattr(stream, "STREAM_MIN", 1)
+    real = stream.ProgressLines
+    monkeypatch.setattr(stream, "ProgressLines", lambda *a, **k: real(*a, **{**k, "delay": 0.0, "stream": out}))
+    out = _Term(tty)
+    path = tmp_path / "kube.save"
+    path.write_text(gen_kube.render(gen_kube.make_services(300, seed=1)))
+    rs, _, _ = stream.read_ruleset_or_text(str(path), lazy=True)
+    assert rs is not None and rs.deferred is not None
+    assert ("reading /tmp" in out.getvalue()) == tty
