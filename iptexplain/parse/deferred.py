@@ -135,13 +135,11 @@ class DeferredBook:
         self.targets = IPTABLES_TARGETS  # a -j word that is one of these is no chain jump
         self.noted: set[tuple[str, str]] = set()
         self.pieces: list[str] = []  # the whole text
-        self.total: int | None = None
+        self.total = 0  # rules: the lines that are neither declarations nor other lines
 
     def rule_count(self) -> int:
-        """Every ``-A`` line is one rule (the scan gave up on lines that make several)."""
-        if self.total is None:
-            # A line that starts with "[" is a rule with its counters (any other is given up on).
-            self.total = sum(p.count("\n-A ") + p.count("\n[") + p.startswith(("-A ", "[")) for p in self.pieces)
+        """Every ``-A`` line is one rule (the scan gave up on lines that make several); the scan
+        counted the lines that are not rules."""
         return self.total
 
     def callers(self, table: Table, chain: str) -> set[str]:
@@ -150,9 +148,14 @@ class DeferredBook:
         the ``-A NAME`` that line starts with."""
         out: set[str] = set()
         n = len(chain)
+        own = table.chains.get(chain)
+        run = own._pending if isinstance(own, DeferredChain) else None  # its own lines name it too
         for text, lo, hi in self.texts.get(table.name, ()):
             i = text.find(chain, lo, hi)
             while i >= 0:
+                if run is not None and text is run[0] and run[1] <= i < run[2]:
+                    i = text.find(chain, run[2], hi)
+                    continue
                 if text[i - 4:i] in (" -j ", " -g ") and text[i + n:i + n + 1] in (" ", "\n", ""):
                     start = text.rfind("\n", 0, i) + 1
                     if text.startswith("-A ", start):
@@ -278,6 +281,7 @@ def read_deferred(chunks: Iterable[str], source: str, family: int | None = None)
     texts: list[list] = []
     pieces: list[str] = []
     base = 1  # the line number the piece starts at (a run's own is counted when it is read)
+    not_rules = 0
     last: DeferredChain | None = None  # the chain whose run ended the previous piece
     zero = Counters(0, 0)
     empty = _EMPTY
@@ -320,6 +324,7 @@ def read_deferred(chunks: Iterable[str], source: str, family: int | None = None)
                         raise GiveUp
                     tname = table.name
                     builtins = BUILTIN_CHAINS[tname]
+                    not_rules += len(decls)
                     for k, (name, policy, packets, octets) in enumerate(decls, lineno):
                         builtin = name in builtins
                         if (builtin and policy not in ("ACCEPT", "DROP")) or (not builtin and policy != "-") \
@@ -330,6 +335,7 @@ def read_deferred(chunks: Iterable[str], source: str, family: int | None = None)
                                                      k, book)
                     continue
                 line = m.group(4)
+                not_rules += 1
                 if line.startswith("#"):
                     g = _GENERATED_RE.match(line)
                     if g:
@@ -361,6 +367,7 @@ def read_deferred(chunks: Iterable[str], source: str, family: int | None = None)
             rs.tables[(dump_family, name)] = t
             book.tables[name] = t
         book.pieces = pieces
+        book.total = base - 1 - not_rules
     rs.format = "save"
     rs.deferred = book
     return rs
