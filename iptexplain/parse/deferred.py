@@ -31,6 +31,7 @@ import re
 from typing import Iterable
 
 from iptexplain.graph import BUILTIN_CHAINS, Chain, Counters, Ruleset, Table
+from iptexplain.parse.rulespec import IPTABLES_TARGETS
 
 _RULES = Chain.__dict__["rules"]
 _COUNTERS_RE = re.compile(r"\[(\d+):(\d+)\]\Z")
@@ -130,8 +131,6 @@ class DeferredBook:
         self.tables: dict[str, Table] = {}
         self.texts: dict[str, list[list]] = {}  # table -> [piece, start, end] of the text it is in
         self.hooks: dict[tuple[str, str], set[str]] = {}
-        from iptexplain.parse.rulespec import IPTABLES_TARGETS
-
         self.targets = IPTABLES_TARGETS  # a -j word that is one of these is no chain jump
         self.noted: set[tuple[str, str]] = set()
         self.pieces: list[str] = []  # the whole text
@@ -207,10 +206,10 @@ class DeferredBook:
         for k, line in enumerate(lines):  # iptables-save -c: "[packets:bytes] -A NAME …"
             counters = None
             if line[0] == "[":
-                end = line.index("] ")
-                packets, _, octets = line[1:end].partition(":")
+                close = line.index("] ")
+                packets, _, octets = line[1:close].partition(":")
                 counters = Counters(int(packets), int(octets))
-                line = line[end + 2:]
+                line = line[close + 2:]
             rules.append(LazyRule(tname, cname, line[cut:], fam, UNREAD, counters, first + k, k + 1, source, self))
 
     def check(self, rule, spec):  # noqa: ANN001, ANN201 -- LazyRule, RuleSpec
@@ -224,8 +223,8 @@ class DeferredBook:
         from iptexplain.parse.save import family_error, hook_error, jump_error, table_error
 
         t = self.tables[rule.table]
-        if spec.extra_headers:  # excluded by the scan (-s a,b); never reached
-            raise InputError("an address list in a rule read late", self.source, rule.line)
+        if spec.extra_headers:  # the scan gives up on -s a,b lists: never reached
+            raise InputError("an address list (-s/-d a,b) the layout scan let through", self.source, rule.line)
         if spec.counters is not None:
             rule.counters = Counters(*spec.counters)
         fam = t.family
@@ -323,16 +322,25 @@ def read_deferred(chunks: Iterable[str], source: str, family: int | None = None)
                     if table is None or len(decls) != block.count("\n"):
                         raise GiveUp
                     tname = table.name
-                    builtins = BUILTIN_CHAINS[tname]
                     not_rules += len(decls)
+                    # Made as user chains without counters (37,000 of them), checked in bulk;
+                    # the others (built-in chains, -c counters) are remade one by one.
+                    made = {name: DeferredChain(name, tname, False, None, zero, k, book)
+                            for k, (name, _policy, _packets, _octets) in enumerate(decls, lineno)}
+                    if len(made) != len(decls) or not made.keys().isdisjoint(chains) \
+                            or max(map(len, made)) > 28:
+                        raise GiveUp  # a chain declared twice, a name too long
+                    builtins = BUILTIN_CHAINS[tname]
                     for k, (name, policy, packets, octets) in enumerate(decls, lineno):
+                        if policy == "-" and packets == "0" and octets == "0" and name not in builtins:
+                            continue
                         builtin = name in builtins
-                        if (builtin and policy not in ("ACCEPT", "DROP")) or (not builtin and policy != "-") \
-                                or name in chains or len(name) > 28:
+                        if (builtin and policy not in ("ACCEPT", "DROP")) or (not builtin and policy != "-"):
                             raise GiveUp
                         counters = zero if packets == "0" and octets == "0" else Counters(int(packets), int(octets))
-                        chains[name] = DeferredChain(name, tname, builtin, policy if builtin else None, counters,
-                                                     k, book)
+                        made[name] = DeferredChain(name, tname, builtin, policy if builtin else None, counters, k,
+                                                   book)
+                    chains.update(made)
                     continue
                 line = m.group(4)
                 not_rules += 1
