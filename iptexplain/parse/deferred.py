@@ -131,6 +131,8 @@ class DeferredBook:
         self.tables: dict[str, Table] = {}
         self.texts: dict[str, list[list]] = {}  # table -> [piece, start, end] of the text it is in
         self.hooks: dict[tuple[str, str], set[str]] = {}
+        # (table, chain) -> [(piece, start, end)] of a run that crossed pieces (then joined)
+        self.split_runs: dict[tuple[str, str], list[tuple[str, int, int]]] = {}
         self.targets = IPTABLES_TARGETS  # a -j word that is one of these is no chain jump
         self.noted: set[tuple[str, str]] = set()
         self.pieces: list[str] = []  # the whole text
@@ -148,12 +150,16 @@ class DeferredBook:
         out: set[str] = set()
         n = len(chain)
         own = table.chains.get(chain)
-        run = own._pending if isinstance(own, DeferredChain) else None  # its own lines name it too
+        # Its own lines name it too: skipped, where they lie in the pieces of text.
+        spans = self.split_runs.get((table.name, chain)) or (
+            [own._pending] if isinstance(own, DeferredChain) and own._pending is not None else [])
         for text, lo, hi in self.texts.get(table.name, ()):
+            skip = [(s, e) for t, s, e in spans if t is text]
             i = text.find(chain, lo, hi)
             while i >= 0:
-                if run is not None and text is run[0] and run[1] <= i < run[2]:
-                    i = text.find(chain, run[2], hi)
+                past = next((e for s, e in skip if s <= i < e), None)
+                if past is not None:
+                    i = text.find(chain, past, hi)
                     continue
                 if text[i - 4:i] in (" -j ", " -g ") and text[i + n:i + n + 1] in (" ", "\n", ""):
                     start = text.rfind("\n", 0, i) + 1
@@ -307,6 +313,8 @@ def read_deferred(chunks: Iterable[str], source: str, family: int | None = None)
                             raise GiveUp  # a second run of the chain
                         # The run goes on from the previous piece: join the two.
                         text, s0, e0 = ch._pending  # type: ignore[attr-defined]
+                        spans = book.split_runs.setdefault((table.name, ch.name), [ch._pending])  # type: ignore
+                        spans.append((piece, 0, end))
                         ch._pending = (text[s0:e0] + piece[:end], 0, e0 - s0 + end)  # type: ignore[attr-defined]
                         ch._first = ch._first + text.count("\n", 0, s0)  # type: ignore[attr-defined]
                     else:
