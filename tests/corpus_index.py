@@ -122,3 +122,11 @@ def s_table(path: Path) -> str:
         if f".{t}." in path.name:
             return t
     return "filter"
+
+
+def save_files() -> list[Path]:
+    """The iptables-save / restore files to read: every fixture's, and the corpus's when it is here."""
+    out = sorted(FIXTURES.glob("*.save"))
+    if corpus_available():
+        out += sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.name.endswith((".save", ".restore")))
+    return out

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import iptexplain.parse.stream as stream
-from corpus_index import CORPUS, corpus_available
+from corpus_index import save_files
 from iptexplain.errors import InputError
 from iptexplain.parse.lazy import LazyRule, lazy_plan
 from iptexplain.parse.save import parse_save
@@ -19,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import gen_kube  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO / "fixtures"
 
 
 def _graph(rs) -> tuple:
@@ -42,14 +41,7 @@ def _both(text: str, source: str = "<t>"):
     return run(False), run(True)
 
 
-def _saves() -> list[Path]:
-    out = sorted(FIXTURES.glob("*.save"))
-    if corpus_available():
-        out += sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.name.endswith((".save", ".restore")))
-    return out
-
-
-@pytest.mark.parametrize("path", _saves(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", save_files(), ids=lambda p: p.name)
 def test_lazy_then_parse_all_equals_eager(path: Path) -> None:
     text = path.read_text(errors="replace")
     eager, lazy = _both(text, str(path))
