@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import gen_kube  # noqa: E402
 
 
-
 def _pieces(text: str, size: int, seed: int = 0) -> list[str]:
     """The text cut at line ends into pieces of about ``size`` characters (as the stream reader
     hands them over), the cut points moved a little at random."""
