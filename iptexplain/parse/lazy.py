@@ -33,16 +33,17 @@ from iptexplain.errors import InputError, OptionError
 from iptexplain.graph import STANDARD_VERDICTS, Rule
 
 _HEADER = Rule.__dict__["header"]
-UNREAD = "\0unread"  # a LazyRule's jump that only reading the rule tells
 _MATCHES = Rule.__dict__["matches"]
 _TARGET = Rule.__dict__["target"]
 _GOTO = Rule.__dict__["goto"]
 _JUMP = Rule.__dict__["jump"]
+UNREAD = "\0unread"  # the jump of a deferred chain's rule until it is asked for
 
 
 class LazyRule(Rule):
     """A :class:`~iptexplain.graph.Rule` read from its text on first access of ``header``,
-    ``matches``, ``target`` or ``goto``; ``jump`` is known from the start."""
+    ``matches``, ``target`` or ``goto``; ``jump`` is known from the start (lazy_plan's), or
+    for a deferred chain's rule taken from its words when asked for."""
 
     __slots__ = ("_text", "_family", "_jump", "_book")
 
@@ -139,8 +140,9 @@ class LazyRule(Rule):
         ``-d CLUSTERIP/32 … -m tcp --dport N`` rule per service port) be built without reading
         10,000 rules.  Only what is certain from the words counts: one ``-d A.B.C.D[/32]`` not
         negated, one ``--dport N`` not negated inside a ``-m tcp|udp|sctp|udplite|dccp``
-        segment.  (The reader made the rule lazy only without escapes, single quotes or long
-        spellings of the built-in options; quoted words are blanked before looking.)"""
+        segment, each outside double quotes.  (Text with escapes or single quotes never becomes
+        a LazyRule; a long spelling such as ``--destination`` is not looked for, so a rule
+        using one claims nothing and is read.)"""
         text = self._text
         if text is None or self._family == 6:
             return None
@@ -274,6 +276,11 @@ def _eager_words() -> frozenset[str]:
 
 _EAGER_WORDS: frozenset[str] | None = None
 _QUOTED = re.compile(r'"[^"]*"')
+_ADDR_FLAGS = frozenset({"-s", "--source", "--src", "-d", "--destination", "--dst"})
+
+
+# -- what an unread rule requires, from its words (LazyRule.raw_keys) --------------------------
+
 _PORT_MATCHES = frozenset({"tcp", "udp", "sctp", "udplite", "dccp"})
 
 
@@ -300,7 +307,6 @@ def _host_v4(word: str) -> int | None:
     if a > 255 or b > 255 or c > 255 or d > 255:
         return None
     return (a << 24) | (b << 16) | (c << 8) | d
-_ADDR_FLAGS = frozenset({"-s", "--source", "--src", "-d", "--destination", "--dst"})
 
 
 def lazy_plan(text: str) -> tuple[str | None, tuple] | None:
