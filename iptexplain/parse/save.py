@@ -141,11 +141,10 @@ class SaveReader:
                 raise self.error(message, r.line)
         self.pending_jumps = keep
 
-    def _check_module_families(self, table: Table, family: int, rules: Iterable[Rule] | None = None) -> None:
+    def _check_module_families(self, table: Table, family: int) -> None:
         """A module of the other family (``icmp6`` in an IPv4 table, ``ttl`` in IPv6) is one
-        iptables-restore / ip6tables-restore cannot load.  ``rules``: only these (a deferred
-        chain just read), else the whole table."""
-        for r in (table.rules() if rules is None else rules):
+        iptables-restore / ip6tables-restore cannot load."""
+        for r in table.rules():
             if type(r) is LazyRule and not r.parsed:
                 continue  # no module of one family only (lazy_jump)
             for ext in r.extensions():
@@ -175,9 +174,9 @@ class SaveReader:
         else:
             chains = [(chain, chain.rules) for chain in table.chains.values()]
         for chain, rules in chains:
-            self.check_rule_hooks(chain, rules, reach.get(chain.name))
+            self._check_rule_hooks(chain, rules, reach.get(chain.name))
 
-    def check_rule_hooks(self, chain: Chain, rules: Iterable[Rule], hooks: set[str] | None) -> None:
+    def _check_rule_hooks(self, chain: Chain, rules: Iterable[Rule], hooks: set[str] | None) -> None:
         """Raise the error iptables-restore gives when one of ``rules`` (of ``chain``, reached
         from ``hooks``) holds a module the kernel refuses at one of those hooks."""
         if not hooks:
@@ -548,13 +547,12 @@ def _single_quoted(line: str) -> bool:
     return False
 
 
-def _set_nfproto(table: Table, rules: Iterable[Rule] | None = None) -> None:
-    """Give family-dependent modules the family their table turned out to have (``rules``: only
-    these, else the whole table)."""
+def _set_nfproto(table: Table) -> None:
+    """Give family-dependent modules the family their table turned out to have."""
     import dataclasses
 
     fam = table.family
-    for r in (table.rules() if rules is None else rules):
+    for r in table.rules():
         if type(r) is LazyRule and not r.parsed:
             continue  # no family-dependent module (lazy_jump)
         exts = r.matches
