@@ -273,6 +273,30 @@ def test_raw_keys_never_claim_what_the_rule_does_not_require(text: str) -> None:
         assert got is None or got == exact, (text, keys, want)
 
 
+@pytest.mark.parametrize("text", [
+    '-d fd00:10:96::1/128 -p tcp -m comment --comment "default/kubernetes:https cluster IP" -m tcp --dport 443 -j X',
+    "-d fd00:10:96::a -j X",
+    "! -d fd00::1/128 -j X",
+    "-d fd00::/64 -j X",
+    "-d 10.96.0.1/32 -j X",
+    "-d fd00::1/128 -p udp -m udp ! --dport 53 -j X",
+])
+def test_raw_keys_of_ipv6_rules(text: str) -> None:
+    rule = LazyRule("nat", "KUBE-SERVICES", text, 6, UNREAD, None, 1, 1, "t")
+    keys = rule.raw_keys(128)
+    assert rule.raw_keys(32) is None  # an IPv6 rule says nothing to an IPv4 index
+    try:
+        rule.parse()
+    except InputError:
+        return
+    if keys is not None:
+        h = rule.header
+        exact = h.dst.value if h.dst is not None and not h.dst_inv and h.dst.prefixlen == 128 else None
+        assert keys[0] is None or keys[0] == exact, (text, keys)
+    if text.startswith("-d fd00:10:96::"):
+        assert keys is not None and keys[0] is not None  # a host address is claimed
+
+
 def test_raw_keys_agree_with_the_read_rules_of_a_kube_dump() -> None:
     text = gen_kube.render(gen_kube.make_services(300, seed=11))
     rs = _deferred(text, "k")

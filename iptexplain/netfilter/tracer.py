@@ -139,7 +139,7 @@ class ChainIndex:
         full = (1 << bits) - 1
         for i, r in enumerate(chain.rules):
             # An unread rule (iptexplain.parse.lazy) says from its words what it requires.
-            raw = r.raw_keys() if bits == 32 and hasattr(r, "raw_keys") else None
+            raw = r.raw_keys(bits) if hasattr(r, "raw_keys") else None
             if raw is not None:
                 if raw[0] is not None:
                     self.by_dst.setdefault(raw[0], []).append(i)

@@ -27,7 +27,7 @@ are certain), and reading one also makes the load-time checks, through the chain
 from __future__ import annotations
 
 import re
-from socket import inet_aton
+from socket import AF_INET6, inet_aton, inet_pton
 
 from iptexplain.errors import InputError, OptionError
 from iptexplain.graph import STANDARD_VERDICTS, Rule
@@ -131,10 +131,10 @@ class LazyRule(Rule):
             self.parse()
         return _JUMP.__get__(self, Rule)
 
-    def raw_keys(self) -> tuple[int | None, int | None] | None:
-        """``(destination, destination port)`` this unread IPv4 rule requires exactly (None in
-        either place: it does not require one), read from its words alone; None when the words
-        do not settle it and the rule must be read.
+    def raw_keys(self, bits: int = 32) -> tuple[int | None, int | None] | None:
+        """``(destination, destination port)`` this unread rule of an IPv4 (``bits`` 32) or IPv6
+        (128) table requires exactly (None in either place: it does not require one), read from
+        its words alone; None when the words do not settle it and the rule must be read.
 
         It lets the tracer's index of a big chain (kube-proxy's ``KUBE-SERVICES``: one
         ``-d CLUSTERIP/32 … -m tcp --dport N`` rule per service port) be built without reading
@@ -144,9 +144,9 @@ class LazyRule(Rule):
         a LazyRule; a long spelling such as ``--destination`` is not looked for, so a rule
         using one claims nothing and is read.)"""
         text = self._text
-        if text is None or self._family == 6:
+        if text is None or self._family == (4 if bits == 128 else 6):
             return None
-        m = _CANON_KEYS.fullmatch(text)
+        m = _CANON_KEYS.fullmatch(text) if bits == 32 else None
         if m is not None:  # kube-proxy's shape: no word-by-word look needed
             d, p = m.groups()
             port = int(p) if p is not None else None
@@ -160,7 +160,8 @@ class LazyRule(Rule):
             if t.find(" -d ", i + 1) >= 0 or t.endswith(" !", 0, i) or t.count('"', 0, i) & 1:
                 return None
             e = t.find(" ", i + 4)
-            dst = _host_v4(t[i + 4:] if e < 0 else t[i + 4:e])
+            word = t[i + 4:] if e < 0 else t[i + 4:e]
+            dst = _host_v4(word) if bits == 32 else _host_v6(word)
             if dst is None:
                 return None
         i = t.find(" --dport ")
@@ -307,6 +308,17 @@ def _host_v4(word: str) -> int | None:
     if a > 255 or b > 255 or c > 255 or d > 255:
         return None
     return (a << 24) | (b << 16) | (c << 8) | d
+
+
+def _host_v6(word: str) -> int | None:
+    """An IPv6 host address (``fd00::1`` or ``fd00::1/128``) as an integer; None otherwise."""
+    ip, _, plen = word.partition("/")
+    if (plen and plen != "128") or ":" not in ip or not ip.isascii():
+        return None
+    try:
+        return int.from_bytes(inet_pton(AF_INET6, ip), "big")
+    except OSError:
+        return None
 
 
 def lazy_plan(text: str) -> tuple[str | None, tuple] | None:
