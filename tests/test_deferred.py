@@ -331,3 +331,45 @@ def test_trace_of_a_deferred_dump_equals_the_eager_trace() -> None:
         docs.append({k: v for k, v in doc.items() if k != "notes"})
     assert docs[0] == docs[1]
     assert docs[0]["forks"] >= 1
+
+
+def _flows(text: str, family: int) -> list:
+    """A few flows that enter the ruleset's chains: to a local or published port, forwarded
+    across, from the host, with the addresses the ruleset itself names."""
+    import re as _re
+
+    from iptexplain.netfilter.trace import Flow
+
+    if family == 6:
+        return [Flow(6, "tcp", dst="2001:db8::1", dport=443), Flow(6, "udp", src="2001:db8::2", dport=53, iniface="eth0")]
+    dsts = _re.findall(r" -d (\d+\.\d+\.\d+\.\d+)/32", text)[:1] or ["192.0.2.10"]
+    return [Flow(4, "tcp", src="198.51.100.7", dst=dsts[0], dport=443, iniface="eth0"),
+            Flow(4, "tcp", src="10.0.0.5", dst="203.0.113.9", dport=80, iniface="eth1", outiface="eth0"),
+            Flow(4, "udp", dst="192.0.2.53", dport=53, from_host=True)]
+
+
+@pytest.mark.parametrize("path", save_files(), ids=lambda p: p.name)
+def test_traces_on_the_deferred_read_equal_the_eager_ones(path: Path) -> None:
+    """What `iptexplain trace` reads a large dump as (chains and rules read as the walk goes, the
+    index of a big chain from the rules' words, jumps from the words) traces as the eager graph."""
+    from iptexplain.netfilter.tracer import trace_flow
+    from iptexplain.render.json_out import trace_json
+
+    text = path.read_text(errors="replace")
+    rs = _deferred(text, str(path), 4096)
+    if rs is None:
+        return  # the general reader reads it (its own lazy tests cover that)
+    try:
+        eager = parse_save(text, str(path))
+    except InputError:
+        return  # iptables refuses it; errors are compared by test_deferred_then_parse_all_equals_eager
+    family = next(iter(rs.tables))[0]
+    for flow in _flows(text, family):
+        docs = []
+        for ruleset in (eager, rs):
+            try:
+                doc = trace_json(trace_flow(ruleset, flow), ruleset)
+            except InputError as e:  # only a deferred rule's own error, which eager would have raised
+                pytest.fail(f"deferred read raised {e} that the eager read did not")
+            docs.append({k: v for k, v in doc.items() if k != "notes"})
+        assert docs[0] == docs[1], flow
