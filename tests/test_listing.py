@@ -9,7 +9,6 @@ reader must name.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys

@@ -53,4 +53,4 @@ class Cgroup(Match):
         if not pkts.from_host:
             return Decision.none(pkts, "no local socket: the packet was not generated here")
         what = self.describe()
-        return Decision.fork(pkts, what, f"sent from {what}", f"sent from another cgroup")
+        return Decision.fork(pkts, what, f"sent from {what}", "sent from another cgroup")

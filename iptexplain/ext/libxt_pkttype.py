@@ -36,7 +36,7 @@ class PktType(Match):
     def decide(self, pkts, ctx):
         """The link-layer type: what the destination says (a broadcast or multicast address,
         else unicast to this host, or otherhost for frames to another MAC)."""
-        from iptexplain.netfilter.packets import Decision, EMPTY, union
+        from iptexplain.netfilter.packets import Decision, EMPTY
 
         v = self.get("pkt_type")
         if pkts.from_host:

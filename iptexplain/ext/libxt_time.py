@@ -161,7 +161,7 @@ class Time(Match):
         from iptexplain.netfilter.packets import Decision
 
         what = self.describe()
-        return Decision.fork(pkts, what, f"at a time within {what}", f"at another time")
+        return Decision.fork(pkts, what, f"at a time within {what}", "at another time")
 
     # -- the -L face (time_print) --------------------------------------------------------------
     # " TIME from HH:MM:SS to HH:MM:SS on Mon,Tue on 1st,22nd starting from YYYY-MM-DD HH:MM:SS

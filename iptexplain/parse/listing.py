@@ -606,7 +606,6 @@ class ListingReader:
                 "iptables -L prints them)", self.source)
         listed: dict[tuple[int, str], dict[str, tuple[Section, list[Rule]]]] = {}
         no_via: list[Section] = []
-        names: list[Section] = []
         partial: list[Section] = []
         for sec in self.sections:
             self._place(sec)

@@ -498,7 +498,7 @@ def _parse_rulespec(args: list[str], family: int | None = None) -> RuleSpec:
                 try:
                     counters = (int(vals[0]), int(vals[1]))
                 except ValueError:
-                    raise OptionError(f"-c packet counter not numeric") from None
+                    raise OptionError("-c packet counter not numeric") from None
                 i += 3
             invert = False
             continue
