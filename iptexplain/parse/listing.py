@@ -172,6 +172,7 @@ class Section:
     blocks: list[Block] = field(default_factory=list)
     family: int = 4
     table: str = "filter"
+    names: set[str] = field(default_factory=set)  # of the blocks: a name seen again starts a section
 
     @property
     def first_line(self) -> int:
@@ -575,7 +576,7 @@ class ListingReader:
         pc = (m.group(3), m.group(4)) if m.group(3) is not None else None
         refs = int(m.group(5)) if m.group(5) is not None else None
         sec = self.section
-        new = sec is None or any(b.name == name for b in sec.blocks)
+        new = sec is None or name in sec.names
         if sec is not None and not new and policy is not None and (sec.command is None or sec.command.chain is None):
             # iptables lists built-in chains first: a built-in after a user chain is a new table.
             if any(b.policy is None for b in sec.blocks):
@@ -588,6 +589,7 @@ class ListingReader:
             self.hint = None
         blk = Block(name, lineno, policy, pc, refs)
         sec.blocks.append(blk)  # type: ignore[union-attr]
+        sec.names.add(name)  # type: ignore[union-attr]
         self.block = blk
 
     def _close_section(self) -> None:
