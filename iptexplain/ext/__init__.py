@@ -3,8 +3,9 @@
 Like iptables' ``extensions/`` directory, adding a match is adding a file: drop
 ``libxt_NAME.py`` into this package with a class decorated by :func:`register`, and the parser,
 the listing reader, the tracer and the views pick it up.  Modules are imported on first lookup,
-so commands that never parse (``--help``) do not pay for them, and a lookup imports the module
-named after the extension before all the others.
+so commands that never parse (``--help``) do not pay for them, and a lookup imports only the
+module named after the extension (:data:`_HOME` names the exceptions): a trace of a kube-proxy
+dump imports the handful it meets, and ``-j KUBE-SVC-…`` imports none.
 """
 
 from __future__ import annotations
