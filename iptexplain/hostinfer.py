@@ -116,12 +116,6 @@ EVIDENCE_CHAINS = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("POSTROUTIN
                    "mangle": ("FORWARD", "POSTROUTING"), "raw": ("PREROUTING",)}
 
 
-def _names_interface(text: str) -> bool:
-    """Whether an unread rule's words may name an interface (-i/-o or their long spellings)."""
-    t = " " + text
-    return " -i " in t or " -o " in t or "-interface " in t
-
-
 def _evidence_rules(ruleset: Ruleset, family: int):
     """The rules of the chains reachable from EVIDENCE_CHAINS that may name an interface (an
     unread rule whose words name none is not read)."""
@@ -131,8 +125,7 @@ def _evidence_rules(ruleset: Ruleset, family: int):
         while todo:
             chain = t.chains[todo.pop()]
             for r in chain.rules:
-                raw = getattr(r, "raw_text", None)
-                if raw is None or _names_interface(raw):
+                if getattr(r, "may_name_interface", True):
                     yield t, r
                 j = r.jump
                 if j is not None and j not in seen and j in t.chains:

@@ -106,9 +106,14 @@ class LazyRule(Rule):
     del _get
 
     @property
-    def raw_text(self) -> str | None:
-        """The rule's words after ``-A CHAIN`` while it is unread, else None."""
-        return self._text
+    def may_name_interface(self) -> bool:
+        """False when the rule is unread and its words hold no ``-i``/``-o`` (or a long spelling):
+        whoever looks for interfaces (host inference) need not read it."""
+        text = self._text
+        if text is None:
+            return True
+        t = " " + text
+        return " -i " in t or " -o " in t or "-interface " in t
 
     @property
     def jump(self) -> str | None:
