@@ -21,6 +21,7 @@ class Dnpt(Target):
     family = 6
     terminal = False
     table_only = ("mangle",)
+    address = "dst"  # the address it translates (SNPT: the source)
     options = (
         Opt("src_pfx", "--src-pfx", pfx, invert=False),
         Opt("dst_pfx", "--dst-pfx", pfx, invert=False),
@@ -39,7 +40,7 @@ class Dnpt(Target):
         from iptexplain.netfilter.packets import fmt_set, intersect, masked_set, normalize
 
         src, dst = self.value("src_pfx"), self.value("dst_pfx")
-        field = "dst"
+        field = self.address
         have = getattr(pkts, field)
         if not intersect(have, masked_set(src.value, src.mask, 128)):
             return Effect(CONTINUE, note=f"not in {src}: unchanged")
