@@ -58,13 +58,10 @@ class Dccp(Match):
 
     def decide(self, pkts, ctx):
         """DCCP ports; the packet types and options are not described: a fork."""
-        from iptexplain.netfilter.packets import Decision, span
+        from iptexplain.ext.libxt_tcp import port_tests
+        from iptexplain.netfilter.packets import Decision
 
-        tests = []
-        for key in ("sport", "dport"):
-            v = self.get(key)
-            if v is not None:
-                tests.append(lambda p, k=key, v=v: Decision.split(p, k, span(*v.value), v.invert, k))
+        tests = port_tests(self)
         for key in ("types", "option"):
             v = self.get(key)
             if v is not None:

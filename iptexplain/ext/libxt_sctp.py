@@ -39,13 +39,10 @@ class Sctp(Match):
 
     def decide(self, pkts, ctx):
         """SCTP ports; the chunk types of the packet are not described: a fork."""
-        from iptexplain.netfilter.packets import Decision, span
+        from iptexplain.ext.libxt_tcp import port_tests
+        from iptexplain.netfilter.packets import Decision
 
-        tests = []
-        for key in ("sport", "dport"):
-            v = self.get(key)
-            if v is not None:
-                tests.append(lambda p, k=key, v=v: Decision.split(p, k, span(*v.value), v.invert, k))
+        tests = port_tests(self)
         v = self.get("chunk_types")
         if v is not None:
             mode, names = v.value

@@ -33,6 +33,19 @@ tcpflags = OptType(
 SYN_FLAGS = (0x17, 0x02)  # --syn == --tcp-flags FIN,SYN,RST,ACK SYN
 
 
+def port_tests(ext) -> list:  # noqa: ANN001
+    """The decisions of ``--sport``/``--dport`` (tcp, udp, sctp, dccp alike: xt_tcpudp's
+    port_match), one split of the packets per option given, for Decision.conjunction."""
+    from iptexplain.netfilter.packets import Decision, span
+
+    tests = []
+    for key in ("sport", "dport"):
+        v = ext.get(key)
+        if v is not None:
+            tests.append(lambda p, k=key, v=v: Decision.split(p, k, span(*v.value), v.invert, k))
+    return tests
+
+
 # -- the -L face, shared with udp (and sctp/dccp, whose print functions write ports alike) ------
 
 def listing_ports(word: str, rng: tuple[int, int], invert: bool, numeric: bool, proto: str) -> str:
@@ -177,13 +190,9 @@ class Tcp(Match):
     def decide(self, pkts, ctx):
         """Which packets have these ports and flags (xt_tcp's tcp_mt); TCP options are not
         part of the described flow, so ``--tcp-option`` forks."""
-        from iptexplain.netfilter.packets import Decision, masked_set, single, span
+        from iptexplain.netfilter.packets import Decision, masked_set, single
 
-        tests = []
-        for key in ("sport", "dport"):
-            v = self.get(key)
-            if v is not None:
-                tests.append(lambda p, k=key, v=v: Decision.split(p, k, span(*v.value), v.invert, k))
+        tests = port_tests(self)
         tf = self.tcp_flags
         if tf is not None:
             (mask, cmp), inv = tf

@@ -42,11 +42,8 @@ class Udp(Match):
 
     def decide(self, pkts, ctx):
         """Which packets have these ports (xt_tcpudp's udp_mt)."""
-        from iptexplain.netfilter.packets import Decision, span
+        from iptexplain.ext.libxt_tcp import port_tests
+        from iptexplain.netfilter.packets import Decision
 
-        tests = []
-        for key in ("sport", "dport"):
-            v = self.get(key)
-            if v is not None:
-                tests.append(lambda p, k=key, v=v: Decision.split(p, k, span(*v.value), v.invert, k))
+        tests = port_tests(self)
         return Decision.conjunction(pkts, tests)
