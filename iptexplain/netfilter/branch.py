@@ -14,6 +14,7 @@ from typing import Any
 
 from iptexplain.graph import Chain, Rule, Ruleset, Table
 from iptexplain.host import HostModel
+from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.context import Connection
 from iptexplain.netfilter.packets import Decision, IntSet, Packets
@@ -104,6 +105,8 @@ class Branching:
     hidden_why: str
     work: list[tuple[State, Path]]
     reply_depth: int  # >0 while tracing REJECT's answer (whose own REJECT is not followed)
+    # Base chains registered at a hook beside iptables' tables (nftables'), by hook.
+    extra_entries: dict[str, tuple[H.HookEntry, ...]]
 
     def _finish(self, st: State, path: Path, kind: str, summary: str, rule: Rule | None = None,
                 **kw: Any) -> None:
@@ -151,6 +154,10 @@ class Branching:
         for (_, sub, _), (_, p) in reversed(list(zip(branches, fork.branches))):
             self.work.append((sub, p))
         raise Stop
+
+    def _entries(self, hook: str) -> tuple[H.HookEntry, ...]:
+        """Who runs at ``hook``, in priority order (:func:`.hooks.entries`)."""
+        return H.entries(self.family, hook, self.backend, self.extra_entries.get(hook, ()))
 
     def _reply_fate(self, st: State, reply: str) -> tuple[str, str] | None:
         """Where REJECT's answer goes (:class:`.replies.Replies`)."""

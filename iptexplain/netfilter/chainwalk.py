@@ -12,7 +12,6 @@ from bisect import bisect_left
 
 from iptexplain.ext.base import ChainJump, OpaqueMatch, OpaqueTarget, extension_name
 from iptexplain.graph import Chain, Rule
-from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.branch import Branching, Frame, State
 from iptexplain.netfilter.context import ACCEPT, CONTINUE, DROP, QUEUE, REJECT, RETURN, Effect, MatchContext
@@ -248,7 +247,7 @@ class ChainWalk(Branching):
         """NFQUEUE/QUEUE: a program in user space gives the verdict.  NF_ACCEPT from there
         re-enters after this table; NF_DROP (or no program, without --queue-bypass) drops."""
         hook = st.phase
-        entry = H.entries(self.family, hook, self.backend)[st.entry]
+        entry = self._entries(hook)[st.entry]
         acc = st.clone()
         acc.frames = []
         nat_table_done(acc, hook, entry)

@@ -47,6 +47,13 @@ class HookEntry:
     priority: int
     kind: str
     table: str = ""
+    # The base chain this entry runs.  "" for iptables' tables: the chain named after the hook.
+    # An nftables base chain has its own name and any priority (``type filter hook input
+    # priority -5``): one more row, merged into the hook's order by :func:`entries`.
+    chain: str = ""
+
+    def base_chain(self, hook: str) -> str:
+        return self.chain or hook
 
     @property
     def is_nat(self) -> bool:
@@ -99,7 +106,13 @@ HOOK_ORDER: dict[str, dict[int, dict[str, tuple[HookEntry, ...]]]] = {
     b: {4: _build(b), 6: _build(b)} for b in BACKENDS}
 
 
-def entries(family: int, hook: str, backend: str = "nft") -> tuple[HookEntry, ...]:
+def entries(family: int, hook: str, backend: str = "nft",
+            extra: tuple[HookEntry, ...] = ()) -> tuple[HookEntry, ...]:
     """Who runs at ``hook``, in the order the kernel calls them (``backend``: which iptables
-    registered the tables -- see PRI_SECURITY_NFT)."""
-    return HOOK_ORDER[backend][family][hook]
+    registered the tables -- see PRI_SECURITY_NFT).  ``extra``: more base chains registered at
+    the hook (nftables'); at equal priority the one registered first runs first, and the
+    iptables tables and conntrack here are registered before them."""
+    fixed = HOOK_ORDER[backend][family][hook]
+    if not extra:
+        return fixed
+    return tuple(sorted(fixed + tuple(extra), key=lambda e: e.priority))

@@ -68,7 +68,7 @@ class HookPipeline(ChainWalk, ConntrackSteps, RouteSteps):
         hook = st.phase
         if st.entry == 0 and not st.frames:
             path.steps.append(Step(T.HOOK, hook, reason=_hook_reason(st)))
-        entries = H.entries(self.family, hook, self.backend)
+        entries = self._entries(hook)
         while st.entry < len(entries):
             e = entries[st.entry]
             if st.frames:  # resuming inside a table after a fork
@@ -80,15 +80,16 @@ class HookPipeline(ChainWalk, ConntrackSteps, RouteSteps):
                 self._conntrack(st, path, hook)
             elif e.kind == H.TABLE:
                 table = self.tables.get(e.table)
-                if table is not None and hook in table.chains:
-                    if e.table == "nat" and not self._nat_applies(st, path, hook):
+                chain = e.base_chain(hook)
+                if table is not None and chain in table.chains:
+                    if e.is_nat and not self._nat_applies(st, path, hook):
                         st.entry += 1
                         continue
-                    base = table.chains[hook]
+                    base = table.chains[chain]
                     st.table = table
                     st.base = base
                     st.frames = [Frame(base, 0)]
-                    path.steps.append(Step(T.TABLE, hook, table.name, hook))
+                    path.steps.append(Step(T.TABLE, hook, table.name, chain))
                     self._traverse(st, path)
                     nat_table_done(st, hook, e)
             st.entry += 1

@@ -63,6 +63,7 @@ class Tracer(HookPipeline, Replies):
         self.capped = False
         self.notes: list[str] = []
         self.tables = {t.name: t for t in ruleset.tables_of(family)}
+        self.extra_entries = {}
         self.conntrack_on = conntrack_in_use(ruleset, family)
         facts = facts_of(ruleset)
         self.indexes = facts.indexes
