@@ -23,7 +23,7 @@ def _fail(message: str) -> None:
 
 def run_guarded(fn: Callable[[], int | None]) -> None:
     """Run a command body; bad input becomes one line on stderr and exit status 2."""
-    from iptexplain.errors import InputError
+    from iptexplain.core.errors import InputError
 
     try:
         code = fn()
@@ -153,7 +153,7 @@ def _check_port(ctx: click.Context, param: click.Parameter, value: str | None) -
     if value is None:
         return None
     from iptexplain.ext.base import parse_port
-    from iptexplain.errors import OptionError
+    from iptexplain.core.errors import OptionError
 
     try:
         return parse_port(value)
@@ -164,8 +164,8 @@ def _check_port(ctx: click.Context, param: click.Parameter, value: str | None) -
 def _check_addr(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    from iptexplain.addr import parse_address
-    from iptexplain.errors import OptionError
+    from iptexplain.core.addr import parse_address
+    from iptexplain.core.errors import OptionError
 
     try:
         parse_address(value)
@@ -193,7 +193,7 @@ def _check_mark(ctx: click.Context, param: click.Parameter, value: str | None) -
     if value is None:
         return None
     from iptexplain.ext.base import parse_uint
-    from iptexplain.errors import OptionError
+    from iptexplain.core.errors import OptionError
 
     try:
         return parse_uint(value)
@@ -338,7 +338,7 @@ def _internal_errors(body: Callable[[], int]) -> int:
     when IPTEXPLAIN_DEBUG is set."""
     import os
 
-    from iptexplain.errors import InputError
+    from iptexplain.core.errors import InputError
 
     try:
         return body()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from iptexplain.addr import Address
+from iptexplain.core.addr import Address
 from iptexplain.ext.base import ChainJump, Extension, Match, Target, extension_name
 
 # Built-in chains of each table, in the order iptables-save prints them.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from iptexplain.addr import Address, parse_address
+from iptexplain.core.addr import Address, parse_address
 
 
 @dataclass(slots=True)

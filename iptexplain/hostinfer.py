@@ -21,8 +21,8 @@ from __future__ import annotations
 import copy
 from collections import Counter
 
-from iptexplain.addr import int_to_ip, parse_address, parse_ip
-from iptexplain.errors import InputError, OptionError
+from iptexplain.core.addr import int_to_ip, parse_address, parse_ip
+from iptexplain.core.errors import InputError, OptionError
 from iptexplain.graph import Ruleset
 from iptexplain.host import HostModel, IfAddr, Interface, Route
 

@@ -24,7 +24,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Iterable
 
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 from iptexplain.host import HostModel, IfAddr, Interface, Route
 
 # ip(8) and its helpers live in sbin, which a non-login root shell may not have on PATH.

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from iptexplain.addr import parse_address
-from iptexplain.errors import InputError, OptionError
-from iptexplain.netfilter.packets import masked_set, point, span
+from iptexplain.core.addr import parse_address
+from iptexplain.core.errors import InputError, OptionError
+from iptexplain.core.packets import masked_set, point, span
 from iptexplain.parse.rulespec import PROTO_NUMBERS
 
 

@@ -25,7 +25,7 @@ import os
 import sys
 from typing import Any
 
-from iptexplain.addr import Address
+from iptexplain.core.addr import Address
 from iptexplain.parse.rulespec import canonical_proto
 from iptexplain.parse.tokenize import split_args
 

@@ -26,7 +26,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.host import HostModel
 

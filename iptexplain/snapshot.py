@@ -27,7 +27,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.host import HostModel
 

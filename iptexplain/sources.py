@@ -22,7 +22,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.host import HostModel
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from corpus_index import CORPUS, IN_CI, LOADABLE_SUFFIXES, corpus_available, entries, s_table
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 from iptexplain.parse import load
 
 # Modules iptexplain keeps verbatim without modelling: rare, with no packet semantics a trace of

@@ -16,7 +16,7 @@ import pytest
 
 import iptexplain.parse.stream as stream
 from corpus_index import save_files
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 from iptexplain.parse.deferred import DeferredChain, GiveUp, read_deferred
 from iptexplain.parse.lazy import LazyRule, UNREAD
 from iptexplain.parse.save import parse_save

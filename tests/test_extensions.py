@@ -12,7 +12,7 @@ import pytest
 
 import iptables_ns
 from corpus_index import IN_CI
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import MATCHES, TARGETS, load_all, match_class, target_class
 from iptexplain.graph import Rule
 from iptexplain.parse.rulespec import IPTABLES_MATCHES, IPTABLES_TARGETS, parse_rulespec

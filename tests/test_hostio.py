@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 from iptexplain.hostio import (
     detect_ip_output,
     host_from_dict,

@@ -11,7 +11,7 @@ import pytest
 
 import iptexplain.parse.stream as stream
 from corpus_index import save_files
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 from iptexplain.parse.lazy import LazyRule, lazy_plan
 from iptexplain.parse.save import parse_save
 

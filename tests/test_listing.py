@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 from iptexplain.ext import MATCHES, TARGETS, load_all
 from iptexplain.ext.base import split_listing_words
 from iptexplain.graph import Ruleset

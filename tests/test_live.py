@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.hostio import host_from_dict, host_from_ip_json, host_to_dict, parse_sysctl_text
 from iptexplain.parse import parse_text
@@ -127,7 +127,7 @@ print(json.dumps(out))
 '''
 
 LIVE_CODE = r'''
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 from iptexplain.hostio import host_to_dict
 from iptexplain.live import read_live
 from iptexplain.render.save import save_ruleset
@@ -611,7 +611,7 @@ out["rc"], out["stdout"], out["stderr"] = p.returncode, p.stdout, p.stderr
 
 def test_missing_save_command_is_one_clear_line(netns) -> None:
     req = {"setup": [["ip", "link", "set", "lo", "up"]], "code": r'''
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 import iptexplain.live as L
 L.SEARCH_PATH = ""
 os.environ["PATH"] = "/nonexistent"

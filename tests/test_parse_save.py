@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 from iptexplain.graph import Counters
 from iptexplain.parse import detect_format, load, parse_text
 from iptexplain.parse.save import parse_save

@@ -220,7 +220,7 @@ def test_live_ipset_failure_is_a_warning_and_the_set_match_forks(netns) -> None:
 
 
 def test_sources_resolve_keeps_the_flow_family_and_backend(tmp_path: Path) -> None:
-    from iptexplain.errors import InputError
+    from iptexplain.core.errors import InputError
     from iptexplain.sources import resolve
 
     v6 = tmp_path / "r6.save"

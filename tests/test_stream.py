@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import iptexplain.parse.stream as stream
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 from iptexplain.parse import load, parse_text, read_input
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))

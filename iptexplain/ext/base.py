@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 
 # ---------------------------------------------------------------------------------------------
 # Option value types.  Each parses the argument tokens into a canonical Python value and formats

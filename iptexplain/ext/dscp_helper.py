@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext.base import OptType, parse_uint
 
 DSCP_CLASSES = {f"CS{n}": n * 8 for n in range(8)}

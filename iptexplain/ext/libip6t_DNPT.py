@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target
-from iptexplain.addr import parse_address
+from iptexplain.core.addr import parse_address
 
 
 def fmt_pfx(a) -> str:
@@ -35,9 +35,9 @@ class Dnpt(Target):
         """Stateless IPv6 prefix translation (RFC 6296): ``--src-pfx`` becomes ``--dst-pfx``;
         the kernel also adjusts one 16-bit word of the interface identifier to keep checksums
         neutral, which this trace does not compute.  The packet continues."""
-        from iptexplain.addr import int_to_ip
-        from iptexplain.netfilter.context import CONTINUE, Effect
-        from iptexplain.netfilter.packets import fmt_set, intersect, masked_set, normalize
+        from iptexplain.core.addr import int_to_ip
+        from iptexplain.core.context import CONTINUE, Effect
+        from iptexplain.core.packets import fmt_set, intersect, masked_set, normalize
 
         src, dst = self.value("src_pfx"), self.value("dst_pfx")
         field = self.address

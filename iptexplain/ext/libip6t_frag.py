@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 from iptexplain.ext.libxt_esp import save_spis
@@ -68,6 +68,6 @@ class Frag(Match):
 
     def decide(self, pkts, ctx):
         """Tests on the IPv6 fragment header: a described flow is not fragmented."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         return Decision.none(pkts, "no fragment header in the flow")

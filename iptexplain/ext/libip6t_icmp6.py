@@ -49,7 +49,7 @@ class Icmp6(Match):
 
     def decide(self, pkts, ctx):
         """ICMPv6 type and code (icmp6_type_code_match)."""
-        from iptexplain.netfilter.packets import Decision, fmt_icmp, span
+        from iptexplain.core.packets import Decision, fmt_icmp, span
 
         v = self.get("type")
         if v is None:

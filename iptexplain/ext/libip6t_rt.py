@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 
@@ -67,7 +67,7 @@ class Rt(Match):
 
     def decide(self, pkts, ctx):
         """Tests on the IPv6 routing header: a described flow carries none, so no match."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         return Decision.none(pkts, "no routing header in the flow")
 

@@ -5,7 +5,7 @@ IPv6's ``HL`` target (libip6t_HL) subclasses this one and changes only its words
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
 
@@ -52,8 +52,8 @@ class TtlTarget(Target):
     def apply(self, pkts, ctx):
         """Set, decrement or increment the TTL / hop limit (saturating at 0 and 255); the packet
         continues."""
-        from iptexplain.netfilter.context import CONTINUE, Effect
-        from iptexplain.netfilter.packets import fmt_set, normalize, point
+        from iptexplain.core.context import CONTINUE, Effect
+        from iptexplain.core.packets import fmt_set, normalize, point
 
         op, n = self.operation
         if op == "set":

@@ -44,7 +44,7 @@ class Ah(Match):
 
     def decide(self, pkts, ctx):
         """The SPI of the AH packet is not described: a fork."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         what = self.describe()
         return Decision.fork(pkts, what, f"{what}", f"not {what}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
 
@@ -20,7 +20,7 @@ class Checksum(Target):
 
     def apply(self, pkts, ctx):
         """Fill in the checksum; nothing a later rule tests changes."""
-        from iptexplain.netfilter.context import CONTINUE, Effect
+        from iptexplain.core.context import CONTINUE, Effect
 
         return Effect(CONTINUE, note="checksum filled in")
 

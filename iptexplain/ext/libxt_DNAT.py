@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target, types
 from iptexplain.ext.nat_range import NatRange, parse_nat_range

@@ -3,7 +3,7 @@ the packet continues."""
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
 
@@ -25,7 +25,7 @@ class IdleTimer(Target):
 
     def apply(self, pkts, ctx):
         """Restart an idle timer and continue."""
-        from iptexplain.netfilter.context import CONTINUE, Effect
+        from iptexplain.core.context import CONTINUE, Effect
 
         return Effect(CONTINUE, note=f"idle timer {self.value('label')} restarted")
 

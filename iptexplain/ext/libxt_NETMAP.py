@@ -6,8 +6,8 @@ part is kept and the network part replaced by ``--to``'s.
 
 from __future__ import annotations
 
-from iptexplain.addr import Address, parse_address
-from iptexplain.errors import OptionError
+from iptexplain.core.addr import Address, parse_address
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target
 

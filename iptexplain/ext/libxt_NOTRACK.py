@@ -31,7 +31,7 @@ class NoTrack(Target):
 
     def apply(self, pkts, ctx):
         """The old name of ``CT --notrack``: the packet stays untracked and continues."""
-        from iptexplain.netfilter.context import CONTINUE, Effect
+        from iptexplain.core.context import CONTINUE, Effect
 
         return Effect(CONTINUE, notrack=True, note="the packet will not be tracked (UNTRACKED, no NAT)")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
 from iptexplain.ext.libxt_set import SetRef, setref
@@ -59,7 +59,7 @@ class SetTarget(Target):
 
     def apply(self, pkts, ctx):
         """Add the packet's tuple to (or delete it from) an ipset and continue."""
-        from iptexplain.netfilter.context import CONTINUE, Effect
+        from iptexplain.core.context import CONTINUE, Effect
 
         parts = []
         if self.add_set:

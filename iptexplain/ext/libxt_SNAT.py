@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
 from iptexplain.ext.libxt_DNAT import natrange

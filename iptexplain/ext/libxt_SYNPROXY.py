@@ -34,7 +34,7 @@ class SynProxy(Target):
     def apply(self, pkts, ctx):
         """A SYN is answered by the host with a SYN cookie and dropped; the connection to the
         server is opened only after the client's ACK comes back."""
-        from iptexplain.netfilter.context import DROP, Effect
+        from iptexplain.core.context import DROP, Effect
 
         return Effect(DROP, note="SYNPROXY answers the SYN itself (SYN cookie); the server sees the "
                       "connection after the client's ACK")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from iptexplain.addr import check_iface
-from iptexplain.errors import OptionError
+from iptexplain.core.addr import check_iface
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target
 from iptexplain.ext.libxt_TPROXY import host
@@ -44,6 +44,6 @@ class Tee(Target):
 
     def apply(self, pkts, ctx):
         """Send a copy to another gateway; the original continues."""
-        from iptexplain.netfilter.context import CONTINUE, Effect
+        from iptexplain.core.context import CONTINUE, Effect
 
         return Effect(CONTINUE, note=f"a copy is sent to {self.value('gateway')}")

@@ -18,7 +18,7 @@ class Trace(Target):
 
     def apply(self, pkts, ctx):
         """Turn on the kernel's packet tracing for this packet and continue."""
-        from iptexplain.netfilter.context import CONTINUE, Effect
+        from iptexplain.core.context import CONTINUE, Effect
 
         return Effect(CONTINUE, note="kernel tracing enabled for this packet")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -48,7 +48,7 @@ class Cgroup(Match):
     def decide(self, pkts, ctx):
         """The sending socket's cgroup: only locally generated packets have one, and which
         cgroup sends is not described: a fork."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         if not pkts.from_host:
             return Decision.none(pkts, "no local socket: the packet was not generated here")

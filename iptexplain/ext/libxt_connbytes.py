@@ -5,7 +5,7 @@ The count lives in the kernel; a trace of a new connection knows it is small, ot
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
 
@@ -72,7 +72,7 @@ class Connbytes(Match):
     def decide(self, pkts, ctx):
         """Bytes/packets the connection has seen: a first packet is packet 1 of the
         original direction; other counts and later packets fork."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         what = self.describe()
         v = self.get("connbytes")

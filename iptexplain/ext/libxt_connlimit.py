@@ -5,7 +5,7 @@ The count lives in the kernel: a trace cannot know it and forks on it.
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
 
@@ -62,7 +62,7 @@ class Connlimit(Match):
 
     def decide(self, pkts, ctx):
         """The number of connections from/to the address lives in the kernel: a fork."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         rel = "more than" if self.above else "at most"
         label = f"{rel} {self.limit} connections per {self.side} address"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -23,7 +23,7 @@ class Connmark(Match):
 
     def decide(self, pkts, ctx):
         """``(ctmark & mask) == value``: a new connection starts with mark 0, CONNMARK sets it."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         v = self.get("mark")
         value, mask = v.value

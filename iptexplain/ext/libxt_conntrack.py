@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from iptexplain.addr import parse_address
-from iptexplain.errors import OptionError
+from iptexplain.core.addr import parse_address
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 from iptexplain.ext.libxt_state import fmt_states, parse_states
@@ -135,7 +135,7 @@ class Conntrack(Match):
         The original tuple is what conntrack saw first (before DNAT), the reply tuple carries
         the NAT; an untracked or invalid packet matches only a pure ``--ctstate`` test.
         """
-        from iptexplain.netfilter.packets import CT_STATES, Decision, masked_set, span
+        from iptexplain.core.packets import CT_STATES, Decision, masked_set, span
 
         conn = ctx.conn
         tests = []
@@ -166,7 +166,7 @@ class Conntrack(Match):
         v = self.get("ctproto")
         if v is not None:
             from iptexplain.netfilter.ipheader import proto_number, proto_text
-            from iptexplain.netfilter.packets import point
+            from iptexplain.core.packets import point
 
             tests.append(lambda p, v=v: Decision.split(p, "proto", point(proto_number(v.value)), v.invert,
                                                          "ctproto", show=proto_text))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -31,7 +31,7 @@ class Cpu(Match):
 
     def decide(self, pkts, ctx):
         """Which CPU handles the packet is the kernel's choice: a fork."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         what = self.describe()
         return Decision.fork(pkts, what, f"processed on the CPU in {what}", "processed on another CPU")

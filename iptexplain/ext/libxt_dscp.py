@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt
 from iptexplain.ext.dscp_helper import dscp, dscp_class
@@ -44,7 +44,7 @@ class Dscp(Match):
 
     def decide(self, pkts, ctx):
         """The DSCP bits: the upper six bits of the TOS / traffic class byte."""
-        from iptexplain.netfilter.packets import Decision, span
+        from iptexplain.core.packets import Decision, span
 
         value, inv = self.dscp
         return Decision.split(pkts, "tos", span(value << 2, value << 2 | 3), inv, "dscp",

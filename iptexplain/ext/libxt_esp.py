@@ -37,7 +37,7 @@ class Esp(Match):
 
     def decide(self, pkts, ctx):
         """The SPI of the ESP packet is not described: a fork."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         what = self.describe()
         return Decision.fork(pkts, what, f"{what}", f"not {what}")

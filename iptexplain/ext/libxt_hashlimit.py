@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
 from iptexplain.ext.rate import _atoi, parse_rate, print_rate
@@ -238,7 +238,7 @@ class Hashlimit(Match):
     def decide(self, pkts, ctx):
         """A per-flow token bucket: its state is in the kernel, so a fork.  A first packet
         finds its bucket full: under the rate (upto matches, above does not) comes first."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         name = self.value("name")
         under, over = f"under the rate of hashlimit {name}", f"over the rate of hashlimit {name}"

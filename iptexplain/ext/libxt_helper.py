@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -43,7 +43,7 @@ class Helper(Match):
     def decide(self, pkts, ctx):
         """The connection's helper: only what ``CT --helper`` in raw attached (automatic
         helper assignment is off since Linux 4.7)."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         want = self.helper
         have = ctx.conn.helper

@@ -20,7 +20,7 @@ class IpComp(Match):
 
     def decide(self, pkts, ctx):
         """The IPComp header's SPI is not described: a fork."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         what = self.describe()
         return Decision.fork(pkts, what, f"{what}", f"not {what}")

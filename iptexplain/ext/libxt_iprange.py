@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from iptexplain.addr import int_to_ip, parse_ip
-from iptexplain.errors import OptionError
+from iptexplain.core.addr import int_to_ip, parse_ip
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType
 
@@ -50,7 +50,7 @@ class IPRangeMatch(Match):
 
     def decide(self, pkts, ctx):
         """Source/destination within an inclusive address range."""
-        from iptexplain.netfilter.packets import Decision, span
+        from iptexplain.core.packets import Decision, span
 
         tests = []
         for key, field, what in (("src_range", "src", "source"), ("dst_range", "dst", "destination")):

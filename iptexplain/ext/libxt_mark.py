@@ -28,7 +28,7 @@ class Mark(Match):
 
     def decide(self, pkts, ctx):
         """``(nfmark & mask) == value`` (xt_mark's mark_mt); earlier MARK rules set nfmark."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         v = self.get("mark")
         value, mask = v.value

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, fmt_portrange, parse_port
 
@@ -82,7 +82,7 @@ class Multiport(Match):
 
     def decide(self, pkts, ctx):
         """Ports in the list (``--ports``: the source or the destination port)."""
-        from iptexplain.netfilter.packets import Decision, fmt_set, normalize, single
+        from iptexplain.core.packets import Decision, fmt_set, normalize, single
 
         key, v = self.values[0]
         ports = normalize(v.value)

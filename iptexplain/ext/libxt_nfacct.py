@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -24,7 +24,7 @@ class Nfacct(Match):
 
     def decide(self, pkts, ctx):
         """Counts the packet in an accounting object; always matches."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         return Decision.all(pkts, f"counted in nfacct {self.object_name}")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType
 
@@ -36,7 +36,7 @@ class PktType(Match):
     def decide(self, pkts, ctx):
         """The link-layer type: what the destination says (a broadcast or multicast address,
         else unicast to this host, or otherhost for frames to another MAC)."""
-        from iptexplain.netfilter.packets import Decision, EMPTY
+        from iptexplain.core.packets import Decision, EMPTY
 
         v = self.get("pkt_type")
         if pkts.from_host:
@@ -45,7 +45,7 @@ class PktType(Match):
             types = ctx.router.addr_types(pkts.dst)
             kinds = {"broadcast": types.get("BROADCAST", EMPTY), "multicast": types.get("MULTICAST", EMPTY)}
             rest = pkts.dst
-            from iptexplain.netfilter.packets import subtract
+            from iptexplain.core.packets import subtract
 
             for part in kinds.values():
                 rest = subtract(rest, part)

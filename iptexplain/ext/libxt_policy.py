@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from iptexplain.addr import Address, int_to_ip, parse_address
-from iptexplain.errors import OptionError
+from iptexplain.core.addr import Address, int_to_ip, parse_address
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, Value, parse_uint, types
 
@@ -175,7 +175,7 @@ class Policy(Match):
     def decide(self, pkts, ctx):
         """IPsec policy: a described flow is plain IP (no IPsec), so ``--pol none`` matches
         and ``--pol ipsec`` does not."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         pol = self.value("pol", "ipsec")
         if pol == "none":

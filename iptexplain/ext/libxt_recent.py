@@ -7,8 +7,8 @@ it, so the tracer forks on the check operations.
 
 from __future__ import annotations
 
-from iptexplain.addr import Address, int_to_ip, parse_ip
-from iptexplain.errors import OptionError
+from iptexplain.core.addr import Address, int_to_ip, parse_ip
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
 
@@ -119,7 +119,7 @@ class Recent(Match):
     def decide(self, pkts, ctx):
         """``--set`` always matches (it records the address); ``--rcheck``/``--update``/
         ``--remove`` depend on the kernel's list, which a trace cannot see: a fork."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         op = self.operation
         side = "source" if self.side == "source" else "destination"

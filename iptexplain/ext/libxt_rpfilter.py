@@ -25,7 +25,7 @@ class RpFilter(Match):
 
     def decide(self, pkts, ctx):
         """Reverse-path check: would a reply to the source leave by the in-interface?"""
-        from iptexplain.netfilter.packets import Decision, EMPTY, union
+        from iptexplain.core.packets import Decision, EMPTY, union
 
         if pkts.iniface is None or ctx.router is None:
             return Decision.all(pkts, "locally generated: passes rpfilter") if not self.inverted else Decision.none(pkts, "locally generated")

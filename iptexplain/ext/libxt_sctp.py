@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 
@@ -40,7 +40,7 @@ class Sctp(Match):
     def decide(self, pkts, ctx):
         """SCTP ports; the chunk types of the packet are not described: a fork."""
         from iptexplain.ext.libxt_tcp import port_tests
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         tests = port_tests(self)
         v = self.get("chunk_types")

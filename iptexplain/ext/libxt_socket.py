@@ -32,7 +32,7 @@ class Socket(Match):
 
     def decide(self, pkts, ctx):
         """Whether a local socket takes the packet depends on the host's sockets: a fork."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         what = self.describe()
         return Decision.fork(pkts, what, "a local socket matches the packet", "no local socket matches")

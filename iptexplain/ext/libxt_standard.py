@@ -20,6 +20,6 @@ class Standard(Target):
 
     def apply(self, pkts, ctx):
         """ACCEPT / DROP / RETURN / QUEUE: the verdict itself."""
-        from iptexplain.netfilter.context import Effect
+        from iptexplain.core.context import Effect
 
         return Effect(self.verdict, queue="0" if self.verdict == "QUEUE" else None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 
@@ -95,7 +95,7 @@ class Statistic(Match):
         """Chance, not the packet, decides: a fork.  Random mode carries its probability (the
         tracer multiplies along a kube-proxy cascade: 1/3, 1/3, 1/3); nth mode says which
         packet of each ``--every`` matches.  The choice is made once, on the first packet."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         if self.mode == "random":
             p = self.probability

@@ -10,7 +10,7 @@ import calendar
 import time as _time
 from dataclasses import dataclass
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 
@@ -158,7 +158,7 @@ class Time(Match):
 
     def decide(self, pkts, ctx):
         """The time the packet arrives decides: a fork."""
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         what = self.describe()
         return Decision.fork(pkts, what, f"at a time within {what}", "at another time")

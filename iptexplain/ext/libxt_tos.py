@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt
 from iptexplain.ext.tos_values import tosmask
@@ -41,7 +41,7 @@ class Tos(Match):
 
     def decide(self, pkts, ctx):
         """``(tos & mask) == value``."""
-        from iptexplain.netfilter.packets import Decision, masked_set
+        from iptexplain.core.packets import Decision, masked_set
 
         value, mask = self.tos
         inv = self.get("tos").invert

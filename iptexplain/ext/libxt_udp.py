@@ -29,7 +29,7 @@ class Udp(Match):
 
     @classmethod
     def from_listing(cls, tail) -> "Udp":
-        from iptexplain.errors import OptionError
+        from iptexplain.core.errors import OptionError
         from iptexplain.ext.libxt_tcp import read_listing_ports
 
         tail.expect("udp")
@@ -43,7 +43,7 @@ class Udp(Match):
     def decide(self, pkts, ctx):
         """Which packets have these ports (xt_tcpudp's udp_mt)."""
         from iptexplain.ext.libxt_tcp import port_tests
-        from iptexplain.netfilter.packets import Decision
+        from iptexplain.core.packets import Decision
 
         tests = port_tests(self)
         return Decision.conjunction(pkts, tests)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from iptexplain.addr import int_to_ip, parse_ip
-from iptexplain.errors import OptionError
+from iptexplain.core.addr import int_to_ip, parse_ip
+from iptexplain.core.errors import OptionError
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ largest unit that keeps it exact, so ``60/min`` is saved as ``1/sec``.
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 
 UNITS = (("second", 1), ("minute", 60), ("hour", 3600), ("day", 86400))
 PRINT_UNITS = (("day", 86400), ("hour", 3600), ("min", 60), ("sec", 1))

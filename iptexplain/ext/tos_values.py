@@ -6,7 +6,7 @@ number the mask 0xff.  Not an extension itself.
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 from iptexplain.ext.base import OptType, parse_uint
 
 TOS_NAMES = {"minimize-delay": 0x10, "maximize-throughput": 0x08, "maximize-reliability": 0x04,

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from iptexplain.addr import int_to_ip, parse_address
+from iptexplain.core.addr import int_to_ip, parse_address
 from iptexplain.host import HostModel
 from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter.branch import State
-from iptexplain.netfilter.context import Connection
-from iptexplain.netfilter.packets import U8, U16, IntSet, Packets, masked_set, point, single, span, subtract, union
+from iptexplain.core.context import Connection
+from iptexplain.core.packets import U8, U16, IntSet, Packets, masked_set, point, single, span, subtract, union
 from iptexplain.netfilter.routing import BITS, Router
 from iptexplain.netfilter.trace import Flow
 
@@ -22,7 +22,7 @@ TCP_ACK = 0x10
 
 
 def _addr_set(text: str, family: int) -> IntSet:
-    from iptexplain.errors import InputError, OptionError
+    from iptexplain.core.errors import InputError, OptionError
 
     try:
         a = parse_address(text, family)
@@ -84,7 +84,7 @@ def initial_state(flow: Flow, host: HostModel, router: Router, notes: list[str])
     if flow.from_container:
         caddr = _container_address(flow.from_container, host, fam)
         if caddr is None:
-            from iptexplain.errors import InputError
+            from iptexplain.core.errors import InputError
 
             raise InputError(f"no container {flow.from_container!r} in the host model", "<flow>")
         src = point(caddr)
@@ -148,14 +148,14 @@ def initial_state(flow: Flow, host: HostModel, router: Router, notes: list[str])
 
 
 def _no_address(iface: str | None):
-    from iptexplain.errors import InputError
+    from iptexplain.core.errors import InputError
 
     return InputError(f"no address known on {iface}: give --dst or --iface {iface}=ADDR/PREFIX", "<flow>")
 
 
 def _container_address(name: str, host: HostModel, family: int) -> int | None:
-    from iptexplain.addr import parse_ip
-    from iptexplain.errors import OptionError
+    from iptexplain.core.addr import parse_ip
+    from iptexplain.core.errors import OptionError
 
     try:
         fam, v = parse_ip(name)

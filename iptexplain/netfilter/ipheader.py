@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from iptexplain.addr import Address, int_to_ip
+from iptexplain.core.addr import Address, int_to_ip
 from iptexplain.graph import IPHeader
-from iptexplain.netfilter.context import MatchContext
-from iptexplain.netfilter.packets import Decision, Packets, fmt_set, masked_set, point, single
+from iptexplain.core.context import MatchContext
+from iptexplain.core.packets import Decision, Packets, fmt_set, masked_set, point, single
 from iptexplain.parse.rulespec import PROTO_NAMES, PROTO_NUMBERS
 
 

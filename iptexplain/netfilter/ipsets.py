@@ -9,7 +9,7 @@ exactly; without them (no dump given) the rule forks, labelled with the set and 
 from __future__ import annotations
 
 from iptexplain.ipset import IpSet, parse_ipset_save
-from iptexplain.netfilter.packets import Decision, Packets, intersect, normalize, point, single
+from iptexplain.core.packets import Decision, Packets, intersect, normalize, point, single
 
 
 def decide_set(m, pkts: Packets, ctx) -> Decision:

@@ -8,9 +8,9 @@ ruleset cannot predict, so the tracer keeps the whole range as the packets' new 
 
 from __future__ import annotations
 
-from iptexplain.addr import int_to_ip
-from iptexplain.netfilter.context import ACCEPT, DROP, Effect, MatchContext
-from iptexplain.netfilter.packets import IntSet, Packets, fmt_set, single, span, union
+from iptexplain.core.addr import int_to_ip
+from iptexplain.core.context import ACCEPT, DROP, Effect, MatchContext
+from iptexplain.core.packets import IntSet, Packets, fmt_set, single, span, union
 
 PORT_PROTOS = frozenset({6, 17, 132, 33, 136})  # tcp udp sctp dccp udplite: ports are rewritten
 
@@ -99,7 +99,7 @@ def redirect(pkts: Packets, ctx: MatchContext, to_ports: tuple[int, int] | None)
     """DNAT to the host: the in-interface's primary address (PREROUTING) or loopback (OUTPUT)."""
     fam = pkts.family
     if ctx.hook == "OUTPUT" or pkts.iniface is None:
-        from iptexplain.addr import parse_ip
+        from iptexplain.core.addr import parse_ip
 
         addr = parse_ip("127.0.0.1" if fam == 4 else "::1")[1]
     else:

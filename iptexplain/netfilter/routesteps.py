@@ -10,7 +10,7 @@ from typing import Any
 
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.branch import Branching, State
-from iptexplain.netfilter.packets import point, single
+from iptexplain.core.packets import point, single
 from iptexplain.netfilter.rewrites import endpoint
 from iptexplain.netfilter.trace import Condition, Path, Step
 

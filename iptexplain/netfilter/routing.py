@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from iptexplain.addr import int_to_ip, parse_address, parse_ip
+from iptexplain.core.addr import int_to_ip, parse_address, parse_ip
 from iptexplain.host import HostModel
-from iptexplain.netfilter.packets import EMPTY, IntSet, intersect, prefix_set, subtract
+from iptexplain.core.packets import EMPTY, IntSet, intersect, prefix_set, subtract
 
 BITS = {4: 32, 6: 128}
 V4_LOOPBACK = parse_address("127.0.0.0/8")
@@ -103,7 +103,7 @@ class Router:
         self.local_table = local
         self.main_table = main
         self.local_addrs: IntSet = EMPTY
-        from iptexplain.netfilter.packets import normalize
+        from iptexplain.core.packets import normalize
 
         self.local_addrs = normalize(iv for s, _, res in local if res.type == "local" for iv in s)
 
@@ -169,7 +169,7 @@ class Router:
         rest = addrs
 
         def put(kind: str, part: IntSet) -> None:
-            from iptexplain.netfilter.packets import union
+            from iptexplain.core.packets import union
 
             out[kind] = union(out.get(kind, EMPTY), part)
 

@@ -6,7 +6,7 @@ import re
 import sys
 from pathlib import Path
 
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.parse.partial import missing_tables_note
 

@@ -227,7 +227,7 @@ class DeferredBook:
         modules whose save form depends on the family get the table's."""
         import dataclasses
 
-        from iptexplain.errors import InputError
+        from iptexplain.core.errors import InputError
         from iptexplain.ext.base import ChainJump
         from iptexplain.parse.save import family_error, hook_error, jump_error, table_error
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from socket import AF_INET6, inet_aton, inet_pton
 
-from iptexplain.errors import InputError, OptionError
+from iptexplain.core.errors import InputError, OptionError
 from iptexplain.graph import STANDARD_VERDICTS, Rule
 
 _HEADER = Rule.__dict__["header"]

@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from iptexplain.addr import Address, check_iface, parse_address
-from iptexplain.errors import InputError, OptionError
+from iptexplain.core.addr import Address, check_iface, parse_address
+from iptexplain.core.errors import InputError, OptionError
 from iptexplain.ext import MATCHES, load_all, target_class
 from iptexplain.ext.base import (ChainJump, ListingTail, Match, OpaqueMatch,
                                  OpaqueTarget, Target)

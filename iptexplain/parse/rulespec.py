@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from iptexplain.addr import check_iface, parse_address
-from iptexplain.errors import OptionError
+from iptexplain.core.addr import check_iface, parse_address
+from iptexplain.core.errors import OptionError
 from iptexplain.ext import match_class, target_class
 from iptexplain.ext.base import ChainJump, Extension, Match, OpaqueMatch, OpaqueTarget, Target
 from iptexplain.graph import STANDARD_VERDICTS, IPHeader

@@ -14,7 +14,7 @@ import gc
 import re
 from typing import Iterable
 
-from iptexplain.errors import InputError, OptionError
+from iptexplain.core.errors import InputError, OptionError
 from iptexplain.ext.base import Extension
 from iptexplain.graph import BUILTIN_CHAINS, Chain, Counters, Rule, Ruleset, Table
 from iptexplain.parse.lazy import LazyRule, lazy_plan

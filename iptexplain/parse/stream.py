@@ -27,7 +27,7 @@ import sys
 import time
 from typing import BinaryIO, Iterable, Iterator
 
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
 
 HEAD = 1 << 16

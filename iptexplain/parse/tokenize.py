@@ -8,7 +8,7 @@ takes the fast path.
 
 from __future__ import annotations
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 
 
 def split_args(line: str) -> list[str]:

@@ -39,7 +39,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.style import Style
 
-from iptexplain.errors import InputError
+from iptexplain.core.errors import InputError
 from iptexplain.ext.base import ChainJump, Extension, extension_name
 from iptexplain.graph import Chain, Counters, IPHeader, Rule, Ruleset, Table
 

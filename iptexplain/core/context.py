@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from iptexplain.netfilter.packets import IntSet, Packets
+from iptexplain.core.packets import IntSet, Packets
 
 # Verdicts a target can give (netfilter's words; CONTINUE is XT_CONTINUE).
 CONTINUE = "CONTINUE"

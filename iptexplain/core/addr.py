@@ -12,7 +12,7 @@ import socket
 from dataclasses import dataclass
 from functools import lru_cache
 
-from iptexplain.errors import OptionError
+from iptexplain.core.errors import OptionError
 
 V4_BITS = 32
 V6_BITS = 128

@@ -225,7 +225,7 @@ class Packets:
         return 32 if self.family == 4 else 128
 
     def addr_text(self, name: str) -> str:
-        from iptexplain.addr import int_to_ip
+        from iptexplain.core.addr import int_to_ip
 
         value = getattr(self, name)
         label = self.extra.get("labels", {}).get(name)
