@@ -177,7 +177,7 @@ def _check_addr(ctx: click.Context, param: click.Parameter, value: str | None) -
 def _check_proto(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    from iptexplain.parse.rulespec import PROTO_ALIASES, PROTO_NAMES, PROTO_NUMBERS
+    from iptexplain.core.protocols import PROTO_ALIASES, PROTO_NAMES, PROTO_NUMBERS
 
     v = PROTO_ALIASES.get(value.lower(), value.lower())
     if v in ("all", "0"):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from iptexplain.core.addr import parse_address
 from iptexplain.core.errors import InputError, OptionError
 from iptexplain.core.packets import masked_set, point, span
-from iptexplain.parse.rulespec import PROTO_NUMBERS
+from iptexplain.core.protocols import PROTO_NUMBERS
 
 
 @dataclass(slots=True)

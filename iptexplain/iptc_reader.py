@@ -26,7 +26,7 @@ import sys
 from typing import Any
 
 from iptexplain.core.addr import Address
-from iptexplain.parse.rulespec import canonical_proto
+from iptexplain.core.protocols import canonical_proto
 from iptexplain.parse.tokenize import split_args
 
 IFNAMSIZ = 16

@@ -825,8 +825,8 @@ def test_live_trace_equals_trace_of_saved_dump(netns, backend: str) -> None:
     req = load_request(SEED, backend)
     req["code"] = LIVE_CODE + r'''
 import pickle, base64
-from iptexplain.netfilter.tracer import trace_flow
 from iptexplain.netfilter.trace import Flow
+from iptexplain.netfilter.tracer import trace_flow
 from iptexplain.render.json_out import trace_json
 out["traces"] = [trace_json(trace_flow(rs, Flow(**f), host)) for f in req["flows"]]
 import shutil, re

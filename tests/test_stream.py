@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import iptexplain.parse.stream as stream
 from iptexplain.core.errors import InputError
 from iptexplain.parse import load, parse_text, read_input
+import iptexplain.parse.stream as stream
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import gen_kube  # noqa: E402

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from iptexplain.core.errors import InputError
+from iptexplain.core.packets import (Decision, Packets, intersect, masked_set, normalize, point,
+                                     span, subtract)
 from iptexplain.host import HostModel, IfAddr, Interface, Route
 from iptexplain.hostinfer import complete_host, parse_host_options
 from iptexplain.ipset import parse_ipset_save
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.hooks import HOOK_ORDER, entries
-from iptexplain.core.packets import (Decision, Packets, intersect, masked_set, normalize, point,
-                                          span, subtract)
 from iptexplain.netfilter.trace import Flow
 from iptexplain.netfilter.tracer import trace_flow
-from iptexplain.core.errors import InputError
 from iptexplain.parse import load, parse_text
 
 from trace_paths import hooks_seen, kernel_path, tables_seen

@@ -16,7 +16,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from iptexplain.netfilter.trace import Condition
+from iptexplain.core.addr import int_to_ip
+from iptexplain.core.protocols import PROTO_NAMES
+
+@dataclass(slots=True)
+class Condition:
+    """What must hold for a branch of a fork: a label, and a probability when one is known."""
+
+    text: str
+    probability: float | None = None
+
 
 IntSet = tuple[tuple[int, int], ...]
 
@@ -225,8 +234,6 @@ class Packets:
         return 32 if self.family == 4 else 128
 
     def addr_text(self, name: str) -> str:
-        from iptexplain.core.addr import int_to_ip
-
         value = getattr(self, name)
         label = self.extra.get("labels", {}).get(name)
         if label is not None and label[0] == value:
@@ -235,8 +242,6 @@ class Packets:
 
     def summary(self) -> dict[str, Any]:
         """The fields a view shows for an outcome (final addresses and ports after rewrites)."""
-        from iptexplain.parse.rulespec import PROTO_NAMES
-
         out: dict[str, Any] = {"src": self.addr_text("src"), "dst": self.addr_text("dst")}
         p = single(self.proto)
         out["proto"] = PROTO_NAMES.get(p, str(p)) if p is not None else fmt_set(self.proto)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from iptexplain.core.addr import parse_address
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target
-from iptexplain.core.addr import parse_address
 
 
 def fmt_pfx(a) -> str:

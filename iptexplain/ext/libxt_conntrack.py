@@ -32,7 +32,7 @@ address = OptType("address", lambda a: parse_address(a[0]), lambda v: [_fmt_ctad
 
 
 def _ctproto(text: str) -> str:
-    from iptexplain.parse.rulespec import canonical_proto
+    from iptexplain.core.protocols import canonical_proto
 
     p = canonical_proto(text)
     if p is None:
@@ -42,7 +42,7 @@ def _ctproto(text: str) -> str:
 
 def _fmt_ctproto(name: str) -> str:
     """iptables-save prints the protocol number (``--ctproto 6``)."""
-    from iptexplain.parse.rulespec import PROTO_NUMBERS
+    from iptexplain.core.protocols import PROTO_NUMBERS
 
     return str(PROTO_NUMBERS.get(name, name))
 
@@ -81,7 +81,7 @@ class Conntrack(Match):
                         "ctstatus", "ctexpire", "ctdir")
 
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.parse.rulespec import PROTO_NUMBERS
+        from iptexplain.core.protocols import PROTO_NUMBERS
 
         out: list[str] = []
         for key in self.listing_keywords:
@@ -165,7 +165,8 @@ class Conntrack(Match):
             tests.append(tracked)
         v = self.get("ctproto")
         if v is not None:
-            from iptexplain.netfilter.ipheader import proto_number, proto_text
+            from iptexplain.core.protocols import proto_number
+            from iptexplain.netfilter.ipheader import proto_text
             from iptexplain.core.packets import point
 
             tests.append(lambda p, v=v: Decision.split(p, "proto", point(proto_number(v.value)), v.invert,

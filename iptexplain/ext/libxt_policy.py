@@ -207,7 +207,7 @@ class Policy(Match):
             else:
                 value = words[i + 1]
                 if w == "--proto" and numeric and not value.isdigit():
-                    from iptexplain.parse.rulespec import PROTO_NUMBERS
+                    from iptexplain.core.protocols import PROTO_NUMBERS
 
                     value = str(PROTO_NUMBERS.get(value, value))
                 elements[-1] += [w[2:], value]

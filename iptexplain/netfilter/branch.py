@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from iptexplain.core.context import Connection
+from iptexplain.core.packets import Decision, IntSet, Packets
 from iptexplain.graph import Chain, Rule, Ruleset, Table
 from iptexplain.host import HostModel
 from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter import trace as T
-from iptexplain.core.context import Connection
-from iptexplain.core.packets import Decision, IntSet, Packets
 from iptexplain.netfilter.routing import RouteResult, Router
 from iptexplain.netfilter.trace import Condition, Fork, Outcome, Path, Step
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
+from iptexplain.core.context import ACCEPT, CONTINUE, DROP, QUEUE, REJECT, RETURN, Effect, MatchContext
+from iptexplain.core.packets import Decision, Packets, single
 from iptexplain.ext.base import ChainJump, OpaqueMatch, OpaqueTarget, extension_name
 from iptexplain.graph import Chain, Rule
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.branch import Branching, Frame, State
-from iptexplain.core.context import ACCEPT, CONTINUE, DROP, QUEUE, REJECT, RETURN, Effect, MatchContext
 from iptexplain.netfilter.conntrack import nat_table_done
 from iptexplain.netfilter.facts import INDEX_MIN_RULES, ChainIndex
 from iptexplain.netfilter.ipheader import header_deciders
-from iptexplain.core.packets import Decision, Packets, single
 from iptexplain.netfilter.rewrites import rewrite_steps
 from iptexplain.netfilter.routing import BITS
 from iptexplain.netfilter.trace import Condition, Path, Step

@@ -7,11 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from iptexplain.core.addr import int_to_ip, parse_address
+from iptexplain.core.context import Connection
+from iptexplain.core.packets import U8, U16, IntSet, Packets, masked_set, point, single, span, subtract, union
+from iptexplain.core.protocols import canonical_proto, proto_number
+from iptexplain.ext.libip6t_icmp6 import ICMPV6_TYPES
+from iptexplain.ext.libxt_icmp import parse_icmp_type
 from iptexplain.host import HostModel
 from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter.branch import State
-from iptexplain.core.context import Connection
-from iptexplain.core.packets import U8, U16, IntSet, Packets, masked_set, point, single, span, subtract, union
 from iptexplain.netfilter.routing import BITS, Router
 from iptexplain.netfilter.trace import Flow
 
@@ -35,10 +38,6 @@ def _addr_set(text: str, family: int) -> IntSet:
 
 def initial_state(flow: Flow, host: HostModel, router: Router, notes: list[str]) -> State:
     """The packets of the flow where they enter netfilter, and where that is."""
-    from iptexplain.ext.libxt_icmp import parse_icmp_type
-    from iptexplain.netfilter.ipheader import proto_number
-    from iptexplain.parse.rulespec import canonical_proto
-
     fam = flow.family
     full = ((0, (1 << BITS[fam]) - 1),)
     proto_name = flow.proto
@@ -61,8 +60,6 @@ def initial_state(flow: Flow, host: HostModel, router: Router, notes: list[str])
     if pnum in (1, 58):
         if flow.icmp_type:
             if fam == 6:
-                from iptexplain.ext.libip6t_icmp6 import ICMPV6_TYPES
-
                 t, lo, hi = parse_icmp_type(flow.icmp_type, ICMPV6_TYPES)
             else:
                 t, lo, hi = parse_icmp_type(flow.icmp_type)

@@ -8,14 +8,10 @@ from __future__ import annotations
 from typing import Callable
 
 from iptexplain.core.addr import Address, int_to_ip
-from iptexplain.graph import IPHeader
 from iptexplain.core.context import MatchContext
 from iptexplain.core.packets import Decision, Packets, fmt_set, masked_set, point, single
-from iptexplain.parse.rulespec import PROTO_NAMES, PROTO_NUMBERS
-
-
-def proto_number(name: str) -> int:
-    return PROTO_NUMBERS[name] if name in PROTO_NUMBERS else int(name)
+from iptexplain.core.protocols import PROTO_NAMES, proto_number
+from iptexplain.graph import IPHeader
 
 
 def proto_text(s) -> str:

@@ -8,8 +8,8 @@ exactly; without them (no dump given) the rule forks, labelled with the set and 
 
 from __future__ import annotations
 
-from iptexplain.ipset import IpSet, parse_ipset_save
 from iptexplain.core.packets import Decision, Packets, intersect, normalize, point, single
+from iptexplain.ipset import IpSet, parse_ipset_save
 
 
 def decide_set(m, pkts: Packets, ctx) -> Decision:

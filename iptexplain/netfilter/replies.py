@@ -7,12 +7,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from iptexplain.core.packets import U8, Packets, point, single
 from iptexplain.graph import Ruleset
 from iptexplain.host import HostModel
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.branch import Branching, State
 from iptexplain.netfilter.flowstate import initial_state
-from iptexplain.core.packets import U8, Packets, point, single
 from iptexplain.netfilter.routing import Router
 from iptexplain.netfilter.trace import Condition, Flow, Fork, Outcome, Path, Step, Trace
 

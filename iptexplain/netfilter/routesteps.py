@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from iptexplain.core.packets import point, single
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.branch import Branching, State
-from iptexplain.core.packets import point, single
 from iptexplain.netfilter.rewrites import endpoint
 from iptexplain.netfilter.trace import Condition, Path, Step
 

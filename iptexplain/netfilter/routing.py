@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iptexplain.core.addr import int_to_ip, parse_address, parse_ip
-from iptexplain.host import HostModel
 from iptexplain.core.packets import EMPTY, IntSet, intersect, prefix_set, subtract
+from iptexplain.host import HostModel
 
 BITS = {4: 32, 6: 128}
 V4_LOOPBACK = parse_address("127.0.0.0/8")

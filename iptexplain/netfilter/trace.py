@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from iptexplain.core.packets import Condition
 from iptexplain.graph import Rule
 
 
@@ -86,14 +87,6 @@ class Step:
     def decisive(self) -> bool:
         """Steps the default view shows: everything but rules that did not match."""
         return not (self.kind == RULE and self.matched is False)
-
-
-@dataclass(slots=True)
-class Condition:
-    """What must hold for a branch of a fork: a label, and a probability when one is known."""
-
-    text: str
-    probability: float | None = None
 
 
 # Outcome kinds.

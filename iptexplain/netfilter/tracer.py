@@ -32,13 +32,13 @@ from __future__ import annotations
 from typing import Any
 
 from iptexplain.core.addr import int_to_ip
+from iptexplain.core.packets import IntSet, fmt_set
 from iptexplain.graph import Ruleset
 from iptexplain.host import HostModel
 from iptexplain.netfilter.branch import HIDDEN_PARTS, MAX_BRANCHES, State, Stop
 from iptexplain.netfilter.cascades import flatten_cascades
 from iptexplain.netfilter.facts import conntrack_in_use, facts_of
 from iptexplain.netfilter.flowstate import initial_state
-from iptexplain.core.packets import IntSet, fmt_set
 from iptexplain.netfilter.pipeline import HookPipeline
 from iptexplain.netfilter.replies import Replies
 from iptexplain.netfilter.routing import Router

@@ -255,7 +255,8 @@ def _proto_eager(text: str) -> bool:
     v = _PROTO_MEMO.get(text)
     if v is None:
         from iptexplain.ext import match_class
-        from iptexplain.parse.rulespec import IMPLICIT_MATCH, canonical_proto
+        from iptexplain.core.protocols import canonical_proto
+        from iptexplain.parse.rulespec import IMPLICIT_MATCH
 
         try:
             p = canonical_proto(text)

@@ -25,12 +25,13 @@ from functools import lru_cache
 
 from iptexplain.core.addr import Address, check_iface, parse_address
 from iptexplain.core.errors import InputError, OptionError
+from iptexplain.core.protocols import canonical_proto
 from iptexplain.ext import MATCHES, load_all, target_class
 from iptexplain.ext.base import (ChainJump, ListingTail, Match, OpaqueMatch,
                                  OpaqueTarget, Target)
 from iptexplain.graph import (BUILTIN_CHAINS, STANDARD_VERDICTS, Chain, Counters, IPHeader, Rule,
                               Ruleset, Table)
-from iptexplain.parse.rulespec import IPTABLES_MATCHES, IPTABLES_TARGETS, canonical_proto
+from iptexplain.parse.rulespec import IPTABLES_MATCHES, IPTABLES_TARGETS
 from iptexplain.parse.save import infer_table
 
 TABLES = tuple(BUILTIN_CHAINS)
