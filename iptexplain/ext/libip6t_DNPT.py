@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from iptexplain.core.addr import parse_address
+from iptexplain.core.addr import int_to_ip, parse_address
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import fmt_set, intersect, masked_set, normalize
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target
 
@@ -35,10 +37,6 @@ class Dnpt(Target):
         """Stateless IPv6 prefix translation (RFC 6296): ``--src-pfx`` becomes ``--dst-pfx``;
         the kernel also adjusts one 16-bit word of the interface identifier to keep checksums
         neutral, which this trace does not compute.  The packet continues."""
-        from iptexplain.core.addr import int_to_ip
-        from iptexplain.core.context import CONTINUE, Effect
-        from iptexplain.core.packets import fmt_set, intersect, masked_set, normalize
-
         src, dst = self.value("src_pfx"), self.value("dst_pfx")
         field = self.address
         have = getattr(pkts, field)

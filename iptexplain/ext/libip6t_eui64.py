@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match
 
@@ -15,8 +17,6 @@ class Eui64(Match):
 
     def decide(self, pkts, ctx):
         """Whether the source's interface identifier is derived from the sender's MAC: not described, a fork."""
-        from iptexplain.core.packets import Decision
-
         what = self.describe()
         return Decision.fork(pkts, what, f"{what}", f"not {what}")
 
@@ -27,6 +27,4 @@ class Eui64(Match):
 
     @classmethod
     def from_listing(cls, tail) -> "Eui64":
-        from iptexplain.core.errors import OptionError
-
         raise OptionError("eui64 prints nothing in a listing")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 from iptexplain.ext.libxt_esp import save_spis
@@ -68,6 +69,4 @@ class Frag(Match):
 
     def decide(self, pkts, ctx):
         """Tests on the IPv6 fragment header: a described flow is not fragmented."""
-        from iptexplain.core.packets import Decision
-
         return Decision.none(pkts, "no fragment header in the flow")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.packets import Decision, fmt_icmp, span
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType
 from iptexplain.ext.libxt_icmp import parse_icmp_type
@@ -49,8 +50,6 @@ class Icmp6(Match):
 
     def decide(self, pkts, ctx):
         """ICMPv6 type and code (icmp6_type_code_match)."""
-        from iptexplain.core.packets import Decision, fmt_icmp, span
-
         v = self.get("type")
         if v is None:
             return Decision.all(pkts, "icmpv6")

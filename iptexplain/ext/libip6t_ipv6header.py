@@ -7,6 +7,7 @@ at least one of them.  iptables-save names them as /etc/protocols does.
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 
@@ -55,8 +56,6 @@ class Ipv6Header(Match):
 
     def decide(self, pkts, ctx):
         """The extension headers of the packet are not described: a fork."""
-        from iptexplain.core.packets import Decision
-
         what = self.describe()
         return Decision.fork(pkts, what, f"{what}", f"not {what}")
 

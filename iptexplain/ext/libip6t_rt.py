@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 
@@ -67,8 +68,6 @@ class Rt(Match):
 
     def decide(self, pkts, ctx):
         """Tests on the IPv6 routing header: a described flow carries none, so no match."""
-        from iptexplain.core.packets import Decision
-
         return Decision.none(pkts, "no routing header in the flow")
 
     # -- the -L face (rt_print: " rt type:0 segsleft:2 length:8 reserved 0-addrs a,b 0-not-strict")

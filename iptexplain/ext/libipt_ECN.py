@@ -3,6 +3,7 @@ the packet continues."""
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target, parse_uint, types
@@ -51,8 +52,6 @@ class EcnTarget(Target):
 
     def apply(self, pkts, ctx):
         """Rewrite ECN bits; nothing a later rule of the described flow tests changes."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         return Effect(CONTINUE, note="ECN bits rewritten")
 
     # -- the -L face (ECN_print: " ECN TCP remove" / " ECN ECE=1 CWR=0 ECT codepoint=2") -------

@@ -5,7 +5,9 @@ IPv6's ``HL`` target (libip6t_HL) subclasses this one and changes only its words
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import fmt_set, normalize, point
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
 
@@ -52,9 +54,6 @@ class TtlTarget(Target):
     def apply(self, pkts, ctx):
         """Set, decrement or increment the TTL / hop limit (saturating at 0 and 255); the packet
         continues."""
-        from iptexplain.core.context import CONTINUE, Effect
-        from iptexplain.core.packets import fmt_set, normalize, point
-
         op, n = self.operation
         if op == "set":
             new = point(n)

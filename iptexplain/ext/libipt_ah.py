@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 from iptexplain.ext.libxt_esp import save_spis
@@ -44,7 +45,5 @@ class Ah(Match):
 
     def decide(self, pkts, ctx):
         """The SPI of the AH packet is not described: a fork."""
-        from iptexplain.core.packets import Decision
-
         what = self.describe()
         return Decision.fork(pkts, what, f"{what}", f"not {what}")

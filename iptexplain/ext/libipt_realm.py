@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt
 from iptexplain.ext.libxt_devgroup import group
@@ -20,8 +21,6 @@ class Realm(Match):
 
     def decide(self, pkts, ctx):
         """The route realm is not in the host model: a fork."""
-        from iptexplain.core.packets import Decision
-
         what = self.describe()
         return Decision.fork(pkts, what, f"{what}", f"not {what}")
 

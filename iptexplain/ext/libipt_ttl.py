@@ -7,6 +7,7 @@ changes only its words.
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision, span
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -36,8 +37,6 @@ class Ttl(Match):
 
     def decide(self, pkts, ctx):
         """Compare the time to live / hop limit (ipt_ttl's ttl_mt, ip6t_hl's hl_mt6)."""
-        from iptexplain.core.packets import Decision, span
-
         op, n = self.comparison
         accept = {"eq": span(n, n), "ne": span(n, n), "lt": span(0, n - 1), "gt": span(n + 1, 255)}[op]
         return Decision.split(pkts, "ttl", accept, op == "ne", self.field)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target
@@ -36,6 +37,4 @@ class Audit(Target):
 
     def apply(self, pkts, ctx):
         """Write an audit record and continue."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         return Effect(CONTINUE, note="audit record written")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
@@ -20,8 +21,6 @@ class Checksum(Target):
 
     def apply(self, pkts, ctx):
         """Fill in the checksum; nothing a later rule tests changes."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         return Effect(CONTINUE, note="checksum filled in")
 
     # -- the -L face (CHECKSUM_print: " CHECKSUM fill") ----------------------------------------

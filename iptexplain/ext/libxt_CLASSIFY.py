@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target
@@ -45,6 +46,4 @@ class Classify(Target):
 
     def apply(self, pkts, ctx):
         """Set the packet's traffic-control class (skb->priority) and continue."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         return Effect(CONTINUE, note=f"tc class {self.value('set_class')}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
@@ -103,8 +104,6 @@ class ConnmarkTarget(Target):
     def apply(self, pkts, ctx):
         """Set the connection's mark, or copy it to/from the packet's mark; continue.
         Later ``-m connmark`` / ``-m mark`` rules see the result."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         op = self.op
 
         def shifted(v: int) -> int:

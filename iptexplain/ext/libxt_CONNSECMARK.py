@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
@@ -35,7 +36,5 @@ class ConnSecmark(Target):
 
     def apply(self, pkts, ctx):
         """Copy the security mark between packet and connection; continue."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         return Effect(CONTINUE, note="security mark " + ("saved to the connection" if self.has("save")
                                                         else "restored from the connection"))

@@ -7,6 +7,7 @@ The packet continues to the next rule (XT_CONTINUE).
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target, parse_uint, types
@@ -95,8 +96,6 @@ class CT(Target):
     def apply(self, pkts, ctx):
         """Set up the packet's conntrack before it is tracked: ``--notrack`` leaves it
         UNTRACKED (no conntrack, no NAT); a helper or zone is attached; the packet continues."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         if self.notrack:
             return Effect(CONTINUE, notrack=True, note="the packet will not be tracked (UNTRACKED, no NAT)")
         changes = {}

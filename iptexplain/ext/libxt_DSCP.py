@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import fmt_set, normalize
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target
 from iptexplain.ext.dscp_helper import dscp, dscp_class
@@ -42,9 +44,6 @@ class DscpTarget(Target):
 
     def apply(self, pkts, ctx):
         """Set the DSCP bits (the ECN bits stay); the packet continues."""
-        from iptexplain.core.context import CONTINUE, Effect
-        from iptexplain.core.packets import fmt_set, normalize
-
         new = normalize(((t & 0x03) | self.dscp << 2,) * 2 for lo, hi in pkts.tos for t in range(lo, hi + 1))
         if new == pkts.tos:
             return Effect(CONTINUE, note="dscp unchanged")

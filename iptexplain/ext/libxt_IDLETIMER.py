@@ -3,6 +3,7 @@ the packet continues."""
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
@@ -25,8 +26,6 @@ class IdleTimer(Target):
 
     def apply(self, pkts, ctx):
         """Restart an idle timer and continue."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         return Effect(CONTINUE, note=f"idle timer {self.value('label')} restarted")
 
     # -- the -L face (idletimer_tg_print_v1: " timeout:N label:L [alarm] [send_nl_msg]") -------

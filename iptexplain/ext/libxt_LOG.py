@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target, types
@@ -87,8 +88,6 @@ class Log(Target):
 
     def apply(self, pkts, ctx):
         """Write to the kernel log and continue with the next rule."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         prefix = self.value("prefix")
         return Effect(CONTINUE, note=f"logged{' with prefix ' + repr(prefix) if prefix else ''}")
 

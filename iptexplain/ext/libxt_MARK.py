@@ -6,6 +6,7 @@ Every spelling (--set-mark, --and-mark, --or-mark, --xor-mark) is one operation 
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
@@ -80,8 +81,6 @@ class MarkTarget(Target):
 
     def apply(self, pkts, ctx):
         """``mark = (mark & ~mask) ^ value``; the packet continues with the new mark."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         value, mask = self.xmark
         new = (pkts.mark & ~mask & FULL) ^ value
         if new == pkts.mark:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target, save_string, types
@@ -60,8 +61,6 @@ class Nflog(Target):
 
     def apply(self, pkts, ctx):
         """Hand a copy to user space (nflog group) and continue with the next rule."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         return Effect(CONTINUE, note=f"copied to nflog group {self.group}" + (f" prefix {self.prefix!r}" if self.prefix else ""))
 
     # -- the -L face (nflog_print: the save options without their dashes) ----------------------

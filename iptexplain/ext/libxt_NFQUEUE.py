@@ -6,6 +6,7 @@ program listens, otherwise it is dropped.
 
 from __future__ import annotations
 
+from iptexplain.core.context import QUEUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target, parse_uintrange, types
@@ -86,8 +87,6 @@ class NfQueue(Target):
     def apply(self, pkts, ctx):
         """Hand the packet to a program in user space, which gives the verdict: a fork.
         With ``--queue-bypass`` and no program listening the packet is accepted."""
-        from iptexplain.core.context import QUEUE, Effect
-
         lo, hi = self.queues
         q = str(lo) if lo == hi else f"{lo}:{hi}"
         return Effect(QUEUE, queue=q, note="no program listening: accepted (--queue-bypass)" if self.bypass

@@ -6,6 +6,7 @@ The packet continues to the next rule; conntrack later marks it UNTRACKED and NA
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.ext import register
 from iptexplain.ext.base import Target
 
@@ -31,8 +32,6 @@ class NoTrack(Target):
 
     def apply(self, pkts, ctx):
         """The old name of ``CT --notrack``: the packet stays untracked and continues."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         return Effect(CONTINUE, notrack=True, note="the packet will not be tracked (UNTRACKED, no NAT)")
 
     # -- the -L face: iptables 1.8 prints " NOTRACK" (the CT alias); older ones nothing --------

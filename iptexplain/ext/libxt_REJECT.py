@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.context import REJECT, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target
@@ -70,6 +71,4 @@ class Reject(Target):
 
     def apply(self, pkts, ctx):
         """Drop the packet and answer it; the answer is a new packet sent through OUTPUT."""
-        from iptexplain.core.context import REJECT, Effect
-
         return Effect(REJECT, reply=self.reply(pkts.family))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
@@ -29,6 +30,4 @@ class Secmark(Target):
 
     def apply(self, pkts, ctx):
         """Set the packet's security mark (SELinux context) and continue."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         return Effect(CONTINUE, note=f"security context {self.value('selctx')}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
@@ -59,8 +60,6 @@ class SetTarget(Target):
 
     def apply(self, pkts, ctx):
         """Add the packet's tuple to (or delete it from) an ipset and continue."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         parts = []
         if self.add_set:
             parts.append(f"added to set {self.add_set.name}")

@@ -3,6 +3,7 @@ handshake (libxt_SYNPROXY).  The SYN itself is consumed (NF_STOLEN/DROP)."""
 
 from __future__ import annotations
 
+from iptexplain.core.context import DROP, Effect
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
 
@@ -34,7 +35,5 @@ class SynProxy(Target):
     def apply(self, pkts, ctx):
         """A SYN is answered by the host with a SYN cookie and dropped; the connection to the
         server is opened only after the client's ACK comes back."""
-        from iptexplain.core.context import DROP, Effect
-
         return Effect(DROP, note="SYNPROXY answers the SYN itself (SYN cookie); the server sees the "
                       "connection after the client's ACK")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
@@ -31,8 +32,6 @@ class TcpMss(Target):
 
     def apply(self, pkts, ctx):
         """Rewrite the MSS option of SYN packets; nothing a later rule tests changes."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         what = f"MSS set to {self.mss}" if self.mss is not None else "MSS clamped to the path MTU"
         return Effect(CONTINUE, note=what + " (SYN packets)")
 

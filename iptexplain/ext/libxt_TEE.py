@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.addr import check_iface
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target
@@ -44,6 +45,4 @@ class Tee(Target):
 
     def apply(self, pkts, ctx):
         """Send a copy to another gateway; the original continues."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         return Effect(CONTINUE, note=f"a copy is sent to {self.value('gateway')}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import fmt_set, normalize
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
 from iptexplain.ext.tos_values import tosmask
@@ -63,9 +65,6 @@ class TosTarget(Target):
 
     def apply(self, pkts, ctx):
         """``tos = (tos & ~mask) ^ value``; the packet continues."""
-        from iptexplain.core.context import CONTINUE, Effect
-        from iptexplain.core.packets import fmt_set, normalize
-
         value, mask = self.xtos
         new = normalize(((t & ~mask & 0xFF) ^ value,) * 2 for lo, hi in pkts.tos for t in range(lo, hi + 1))
         if new == pkts.tos:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from iptexplain.core.addr import int_to_ip, parse_ip
+from iptexplain.core.context import UNKNOWN, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target, types
@@ -55,7 +56,5 @@ class TProxy(Target):
     def apply(self, pkts, ctx):
         """Hand the packet to a local transparent socket: the outcome depends on that socket
         and on policy routing by the mark, which the tracer does not model."""
-        from iptexplain.core.context import UNKNOWN, Effect
-
         return Effect(UNKNOWN, note=f"TPROXY to port {self.value('on_port')}: delivered to a transparent "
                       "socket if one listens (with policy routing on the mark), else dropped")

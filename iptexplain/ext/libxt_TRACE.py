@@ -5,6 +5,7 @@ With the nf_tables backend the trace goes to ``xtables-monitor --trace``; the pa
 
 from __future__ import annotations
 
+from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.ext import register
 from iptexplain.ext.base import Target
 
@@ -18,8 +19,6 @@ class Trace(Target):
 
     def apply(self, pkts, ctx):
         """Turn on the kernel's packet tracing for this packet and continue."""
-        from iptexplain.core.context import CONTINUE, Effect
-
         return Effect(CONTINUE, note="kernel tracing enabled for this packet")
 
     # -- the -L face: TRACE has no print function ----------------------------------------------

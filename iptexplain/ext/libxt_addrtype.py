@@ -7,6 +7,7 @@ from the host model, which is why Docker's nat PREROUTING rule needs one.
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import EMPTY, Decision, union
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 
@@ -81,8 +82,6 @@ class AddrType(Match):
     def decide(self, pkts, ctx):
         """The routing type of the source/destination address, from the host model's local
         table (``--limit-iface-in/out``: LOCAL only on that interface)."""
-        from iptexplain.core.packets import Decision, EMPTY, union
-
         dev = pkts.iniface if self.has("limit_iface_in") else (pkts.outiface if self.has("limit_iface_out") else None)
         tests = []
         for key, field, what in (("src_type", "src", "source type"), ("dst_type", "dst", "destination type")):

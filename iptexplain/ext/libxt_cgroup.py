@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -48,8 +49,6 @@ class Cgroup(Match):
     def decide(self, pkts, ctx):
         """The sending socket's cgroup: only locally generated packets have one, and which
         cgroup sends is not described: a fork."""
-        from iptexplain.core.packets import Decision
-
         if not pkts.from_host:
             return Decision.none(pkts, "no local socket: the packet was not generated here")
         what = self.describe()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Match, types
 
@@ -49,8 +50,6 @@ class Cluster(Match):
     def decide(self, pkts, ctx):
         """Which node of the cluster handles the packet: a hash of its source address the
         trace does not compute -- a fork with this node's share as its probability."""
-        from iptexplain.core.packets import Decision
-
         total = self.value("total_nodes")
         mine = bin(self.node_mask & ((1 << total) - 1)).count("1")
         p = mine / total if total else None

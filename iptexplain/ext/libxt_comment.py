@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -36,6 +37,4 @@ class Comment(Match):
 
     def decide(self, pkts, ctx):
         """A comment matches every packet."""
-        from iptexplain.core.packets import Decision
-
         return Decision.all(pkts, "")  # nothing to say: views show the comment with the rule

@@ -6,6 +6,7 @@ The count lives in the kernel; a trace of a new connection knows it is small, ot
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
 
@@ -72,8 +73,6 @@ class Connbytes(Match):
     def decide(self, pkts, ctx):
         """Bytes/packets the connection has seen: a first packet is packet 1 of the
         original direction; other counts and later packets fork."""
-        from iptexplain.core.packets import Decision
-
         what = self.describe()
         v = self.get("connbytes")
         lo, hi = v.value if isinstance(v.value, tuple) else (v.value, v.value)

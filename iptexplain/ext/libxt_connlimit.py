@@ -6,6 +6,7 @@ The count lives in the kernel: a trace cannot know it and forks on it.
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
 
@@ -62,8 +63,6 @@ class Connlimit(Match):
 
     def decide(self, pkts, ctx):
         """The number of connections from/to the address lives in the kernel: a fork."""
-        from iptexplain.core.packets import Decision
-
         rel = "more than" if self.above else "at most"
         label = f"{rel} {self.limit} connections per {self.side} address"
         other = f"{'at most' if self.above else 'more than'} {self.limit} connections per {self.side} address"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -23,8 +24,6 @@ class Connmark(Match):
 
     def decide(self, pkts, ctx):
         """``(ctmark & mask) == value``: a new connection starts with mark 0, CONNMARK sets it."""
-        from iptexplain.core.packets import Decision
-
         v = self.get("mark")
         value, mask = v.value
         if "UNTRACKED" in pkts.ctstate or "INVALID" in pkts.ctstate and len(pkts.ctstate) == 1:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from iptexplain.core.addr import parse_address
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import CT_STATES, Decision, masked_set, point, span
+from iptexplain.core.protocols import PROTO_NUMBERS, canonical_proto, proto_number
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 from iptexplain.ext.libxt_state import fmt_states, parse_states
@@ -32,8 +34,6 @@ address = OptType("address", lambda a: parse_address(a[0]), lambda v: [_fmt_ctad
 
 
 def _ctproto(text: str) -> str:
-    from iptexplain.core.protocols import canonical_proto
-
     p = canonical_proto(text)
     if p is None:
         raise OptionError("conntrack: --ctproto all is meaningless")
@@ -42,8 +42,6 @@ def _ctproto(text: str) -> str:
 
 def _fmt_ctproto(name: str) -> str:
     """iptables-save prints the protocol number (``--ctproto 6``)."""
-    from iptexplain.core.protocols import PROTO_NUMBERS
-
     return str(PROTO_NUMBERS.get(name, name))
 
 
@@ -81,8 +79,6 @@ class Conntrack(Match):
                         "ctstatus", "ctexpire", "ctdir")
 
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.core.protocols import PROTO_NUMBERS
-
         out: list[str] = []
         for key in self.listing_keywords:
             v = self.get(key)
@@ -135,8 +131,6 @@ class Conntrack(Match):
         The original tuple is what conntrack saw first (before DNAT), the reply tuple carries
         the NAT; an untracked or invalid packet matches only a pure ``--ctstate`` test.
         """
-        from iptexplain.core.packets import CT_STATES, Decision, masked_set, span
-
         conn = ctx.conn
         tests = []
         v = self.get("ctstate")
@@ -165,9 +159,7 @@ class Conntrack(Match):
             tests.append(tracked)
         v = self.get("ctproto")
         if v is not None:
-            from iptexplain.core.protocols import proto_number
             from iptexplain.netfilter.ipheader import proto_text
-            from iptexplain.core.packets import point
 
             tests.append(lambda p, v=v: Decision.split(p, "proto", point(proto_number(v.value)), v.invert,
                                                          "ctproto", show=proto_text))

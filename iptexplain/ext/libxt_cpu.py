@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -31,7 +32,5 @@ class Cpu(Match):
 
     def decide(self, pkts, ctx):
         """Which CPU handles the packet is the kernel's choice: a fork."""
-        from iptexplain.core.packets import Decision
-
         what = self.describe()
         return Decision.fork(pkts, what, f"processed on the CPU in {what}", "processed on another CPU")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
 
@@ -59,7 +60,6 @@ class Dccp(Match):
     def decide(self, pkts, ctx):
         """DCCP ports; the packet types and options are not described: a fork."""
         from iptexplain.ext.libxt_tcp import port_tests
-        from iptexplain.core.packets import Decision
 
         tests = port_tests(self)
         for key in ("types", "option"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uint
 
@@ -51,8 +52,6 @@ class DevGroup(Match):
     def decide(self, pkts, ctx):
         """The interfaces' device groups: every interface is in group 0 unless the host model
         says otherwise (``ip link set … group``)."""
-        from iptexplain.core.packets import Decision
-
         tests = []
         for key, dev in (("src_group", pkts.iniface), ("dst_group", pkts.outiface)):
             v = self.get(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision, span
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt
 from iptexplain.ext.dscp_helper import dscp, dscp_class
@@ -44,8 +45,6 @@ class Dscp(Match):
 
     def decide(self, pkts, ctx):
         """The DSCP bits: the upper six bits of the TOS / traffic class byte."""
-        from iptexplain.core.packets import Decision, span
-
         value, inv = self.dscp
         return Decision.split(pkts, "tos", span(value << 2, value << 2 | 3), inv, "dscp",
                               show=lambda s: f"0x{value:02x}" if s == span(value << 2, value << 2 | 3) else str(s))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -37,8 +38,6 @@ class Esp(Match):
 
     def decide(self, pkts, ctx):
         """The SPI of the ESP packet is not described: a fork."""
-        from iptexplain.core.packets import Decision
-
         what = self.describe()
         return Decision.fork(pkts, what, f"{what}", f"not {what}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
 from iptexplain.ext.rate import _atoi, parse_rate, print_rate
@@ -238,8 +239,6 @@ class Hashlimit(Match):
     def decide(self, pkts, ctx):
         """A per-flow token bucket: its state is in the kernel, so a fork.  A first packet
         finds its bucket full: under the rate (upto matches, above does not) comes first."""
-        from iptexplain.core.packets import Decision
-
         name = self.value("name")
         under, over = f"under the rate of hashlimit {name}", f"over the rate of hashlimit {name}"
         above = self.cfg.above if hasattr(self.cfg, "above") else self.has("above")

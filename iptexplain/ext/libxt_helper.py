@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -43,8 +44,6 @@ class Helper(Match):
     def decide(self, pkts, ctx):
         """The connection's helper: only what ``CT --helper`` in raw attached (automatic
         helper assignment is off since Linux 4.7)."""
-        from iptexplain.core.packets import Decision
-
         want = self.helper
         have = ctx.conn.helper
         inv = self.get("helper").invert

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import U16, Decision, fmt_icmp, span
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType
 
@@ -88,8 +89,6 @@ class Icmp(Match):
 
     def decide(self, pkts, ctx):
         """Type and code as icmp_type_code_match tests them (type 255: any ICMP packet)."""
-        from iptexplain.core.packets import U16, Decision, fmt_icmp, span
-
         v = self.get("type")
         if v is None:
             return Decision.all(pkts, "icmp")

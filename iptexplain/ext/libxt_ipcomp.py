@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 from iptexplain.ext.libxt_esp import save_spis
@@ -20,8 +21,6 @@ class IpComp(Match):
 
     def decide(self, pkts, ctx):
         """The IPComp header's SPI is not described: a fork."""
-        from iptexplain.core.packets import Decision
-
         what = self.describe()
         return Decision.fork(pkts, what, f"{what}", f"not {what}")
 

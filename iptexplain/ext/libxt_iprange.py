@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from iptexplain.core.addr import int_to_ip, parse_ip
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision, span
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType
 
@@ -50,8 +51,6 @@ class IPRangeMatch(Match):
 
     def decide(self, pkts, ctx):
         """Source/destination within an inclusive address range."""
-        from iptexplain.core.packets import Decision, span
-
         tests = []
         for key, field, what in (("src_range", "src", "source"), ("dst_range", "dst", "destination")):
             v = self.get(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision, span
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uintrange
 
@@ -40,7 +41,5 @@ class Length(Match):
 
     def decide(self, pkts, ctx):
         """The IP packet's length (IPv4 total length; IPv6 payload plus header)."""
-        from iptexplain.core.packets import Decision, span
-
         v = self.get("length")
         return Decision.split(pkts, "length", span(*v.value), v.invert, "length")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uint
 from iptexplain.ext.rate import parse_rate, per_second, print_rate
@@ -54,8 +55,6 @@ class Limit(Match):
     def decide(self, pkts, ctx):
         """The token bucket depends on the packets before this one: a fork.  A first packet
         finds the bucket full (``--limit-burst`` tokens), so the matching branch comes first."""
-        from iptexplain.core.packets import Decision
-
         rate = print_rate(self.avg, SCALE)[0]
         return Decision.fork(pkts, f"limit {rate} burst {self.burst}",
                              f"under the rate limit {rate} (burst {self.burst})",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType
 
@@ -82,8 +83,6 @@ class Mac(Match):
     def decide(self, pkts, ctx):
         """The sender's Ethernet address is not part of a described flow: a fork (and an
         anonymized address is unknown to everyone)."""
-        from iptexplain.core.packets import Decision
-
         v = self.get("source")
         neg = "not " if v.invert else ""
         return Decision.fork(pkts, f"mac source {v.value}", f"sender MAC {neg}{v.value}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -28,8 +29,6 @@ class Mark(Match):
 
     def decide(self, pkts, ctx):
         """``(nfmark & mask) == value`` (xt_mark's mark_mt); earlier MARK rules set nfmark."""
-        from iptexplain.core.packets import Decision
-
         v = self.get("mark")
         value, mask = v.value
         hit = (pkts.mark & mask) == value

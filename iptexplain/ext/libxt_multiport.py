@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision, fmt_set, normalize, single
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, fmt_portrange, parse_port
 
@@ -82,8 +83,6 @@ class Multiport(Match):
 
     def decide(self, pkts, ctx):
         """Ports in the list (``--ports``: the source or the destination port)."""
-        from iptexplain.core.packets import Decision, fmt_set, normalize, single
-
         key, v = self.values[0]
         ports = normalize(v.value)
         if key in ("sports", "dports"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -24,8 +25,6 @@ class Nfacct(Match):
 
     def decide(self, pkts, ctx):
         """Counts the packet in an accounting object; always matches."""
-        from iptexplain.core.packets import Decision
-
         return Decision.all(pkts, f"counted in nfacct {self.object_name}")
 
     # -- the -L face (nfacct_print: " nfacct-name NAME") ---------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 
@@ -68,8 +69,6 @@ class Owner(Match):
     def decide(self, pkts, ctx):
         """The local socket's owner: only locally generated packets have one (OUTPUT,
         POSTROUTING); the flow does not say which user sends, so uid/gid tests fork."""
-        from iptexplain.core.packets import Decision
-
         if not pkts.from_host:
             return Decision.none(pkts, "no local socket: the packet was not generated here")
         tests = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from iptexplain.core.addr import check_iface
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 
@@ -57,8 +58,6 @@ class Physdev(Match):
         """The bridge ports of a bridged packet (br_netfilter): known only when the flow
         enters or leaves through a bridge; the port (which container) is then a fork unless
         the flow names it."""
-        from iptexplain.core.packets import Decision
-
         def _is_bridge(ctx, name):
             i = ctx.router.host.interfaces.get(name) if ctx.router is not None else None
             return i is not None and i.kind == "bridge"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import EMPTY, Decision, subtract
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType
 
@@ -36,8 +37,6 @@ class PktType(Match):
     def decide(self, pkts, ctx):
         """The link-layer type: what the destination says (a broadcast or multicast address,
         else unicast to this host, or otherhost for frames to another MAC)."""
-        from iptexplain.core.packets import Decision, EMPTY
-
         v = self.get("pkt_type")
         if pkts.from_host:
             kinds = {"unicast": pkts.dst}
@@ -45,7 +44,6 @@ class PktType(Match):
             types = ctx.router.addr_types(pkts.dst)
             kinds = {"broadcast": types.get("BROADCAST", EMPTY), "multicast": types.get("MULTICAST", EMPTY)}
             rest = pkts.dst
-            from iptexplain.core.packets import subtract
 
             for part in kinds.values():
                 rest = subtract(rest, part)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from iptexplain.core.addr import Address, int_to_ip, parse_address
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
+from iptexplain.core.protocols import PROTO_NUMBERS
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, Value, parse_uint, types
 
@@ -175,8 +177,6 @@ class Policy(Match):
     def decide(self, pkts, ctx):
         """IPsec policy: a described flow is plain IP (no IPsec), so ``--pol none`` matches
         and ``--pol ipsec`` does not."""
-        from iptexplain.core.packets import Decision
-
         pol = self.value("pol", "ipsec")
         if pol == "none":
             return Decision.all(pkts, f"{self.direction}: no IPsec policy")
@@ -207,8 +207,6 @@ class Policy(Match):
             else:
                 value = words[i + 1]
                 if w == "--proto" and numeric and not value.isdigit():
-                    from iptexplain.core.protocols import PROTO_NUMBERS
-
                     value = str(PROTO_NUMBERS.get(value, value))
                 elements[-1] += [w[2:], value]
                 i += 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uint
 
@@ -33,7 +34,5 @@ class Quota(Match):
 
     def decide(self, pkts, ctx):
         """The byte quota counts all earlier packets: a fork (matches until it is used up)."""
-        from iptexplain.core.packets import Decision
-
         what = self.describe()
         return Decision.fork(pkts, what, "quota not yet used up", "quota used up")

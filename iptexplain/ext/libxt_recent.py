@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from iptexplain.core.addr import Address, int_to_ip, parse_ip
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
 
@@ -119,8 +120,6 @@ class Recent(Match):
     def decide(self, pkts, ctx):
         """``--set`` always matches (it records the address); ``--rcheck``/``--update``/
         ``--remove`` depend on the kernel's list, which a trace cannot see: a fork."""
-        from iptexplain.core.packets import Decision
-
         op = self.operation
         side = "source" if self.side == "source" else "destination"
         if op == "set":

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.packets import EMPTY, Decision, union
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -25,8 +26,6 @@ class RpFilter(Match):
 
     def decide(self, pkts, ctx):
         """Reverse-path check: would a reply to the source leave by the in-interface?"""
-        from iptexplain.core.packets import Decision, EMPTY, union
-
         if pkts.iniface is None or ctx.router is None:
             return Decision.all(pkts, "locally generated: passes rpfilter") if not self.inverted else Decision.none(pkts, "locally generated")
         if pkts.iniface == "lo":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 
@@ -40,7 +41,6 @@ class Sctp(Match):
     def decide(self, pkts, ctx):
         """SCTP ports; the chunk types of the packet are not described: a fork."""
         from iptexplain.ext.libxt_tcp import port_tests
-        from iptexplain.core.packets import Decision
 
         tests = port_tests(self)
         v = self.get("chunk_types")

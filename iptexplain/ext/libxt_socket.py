@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -32,7 +33,5 @@ class Socket(Match):
 
     def decide(self, pkts, ctx):
         """Whether a local socket takes the packet depends on the host's sockets: a fork."""
-        from iptexplain.core.packets import Decision
-
         what = self.describe()
         return Decision.fork(pkts, what, "a local socket matches the packet", "no local socket matches")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iptexplain.core.context import Effect
 from iptexplain.ext import register
 from iptexplain.ext.base import Target
 
@@ -20,6 +21,4 @@ class Standard(Target):
 
     def apply(self, pkts, ctx):
         """ACCEPT / DROP / RETURN / QUEUE: the verdict itself."""
-        from iptexplain.core.context import Effect
-
         return Effect(self.verdict, queue="0" if self.verdict == "QUEUE" else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType
 
@@ -54,7 +55,5 @@ class State(Match):
 
     def decide(self, pkts, ctx):
         """The connection's state (the packet's conntrack info)."""
-        from iptexplain.core.packets import Decision
-
         v = self.get("state")
         return Decision.states(pkts, "ctstate", v.value, v.invert, "state")

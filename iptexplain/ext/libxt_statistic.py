@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 
@@ -95,8 +96,6 @@ class Statistic(Match):
         """Chance, not the packet, decides: a fork.  Random mode carries its probability (the
         tracer multiplies along a kube-proxy cascade: 1/3, 1/3, 1/3); nth mode says which
         packet of each ``--every`` matches.  The choice is made once, on the first packet."""
-        from iptexplain.core.packets import Decision
-
         if self.mode == "random":
             p = self.probability
             if self.inverted:

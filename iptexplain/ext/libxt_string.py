@@ -4,6 +4,7 @@ writes it as ``"|hex|"`` when it holds an unprintable byte or ends in a backslas
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 
@@ -119,8 +120,6 @@ class String(Match):
 
     def decide(self, pkts, ctx):
         """The payload is not part of the described flow: a fork."""
-        from iptexplain.core.packets import Decision
-
         what = self.describe()
         return Decision.fork(pkts, what, f"payload matches {what}", f"payload does not match {what}")
 

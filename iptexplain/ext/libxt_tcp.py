@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision, masked_set, single, span
 from iptexplain.ext import register
 from iptexplain.ext.base import ListingTail, Match, Opt, OptType, listing_port, listing_service, types
 
@@ -36,8 +37,6 @@ SYN_FLAGS = (0x17, 0x02)  # --syn == --tcp-flags FIN,SYN,RST,ACK SYN
 def port_tests(ext) -> list:  # noqa: ANN001
     """The decisions of ``--sport``/``--dport`` (tcp, udp, sctp, dccp alike: xt_tcpudp's
     port_match), one split of the packets per option given, for Decision.conjunction."""
-    from iptexplain.core.packets import Decision, span
-
     tests = []
     for key in ("sport", "dport"):
         v = ext.get(key)
@@ -190,8 +189,6 @@ class Tcp(Match):
     def decide(self, pkts, ctx):
         """Which packets have these ports and flags (xt_tcp's tcp_mt); TCP options are not
         part of the described flow, so ``--tcp-option`` forks."""
-        from iptexplain.core.packets import Decision, masked_set, single
-
         tests = port_tests(self)
         tf = self.tcp_flags
         if tf is not None:

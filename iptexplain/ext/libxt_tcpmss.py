@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt
 from iptexplain.ext.libxt_length import u16range
@@ -34,7 +35,5 @@ class TcpMssMatch(Match):
 
     def decide(self, pkts, ctx):
         """The MSS option of the SYN is not part of the described flow: a fork."""
-        from iptexplain.core.packets import Decision
-
         what = self.describe()
         return Decision.fork(pkts, what, f"{what}", f"not {what}")

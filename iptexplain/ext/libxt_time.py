@@ -11,6 +11,7 @@ import time as _time
 from dataclasses import dataclass
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 
@@ -158,8 +159,6 @@ class Time(Match):
 
     def decide(self, pkts, ctx):
         """The time the packet arrives decides: a fork."""
-        from iptexplain.core.packets import Decision
-
         what = self.describe()
         return Decision.fork(pkts, what, f"at a time within {what}", "at another time")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision, masked_set
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt
 from iptexplain.ext.tos_values import tosmask
@@ -41,8 +42,6 @@ class Tos(Match):
 
     def decide(self, pkts, ctx):
         """``(tos & mask) == value``."""
-        from iptexplain.core.packets import Decision, masked_set
-
         value, mask = self.tos
         inv = self.get("tos").invert
         accept = masked_set(value, mask, 8)

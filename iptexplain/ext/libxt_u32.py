@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType
 
@@ -132,8 +133,6 @@ class U32(Match):
 
     def decide(self, pkts, ctx):
         """Tests on raw bytes of the packet, which a described flow does not have: a fork."""
-        from iptexplain.core.packets import Decision
-
         what = self.describe()
         return Decision.fork(pkts, what, f"packet bytes satisfy {what}", f"packet bytes do not satisfy {what}")
 

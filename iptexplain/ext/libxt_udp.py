@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from iptexplain.core.errors import OptionError
+from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
 
@@ -29,7 +31,6 @@ class Udp(Match):
 
     @classmethod
     def from_listing(cls, tail) -> "Udp":
-        from iptexplain.core.errors import OptionError
         from iptexplain.ext.libxt_tcp import read_listing_ports
 
         tail.expect("udp")
@@ -43,7 +44,6 @@ class Udp(Match):
     def decide(self, pkts, ctx):
         """Which packets have these ports (xt_tcpudp's udp_mt)."""
         from iptexplain.ext.libxt_tcp import port_tests
-        from iptexplain.core.packets import Decision
 
         tests = port_tests(self)
         return Decision.conjunction(pkts, tests)

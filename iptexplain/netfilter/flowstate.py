@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from iptexplain.core.addr import int_to_ip, parse_address
+from iptexplain.core.addr import int_to_ip, parse_address, parse_ip
 from iptexplain.core.context import Connection
+from iptexplain.core.errors import InputError, OptionError
 from iptexplain.core.packets import U8, U16, IntSet, Packets, masked_set, point, single, span, subtract, union
 from iptexplain.core.protocols import canonical_proto, proto_number
 from iptexplain.ext.libip6t_icmp6 import ICMPV6_TYPES
@@ -25,8 +26,6 @@ TCP_ACK = 0x10
 
 
 def _addr_set(text: str, family: int) -> IntSet:
-    from iptexplain.core.errors import InputError, OptionError
-
     try:
         a = parse_address(text, family)
     except OptionError as e:
@@ -81,8 +80,6 @@ def initial_state(flow: Flow, host: HostModel, router: Router, notes: list[str])
     if flow.from_container:
         caddr = _container_address(flow.from_container, host, fam)
         if caddr is None:
-            from iptexplain.core.errors import InputError
-
             raise InputError(f"no container {flow.from_container!r} in the host model", "<flow>")
         src = point(caddr)
         iniface = iniface or router.iface_of(caddr)
@@ -145,15 +142,10 @@ def initial_state(flow: Flow, host: HostModel, router: Router, notes: list[str])
 
 
 def _no_address(iface: str | None):
-    from iptexplain.core.errors import InputError
-
     return InputError(f"no address known on {iface}: give --dst or --iface {iface}=ADDR/PREFIX", "<flow>")
 
 
 def _container_address(name: str, host: HostModel, family: int) -> int | None:
-    from iptexplain.core.addr import parse_ip
-    from iptexplain.core.errors import OptionError
-
     try:
         fam, v = parse_ip(name)
         if fam == family:

@@ -8,7 +8,7 @@ ruleset cannot predict, so the tracer keeps the whole range as the packets' new 
 
 from __future__ import annotations
 
-from iptexplain.core.addr import int_to_ip
+from iptexplain.core.addr import int_to_ip, parse_ip
 from iptexplain.core.context import ACCEPT, DROP, Effect, MatchContext
 from iptexplain.core.packets import IntSet, Packets, fmt_set, single, span, union
 
@@ -99,8 +99,6 @@ def redirect(pkts: Packets, ctx: MatchContext, to_ports: tuple[int, int] | None)
     """DNAT to the host: the in-interface's primary address (PREROUTING) or loopback (OUTPUT)."""
     fam = pkts.family
     if ctx.hook == "OUTPUT" or pkts.iniface is None:
-        from iptexplain.core.addr import parse_ip
-
         addr = parse_ip("127.0.0.1" if fam == 4 else "::1")[1]
     else:
         addrs = ctx.router.addresses(pkts.iniface) if ctx.router is not None else []

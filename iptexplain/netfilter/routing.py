@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iptexplain.core.addr import int_to_ip, parse_address, parse_ip
-from iptexplain.core.packets import EMPTY, IntSet, intersect, prefix_set, subtract
+from iptexplain.core.packets import EMPTY, IntSet, intersect, normalize, prefix_set, subtract, union
 from iptexplain.host import HostModel
 
 BITS = {4: 32, 6: 128}
@@ -103,7 +103,6 @@ class Router:
         self.local_table = local
         self.main_table = main
         self.local_addrs: IntSet = EMPTY
-        from iptexplain.core.packets import normalize
 
         self.local_addrs = normalize(iv for s, _, res in local if res.type == "local" for iv in s)
 
@@ -169,8 +168,6 @@ class Router:
         rest = addrs
 
         def put(kind: str, part: IntSet) -> None:
-            from iptexplain.core.packets import union
-
             out[kind] = union(out.get(kind, EMPTY), part)
 
         if self.family == 4:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
+from iptexplain.core.errors import InputError
 from iptexplain.graph import BUILTIN_CHAINS, Chain, Counters, Ruleset, Table
 from iptexplain.parse.rulespec import IPTABLES_TARGETS
 
@@ -227,7 +228,6 @@ class DeferredBook:
         modules whose save form depends on the family get the table's."""
         import dataclasses
 
-        from iptexplain.core.errors import InputError
         from iptexplain.ext.base import ChainJump
         from iptexplain.parse.save import family_error, hook_error, jump_error, table_error
 

@@ -30,6 +30,7 @@ import re
 from socket import AF_INET6, inet_aton, inet_pton
 
 from iptexplain.core.errors import InputError, OptionError
+from iptexplain.core.protocols import canonical_proto
 from iptexplain.graph import STANDARD_VERDICTS, Rule
 
 _HEADER = Rule.__dict__["header"]
@@ -255,7 +256,6 @@ def _proto_eager(text: str) -> bool:
     v = _PROTO_MEMO.get(text)
     if v is None:
         from iptexplain.ext import match_class
-        from iptexplain.core.protocols import canonical_proto
         from iptexplain.parse.rulespec import IMPLICIT_MATCH
 
         try:
