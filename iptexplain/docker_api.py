@@ -16,7 +16,7 @@ import http.client
 import json
 import os
 import socket
-from iptexplain.host import HostModel
+from iptexplain.host.model import HostModel
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 TIMEOUT = 1.0

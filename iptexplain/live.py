@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
-from iptexplain.host import HostModel
+from iptexplain.host.model import HostModel
 
 SEARCH_PATH = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
 SAVE_TIMEOUT = 60.0  # a kube-proxy host's dump is large; iptables-save takes seconds, not minutes
@@ -465,7 +465,7 @@ def read_live_host(family: int | None = None, backend: str | None = None, contai
     addresses, routes of every table, the sysctls, and -- when the Docker API socket answers --
     the containers by address.
     """
-    from iptexplain.hostio import read_host
+    from iptexplain.host.readers import read_host
 
     rs, reads, _ = read_ruleset(family, backend)
     host = read_host()

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 
 from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
-from iptexplain.host import HostModel
+from iptexplain.host.model import HostModel
 
 SCHEMA = "iptexplain-snapshot"
 VERSION = 1
@@ -53,7 +53,7 @@ def _version() -> str:
 def make_snapshot(family: int | None = None, backend: str | None = None) -> dict:
     """Read this host (root, read-only) into the snapshot document."""
     from iptexplain.docker_api import add_containers
-    from iptexplain.hostio import host_to_dict, read_host
+    from iptexplain.host.readers import host_to_dict, read_host
     from iptexplain.live import read_ipsets, read_ruleset, uses_ipsets
 
     rs, reads, det = read_ruleset(family, backend)
@@ -130,7 +130,7 @@ def load_snapshot(text: str, source: str = "<snapshot>") -> tuple[Ruleset, HostM
 
 def open_snapshot(text: str, source: str = "<snapshot>") -> Snapshot:
     """A snapshot's ruleset, host model, backends and kept ``ipset save`` text (one JSON read)."""
-    from iptexplain.hostio import host_from_dict
+    from iptexplain.host.readers import host_from_dict
     from iptexplain.live import FamilyRead, ruleset_from_reads
 
     try:

@@ -24,7 +24,7 @@ from typing import Any
 
 from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
-from iptexplain.host import HostModel
+from iptexplain.host.model import HostModel
 
 BACKENDS = ("nft", "legacy")
 
@@ -220,13 +220,13 @@ def _with_given_host(host: HostModel | None, family: int | None, host_files: tup
     """The host model with what the user gave: saved ``ip`` output (``--host``), then
     ``--iface``/``--route``/``--local``, each winning over what was read before it."""
     if host_files:
-        from iptexplain.hostio import host_from_ip
+        from iptexplain.host.readers import host_from_ip
         from iptexplain.parse import read_input
 
         texts = [read_input(f) for f in host_files]
         host = _merge_host(host, host_from_ip(texts, family))
     if local or ifaces or routes:
-        from iptexplain.hostinfer import parse_host_options
+        from iptexplain.host.infer import parse_host_options
 
         host = _merge_host(host, parse_host_options(local=list(local), ifaces=list(ifaces), routes=list(routes)))
     return host

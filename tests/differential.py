@@ -7,7 +7,7 @@ For a ruleset this module
    MASQUERADE``, ``-s NET -i IF``, ``-d NET -o IF``), DNAT destinations as peers (containers,
    pods) behind the interface that carries them, an outside ``client`` on the external
    interface, documentation addresses for the host;
-2. builds the :class:`~iptexplain.host.HostModel` *from that topology* (interfaces, addresses,
+2. builds the :class:`~iptexplain.host.model.HostModel` *from that topology* (interfaces, addresses,
    default route, forwarding), so the tracer and the kernel judge the same host;
 3. chooses flows from the ruleset's own addresses and ports (every DNATed port, every
    ``--dport`` of filter INPUT/FORWARD rules, container subnets, cluster IPs, addresses of
@@ -45,7 +45,7 @@ from typing import Iterable, Optional
 import kernel_lab as KL
 from iptexplain.ext.base import extension_name
 from iptexplain.graph import Rule, Ruleset
-from iptexplain.host import HostModel, IfAddr, Interface, Route
+from iptexplain.host.model import HostModel, IfAddr, Interface, Route
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.tracer import trace_flow
 from iptexplain.parse import parse_text

@@ -27,7 +27,7 @@ from kernel_lab import HostIface, Peer, Topology, require_lab
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import gen_kube  # noqa: E402
 
-from iptexplain.host import HostModel, IfAddr, Interface  # noqa: E402
+from iptexplain.host.model import HostModel, IfAddr, Interface  # noqa: E402
 from iptexplain.netfilter.trace import FORWARDED, Flow  # noqa: E402
 from iptexplain.netfilter.tracer import trace_flow  # noqa: E402
 from iptexplain.parse import parse_text

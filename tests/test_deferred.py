@@ -317,7 +317,7 @@ def test_raw_keys_agree_with_the_read_rules_of_a_kube_dump() -> None:
 
 
 def test_trace_of_a_deferred_dump_equals_the_eager_trace() -> None:
-    from iptexplain.host import HostModel
+    from iptexplain.host.model import HostModel
     from iptexplain.netfilter.trace import Flow
     from iptexplain.netfilter.tracer import trace_flow
     from iptexplain.render.json_out import trace_json

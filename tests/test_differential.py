@@ -447,7 +447,7 @@ def facts(kernel_labs):
     lab.run(KL.HOST, "ip", "route", "replace", "default", "via", "198.51.100.2", "dev", "eth0")
     lab.load(FACT_RULES, "nft")
     rs = parse_text(FACT_RULES, "<facts>")
-    from iptexplain.host import HostModel, IfAddr, Interface, Route
+    from iptexplain.host.model import HostModel, IfAddr, Interface, Route
 
     host = HostModel(source="kernel lab")
     host.add_interface(Interface("lo", [IfAddr("127.0.0.1", 8)], kind="loopback"))
@@ -637,7 +637,7 @@ COMMIT
 -A U -p udp -j ACCEPT
 COMMIT
 """
-    from iptexplain.host import HostModel, IfAddr, Interface
+    from iptexplain.host.model import HostModel, IfAddr, Interface
 
     rs = parse_text(rules, "<events>")
     host = HostModel(source="test")

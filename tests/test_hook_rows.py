@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from iptexplain.host import HostModel, IfAddr, Interface, Route
-from iptexplain.hostinfer import complete_host
+from iptexplain.host.infer import complete_host
+from iptexplain.host.model import HostModel, IfAddr, Interface, Route
 from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.flowstate import initial_state

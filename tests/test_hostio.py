@@ -1,4 +1,4 @@
-"""The ``ip`` output parsers (iptexplain.hostio): JSON and plain text into one host model.
+"""The ``ip`` output parsers (iptexplain.host.readers): JSON and plain text into one host model.
 
 Real output is captured in a network namespace built by the test (``unshare -n -m``; nothing is
 changed outside it); the plain-text forms are checked against the JSON form of the same host.
@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from iptexplain.core.errors import InputError
-from iptexplain.hostio import (
+from iptexplain.host.readers import (
     detect_ip_output,
     host_from_dict,
     host_from_ip,
@@ -270,7 +270,7 @@ def test_bad_input_is_one_line_with_position() -> None:
 
 
 def test_policy_routing_rules_beyond_the_standard_ones() -> None:
-    from iptexplain.hostio import parse_ip_rule_json
+    from iptexplain.host.readers import parse_ip_rule_json
 
     # `ip -j rule show` after `ip rule add from 10.1.0.0/16 iif eth0 lookup 200` and
     # `ip rule add fwmark 0x4000 lookup 100 pref 100` (iproute2 6.1)

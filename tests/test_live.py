@@ -26,7 +26,7 @@ import pytest
 
 from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
-from iptexplain.hostio import host_from_dict, host_from_ip_json, host_to_dict, parse_sysctl_text
+from iptexplain.host.readers import host_from_dict, host_from_ip_json, host_to_dict, parse_sysctl_text
 from iptexplain.parse import parse_text
 from iptexplain.parse.save import parse_save
 from iptexplain.render.save import save_table
@@ -128,7 +128,7 @@ print(json.dumps(out))
 
 LIVE_CODE = r'''
 from iptexplain.core.errors import InputError
-from iptexplain.hostio import host_to_dict
+from iptexplain.host.readers import host_to_dict
 from iptexplain.live import read_live
 from iptexplain.render.save import save_ruleset
 try:
@@ -523,7 +523,7 @@ def test_host_without_ip_json_or_without_ip(netns) -> None:
     without iproute2 the model is empty and says why."""
     req = load_request(SEED, "nft")
     req["code"] = r'''
-from iptexplain import hostio
+from iptexplain.host import readers as hostio
 out["json"] = hostio.host_to_dict(hostio.read_host())
 real_run_ip = hostio.run_ip
 def old_ip(args):
@@ -952,7 +952,7 @@ srv.shutdown()
 
 def test_docker_api_names_containers(tmp_path: Path) -> None:
     from iptexplain.docker_api import add_containers, describe
-    from iptexplain.host import HostModel
+    from iptexplain.host.model import HostModel
 
     sock = tmp_path / "docker.sock"
     srv = _serve(sock, 200, json.dumps(CONTAINERS).encode())
@@ -973,7 +973,7 @@ def test_docker_api_names_containers(tmp_path: Path) -> None:
 
 def test_docker_host_unix_socket_is_followed(tmp_path: Path, monkeypatch) -> None:
     from iptexplain.docker_api import DOCKER_SOCKET, add_containers, socket_path
-    from iptexplain.host import HostModel
+    from iptexplain.host.model import HostModel
 
     sock = tmp_path / "rootless.sock"
     monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
@@ -993,7 +993,7 @@ def test_docker_host_unix_socket_is_followed(tmp_path: Path, monkeypatch) -> Non
 @pytest.mark.parametrize("status,body", [(500, b'{"message": "boom"}'), (200, b"not json"), (200, b'{"a": 1}')])
 def test_docker_api_failures_are_silent(tmp_path: Path, status: int, body: bytes) -> None:
     from iptexplain.docker_api import add_containers
-    from iptexplain.host import HostModel
+    from iptexplain.host.model import HostModel
 
     sock = tmp_path / "docker.sock"
     srv = _serve(sock, status, body)
@@ -1010,7 +1010,7 @@ def test_docker_api_absent_or_unresponsive_socket(tmp_path: Path) -> None:
     import socket as socketlib
 
     from iptexplain.docker_api import add_containers
-    from iptexplain.host import HostModel
+    from iptexplain.host.model import HostModel
 
     host = HostModel()
     assert add_containers(host, str(tmp_path / "missing.sock")) == 0

@@ -19,7 +19,7 @@ import pytest
 from snapshots import assert_snapshot
 
 from iptexplain.examples import load_example
-from iptexplain.host import HostModel
+from iptexplain.host.model import HostModel
 from iptexplain.netfilter.trace import (
     CONNTRACK, DELIVERED, DROPPED, FORWARDED, HOOK, SENT, NOTE, POLICY, QUEUED, REJECTED, REWRITE,
     ROUTE, RULE, TABLE, UNDECIDED, VERDICT, Condition, Flow, Fork, Outcome, Path, Step, Trace,
@@ -369,7 +369,7 @@ COMMIT
 
 def test_goto_nests_under_the_rule_that_went_and_returns_above_it():
     """-g B from A: B's rules nest under `A #1 -g B`; falling off B returns to INPUT, not A."""
-    from iptexplain.hostinfer import parse_host_options
+    from iptexplain.host.infer import parse_host_options
     from iptexplain.netfilter.tracer import trace_flow
 
     rs = parse_text(GOTO_RULES, "goto.save")

@@ -12,8 +12,8 @@ import pytest
 from iptexplain.core.errors import InputError
 from iptexplain.core.packets import (Decision, Packets, intersect, masked_set, normalize, point,
                                      span, subtract)
-from iptexplain.host import HostModel, IfAddr, Interface, Route
-from iptexplain.hostinfer import complete_host, parse_host_options
+from iptexplain.host.infer import complete_host, parse_host_options
+from iptexplain.host.model import HostModel, IfAddr, Interface, Route
 from iptexplain.ipset import parse_ipset_save
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.hooks import HOOK_ORDER, entries
@@ -1087,7 +1087,7 @@ HOST_FILES = Path(__file__).resolve().parent.parent / "fixtures" / "host"
 
 
 def _host_from(*names: str):
-    from iptexplain.hostio import host_from_ip
+    from iptexplain.host.readers import host_from_ip
 
     return host_from_ip([((HOST_FILES / n).read_text(), str(HOST_FILES / n)) for n in names])
 

@@ -24,7 +24,7 @@ import pytest
 
 import kernel_lab
 from kernel_lab import HOST, Topology, docker_topology, require_lab
-from iptexplain.host import HostModel, IfAddr, Interface
+from iptexplain.host.model import HostModel, IfAddr, Interface
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.trace import Flow as TFlow
 from iptexplain.netfilter.tracer import trace_flow

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from iptexplain.graph import Ruleset
-from iptexplain.host import HostModel, IfAddr, Interface, Route
+from iptexplain.host.model import HostModel, IfAddr, Interface, Route
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 from iptexplain.core.context import Connection
 from iptexplain.core.packets import Decision, IntSet, Packets
 from iptexplain.graph import Chain, Rule, Ruleset, Table
-from iptexplain.host import HostModel
+from iptexplain.host.model import HostModel
 from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.routing import RouteResult, Router

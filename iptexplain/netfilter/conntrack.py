@@ -9,7 +9,7 @@ import dataclasses
 from typing import Any
 
 from iptexplain.graph import Ruleset
-from iptexplain.host import HostModel
+from iptexplain.host.model import HostModel
 from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.branch import Branching, State

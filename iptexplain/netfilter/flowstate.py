@@ -13,7 +13,7 @@ from iptexplain.core.packets import U8, U16, IntSet, Packets, masked_set, point,
 from iptexplain.core.protocols import canonical_proto, proto_number
 from iptexplain.ext.libip6t_icmp6 import ICMPV6_TYPES
 from iptexplain.ext.libxt_icmp import parse_icmp_type
-from iptexplain.host import HostModel
+from iptexplain.host.model import HostModel
 from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter.branch import State
 from iptexplain.netfilter.routing import BITS, Router

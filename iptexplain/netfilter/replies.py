@@ -9,7 +9,7 @@ from typing import Any
 
 from iptexplain.core.packets import U8, Packets, point, single
 from iptexplain.graph import Ruleset
-from iptexplain.host import HostModel
+from iptexplain.host.model import HostModel
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.branch import Branching, State
 from iptexplain.netfilter.flowstate import initial_state

@@ -1,6 +1,6 @@
 """The host's routing, as netfilter needs it: local or forward, out-interface, addrtype, source.
 
-Built once per trace over the :class:`~iptexplain.host.HostModel`.  Like the kernel it looks in
+Built once per trace over the :class:`~iptexplain.host.model.HostModel`.  Like the kernel it looks in
 the *local* table first (the host's own addresses, all of 127.0.0.0/8, broadcast addresses),
 then in the main table by longest prefix.  Everything works on sets of destinations: a routing
 decision over an open destination splits it into the parts that go different ways.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from iptexplain.core.addr import int_to_ip, parse_address, parse_ip
 from iptexplain.core.packets import EMPTY, IntSet, intersect, normalize, prefix_set, subtract, union
-from iptexplain.host import HostModel
+from iptexplain.host.model import HostModel
 
 BITS = {4: 32, 6: 128}
 V4_LOOPBACK = parse_address("127.0.0.0/8")

@@ -24,7 +24,7 @@ from collections import Counter
 from iptexplain.core.addr import int_to_ip, parse_address, parse_ip
 from iptexplain.core.errors import InputError, OptionError
 from iptexplain.graph import Ruleset
-from iptexplain.host import HostModel, IfAddr, Interface, Route
+from iptexplain.host.model import HostModel, IfAddr, Interface, Route
 
 # Documentation addresses (RFC 5737 / RFC 3849) for an external interface nobody described.
 ASSUMED_EXTERNAL = {4: ("198.51.100.1", 24, "198.51.100.254"), 6: ("2001:db8::1", 64, "2001:db8::fffe")}

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from iptexplain.core.errors import InputError
-from iptexplain.host import HostModel, IfAddr, Interface, Route
+from iptexplain.host.model import HostModel, IfAddr, Interface, Route
 
 # ip(8) and its helpers live in sbin, which a non-login root shell may not have on PATH.
 SEARCH_PATH = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
