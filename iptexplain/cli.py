@@ -109,17 +109,17 @@ def snapshot(output: str, family: int | None, backend: str) -> None:
     """
 
     def body() -> int:
-        from iptexplain.snapshot import dumps, make_snapshot
+        from iptexplain.inputs.snapshot import dumps, make_snapshot
 
         doc = make_snapshot(family, None if backend == "auto" else backend)
         text = dumps(doc)
         if output == "-":
             click.echo(text, nl=False)
         else:
-            from iptexplain.snapshot import write_file
+            from iptexplain.inputs.snapshot import write_file
 
             write_file(output, text)
-            from iptexplain.live import count_rules
+            from iptexplain.inputs.live import count_rules
 
             rules = sum(count_rules(r["text"]) for r in doc["rulesets"].values())
             click.echo(f"iptexplain: snapshot of {doc['hostname']} ({', '.join(f'IPv{k} {v}' for k, v in doc['backend'].items())}, "
@@ -316,7 +316,7 @@ def trace(file: str | None, example: str | None, proto: str | None, src: str | N
     def body() -> int:
         from iptexplain.netfilter.trace import Flow
         from iptexplain.netfilter.tracer import trace_flow
-        from iptexplain.sources import resolve
+        from iptexplain.inputs.sources import resolve
 
         given = resolve(file, example, fam, input_format, backend=None if backend == "auto" else backend,
                         host_files=host_files, local=local, ifaces=ifaces, routes=routes,

@@ -99,10 +99,10 @@ def test_missing_file_exit_2():
 
 
 def test_without_file_and_without_live_reading(monkeypatch):
-    from iptexplain import sources
+    from iptexplain.inputs import sources
 
     real = sources._optional
-    monkeypatch.setattr(sources, "_optional", lambda m: None if m == "iptexplain.live" else real(m))
+    monkeypatch.setattr(sources, "_optional", lambda m: None if m == "iptexplain.inputs.live" else real(m))
     r = run(["--dport", "22"])
     assert r.exit_code == 2
     line = one_line(r.stderr)

@@ -35,7 +35,7 @@ import pytest
 
 import differential as D
 import kernel_lab as KL
-from iptexplain.ipset import parse_ipset_save
+from iptexplain.inputs.ipset import parse_ipset_save
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.tracer import trace_flow
 from iptexplain.parse import parse_text

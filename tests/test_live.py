@@ -1,4 +1,4 @@
-"""Live reading (iptexplain.live, iptc_reader, hostio.read_host, snapshot, docker_api).
+"""Live reading (iptexplain.inputs.live, iptc_reader, hostio.read_host, snapshot, docker_api).
 
 Every test that reads a live ruleset does it inside a throw-away network namespace
 (``unshare -n -m``): a child process builds the host there -- interfaces, addresses, routes,
@@ -129,7 +129,7 @@ print(json.dumps(out))
 LIVE_CODE = r'''
 from iptexplain.core.errors import InputError
 from iptexplain.host.readers import host_to_dict
-from iptexplain.live import read_live
+from iptexplain.inputs.live import read_live
 from iptexplain.render.save import save_ruleset
 try:
     rs, host = read_live(req.get("family"), req.get("backend"))
@@ -400,7 +400,7 @@ class Recording(_Popen):
         calls.append([args if isinstance(args, str) else list(args), bool(kw.get("shell"))])
         super().__init__(args, *a, **kw)
 subprocess.Popen = Recording
-from iptexplain.live import read_live
+from iptexplain.inputs.live import read_live
 for backend in (None, "legacy", "nft"):
     read_live(None, backend)
 subprocess.Popen = _Popen
@@ -445,7 +445,7 @@ def test_legacy_read_without_python_iptables_uses_the_save_command(netns) -> Non
     require_iptc()
     req = load_request(FIXTURES / "live" / "iptables-tests__wireless.v4.save", "legacy")
     req["code"] = r'''
-from iptexplain.live import read_ruleset
+from iptexplain.inputs.live import read_ruleset
 from iptexplain.render.save import save_ruleset
 rs, reads, det = read_ruleset(4, "legacy", use_iptc=False)
 rs2, reads2, _ = read_ruleset(4, "legacy", use_iptc=True)
@@ -462,8 +462,8 @@ def test_large_legacy_tables_are_read_with_the_save_command(netns) -> None:
     require_iptc()
     req = load_request(FIXTURES / "live" / "iptables-tests__wireless.v4.save", "legacy")
     req["code"] = r'''
-from iptexplain import iptc_reader
-from iptexplain.live import read_ruleset
+from iptexplain.inputs import iptc_reader
+from iptexplain.inputs.live import read_ruleset
 from iptexplain.render.save import save_ruleset
 iptc_reader.MAX_RULES = 57  # the ruleset has 58
 rs, reads, det = read_ruleset(4, "legacy")
@@ -549,8 +549,8 @@ def test_python_iptables_failure_falls_back_to_the_save_command(netns) -> None:
     require_iptc()
     req = load_request(SEED, "legacy")
     req["code"] = r'''
-from iptexplain import iptc_reader
-from iptexplain.live import read_ruleset
+from iptexplain.inputs import iptc_reader
+from iptexplain.inputs.live import read_ruleset
 from iptexplain.render.save import save_ruleset
 def mismatch(module, what):
     if module.name == "conntrack":
@@ -568,7 +568,7 @@ out["how"], out["save"] = reads[0].how, save_ruleset(rs)
 def test_revision_check_compares_entry_and_module() -> None:
     from types import SimpleNamespace
 
-    from iptexplain.iptc_reader import RevisionMismatch, check_revision
+    from iptexplain.inputs.iptc_reader import RevisionMismatch, check_revision
 
     def module(entry_rev: int, module_rev: int):
         user = SimpleNamespace(revision=entry_rev)
@@ -612,7 +612,7 @@ out["rc"], out["stdout"], out["stderr"] = p.returncode, p.stdout, p.stderr
 def test_missing_save_command_is_one_clear_line(netns) -> None:
     req = {"setup": [["ip", "link", "set", "lo", "up"]], "code": r'''
 from iptexplain.core.errors import InputError
-import iptexplain.live as L
+import iptexplain.inputs.live as L
 L.SEARCH_PATH = ""
 os.environ["PATH"] = "/nonexistent"
 for backend in ("nft", "legacy", None):
@@ -635,7 +635,7 @@ def test_iptables_before_1_8_reads_legacy_with_plain_iptables_save(netns) -> Non
     req = load_request(SEED, "legacy")
     req["code"] = r'''
 import tempfile, shutil as sh
-import iptexplain.live as L
+import iptexplain.inputs.live as L
 from iptexplain.render.save import save_ruleset
 old = tempfile.mkdtemp()
 os.symlink(sh.which("iptables-legacy-save", path="/usr/sbin:/sbin"), os.path.join(old, "iptables-save"))
@@ -655,7 +655,7 @@ sh.rmtree(old)
 
 
 def test_unknown_backend_is_an_input_error() -> None:
-    from iptexplain.live import detect
+    from iptexplain.inputs.live import detect
 
     with pytest.raises(InputError, match="unknown backend `nftables'"):
         detect((4,), "nftables")
@@ -676,7 +676,7 @@ out["snapshot4"], out["snapshot4_err"] = p.stdout, p.stderr
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_snapshot_round_trip(netns, backend: str, tmp_path: Path) -> None:
-    from iptexplain.snapshot import is_snapshot, load_snapshot
+    from iptexplain.inputs.snapshot import is_snapshot, load_snapshot
 
     req = load_request(SEED, backend)
     req["code"] = SNAPSHOT_CODE
@@ -732,7 +732,7 @@ for path in (req["path"], req["path"] + ".missing/dir/x.snap"):
     assert stderr.startswith("iptexplain: snapshot of ") and stderr.strip().endswith(f"written to {out_file}")
     assert "IPv4 nft" in stderr and "18 rules" in stderr
     assert out_file.stat().st_mode & 0o777 == 0o600
-    from iptexplain.snapshot import load_snapshot
+    from iptexplain.inputs.snapshot import load_snapshot
 
     rs, host = load_snapshot(out_file.read_text(), str(out_file))
     assert rs.rule_count() == 18 and "docker0" in host.interfaces
@@ -741,8 +741,8 @@ for path in (req["path"], req["path"] + ".missing/dir/x.snap"):
 
 
 def test_snapshot_keeps_ipsets_the_rules_use(netns) -> None:
-    from iptexplain.ipset import parse_ipset_save
-    from iptexplain.snapshot import load_snapshot, snapshot_ipsets
+    from iptexplain.inputs.ipset import parse_ipset_save
+    from iptexplain.inputs.snapshot import load_snapshot, snapshot_ipsets
 
     rules = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
              "-A INPUT -m set --match-set blocked src -j DROP\nCOMMIT\n")
@@ -766,7 +766,7 @@ def test_snapshot_keeps_ipsets_the_rules_use(netns) -> None:
 
 
 def test_bad_snapshots_are_one_line_errors(tmp_path: Path) -> None:
-    from iptexplain.snapshot import load_snapshot
+    from iptexplain.inputs.snapshot import load_snapshot
 
     with pytest.raises(InputError) as e:
         load_snapshot('{"schema": "iptexplain-snapshot", "version": 99, "rulesets": {}}', "s.snap")
@@ -951,7 +951,7 @@ srv.shutdown()
 
 
 def test_docker_api_names_containers(tmp_path: Path) -> None:
-    from iptexplain.docker_api import add_containers, describe
+    from iptexplain.inputs.docker_api import add_containers, describe
     from iptexplain.host.model import HostModel
 
     sock = tmp_path / "docker.sock"
@@ -972,7 +972,7 @@ def test_docker_api_names_containers(tmp_path: Path) -> None:
 
 
 def test_docker_host_unix_socket_is_followed(tmp_path: Path, monkeypatch) -> None:
-    from iptexplain.docker_api import DOCKER_SOCKET, add_containers, socket_path
+    from iptexplain.inputs.docker_api import DOCKER_SOCKET, add_containers, socket_path
     from iptexplain.host.model import HostModel
 
     sock = tmp_path / "rootless.sock"
@@ -992,7 +992,7 @@ def test_docker_host_unix_socket_is_followed(tmp_path: Path, monkeypatch) -> Non
 
 @pytest.mark.parametrize("status,body", [(500, b'{"message": "boom"}'), (200, b"not json"), (200, b'{"a": 1}')])
 def test_docker_api_failures_are_silent(tmp_path: Path, status: int, body: bytes) -> None:
-    from iptexplain.docker_api import add_containers
+    from iptexplain.inputs.docker_api import add_containers
     from iptexplain.host.model import HostModel
 
     sock = tmp_path / "docker.sock"
@@ -1009,7 +1009,7 @@ def test_docker_api_failures_are_silent(tmp_path: Path, status: int, body: bytes
 def test_docker_api_absent_or_unresponsive_socket(tmp_path: Path) -> None:
     import socket as socketlib
 
-    from iptexplain.docker_api import add_containers
+    from iptexplain.inputs.docker_api import add_containers
     from iptexplain.host.model import HostModel
 
     host = HostModel()

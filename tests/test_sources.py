@@ -1,4 +1,4 @@
-"""Where `iptexplain trace` gets its input (iptexplain.sources): an empty live host traces (every
+"""Where `iptexplain trace` gets its input (iptexplain.inputs.sources): an empty live host traces (every
 hook accepts) while an empty FILE stays an error; the backend read live or kept by a snapshot
 reaches the tracer (security before or after nat INPUT); ipsets read live or kept by a snapshot
 decide `-m set` rules.
@@ -208,7 +208,7 @@ def test_ipsets_read_live_and_kept_in_snapshots_decide_set_matches(netns, tmp_pa
 def test_live_ipset_failure_is_a_warning_and_the_set_match_forks(netns) -> None:
     # `ipset save' fails (the command is hidden from PATH): the trace still runs, and forks.
     code = TRACE_CODE.replace('[sys.executable, "-m", "iptexplain", *args]',
-                              '[sys.executable, "-c", "import iptexplain.live as L, sys; '
+                              '[sys.executable, "-c", "import iptexplain.inputs.live as L, sys; '
                               'L.read_ipsets = lambda: (_ for _ in ()).throw(L.InputError(\'not installed\', '
                               '\'ipset\')); from iptexplain.cli import main; sys.argv[0] = \'iptexplain\'; main()", *args]')
     req = {"setup": [*TOPOLOGY, ["ipset", "create", "blocked", "hash:ip"]],
@@ -221,7 +221,7 @@ def test_live_ipset_failure_is_a_warning_and_the_set_match_forks(netns) -> None:
 
 def test_sources_resolve_keeps_the_flow_family_and_backend(tmp_path: Path) -> None:
     from iptexplain.core.errors import InputError
-    from iptexplain.sources import resolve
+    from iptexplain.inputs.sources import resolve
 
     v6 = tmp_path / "r6.save"
     v6.write_text("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"

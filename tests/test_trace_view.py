@@ -18,8 +18,8 @@ import pytest
 
 from snapshots import assert_snapshot
 
-from iptexplain.examples import load_example
 from iptexplain.host.model import HostModel
+from iptexplain.inputs.examples import load_example
 from iptexplain.netfilter.trace import (
     CONNTRACK, DELIVERED, DROPPED, FORWARDED, HOOK, SENT, NOTE, POLICY, QUEUED, REJECTED, REWRITE,
     ROUTE, RULE, TABLE, UNDECIDED, VERDICT, Condition, Flow, Fork, Outcome, Path, Step, Trace,

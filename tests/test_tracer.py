@@ -14,7 +14,7 @@ from iptexplain.core.packets import (Decision, Packets, intersect, masked_set, n
                                      span, subtract)
 from iptexplain.host.infer import complete_host, parse_host_options
 from iptexplain.host.model import HostModel, IfAddr, Interface, Route
-from iptexplain.ipset import parse_ipset_save
+from iptexplain.inputs.ipset import parse_ipset_save
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.hooks import HOOK_ORDER, entries
 from iptexplain.netfilter.trace import Flow

@@ -31,7 +31,7 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
                table: str | None = None) -> Ruleset:
     """Read any supported format; raise InputError (``FILE:LINE: message``) on bad input."""
     if fmt in ("auto", "snapshot"):
-        from iptexplain.snapshot import is_snapshot, load_snapshot
+        from iptexplain.inputs.snapshot import is_snapshot, load_snapshot
 
         if fmt == "snapshot" or is_snapshot(text):
             # `iptexplain snapshot` output: its ruleset (the host model is for trace).

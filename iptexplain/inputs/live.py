@@ -6,7 +6,7 @@ iptables has two kernel backends and a host may use either -- or both at once:
   rules live in nftables tables ``ip filter``, ``ip nat``…; python-iptables cannot see them.  They
   are read with ``iptables-nft-save -c`` / ``ip6tables-nft-save -c``.
 * **legacy** (x_tables, ``(legacy)``): the tables listed in ``/proc/net/ip{,6}_tables_names``.
-  They are read through python-iptables when it is importable (:mod:`iptexplain.iptc_reader`),
+  They are read through python-iptables when it is importable (:mod:`iptexplain.inputs.iptc_reader`),
   else with ``iptables-legacy-save -c``.
 
 Both kinds of table see every packet when both exist; iptables-nft itself then warns
@@ -211,7 +211,7 @@ def read_legacy(family: int, names: list[str] | None = None, use_iptc: bool = Tr
         names = legacy_tables(family)
     if use_iptc and names:
         try:
-            from iptexplain import iptc_reader
+            from iptexplain.inputs import iptc_reader
 
             limit = iptc_reader.MAX_RULES if find_tool(tool) is not None else None
             text = iptc_reader.family_text(family, names, max_rules=limit)
@@ -470,7 +470,7 @@ def read_live_host(family: int | None = None, backend: str | None = None, contai
     rs, reads, _ = read_ruleset(family, backend)
     host = read_host()
     if containers:
-        from iptexplain.docker_api import add_containers
+        from iptexplain.inputs.docker_api import add_containers
 
         add_containers(host)
     return LiveHost(rs, host, {r.family: r.backend for r in reads}, reads)

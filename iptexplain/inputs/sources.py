@@ -95,13 +95,13 @@ def _ruleset_and_host(file: str | None, example: str | None, family: int | None,
 
     forced = {4: backend, 6: backend} if backend else {}
     if example is not None:
-        from iptexplain.examples import load_example
+        from iptexplain.inputs.examples import load_example
 
         rs, host = load_example(example, family)
         return TraceInput(rs, host, _flow_family(rs, family), "example", forced)
     if file is not None:
         from iptexplain.parse.stream import read_ruleset_or_text
-        from iptexplain.snapshot import is_snapshot
+        from iptexplain.inputs.snapshot import is_snapshot
 
         # A large iptables-save dump is parsed as it is read (progress bar on a terminal).
         # Its rules' options are read when the trace reaches them (iptexplain.parse.lazy).
@@ -113,7 +113,7 @@ def _ruleset_and_host(file: str | None, example: str | None, family: int | None,
             return _from_snapshot(text, name, family, backend)
         rs = parse_text(text, name, input_format)
         return TraceInput(rs, None, _flow_family(rs, family), "file", forced)
-    live = _optional("iptexplain.live")
+    live = _optional("iptexplain.inputs.live")
     if live is None or not hasattr(live, "read_live_host"):
         raise InputError("no FILE given and live reading is not available: pipe a saved dump: "
                          "sudo iptables-save | iptexplain trace -", "iptexplain trace")
@@ -132,8 +132,8 @@ def _ruleset_and_host(file: str | None, example: str | None, family: int | None,
 
 
 def _from_snapshot(text: str, name: str, family: int | None, backend: str | None) -> TraceInput:
-    from iptexplain.live import uses_ipsets
-    from iptexplain.snapshot import open_snapshot
+    from iptexplain.inputs.live import uses_ipsets
+    from iptexplain.inputs.snapshot import open_snapshot
 
     snap = open_snapshot(text, name)
     rs = snap.ruleset
@@ -158,7 +158,7 @@ def _flow_family(rs: Ruleset, family: int | None) -> int:
 def _kept_ipsets(rs: Ruleset, text: str, source: str, where: str) -> dict[str, Any] | None:
     """The sets of a host's ``ipset save`` (live or kept in a snapshot).  Text iptexplain cannot
     read is a warning, not an error: the trace still runs, forking on the set matches."""
-    from iptexplain.ipset import parse_ipset_save
+    from iptexplain.inputs.ipset import parse_ipset_save
 
     try:
         sets = parse_ipset_save(text, source)
@@ -181,7 +181,7 @@ def _ipsets_from_files(rs: Ruleset, files: tuple[str, ...]) -> dict[str, Any] | 
     """``--ipset FILE`` (repeatable; ``-`` is standard input): bad lines are input errors."""
     if not files:
         return None
-    from iptexplain.ipset import parse_ipset_save
+    from iptexplain.inputs.ipset import parse_ipset_save
     from iptexplain.parse import read_input
 
     sets: dict[str, Any] = {}

@@ -52,9 +52,9 @@ def _version() -> str:
 
 def make_snapshot(family: int | None = None, backend: str | None = None) -> dict:
     """Read this host (root, read-only) into the snapshot document."""
-    from iptexplain.docker_api import add_containers
+    from iptexplain.inputs.docker_api import add_containers
     from iptexplain.host.readers import host_to_dict, read_host
-    from iptexplain.live import read_ipsets, read_ruleset, uses_ipsets
+    from iptexplain.inputs.live import read_ipsets, read_ruleset, uses_ipsets
 
     rs, reads, det = read_ruleset(family, backend)
     host = read_host()
@@ -99,7 +99,7 @@ def write_file(path: str, text: str) -> None:
 
 def snapshot_ipsets(text: str, source: str = "<snapshot>") -> tuple[str, str] | None:
     """The ``ipset save`` text a snapshot kept (when its rules use ipsets), with a source name
-    for :func:`iptexplain.ipset.parse_ipset_save`; None when it has none."""
+    for :func:`iptexplain.inputs.ipset.parse_ipset_save`; None when it has none."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
@@ -112,7 +112,7 @@ def snapshot_ipsets(text: str, source: str = "<snapshot>") -> tuple[str, str] | 
 
 @dataclass
 class Snapshot:
-    """A snapshot as read: what the host's tracer needs, as :class:`iptexplain.live.LiveHost`."""
+    """A snapshot as read: what the host's tracer needs, as :class:`iptexplain.inputs.live.LiveHost`."""
 
     ruleset: Ruleset
     host: HostModel
@@ -131,7 +131,7 @@ def load_snapshot(text: str, source: str = "<snapshot>") -> tuple[Ruleset, HostM
 def open_snapshot(text: str, source: str = "<snapshot>") -> Snapshot:
     """A snapshot's ruleset, host model, backends and kept ``ipset save`` text (one JSON read)."""
     from iptexplain.host.readers import host_from_dict
-    from iptexplain.live import FamilyRead, ruleset_from_reads
+    from iptexplain.inputs.live import FamilyRead, ruleset_from_reads
 
     try:
         doc = json.loads(text)
