@@ -199,7 +199,7 @@ def fixture_cases(count: int, outdir: Path) -> list[Case]:
 INPROC = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
-from iptexplain.parse import load
+from iptexplain.inputs.files import load
 from iptexplain.netfilter.trace import Flow
 from iptexplain.netfilter.tracer import trace_flow
 t1 = time.perf_counter()
@@ -218,7 +218,7 @@ leaves = list(tr.leaves()) if hasattr(tr, "leaves") else []
 nrules = rs.rule_count()
 del rs, tr
 # What `trace` does: a large dump read lazily (rules read when the trace reaches them).
-from iptexplain.parse.stream import read_ruleset_or_text
+from iptexplain.inputs.stream import read_ruleset_or_text
 c3 = time.process_time()
 lazy = read_ruleset_or_text(sys.argv[1], progress=False, lazy=True)[0]
 c4 = time.process_time()

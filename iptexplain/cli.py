@@ -79,7 +79,7 @@ def show(file: str, fmt: str, table: str | None, family: int | None, chain: str 
               "pass a file, or pipe a dump: sudo iptables-save | iptexplain show -")
 
     def body() -> int:
-        from iptexplain.parse import load
+        from iptexplain.inputs.files import load
         from iptexplain.render.show import render_ruleset
 
         s_table = table if fmt == "S" else None

@@ -16,7 +16,7 @@ import pytest
 
 from corpus_index import CORPUS, IN_CI, LOADABLE_SUFFIXES, corpus_available, entries, s_table
 from iptexplain.core.errors import InputError
-from iptexplain.parse import load
+from iptexplain.inputs.files import load
 
 # Modules iptexplain keeps verbatim without modelling: rare, with no packet semantics a trace of
 # a described flow could use.  The corpus has none of them today.

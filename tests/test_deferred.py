@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import iptexplain.parse.stream as stream
+import iptexplain.inputs.stream as stream
 from corpus_index import save_files
 from iptexplain.core.errors import InputError
 from iptexplain.parse.deferred import DeferredChain, GiveUp, read_deferred

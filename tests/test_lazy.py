@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import iptexplain.parse.stream as stream
+import iptexplain.inputs.stream as stream
 from corpus_index import save_files
 from iptexplain.core.errors import InputError
 from iptexplain.parse.lazy import LazyRule, lazy_plan

@@ -20,7 +20,8 @@ from iptexplain.core.errors import InputError
 from iptexplain.ext import MATCHES, TARGETS, load_all
 from iptexplain.ext.base import split_listing_words
 from iptexplain.graph import Ruleset
-from iptexplain.parse import detect_format, load, parse_text
+from iptexplain.inputs.files import load
+from iptexplain.parse import detect_format, parse_text
 from iptexplain.parse.listing import (UnresolvedAddress, parse_command, parse_listing,
                                       read_row_tail)
 from iptexplain.parse.rulespec import parse_rulespec

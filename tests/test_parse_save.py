@@ -8,7 +8,8 @@ import pytest
 
 from iptexplain.core.errors import InputError
 from iptexplain.graph import Counters
-from iptexplain.parse import detect_format, load, parse_text
+from iptexplain.inputs.files import load
+from iptexplain.parse import detect_format, parse_text
 from iptexplain.parse.save import parse_save
 from iptexplain.parse.tokenize import split_args
 from iptexplain.render.save import save_ruleset

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from iptexplain.cli import main
-from iptexplain.parse import load
+from iptexplain.inputs.files import load
 from iptexplain.parse.save import parse_save
 from iptexplain.render.show import _wrap, _wrap_plain, fold, human, plain_output, render_ruleset
 

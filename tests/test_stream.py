@@ -1,4 +1,4 @@
-"""Streamed reading of large dumps (iptexplain.parse.stream) gives what reading them whole gives,
+"""Streamed reading of large dumps (iptexplain.inputs.stream) gives what reading them whole gives,
 and the progress bar shows only on a terminal."""
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iptexplain.core.errors import InputError
-from iptexplain.parse import load, parse_text, read_input
-import iptexplain.parse.stream as stream
+from iptexplain.inputs.files import load
+from iptexplain.inputs.stream import read_input
+import iptexplain.inputs.stream as stream
+from iptexplain.parse import parse_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import gen_kube  # noqa: E402

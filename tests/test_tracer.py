@@ -14,12 +14,13 @@ from iptexplain.core.packets import (Decision, Packets, intersect, masked_set, n
                                      span, subtract)
 from iptexplain.host.infer import complete_host, parse_host_options
 from iptexplain.host.model import HostModel, IfAddr, Interface, Route
+from iptexplain.inputs.files import load
 from iptexplain.inputs.ipset import parse_ipset_save
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.hooks import HOOK_ORDER, entries
 from iptexplain.netfilter.trace import Flow
 from iptexplain.netfilter.tracer import trace_flow
-from iptexplain.parse import load, parse_text
+from iptexplain.parse import parse_text
 
 from trace_paths import hooks_seen, kernel_path, tables_seen
 

@@ -100,7 +100,7 @@ def _ruleset_and_host(file: str | None, example: str | None, family: int | None,
         rs, host = load_example(example, family)
         return TraceInput(rs, host, _flow_family(rs, family), "example", forced)
     if file is not None:
-        from iptexplain.parse.stream import read_ruleset_or_text
+        from iptexplain.inputs.stream import read_ruleset_or_text
         from iptexplain.inputs.snapshot import is_snapshot
 
         # A large iptables-save dump is parsed as it is read (progress bar on a terminal).
@@ -182,7 +182,7 @@ def _ipsets_from_files(rs: Ruleset, files: tuple[str, ...]) -> dict[str, Any] | 
     if not files:
         return None
     from iptexplain.inputs.ipset import parse_ipset_save
-    from iptexplain.parse import read_input
+    from iptexplain.inputs.stream import read_input
 
     sets: dict[str, Any] = {}
     for f in files:
@@ -221,7 +221,7 @@ def _with_given_host(host: HostModel | None, family: int | None, host_files: tup
     ``--iface``/``--route``/``--local``, each winning over what was read before it."""
     if host_files:
         from iptexplain.host.readers import host_from_ip
-        from iptexplain.parse import read_input
+        from iptexplain.inputs.stream import read_input
 
         texts = [read_input(f) for f in host_files]
         host = _merge_host(host, host_from_ip(texts, family))

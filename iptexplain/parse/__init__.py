@@ -1,83 +1,31 @@
-"""Text -> rule graph.  Every input format is detected here and read into one Ruleset."""
+"""Text -> rule graph.  Every iptables text format is detected here and read into one Ruleset.
+
+Where the text comes from (a file, standard input, a snapshot, the live host) is
+:mod:`iptexplain.inputs`' business.
+"""
 
 from __future__ import annotations
 
-import re
-import sys
-from pathlib import Path
-
 from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
+from iptexplain.parse.detect import FORMATS, detect_format
+from iptexplain.parse.listing import parse_listing
 from iptexplain.parse.partial import missing_tables_note
+from iptexplain.parse.save import parse_save
 
-FORMATS = ("auto", "save", "S", "listing")
-_LISTING_RE = re.compile(r"^\s*(?:>\s?)*Chain \S+ \((?:policy \w+|\d+ references?|user-defined|ERROR)", re.M)
-_SAVE_RE = re.compile(r"^\s*\*(?:raw|mangle|nat|filter|security)\s*$", re.M)
-_S_RE = re.compile(r"^\s*(?:\[\d+:\d+\]\s*)?-[APN] \S+", re.M)
-
-
-def detect_format(text: str) -> str:
-    """'save' (iptables-save / restore), 'S' (iptables -S) or 'listing' (iptables -L family)."""
-    if _SAVE_RE.search(text):
-        return "save"
-    if _LISTING_RE.search(text):
-        return "listing"
-    if _S_RE.search(text):
-        return "S"
-    return "save"
+__all__ = ["FORMATS", "detect_format", "parse_text"]
 
 
 def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: int | None = None,
                table: str | None = None) -> Ruleset:
     """Read any supported format; raise InputError (``FILE:LINE: message``) on bad input."""
-    if fmt in ("auto", "snapshot"):
-        from iptexplain.inputs.snapshot import is_snapshot, load_snapshot
-
-        if fmt == "snapshot" or is_snapshot(text):
-            # `iptexplain snapshot` output: its ruleset (the host model is for trace).
-            rs = load_snapshot(text, source)[0]
-            if family is not None:
-                rs.tables = {k: t for k, t in rs.tables.items() if k[0] == family}
-            return rs
     if fmt == "auto":
         fmt = detect_format(text)
     if fmt in ("save", "S"):
-        from iptexplain.parse.save import parse_save
-
         rs = parse_save(text, source, family=family, table=table)
     elif fmt == "listing":
-        from iptexplain.parse.listing import parse_listing
-
         rs = parse_listing(text, source, family=family, table=table)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
     missing_tables_note(rs)
     return rs
-
-
-def read_input(path: str) -> tuple[str, str]:
-    """(text, display name) of a file, or of standard input for ``-``."""
-    if path == "-":
-        data = sys.stdin.buffer.read()
-        name = "<stdin>"
-    else:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as e:
-            raise InputError(e.strerror or str(e), path) from None
-        name = path
-    if b"\0" in data[:4096]:
-        raise InputError("binary data, not iptables text", name, None)
-    return data.decode("utf-8", errors="replace"), name
-
-
-def load(path: str, fmt: str = "auto", family: int | None = None, table: str | None = None,
-         progress: bool = True) -> Ruleset:
-    """Read a file (``-``: standard input) as the CLI does: a large iptables-save dump is parsed
-    while it is read, with a progress bar on a terminal (:mod:`iptexplain.parse.stream`)."""
-    from iptexplain.parse.stream import read_ruleset_or_text
-
-    rs, text, name = read_ruleset_or_text(path, fmt, family, table, progress=progress)
-    if rs is not None:
-        return rs
-    return parse_text(text, name, fmt, family, table)  # type: ignore[arg-type]

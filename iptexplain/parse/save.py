@@ -609,7 +609,7 @@ def parse_save(text: str, source: str = "<input>", family: int | None = None, ta
 def parse_save_lines(lines: Iterable[str], source: str = "<input>", family: int | None = None,
                      table: str | None = None, repaired: set[str] | None = None, lazy: bool = False) -> Ruleset:
     """Parse iptables-save / restore text given line by line, as it is read (see
-    :mod:`iptexplain.parse.stream`): the input must be known to have ``*table`` lines, so that
+    :mod:`iptexplain.inputs.stream`): the input must be known to have ``*table`` lines, so that
     no ``-S`` inference over all lines is needed.  ``repaired`` is shared with the line source,
     which notes what it repaired while splitting (CR line ends) before the reader reports.
     ``lazy``: read rules' options on first access (see :mod:`iptexplain.parse.lazy`)."""

@@ -25,10 +25,12 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
+from iptexplain.parse.detect import SAVE_RE
 
 HEAD = 1 << 16
 CHUNK = 1 << 20
@@ -136,6 +138,22 @@ class ProgressLines:
             self.progress = None
 
 
+def read_input(path: str) -> tuple[str, str]:
+    """(text, display name) of a file, or of standard input for ``-``."""
+    if path == "-":
+        data = sys.stdin.buffer.read()
+        name = "<stdin>"
+    else:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise InputError(e.strerror or str(e), path) from None
+        name = path
+    if b"\0" in data[:4096]:
+        raise InputError("binary data, not iptables text", name, None)
+    return data.decode("utf-8", errors="replace"), name
+
+
 def read_ruleset_or_text(path: str, fmt: str = "auto", family: int | None = None,
                          table: str | None = None, progress: bool = True,
                          lazy: bool = False) -> tuple[Ruleset | None, str | None, str]:
@@ -144,8 +162,6 @@ def read_ruleset_or_text(path: str, fmt: str = "auto", family: int | None = None
     standard input.  Raises InputError (unreadable file, binary data, bad rules).  ``lazy``: a
     streamed ruleset's rules are read on first access (:mod:`iptexplain.parse.lazy`), and the
     ruleset says so in a note."""
-    from iptexplain.parse import _SAVE_RE, read_input
-
     if fmt not in ("auto", "save"):
         text, name = read_input(path)
         return None, text, name
@@ -174,7 +190,7 @@ def read_ruleset_or_text(path: str, fmt: str = "auto", family: int | None = None
         if b"\0" in head[:4096]:
             raise InputError("binary data, not iptables text", name, None)
         head_text = head.decode("utf-8", errors="replace")
-        streamable = _SAVE_RE.search(head_text) is not None and not head_text.lstrip().startswith("{")
+        streamable = SAVE_RE.search(head_text) is not None and not head_text.lstrip().startswith("{")
         if not streamable or (total is None and len(head) < HEAD):
             rest = f.read()
             return None, (head + rest).decode("utf-8", errors="replace"), name
