@@ -10,7 +10,7 @@ from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.parse.detect import FORMATS, detect_format
 from iptexplain.parse.listing import parse_listing
-from iptexplain.parse.partial import missing_tables_note
+from iptexplain.parse.partial import name_gaps
 from iptexplain.parse.save import parse_save
 
 __all__ = ["FORMATS", "detect_format", "parse_text"]
@@ -27,5 +27,5 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
         rs = parse_listing(text, source, family=family, table=table)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
-    missing_tables_note(rs)
+    name_gaps(rs)
     return rs
