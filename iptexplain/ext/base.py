@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+import socket
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 from iptexplain.core.errors import OptionError
@@ -460,7 +461,6 @@ def listing_service(text: str, proto: str | None = "tcp") -> str:
     database (the same on most systems); an unknown name is left for the caller to reject."""
     if text.isdigit() or text in SERVICES:
         return text if text.isdigit() else str(SERVICES[text])
-    import socket
 
     try:
         return str(socket.getservbyname(text, proto if proto in ("tcp", "udp") else "tcp"))

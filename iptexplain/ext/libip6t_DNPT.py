@@ -7,7 +7,7 @@ from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import fmt_set, intersect, masked_set, normalize
 from iptexplain.ext import register
-from iptexplain.ext.base import Opt, OptType, Target
+from iptexplain.ext.base import Opt, OptType, Target, read_save_like, save_like_listing
 
 
 def fmt_pfx(a) -> str:
@@ -51,12 +51,8 @@ class Dnpt(Target):
 
     # -- the -L face (DNPT_print / SNPT_print: " DNPT src-pfx A/L dst-pfx B/L") -----------------
     def listing(self, numeric: bool = True, *, family: int = 6, proto: str | None = None) -> str:
-        from iptexplain.ext.base import save_like_listing
-
         return save_like_listing(self, self.name)
 
     @classmethod
     def from_listing(cls, tail) -> "Dnpt":
-        from iptexplain.ext.base import read_save_like
-
         return read_save_like(cls, tail, (cls.name,), spelled=cls.name)  # type: ignore[return-value]

@@ -6,7 +6,7 @@ from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
-from iptexplain.ext.libxt_esp import save_spis
+from iptexplain.ext.libxt_esp import listing_spis, read_listing_spis, save_spis
 
 
 @register
@@ -40,8 +40,6 @@ class Frag(Match):
     listing_keywords = ("frag",)
 
     def listing(self, numeric: bool = True, *, family: int = 6, proto: str | None = None) -> str:
-        from iptexplain.ext.libxt_esp import listing_spis
-
         out = ["frag", listing_spis("id", self.get("id"))]
         v = self.get("len")
         if v is not None:
@@ -52,8 +50,6 @@ class Frag(Match):
 
     @classmethod
     def from_listing(cls, tail) -> "Frag":
-        from iptexplain.ext.libxt_esp import read_listing_spis
-
         tail.expect("frag")
         opts: list = []
         read_listing_spis(tail, "id", "--fragid", opts)

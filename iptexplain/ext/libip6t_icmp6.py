@@ -5,7 +5,7 @@ from __future__ import annotations
 from iptexplain.core.packets import Decision, fmt_icmp, span
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType
-from iptexplain.ext.libxt_icmp import parse_icmp_type
+from iptexplain.ext.libxt_icmp import listing_icmp_type, parse_icmp_type, read_listing_icmp_type
 
 # name -> (type, code_min, code_max), from iptables' icmpv6_codes table.
 ICMPV6_TYPES: dict[str, tuple[int, int, int]] = {
@@ -62,14 +62,10 @@ class Icmp6(Match):
     listing_keywords = ("ipv6-icmp", "ipv6-icmptype")
 
     def listing(self, numeric: bool = True, *, family: int = 6, proto: str | None = None) -> str:
-        from iptexplain.ext.libxt_icmp import listing_icmp_type
-
         v = self.get("type")
         return "ipv6-icmp" + listing_icmp_type(v.value, v.invert, numeric, ICMPV6_TYPES)
 
     @classmethod
     def from_listing(cls, tail) -> "Icmp6":
-        from iptexplain.ext.libxt_icmp import read_listing_icmp_type
-
         spec, inv = read_listing_icmp_type(tail, "ipv6-icmp", ICMPV6_TYPES)
         return cls.build([("--icmpv6-type", inv, [spec])], spelled="icmp6")  # type: ignore[return-value]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import Decision
 from iptexplain.ext import register
-from iptexplain.ext.base import Match, Opt, OptType, types
+from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
 
 # (protocol number, mask bit), in the order iptables prints them.
 CHAIN_FLAGS = ((0, 128), (60, 64), (43, 32), (44, 16), (51, 8), (50, 4), (59, 2), (255, 1))
@@ -74,8 +74,6 @@ class Ipv6Header(Match):
 
     @classmethod
     def from_listing(cls, tail) -> "Ipv6Header":
-        from iptexplain.ext.base import parse_uint
-
         tail.expect("ipv6header")
         opts: list = []
         w = tail.peek()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
-from iptexplain.ext.libxt_esp import save_spis
+from iptexplain.ext.libxt_esp import listing_spis, read_listing_spis, save_spis
 
 
 @register
@@ -30,14 +30,10 @@ class Ah(Match):
     listing_keywords = ("ah",)
 
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.libxt_esp import listing_spis
-
         return "ah " + listing_spis("spi", self.get("spi"))
 
     @classmethod
     def from_listing(cls, tail) -> "Ah":
-        from iptexplain.ext.libxt_esp import read_listing_spis
-
         tail.expect("ah")
         opts: list = []
         read_listing_spis(tail, "spi", "--ahspi", opts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import Decision
 from iptexplain.ext import register
-from iptexplain.ext.base import Match, Opt
+from iptexplain.ext.base import Match, Opt, read_save_like, save_like_listing
 from iptexplain.ext.libxt_devgroup import group
 
 
@@ -28,12 +28,8 @@ class Realm(Match):
     listing_keywords = ("realm",)
 
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.base import save_like_listing
-
         return save_like_listing(self)
 
     @classmethod
     def from_listing(cls, tail) -> "Realm":
-        from iptexplain.ext.base import read_save_like
-
         return read_save_like(cls, tail, spelled="realm")  # type: ignore[return-value]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
-from iptexplain.ext.base import Opt, Target, types
+from iptexplain.ext.base import Opt, Target, parse_markmask, parse_uint, types
 from iptexplain.ext.libxt_MARK import MarkTarget
 
 FULL = 0xFFFFFFFF
@@ -149,8 +149,6 @@ class ConnmarkTarget(Target):
 
     @classmethod
     def from_listing(cls, tail) -> "ConnmarkTarget":
-        from iptexplain.ext.base import parse_markmask, parse_uint
-
         tail.expect("CONNMARK")
         mode = tail.take()
         if mode in ("save", "restore"):

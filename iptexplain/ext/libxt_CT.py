@@ -11,6 +11,7 @@ from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target, parse_uint, types
+from iptexplain.ext.libxt_NOTRACK import NoTrack
 
 CT_EVENTS = ("new", "related", "destroy", "reply", "assured", "protoinfo", "helper", "mark",
              "natseqinfo", "secmark")
@@ -125,7 +126,6 @@ class CT(Target):
     @classmethod
     def from_listing(cls, tail) -> "CT":
         if tail.take_if("NOTRACK"):  # -j NOTRACK is CT's alias: target column CT, text NOTRACK
-            from iptexplain.ext.libxt_NOTRACK import NoTrack
 
             return NoTrack.build([], spelled="NOTRACK")  # type: ignore[return-value]
         tail.expect("CT")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target, types
-from iptexplain.ext.nat_range import NatRange, parse_nat_range
+from iptexplain.ext.nat_range import NatRange, nat_listing, parse_nat_range, read_nat_listing
+from iptexplain.netfilter.nat import dnat
 
 natrange = OptType("natrange", lambda a: parse_nat_range(a[0]), lambda v: [v.text])
 
@@ -31,19 +32,13 @@ class DNat(Target):
 
     # -- the -L face (DNAT_print: " to:RANGE" per range, then the flags) -----------------------
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.nat_range import nat_listing
-
         return nat_listing(self, "to:", [r.text for r in self.ranges])
 
     @classmethod
     def from_listing(cls, tail) -> "DNat":
-        from iptexplain.ext.nat_range import read_nat_listing
-
         opts = read_nat_listing(tail, "--to-destination", ("to:",), set(cls.option_map()))
         return cls.build(opts, spelled="DNAT")  # type: ignore[return-value]
 
     def apply(self, pkts, ctx):
         """Rewrite the destination of the new connection (nf_nat_setup_info, manip DST)."""
-        from iptexplain.netfilter.nat import dnat
-
         return dnat(pkts, self.ranges, ctx)

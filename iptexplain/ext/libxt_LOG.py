@@ -5,7 +5,7 @@ from __future__ import annotations
 from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
-from iptexplain.ext.base import Opt, OptType, Target, types
+from iptexplain.ext.base import Opt, OptType, Target, types, unquote_listing
 
 LEVELS = {"emerg": 0, "alert": 1, "crit": 2, "error": 3, "err": 3, "warning": 4, "warn": 4,
           "notice": 5, "info": 6, "debug": 7, "panic": 0}
@@ -67,8 +67,6 @@ class Log(Target):
 
     @classmethod
     def from_listing(cls, tail) -> "Log":
-        from iptexplain.ext.base import unquote_listing
-
         tail.expect("LOG")
         opts: list = []
         if tail.take_if("flags"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
-from iptexplain.ext.base import Opt, Target, types
+from iptexplain.ext.base import Opt, Target, parse_markmask, parse_uint, types
 
 FULL = 0xFFFFFFFF
 
@@ -64,8 +64,6 @@ class MarkTarget(Target):
 
     @classmethod
     def from_listing(cls, tail) -> "MarkTarget":
-        from iptexplain.ext.base import parse_markmask, parse_uint
-
         tail.expect("MARK")
         op = tail.take()
         arg = tail.take()

@@ -10,6 +10,7 @@ from iptexplain.core.addr import Address, parse_address
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target
+from iptexplain.netfilter.nat import netmap
 
 netaddr = OptType("netaddr", lambda a: parse_address(a[0]), lambda v: [str(v)])
 
@@ -31,8 +32,6 @@ class Netmap(Target):
     def apply(self, pkts, ctx):
         """Map the network part onto ``--to``'s, keeping the host part (DNAT before routing,
         SNAT after)."""
-        from iptexplain.netfilter.nat import netmap
-
         return netmap(pkts, ctx, self.to.value, self.to.mask)
 
     # -- the -L face (NETMAP_print: " to:ADDR/LEN") --------------------------------------------

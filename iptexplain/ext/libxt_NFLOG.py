@@ -5,7 +5,7 @@ from __future__ import annotations
 from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
-from iptexplain.ext.base import Opt, OptType, Target, save_string, types
+from iptexplain.ext.base import Opt, OptType, Target, read_save_like, save_like_listing, save_string, types
 
 DEFAULT_THRESHOLD = 1
 
@@ -65,14 +65,10 @@ class Nflog(Target):
 
     # -- the -L face (nflog_print: the save options without their dashes) ----------------------
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.base import save_like_listing
-
         return save_like_listing(self)
 
     @classmethod
     def from_listing(cls, tail) -> "Nflog":
-        from iptexplain.ext.base import read_save_like
-
         if tail.at_end():
             return cls.build([], spelled="NFLOG")  # type: ignore[return-value]
         return read_save_like(cls, tail, spelled="NFLOG")  # type: ignore[return-value]

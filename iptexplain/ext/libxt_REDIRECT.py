@@ -5,6 +5,8 @@ from __future__ import annotations
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
 from iptexplain.ext.libxt_MASQUERADE import portrange
+from iptexplain.ext.nat_range import fmt_port_range, nat_listing, read_nat_listing
+from iptexplain.netfilter.nat import redirect
 
 
 @register
@@ -19,20 +21,14 @@ class Redirect(Target):
 
     # -- the -L face (REDIRECT_print: " redir ports LO-HI", then the flags) --------------------
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.nat_range import fmt_port_range, nat_listing
-
         v = self.value("to_ports")
         return nat_listing(self, "redir ports ", [fmt_port_range(v)] if v else [])
 
     @classmethod
     def from_listing(cls, tail) -> "Redirect":
-        from iptexplain.ext.nat_range import read_nat_listing
-
         opts = read_nat_listing(tail, "--to-ports", ("redir", "ports"), set(cls.option_map()))
         return cls.build(opts, spelled="REDIRECT")  # type: ignore[return-value]
 
     def apply(self, pkts, ctx):
         """DNAT to the host itself (nf_nat_redirect_ipv4/6)."""
-        from iptexplain.netfilter.nat import redirect
-
         return redirect(pkts, ctx, self.value("to_ports"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from iptexplain.core.context import CONTINUE, Effect
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
-from iptexplain.ext.base import Opt, Target, types
+from iptexplain.ext.base import Opt, Target, read_save_like, save_like_listing, types
 from iptexplain.ext.libxt_set import SetRef, setref
 
 
@@ -71,12 +71,8 @@ class SetTarget(Target):
 
     # -- the -L face (set_target_print_v3: the save options without their dashes) --------------
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.base import save_like_listing
-
         return save_like_listing(self)
 
     @classmethod
     def from_listing(cls, tail) -> "SetTarget":
-        from iptexplain.ext.base import read_save_like
-
         return read_save_like(cls, tail, spelled="SET")  # type: ignore[return-value]

@@ -6,7 +6,8 @@ from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
 from iptexplain.ext.libxt_DNAT import natrange
-from iptexplain.ext.nat_range import NatRange
+from iptexplain.ext.nat_range import NatRange, nat_listing, read_nat_listing
+from iptexplain.netfilter.nat import snat
 
 
 @register
@@ -31,19 +32,13 @@ class SNat(Target):
 
     # -- the -L face (SNAT_print: " to:RANGE" per range, then the flags) -----------------------
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.nat_range import nat_listing
-
         return nat_listing(self, "to:", [r.text for r in self.ranges])
 
     @classmethod
     def from_listing(cls, tail) -> "SNat":
-        from iptexplain.ext.nat_range import read_nat_listing
-
         opts = read_nat_listing(tail, "--to-source", ("to:",), set(cls.option_map()))
         return cls.build(opts, spelled="SNAT")  # type: ignore[return-value]
 
     def apply(self, pkts, ctx):
         """Rewrite the source of the new connection (nf_nat_setup_info, manip SRC)."""
-        from iptexplain.netfilter.nat import snat
-
         return snat(pkts, self.ranges, ctx, random_fully=self.has("random_fully"))

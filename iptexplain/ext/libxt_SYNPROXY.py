@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from iptexplain.core.context import DROP, Effect
 from iptexplain.ext import register
-from iptexplain.ext.base import Opt, Target, types
+from iptexplain.ext.base import Opt, Target, read_save_like, save_like_listing, types
 
 
 @register
@@ -22,14 +22,10 @@ class SynProxy(Target):
 
     # -- the -L face (SYNPROXY_print: " SYNPROXY sack-perm timestamp wscale N mss N ecn") -------
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.base import save_like_listing
-
         return save_like_listing(self, "SYNPROXY")
 
     @classmethod
     def from_listing(cls, tail) -> "SynProxy":
-        from iptexplain.ext.base import read_save_like
-
         return read_save_like(cls, tail, ("SYNPROXY",), spelled="SYNPROXY")  # type: ignore[return-value]
 
     def apply(self, pkts, ctx):

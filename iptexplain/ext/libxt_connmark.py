@@ -5,7 +5,7 @@ from __future__ import annotations
 from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import Decision
 from iptexplain.ext import register
-from iptexplain.ext.base import Match, Opt, types
+from iptexplain.ext.base import Match, Opt, fmt_markmask, types
 
 
 @register
@@ -38,8 +38,6 @@ class Connmark(Match):
     listing_keywords = ("connmark", "CONNMARK")
 
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.base import fmt_markmask
-
         v = self.get("mark")
         return f"connmark match {'! ' if v.invert else ''}{fmt_markmask(v.value)}"
 

@@ -9,6 +9,7 @@ from iptexplain.core.protocols import PROTO_NUMBERS, canonical_proto, proto_numb
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 from iptexplain.ext.libxt_state import fmt_states, parse_states
+from iptexplain.netfilter.ipheader import proto_text
 
 CTSTATE_ORDER = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED", "SNAT", "DNAT")
 CTSTATUS_ORDER = ("NONE", "EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED")
@@ -159,8 +160,6 @@ class Conntrack(Match):
             tests.append(tracked)
         v = self.get("ctproto")
         if v is not None:
-            from iptexplain.netfilter.ipheader import proto_text
-
             tests.append(lambda p, v=v: Decision.split(p, "proto", point(proto_number(v.value)), v.invert,
                                                          "ctproto", show=proto_text))
         reply = conn.reply_tuple()

@@ -6,6 +6,7 @@ from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
+from iptexplain.ext.libxt_tcp import listing_ports, port_tests, read_listing_ports
 
 DCCP_TYPES = ("REQUEST", "RESPONSE", "DATA", "ACK", "DATAACK", "CLOSEREQ", "CLOSE", "RESET", "SYNC",
               "SYNCACK", "INVALID")
@@ -59,8 +60,6 @@ class Dccp(Match):
 
     def decide(self, pkts, ctx):
         """DCCP ports; the packet types and options are not described: a fork."""
-        from iptexplain.ext.libxt_tcp import port_tests
-
         tests = port_tests(self)
         for key in ("types", "option"):
             v = self.get(key)
@@ -74,8 +73,6 @@ class Dccp(Match):
     listing_keywords = ("dccp",)
 
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.libxt_tcp import listing_ports
-
         out = ["dccp"]
         for key, word in (("sport", "spt"), ("dport", "dpt")):
             v = self.get(key)
@@ -85,8 +82,6 @@ class Dccp(Match):
 
     @classmethod
     def from_listing(cls, tail) -> "Dccp":
-        from iptexplain.ext.libxt_tcp import read_listing_ports
-
         tail.expect("dccp")
         opts: list = []
         try:

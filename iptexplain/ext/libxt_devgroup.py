@@ -5,7 +5,7 @@ from __future__ import annotations
 from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import Decision
 from iptexplain.ext import register
-from iptexplain.ext.base import Match, Opt, OptType, parse_uint
+from iptexplain.ext.base import Match, Opt, OptType, parse_uint, read_save_like, save_like_listing
 
 
 def _group(text: str) -> tuple[int, int] | str:
@@ -71,12 +71,8 @@ class DevGroup(Match):
     listing_keywords = ("src-group", "dst-group")
 
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.base import save_like_listing
-
         return save_like_listing(self)
 
     @classmethod
     def from_listing(cls, tail) -> "DevGroup":
-        from iptexplain.ext.base import read_save_like
-
         return read_save_like(cls, tail, spelled="devgroup")  # type: ignore[return-value]

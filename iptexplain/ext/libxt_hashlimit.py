@@ -13,7 +13,7 @@ from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
-from iptexplain.ext.rate import _atoi, parse_rate, print_rate
+from iptexplain.ext.rate import _atoi, parse_rate, print_rate, rate_unit
 
 SCALE = 1_000_000  # XT_HASHLIMIT_SCALE_v2
 BYTE_SHIFT = 4
@@ -59,8 +59,6 @@ def parse_hash_rate(text: str) -> HashRate:
                 raise OptionError(f"Rate too high \"{text}\"")
             return HashRate(cost, True, BYTE_EXPIRE)
     try:
-        from iptexplain.ext.rate import rate_unit
-
         mult = rate_unit(text)
         return HashRate(parse_rate(text, SCALE), False, mult)
     except OptionError:

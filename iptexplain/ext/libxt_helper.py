@@ -8,7 +8,7 @@ from __future__ import annotations
 from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import Decision
 from iptexplain.ext import register
-from iptexplain.ext.base import Match, Opt, types
+from iptexplain.ext.base import Match, Opt, types, unquote_listing
 
 
 @register
@@ -35,8 +35,6 @@ class Helper(Match):
 
     @classmethod
     def from_listing(cls, tail) -> "Helper":
-        from iptexplain.ext.base import unquote_listing
-
         tail.expect("helper", "match")
         inv = tail.invert()
         return cls.build([("--helper", inv, [unquote_listing(tail.take())])], spelled="helper")  # type: ignore[return-value]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
-from iptexplain.ext.libxt_esp import save_spis
+from iptexplain.ext.libxt_esp import listing_spis, read_listing_spis, save_spis
 
 
 @register
@@ -28,15 +28,11 @@ class IpComp(Match):
     listing_keywords = ("comp",)
 
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.libxt_esp import listing_spis
-
         out = ["comp", listing_spis("spi", self.get("spi"))] + (["reserved"] if self.has("res") else [])
         return " ".join(w for w in out if w)
 
     @classmethod
     def from_listing(cls, tail) -> "IpComp":
-        from iptexplain.ext.libxt_esp import read_listing_spis
-
         tail.expect("comp")
         opts: list = []
         read_listing_spis(tail, "spi", "--ipcompspi", opts)

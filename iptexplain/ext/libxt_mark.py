@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from iptexplain.core.packets import Decision
 from iptexplain.ext import register
-from iptexplain.ext.base import Match, Opt, types
+from iptexplain.ext.base import Match, Opt, fmt_markmask, types
 
 
 @register
@@ -16,8 +16,6 @@ class Mark(Match):
     listing_keywords = ("mark",)
 
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.base import fmt_markmask
-
         v = self.get("mark")
         return f"mark match {'! ' if v.invert else ''}{fmt_markmask(v.value)}"
 

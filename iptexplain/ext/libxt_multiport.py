@@ -5,7 +5,7 @@ from __future__ import annotations
 from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import Decision, fmt_set, normalize, single
 from iptexplain.ext import register
-from iptexplain.ext.base import Match, Opt, OptType, fmt_portrange, parse_port
+from iptexplain.ext.base import Match, Opt, OptType, fmt_portrange, listing_port, listing_service, parse_port
 
 
 def _item(text: str) -> tuple[int, int]:
@@ -52,8 +52,6 @@ class Multiport(Match):
     listing_keywords = ("multiport",)
 
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.base import listing_port
-
         key, v = self.values[0]
         ports = ",".join(
             listing_port(lo, numeric, proto) if lo == hi
@@ -75,7 +73,6 @@ class Multiport(Match):
             inv, ports = True, tail.take()
         elif ports.startswith("!"):
             inv, ports = True, ports[1:]
-        from iptexplain.ext.base import listing_service
 
         ports = ",".join(":".join(listing_service(p, tail.proto) for p in item.split(":"))
                          for item in ports.split(","))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import Decision
 from iptexplain.ext import register
-from iptexplain.ext.base import Match, Opt, types
+from iptexplain.ext.base import Match, Opt, read_save_like, save_like_listing, types
 
 
 @register
@@ -31,12 +31,8 @@ class Nfacct(Match):
     listing_keywords = ("nfacct-name",)
 
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.base import save_like_listing
-
         return save_like_listing(self)
 
     @classmethod
     def from_listing(cls, tail) -> "Nfacct":
-        from iptexplain.ext.base import read_save_like
-
         return read_save_like(cls, tail, spelled="nfacct")  # type: ignore[return-value]

@@ -127,7 +127,7 @@ def _listed_id(text: str, key: str) -> str:
         return text
     try:
         if key == "uid":
-            import pwd
+            import pwd  # Unix only: without it (ImportError below) the name stays
 
             return str(pwd.getpwnam(text).pw_uid)
         import grp

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from iptexplain.core.packets import EMPTY, Decision, union
 from iptexplain.ext import register
-from iptexplain.ext.base import Match, Opt, types
+from iptexplain.ext.base import Match, Opt, read_save_like, save_like_listing, types
 
 
 @register
@@ -45,12 +45,8 @@ class RpFilter(Match):
     listing_keywords = ("rpfilter",)
 
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.base import save_like_listing
-
         return save_like_listing(self, "rpfilter")
 
     @classmethod
     def from_listing(cls, tail) -> "RpFilter":
-        from iptexplain.ext.base import read_save_like
-
         return read_save_like(cls, tail, ("rpfilter",), spelled="rpfilter")  # type: ignore[return-value]

@@ -6,6 +6,7 @@ from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
+from iptexplain.ext.libxt_tcp import listing_ports, port_tests, read_listing_ports
 
 CHUNK_TYPES = ("DATA", "INIT", "INIT_ACK", "SACK", "HEARTBEAT", "HEARTBEAT_ACK", "ABORT",
                "SHUTDOWN", "SHUTDOWN_ACK", "ERROR", "COOKIE_ECHO", "COOKIE_ACK", "ECN_ECNE",
@@ -40,8 +41,6 @@ class Sctp(Match):
 
     def decide(self, pkts, ctx):
         """SCTP ports; the chunk types of the packet are not described: a fork."""
-        from iptexplain.ext.libxt_tcp import port_tests
-
         tests = port_tests(self)
         v = self.get("chunk_types")
         if v is not None:
@@ -54,8 +53,6 @@ class Sctp(Match):
     listing_keywords = ("sctp",)
 
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.libxt_tcp import listing_ports
-
         out = ["sctp"]
         for key, word in (("sport", "spt"), ("dport", "dpt")):
             v = self.get(key)
@@ -69,8 +66,6 @@ class Sctp(Match):
 
     @classmethod
     def from_listing(cls, tail) -> "Sctp":
-        from iptexplain.ext.libxt_tcp import read_listing_ports
-
         tail.expect("sctp")
         opts: list = []
         try:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
-from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
+from iptexplain.ext.base import Match, Opt, OptType, parse_uint, read_save_like, save_like_listing, types
+from iptexplain.netfilter.ipsets import decide_set
 
 IPSET_DIM_MAX = 6
 IPSET_MAXNAMELEN = 32
@@ -118,20 +119,14 @@ class SetMatch(Match):
     def decide(self, pkts, ctx):
         """Is the packet's tuple in the set?  Decided from an ``ipset save`` dump when the
         trace has one, else a fork labelled with the set and the tuple."""
-        from iptexplain.netfilter.ipsets import decide_set
-
         return decide_set(self, pkts, ctx)
 
     # -- the -L face (set_print_v4: the save options without their dashes) ---------------------
     listing_keywords = ("match-set",)
 
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.base import save_like_listing
-
         return save_like_listing(self)
 
     @classmethod
     def from_listing(cls, tail) -> "SetMatch":
-        from iptexplain.ext.base import read_save_like
-
         return read_save_like(cls, tail, spelled="set")  # type: ignore[return-value]

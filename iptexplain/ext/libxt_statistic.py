@@ -11,7 +11,7 @@ import math
 from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import Decision
 from iptexplain.ext import register
-from iptexplain.ext.base import Match, Opt, OptType, types
+from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
 
 
 def _probability(text: str) -> int:
@@ -26,8 +26,6 @@ def _probability(text: str) -> int:
 
 
 def _every(text: str) -> int:
-    from iptexplain.ext.base import parse_uint
-
     v = parse_uint(text)
     if v < 1:
         raise OptionError("statistic: --every must be at least 1")

@@ -7,6 +7,7 @@ and iptables-save prints the stored form.  A trace with no time given forks on i
 from __future__ import annotations
 
 import calendar
+import re
 import time as _time
 from dataclasses import dataclass
 
@@ -38,8 +39,6 @@ def parse_daytime(text: str) -> int:
 
 def parse_date(text: str) -> int:
     """``YYYY[-MM[-DD[Thh[:mm[:ss]]]]]`` in UTC -> seconds since the epoch."""
-    import re
-
     m = re.fullmatch(r"(\d+)(?:-(\d+)(?:-(\d+)(?:T(\d+)(?::(\d+)(?::(\d+))?)?)?)?)?", text)
     bad = OptionError(f"Invalid date \"{text}\" specified. Should be YYYY[-MM[-DD[Thh[:mm[:ss]]]]]")
     if not m:

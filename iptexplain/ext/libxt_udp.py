@@ -6,6 +6,7 @@ from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import Decision
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
+from iptexplain.ext.libxt_tcp import listing_ports, port_tests, read_listing_ports
 
 
 @register
@@ -20,8 +21,6 @@ class Udp(Match):
     listing_keywords = ("udp",)
 
     def listing(self, numeric: bool = True, *, family: int = 4, proto: str | None = None) -> str:
-        from iptexplain.ext.libxt_tcp import listing_ports
-
         out = ["udp"]
         for key, word in (("sport", "spt"), ("dport", "dpt")):
             v = self.get(key)
@@ -31,8 +30,6 @@ class Udp(Match):
 
     @classmethod
     def from_listing(cls, tail) -> "Udp":
-        from iptexplain.ext.libxt_tcp import read_listing_ports
-
         tail.expect("udp")
         opts: list = []
         try:
@@ -43,7 +40,5 @@ class Udp(Match):
 
     def decide(self, pkts, ctx):
         """Which packets have these ports (xt_tcpudp's udp_mt)."""
-        from iptexplain.ext.libxt_tcp import port_tests
-
         tests = port_tests(self)
         return Decision.conjunction(pkts, tests)

@@ -21,8 +21,11 @@ is raised instead), and it needs about a millisecond a rule, more on big tables
 
 from __future__ import annotations
 
+import glob
+import importlib.util
 import os
 import sys
+import sysconfig
 from typing import Any
 
 from iptexplain.core.addr import Address
@@ -222,8 +225,6 @@ def import_iptc() -> Any:
     """
     if "iptc" in sys.modules:
         return sys.modules["iptc"]
-    import importlib.util
-
     if not os.environ.get("XTABLES_LIBDIR"):
         # Without it python-iptables runs `ldconfig -N -v`, which may rewrite library links.
         libdir = xtables_libdir()
@@ -237,8 +238,6 @@ def import_iptc() -> Any:
     if not os.environ.get("IPTABLES_LIBDIR"):
         # Its C helper sits beside the package; named directly, it is found without ctypes'
         # fallback of compiling a probe with gcc.
-        import glob
-
         site = os.path.dirname(os.path.dirname(spec.origin))
         if glob.glob(os.path.join(site, "libxtwrapper*.so")):
             os.environ["IPTABLES_LIBDIR"] = site
@@ -250,7 +249,7 @@ def import_iptc() -> Any:
     try:
         util_spec.loader.exec_module(util)
         util.load_kernel = _no_module_loading  # type: ignore[attr-defined]
-        import iptc
+        import iptc  # the optional dependency: only now, with its environment and util prepared
     except Exception as e:
         sys.modules.pop("iptc.util", None)
         raise ImportError(f"python-iptables cannot be loaded: {e}") from e
@@ -260,8 +259,6 @@ def import_iptc() -> Any:
 def xtables_libdir() -> str | None:
     """The directory of libxtables' extension modules (``libxt_standard.so`` …), looked for in
     the places distributions install it."""
-    import sysconfig
-
     multiarch = sysconfig.get_config_var("MULTIARCH") or ""
     candidates = [
         f"/usr/lib/{multiarch}/xtables" if multiarch else "",

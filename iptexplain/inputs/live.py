@@ -27,8 +27,13 @@ import subprocess
 from dataclasses import dataclass, field
 
 from iptexplain.core.errors import InputError
+from iptexplain.ext.base import extension_name
 from iptexplain.graph import Ruleset
 from iptexplain.host.model import HostModel
+from iptexplain.host.readers import read_host
+from iptexplain.inputs import iptc_reader
+from iptexplain.inputs.docker_api import add_containers
+from iptexplain.parse.save import parse_save
 
 SEARCH_PATH = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
 SAVE_TIMEOUT = 60.0  # a kube-proxy host's dump is large; iptables-save takes seconds, not minutes
@@ -211,8 +216,6 @@ def read_legacy(family: int, names: list[str] | None = None, use_iptc: bool = Tr
         names = legacy_tables(family)
     if use_iptc and names:
         try:
-            from iptexplain.inputs import iptc_reader
-
             limit = iptc_reader.MAX_RULES if find_tool(tool) is not None else None
             text = iptc_reader.family_text(family, names, max_rules=limit)
             return FamilyRead(family, "legacy", text, tool, "python-iptables", count_rules(text))
@@ -352,8 +355,6 @@ def merge(parts: list[Ruleset], source: str, fmt: str = "live") -> Ruleset:
 def ruleset_from_reads(reads: list[FamilyRead], source: str = "live", fmt: str = "live",
                        label: str | None = None) -> Ruleset:
     """Parse each family's save text with the one parser; an empty family adds no table."""
-    from iptexplain.parse.save import parse_save
-
     parts = []
     for r in reads:
         if not _TABLE_RE.search(r.text):
@@ -433,8 +434,6 @@ def empty_note(reads: list[FamilyRead]) -> str:
 
 def uses_ipsets(rs: Ruleset) -> bool:
     """Whether any rule matches or changes an ipset (``-m set``, ``-j SET``)."""
-    from iptexplain.ext.base import extension_name
-
     return any(extension_name(e) in ("set", "SET") for r in rs.rules() for e in r.extensions())
 
 
@@ -465,13 +464,9 @@ def read_live_host(family: int | None = None, backend: str | None = None, contai
     addresses, routes of every table, the sysctls, and -- when the Docker API socket answers --
     the containers by address.
     """
-    from iptexplain.host.readers import read_host
-
     rs, reads, _ = read_ruleset(family, backend)
     host = read_host()
     if containers:
-        from iptexplain.inputs.docker_api import add_containers
-
         add_containers(host)
     return LiveHost(rs, host, {r.family: r.backend for r in reads}, reads)
 

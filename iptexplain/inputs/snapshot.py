@@ -30,6 +30,9 @@ from datetime import datetime, timezone
 from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.host.model import HostModel
+from iptexplain.host.readers import host_from_dict, host_to_dict, read_host
+from iptexplain.inputs.docker_api import add_containers
+from iptexplain.inputs.live import FamilyRead, read_ipsets, read_ruleset, ruleset_from_reads, uses_ipsets
 
 SCHEMA = "iptexplain-snapshot"
 VERSION = 1
@@ -43,6 +46,7 @@ def is_snapshot(text: str) -> bool:
 
 def _version() -> str:
     try:
+        # importlib.metadata is slow to import; only writing a snapshot needs it.
         from importlib.metadata import version
 
         return f"iptexplain {version('iptexplain')}"
@@ -52,10 +56,6 @@ def _version() -> str:
 
 def make_snapshot(family: int | None = None, backend: str | None = None) -> dict:
     """Read this host (root, read-only) into the snapshot document."""
-    from iptexplain.inputs.docker_api import add_containers
-    from iptexplain.host.readers import host_to_dict, read_host
-    from iptexplain.inputs.live import read_ipsets, read_ruleset, uses_ipsets
-
     rs, reads, det = read_ruleset(family, backend)
     host = read_host()
     add_containers(host)
@@ -130,9 +130,6 @@ def load_snapshot(text: str, source: str = "<snapshot>") -> tuple[Ruleset, HostM
 
 def open_snapshot(text: str, source: str = "<snapshot>") -> Snapshot:
     """A snapshot's ruleset, host model, backends and kept ``ipset save`` text (one JSON read)."""
-    from iptexplain.host.readers import host_from_dict
-    from iptexplain.inputs.live import FamilyRead, ruleset_from_reads
-
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:

@@ -24,7 +24,16 @@ from typing import Any
 
 from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
+from iptexplain.host.infer import parse_host_options
 from iptexplain.host.model import HostModel
+from iptexplain.host.readers import host_from_ip
+from iptexplain.inputs.examples import load_example
+from iptexplain.inputs.ipset import parse_ipset_save
+from iptexplain.inputs.live import uses_ipsets
+from iptexplain.inputs.snapshot import is_snapshot, open_snapshot
+from iptexplain.inputs.stream import read_input, read_ruleset_or_text
+from iptexplain.parse import parse_text
+from iptexplain.parse.combine import combine
 
 BACKENDS = ("nft", "legacy")
 
@@ -109,11 +118,6 @@ def read_files(files: tuple[str, ...], input_format: str = "auto", table: str | 
     means); every rule keeps its ``FILE:LINE``.  ``table`` (``--table``) names the table of -S /
     -L text that does not name its own; an iptables-save dump names its tables, so it is an
     error there (``save_ok``: ignored there, as ``show -t`` selects a dump's table).  A snapshot is a whole host with its own model: it cannot be one of several."""
-    from iptexplain.inputs.snapshot import is_snapshot
-    from iptexplain.inputs.stream import read_input
-    from iptexplain.parse import parse_text
-    from iptexplain.parse.combine import combine
-
     if list(files).count("-") > 1:
         raise InputError("standard input (`-') can be given once", "-")
     parts = []
@@ -133,18 +137,11 @@ def read_files(files: tuple[str, ...], input_format: str = "auto", table: str | 
 
 def _ruleset_and_host(file: str | None, example: str | None, family: int | None, input_format: str,
                       backend: str | None) -> TraceInput:
-    from iptexplain.parse import parse_text
-
     forced = {4: backend, 6: backend} if backend else {}
     if example is not None:
-        from iptexplain.inputs.examples import load_example
-
         rs, host = load_example(example, family)
         return TraceInput(rs, host, _flow_family(rs, family), "example", forced)
     if file is not None:
-        from iptexplain.inputs.stream import read_ruleset_or_text
-        from iptexplain.inputs.snapshot import is_snapshot
-
         # A large iptables-save dump is parsed as it is read (progress bar on a terminal).
         # Its rules' options are read when the trace reaches them (iptexplain.parse.lazy).
         streamed, text, name = read_ruleset_or_text(file, input_format, lazy=True)
@@ -174,9 +171,6 @@ def _ruleset_and_host(file: str | None, example: str | None, family: int | None,
 
 
 def _from_snapshot(text: str, name: str, family: int | None, backend: str | None) -> TraceInput:
-    from iptexplain.inputs.live import uses_ipsets
-    from iptexplain.inputs.snapshot import open_snapshot
-
     snap = open_snapshot(text, name)
     rs = snap.ruleset
     src = TraceInput(rs, snap.host, _flow_family(rs, family), "snapshot", dict(snap.backends))
@@ -200,8 +194,6 @@ def _flow_family(rs: Ruleset, family: int | None) -> int:
 def _kept_ipsets(rs: Ruleset, text: str, source: str, where: str) -> dict[str, Any] | None:
     """The sets of a host's ``ipset save`` (live or kept in a snapshot).  Text iptexplain cannot
     read is a warning, not an error: the trace still runs, forking on the set matches."""
-    from iptexplain.inputs.ipset import parse_ipset_save
-
     try:
         sets = parse_ipset_save(text, source)
     except InputError as e:
@@ -223,8 +215,6 @@ def _ipsets_from_files(rs: Ruleset, files: tuple[str, ...]) -> dict[str, Any] | 
     """``--ipset FILE`` (repeatable; ``-`` is standard input): bad lines are input errors."""
     if not files:
         return None
-    from iptexplain.inputs.ipset import parse_ipset_save
-    from iptexplain.inputs.stream import read_input
 
     sets: dict[str, Any] = {}
     for f in files:
@@ -262,14 +252,9 @@ def _with_given_host(host: HostModel | None, family: int | None, host_files: tup
     """The host model with what the user gave: saved ``ip`` output (``--host``), then
     ``--iface``/``--route``/``--local``, each winning over what was read before it."""
     if host_files:
-        from iptexplain.host.readers import host_from_ip
-        from iptexplain.inputs.stream import read_input
-
         texts = [read_input(f) for f in host_files]
         host = _merge_host(host, host_from_ip(texts, family))
     if local or ifaces or routes:
-        from iptexplain.host.infer import parse_host_options
-
         host = _merge_host(host, parse_host_options(local=list(local), ifaces=list(ifaces), routes=list(routes)))
     return host
 

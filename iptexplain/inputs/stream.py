@@ -25,12 +25,15 @@ from __future__ import annotations
 import os
 import sys
 import time
+from itertools import chain
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
+from iptexplain.parse.deferred import GiveUp, read_deferred
 from iptexplain.parse.detect import SAVE_RE
+from iptexplain.parse.save import parse_save_lines
 
 HEAD = 1 << 16
 CHUNK = 1 << 20
@@ -122,6 +125,7 @@ class ProgressLines:
             self.close()
 
     def _start(self) -> None:
+        # rich only once a bar is drawn: a piped or quick read never pays for it.
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -194,7 +198,6 @@ def read_ruleset_or_text(path: str, fmt: str = "auto", family: int | None = None
         if not streamable or (total is None and len(head) < HEAD):
             rest = f.read()
             return None, (head + rest).decode("utf-8", errors="replace"), name
-        from iptexplain.parse.save import parse_save_lines
 
         done = [len(head)]
 
@@ -234,10 +237,6 @@ def _read_deferred(chunks: Iterable[bytes], name: str, family: int | None, total
     """Read with :mod:`iptexplain.parse.deferred` (chains kept as text until looked at).  When
     the text is not in iptables-save's own layout: ``(None, all the chunks)``, for the general
     reader to start again from the first byte."""
-    from itertools import chain
-
-    from iptexplain.parse.deferred import GiveUp, read_deferred
-
     seen: list[bytes] = []
     it = iter(chunks)
 

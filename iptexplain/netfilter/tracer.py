@@ -34,6 +34,7 @@ from typing import Any
 from iptexplain.core.addr import int_to_ip
 from iptexplain.core.packets import IntSet, fmt_set
 from iptexplain.graph import Ruleset
+from iptexplain.host.infer import complete_host
 from iptexplain.host.model import HostModel
 from iptexplain.netfilter.branch import HIDDEN_PARTS, MAX_BRANCHES, State, Stop
 from iptexplain.netfilter.cascades import flatten_cascades
@@ -111,8 +112,6 @@ def trace_flow(ruleset: Ruleset, flow: Flow, host: HostModel | None = None, *, i
     without it ``-m set`` forks.  ``verbose`` records every rule that did not match (the views'
     "why not" detail); off, only the decisive steps are kept.
     """
-    from iptexplain.host.infer import complete_host
-
     host = complete_host(host, ruleset, flow)
     notes: list[str] = list(host.notes)
     hidden = [w for k, w in HIDDEN_PARTS.items() if k in (getattr(ruleset, "hidden", None) or ())]

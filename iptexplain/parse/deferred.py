@@ -27,12 +27,16 @@ the general reader, which repairs or reports it exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Iterable
 
 from iptexplain.core.errors import InputError
+from iptexplain.ext.base import ChainJump
 from iptexplain.graph import BUILTIN_CHAINS, Chain, Counters, Ruleset, Table
+from iptexplain.parse.lazy import UNREAD, LazyRule
 from iptexplain.parse.rulespec import IPTABLES_TARGETS
+from iptexplain.parse.save import _no_gc, family_error, hook_error, jump_error, table_error
 
 _RULES = Chain.__dict__["rules"]
 _COUNTERS_RE = re.compile(r"\[(\d+):(\d+)\]\Z")
@@ -196,8 +200,6 @@ class DeferredBook:
 
     def read_chain(self, chain: DeferredChain) -> None:
         """Turn a chain's lines into unread rules (each read, and checked, when looked at)."""
-        from iptexplain.parse.lazy import UNREAD, LazyRule
-
         pending = chain._pending
         chain._pending = None
         rules: list = []
@@ -227,10 +229,6 @@ class DeferredBook:
         """The checks the reader makes of a rule at load time, made when a deferred rule is read:
         its jump target, modules of the other family, of other tables or hooks, notes; the
         modules whose save form depends on the family get the table's."""
-        import dataclasses
-
-        from iptexplain.ext.base import ChainJump
-        from iptexplain.parse.save import family_error, hook_error, jump_error, table_error
 
         t = self.tables[rule.table]
         if spec.extra_headers:  # the scan gives up on -s a,b lists: never reached
@@ -279,8 +277,6 @@ _DECL = re.compile(r":([^ \n]+) ([^ \n]+) \[(\d+):(\d+)\]\n")
 def read_deferred(chunks: Iterable[str], source: str, family: int | None = None) -> Ruleset:
     """Scan iptables-save text given as pieces that end at line ends; raise :class:`GiveUp`
     when it is not in iptables-save's layout (see the module's docstring)."""
-    from iptexplain.parse.save import _no_gc
-
     rs = Ruleset(source=source, format="save")
     book = DeferredBook(rs, source)
     dump_family = family

@@ -31,7 +31,11 @@ from socket import AF_INET6, inet_aton, inet_pton
 
 from iptexplain.core.errors import InputError, OptionError
 from iptexplain.core.protocols import canonical_proto
+from iptexplain.ext import match_class, target_class
+from iptexplain.ext.base import Extension
 from iptexplain.graph import STANDARD_VERDICTS, Rule
+from iptexplain.parse.rulespec import BUILTIN_FLAGS, IMPLICIT_MATCH, IPTABLES_TARGETS, parse_rulespec
+from iptexplain.parse.tokenize import split_args
 
 _HEADER = Rule.__dict__["header"]
 _MATCHES = Rule.__dict__["matches"]
@@ -72,8 +76,6 @@ class LazyRule(Rule):
         text = self._text
         if text is None:
             return
-        from iptexplain.parse.rulespec import parse_rulespec
-        from iptexplain.parse.tokenize import split_args
 
         try:
             spec = parse_rulespec(split_args(text), self._family)
@@ -202,8 +204,6 @@ def _need(cls) -> object:  # noqa: ANN001
     to one family, its save form depends on the family, it adds ruleset notes, or its options
     decide where it may be used); _HOOKED: the module's class alone restricts its table or hooks,
     which the reader checks without reading the options; _PLAIN: nothing to check."""
-    from iptexplain.ext.base import Extension
-
     if cls is None or getattr(cls, "family", None) is not None or getattr(cls, "family_sensitive", False) \
             or getattr(cls, "may_note", False) or getattr(cls, "allowed_hooks", None) is not Extension.allowed_hooks:
         return _EAGER
@@ -220,8 +220,6 @@ _PROTO_MEMO: dict[str, bool] = {}
 def _match_need(name: str) -> tuple:
     v = _MATCH_MEMO.get(name)
     if v is None:
-        from iptexplain.ext import match_class
-
         cls = match_class(name)
         v = _MATCH_MEMO[name] = (_need(cls), cls)
     return v
@@ -232,9 +230,6 @@ def _target_need(name: str, goto: bool) -> tuple:
     key = name if not goto else "\0g:" + name
     v = _TARGET_MEMO.get(key)
     if v is None:
-        from iptexplain.ext import target_class
-        from iptexplain.parse.rulespec import IPTABLES_TARGETS
-
         if name in STANDARD_VERDICTS:
             cls = target_class("standard")
             v = (_need(cls), cls)
@@ -255,9 +250,6 @@ def _target_need(name: str, goto: bool) -> tuple:
 def _proto_eager(text: str) -> bool:
     v = _PROTO_MEMO.get(text)
     if v is None:
-        from iptexplain.ext import match_class
-        from iptexplain.parse.rulespec import IMPLICIT_MATCH
-
         try:
             p = canonical_proto(text)
         except OptionError:
@@ -272,8 +264,6 @@ def _proto_eager(text: str) -> bool:
 def _eager_words() -> frozenset[str]:
     """Words that send a rule to the parser at once: ``-c``, ``-f``, the long spellings of the
     deciding options (iptables-save never prints them) and getopt abbreviations (``--mat``)."""
-    from iptexplain.parse.rulespec import BUILTIN_FLAGS
-
     longs = [f for f in BUILTIN_FLAGS if f.startswith("--")]
     abbrevs = {f[:k] for f in longs for k in range(3, len(f))} - set(BUILTIN_FLAGS)
     decide = {f for f, key in BUILTIN_FLAGS.items()

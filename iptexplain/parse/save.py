@@ -10,13 +10,16 @@ endings, trailing blanks, prose pasted around the dump) is read anyway and repor
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import re
 from typing import Iterable
 
 from iptexplain.core.errors import InputError, OptionError
+from iptexplain.ext import load_all, target_class
 from iptexplain.ext.base import Extension
 from iptexplain.graph import BUILTIN_CHAINS, Chain, Counters, Rule, Ruleset, Table
+from iptexplain.parse.combine import combine
 from iptexplain.parse.lazy import LazyRule, lazy_plan
 from iptexplain.parse.partial import name_gaps
 from iptexplain.parse.rulespec import parse_rulespec
@@ -580,8 +583,6 @@ def _single_quoted(line: str) -> bool:
 
 def _set_nfproto(table: Table) -> None:
     """Give family-dependent modules the family their table turned out to have."""
-    import dataclasses
-
     fam = table.family
     for r in table.rules():
         if type(r) is LazyRule and not r.parsed:
@@ -676,8 +677,6 @@ def _parse_s_sections(lines: list[str], sections: list[tuple[int, int, str | Non
                       family: int | None, lazy: bool) -> Ruleset:
     """Several commands' ``-S`` output in one text: each read as its own table (keeping its
     line numbers), then joined as inputs given together are (:mod:`iptexplain.parse.combine`)."""
-    from iptexplain.parse.combine import combine
-
     parts = []
     for first, end, named in sections:
         text = "\n" * first + "\n".join(lines[first:end]) + "\n"
@@ -736,8 +735,6 @@ _FILTER_CHAINS = frozenset(BUILTIN_CHAINS["filter"])
 
 def _tables_allowed(target: str) -> tuple[str, ...] | None:
     """The tables a target is valid in (its extension's ``table_only``), None: any."""
-    from iptexplain.ext import load_all, target_class
-
     load_all()
     cls = target_class(target)
     return getattr(cls, "table_only", None) if cls is not None else None

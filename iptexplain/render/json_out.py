@@ -14,6 +14,7 @@ from typing import Any
 from iptexplain.netfilter.trace import (
     DROPPED, PASSED, REJECTED, Condition, Fork, Outcome, Path, Step, Trace,
 )
+from iptexplain.render.outcome import decided_by, find_decider, outcome_sentence
 
 SCHEMA = "iptexplain.trace/1"
 
@@ -97,8 +98,6 @@ def condition_json(c: Condition) -> dict[str, Any]:
 
 
 def outcome_json(o: Outcome, steps: list[Step], ruleset: Any = None, family: int = 4) -> dict[str, Any]:
-    from iptexplain.render.outcome import decided_by, find_decider, outcome_sentence
-
     d = find_decider(steps, o, ruleset, family)
     return {
         "kind": o.kind,

@@ -19,6 +19,7 @@ so that the view reads the same without colour.
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -28,6 +29,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 from rich.tree import Tree
 
+from iptexplain.ext.base import extension_name
 from iptexplain.netfilter.trace import (
     DROPPED, GOTO, PASSED, REJECTED, REWRITE, RULE, UNDECIDED, Condition, Leaf, Outcome, Path, Step, Trace,
 )
@@ -432,8 +434,6 @@ def rule_parts(rule: Any) -> tuple[str, str, list[str]]:
     """(matches, ``-j TARGET …``, comments) of a rule in its save syntax.  Comments are set
     apart, as ``iptables -L`` prints them (``/* … */``): on a kube-proxy node they are the best
     explanation of a rule, and inline they would bury its matches."""
-    from iptexplain.ext.base import extension_name
-
     args = rule.header.save_args()
     comments: list[str] = []
     for m in rule.matches:
@@ -792,8 +792,6 @@ def _fill(tree: Tree, node: Node) -> None:
 def render_text(trace: Trace, ruleset: Any = None, *, verbose: bool = False, width: int = 100,
                 color: bool = False) -> str:
     """The view as plain (or ANSI) text at a fixed width: for snapshots and ``--output``."""
-    import io
-
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=color, color_system="standard" if color else None,
                       no_color=not color, highlight=False, soft_wrap=False, legacy_windows=False,

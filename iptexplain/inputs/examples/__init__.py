@@ -16,6 +16,7 @@ from importlib import resources
 
 from iptexplain.graph import Ruleset
 from iptexplain.host.model import HostModel, IfAddr, Interface, Route
+from iptexplain.parse import parse_text
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,6 @@ def example_text(name: str) -> str:
 
 def load_example(name: str, family: int | None = None) -> tuple[Ruleset, HostModel]:
     """The example's ruleset (source ``example:NAME``) and its host model."""
-    from iptexplain.parse import parse_text
-
     ex = EXAMPLES[name]
     rs = parse_text(example_text(name), ex.file, "save", family)
     host = HostModel(source=f"example {name}")
