@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from iptexplain.graph import Ruleset
 from iptexplain.inputs.snapshot import is_snapshot, load_snapshot
-from iptexplain.inputs.stream import read_input, read_ruleset_or_text
+from iptexplain.inputs.stream import read_ruleset_or_text
 from iptexplain.parse import parse_text
 
 

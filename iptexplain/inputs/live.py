@@ -32,7 +32,6 @@ from iptexplain.graph import Ruleset
 from iptexplain.host.model import HostModel
 from iptexplain.host.readers import read_host
 from iptexplain.inputs import iptc_reader
-from iptexplain.inputs.docker_api import add_containers
 from iptexplain.parse.save import parse_save
 
 SEARCH_PATH = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
@@ -467,6 +466,9 @@ def read_live_host(family: int | None = None, backend: str | None = None, contai
     rs, reads, _ = read_ruleset(family, backend)
     host = read_host()
     if containers:
+        # http.client and ssl, only for a live read that asks for the containers.
+        from iptexplain.inputs.docker_api import add_containers
+
         add_containers(host)
     return LiveHost(rs, host, {r.family: r.backend for r in reads}, reads)
 

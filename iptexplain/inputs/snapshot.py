@@ -31,8 +31,6 @@ from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.host.model import HostModel
 from iptexplain.host.readers import host_from_dict, host_to_dict, read_host
-from iptexplain.inputs.docker_api import add_containers
-from iptexplain.inputs.live import FamilyRead, read_ipsets, read_ruleset, ruleset_from_reads, uses_ipsets
 
 SCHEMA = "iptexplain-snapshot"
 VERSION = 1
@@ -56,6 +54,11 @@ def _version() -> str:
 
 def make_snapshot(family: int | None = None, backend: str | None = None) -> dict:
     """Read this host (root, read-only) into the snapshot document."""
+    # The live reader (subprocess, python-iptables, the Docker API over http.client) is loaded
+    # only when a snapshot is taken or read: is_snapshot() is on every file input's path.
+    from iptexplain.inputs.docker_api import add_containers
+    from iptexplain.inputs.live import read_ipsets, read_ruleset, uses_ipsets
+
     rs, reads, det = read_ruleset(family, backend)
     host = read_host()
     add_containers(host)
@@ -130,6 +133,8 @@ def load_snapshot(text: str, source: str = "<snapshot>") -> tuple[Ruleset, HostM
 
 def open_snapshot(text: str, source: str = "<snapshot>") -> Snapshot:
     """A snapshot's ruleset, host model, backends and kept ``ipset save`` text (one JSON read)."""
+    from iptexplain.inputs.live import FamilyRead, ruleset_from_reads  # see make_snapshot
+
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:

@@ -29,7 +29,6 @@ from iptexplain.host.model import HostModel
 from iptexplain.host.readers import host_from_ip
 from iptexplain.inputs.examples import load_example
 from iptexplain.inputs.ipset import parse_ipset_save
-from iptexplain.inputs.live import uses_ipsets
 from iptexplain.inputs.snapshot import is_snapshot, open_snapshot
 from iptexplain.inputs.stream import read_input, read_ruleset_or_text
 from iptexplain.parse import parse_text
@@ -171,6 +170,9 @@ def _ruleset_and_host(file: str | None, example: str | None, family: int | None,
 
 
 def _from_snapshot(text: str, name: str, family: int | None, backend: str | None) -> TraceInput:
+    # The live reader, only for a snapshot or a live host (see inputs.snapshot.make_snapshot).
+    from iptexplain.inputs.live import uses_ipsets
+
     snap = open_snapshot(text, name)
     rs = snap.ruleset
     src = TraceInput(rs, snap.host, _flow_family(rs, family), "snapshot", dict(snap.backends))

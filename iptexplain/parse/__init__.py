@@ -9,7 +9,6 @@ from __future__ import annotations
 from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.parse.detect import FORMATS, detect_format
-from iptexplain.parse.listing import parse_listing
 from iptexplain.parse.partial import name_gaps
 from iptexplain.parse.save import parse_save
 
@@ -24,6 +23,9 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
     if fmt in ("save", "S"):
         rs = parse_save(text, source, family=family, table=table)
     elif fmt == "listing":
+        # The listing reader compiles its many patterns at import (~25 ms): only for a listing.
+        from iptexplain.parse.listing import parse_listing
+
         rs = parse_listing(text, source, family=family, table=table)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
