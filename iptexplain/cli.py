@@ -49,7 +49,7 @@ def main() -> None:
     """
 
 
-FORMAT_CHOICE = click.Choice(["auto", "save", "S", "listing"])
+FORMAT_CHOICE = click.Choice(["auto", "save", "S", "listing", "nft"])
 
 
 @main.command()

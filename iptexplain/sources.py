@@ -74,7 +74,7 @@ def resolve(file: str | None = None, example: str | None = None, family: int | N
         raise InputError(f"unknown backend `{backend}' (expected nft or legacy)", "--backend")
     src = _ruleset_and_host(file, example, family, input_format, backend)
     rs = src.ruleset
-    if src.kind in ("file", "example") and not rs.tables:
+    if src.kind in ("file", "example") and not rs.tables and not rs.nft_tables:
         raise InputError("no iptables rules found in the input", rs.source)
     if family is not None and family not in rs.families() and src.kind in ("file", "example"):
         other = 10 - family

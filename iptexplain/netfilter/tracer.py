@@ -232,8 +232,23 @@ def conntrack_in_use(rs: Ruleset, family: int) -> bool:
                     break
             if on:
                 break
+        if not on:
+            on = any(_nft_uses_conntrack(t) for t in getattr(rs, "nft_tables", None) or ()
+                     if family in t.ip_families)
         facts.conntrack[family] = on
     return on
+
+
+def _nft_uses_conntrack(table: Table) -> bool:
+    """An nft table turns conntrack on with a nat chain or any ct expression or NAT statement
+    (their init takes nf_ct_netns_get), whatever family its other chains are for."""
+    for c in table.chains.values():
+        if getattr(c, "nft_type", None) == "nat":
+            return True
+        for r in c.rules:
+            if any(getattr(m, "uses_ct", False) for m in r.matches) or getattr(r.target, "uses_ct", False):
+                return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,6 +270,7 @@ class Tracer:
         self.capped = False
         self.notes: list[str] = []
         self.tables = {t.name: t for t in ruleset.tables_of(family)}
+        self.hook_rows: dict[str, tuple[H.HookEntry, ...]] = {}
         self.conntrack_on = conntrack_in_use(ruleset, family)
         facts = facts_of(ruleset)
         self.indexes = facts.indexes
@@ -407,7 +423,7 @@ class Tracer:
         hook = st.phase
         if st.entry == 0 and not st.frames:
             path.steps.append(Step(T.HOOK, hook, reason=_hook_reason(st)))
-        entries = H.entries(self.family, hook, self.backend)
+        entries = self._entries(hook)
         while st.entry < len(entries):
             e = entries[st.entry]
             if st.frames:  # resuming inside a table after a fork
@@ -418,23 +434,30 @@ class Tracer:
             if e.kind == H.CONNTRACK:
                 self._conntrack(st, path, hook)
             elif e.kind == H.TABLE:
-                table = self.tables.get(e.table)
-                if table is not None and hook in table.chains:
-                    if e.table == "nat" and not self._nat_applies(st, path, hook):
-                        st.entry += 1
-                        continue
-                    base = table.chains[hook]
-                    st.table = table
-                    st.base = base
-                    st.frames = [Frame(base, 0)]
-                    path.steps.append(Step(T.TABLE, hook, table.name, hook))
-                    self._traverse(st, path)
-                    self._table_done(st, hook, e)
+                if e.is_nat and not self._nat_applies(st, path, hook):
+                    st.entry += 1
+                    continue
+                table, base = e.table_obj, e.chain
+                st.table = table
+                st.base = base
+                st.frames = [Frame(base, 0)]
+                path.steps.append(Step(T.TABLE, hook, table.name, base.name, detail=_base_detail(base)))
+                self._traverse(st, path)
+                self._table_done(st, hook, e)
             st.entry += 1
+
+    def _entries(self, hook: str) -> tuple[H.HookEntry, ...]:
+        """The hook's rows for this ruleset: iptables' tables and nft base chains by priority."""
+        rows = self.hook_rows.get(hook)
+        if rows is None:
+            rows = self.hook_rows[hook] = H.hook_entries(self.rs, self.family, hook, self.backend)
+        return rows
 
     @staticmethod
     def _table_done(st: State, hook: str, e: H.HookEntry) -> None:
-        if e.is_nat:  # the connection's NAT of this manip type is set up (or null) now
+        # The connection's NAT of this manip type is set up once a nat chain bound it, or null
+        # after the hook's last nat chain (the NAT core stops at the first binding).
+        if e.is_nat and (e.last_nat or NAT_KIND[NAT_MANIP[hook]] in st.conn.nat):
             st.nat_init = st.nat_init | {NAT_MANIP[hook]}
 
     # -- conntrack and nat ----------------------------------------------------------------------------
@@ -707,6 +730,9 @@ class Tracer:
         target_chain = rule.jump
         if target_chain is not None:
             self._mark_uncertain(st, step, rule)
+            if not isinstance(t, ChainJump) and getattr(t, "apply", None) is not None:
+                # nft: statements before the jump (`meta mark set 0x1 jump x`) act first
+                self._apply_rewrites(st, path, rule, t.apply(st.pkts, ctx), depth)
             tchain = st.table.chains.get(target_chain)
             if tchain is None:
                 path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth,
@@ -739,22 +765,7 @@ class Tracer:
                 and not eff.ct_changes):
             # A rule that changes nothing (LOG, a counter) decides nothing, hidden parts or not.
             self._mark_uncertain(st, step, rule)
-        if eff.pkts is not None:
-            before, st.pkts = st.pkts, eff.pkts
-            texts = {f: (b, a) for f, b, a in eff.rewrites}
-            for f, b, a, detail in _rewrites(before, st.pkts, list(texts), texts):
-                path.steps.append(Step(T.REWRITE, hook, table, chain, rule, depth=depth,
-                                       reason=f"{extension_name(t)}: {f} {b} → {a}" + (f" ({eff.note})" if eff.note else ""),
-                                       detail=detail))
-        elif eff.note and eff.verdict == CONTINUE:
-            path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth, reason=eff.note))
-        if eff.nat is not None:
-            kind, binding = eff.nat
-            st.conn.nat[kind] = binding
-        if eff.notrack:
-            st.notrack = True
-        if eff.ct_changes.get("helper"):
-            st.conn.helper = eff.ct_changes["helper"]
+        self._apply_rewrites(st, path, rule, eff, depth)
         v = eff.verdict
         if v == CONTINUE:
             return
@@ -801,6 +812,28 @@ class Tracer:
         path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth, reason=why))
         self._finish(st, path, T.UNDECIDED, why, rule)
 
+    def _apply_rewrites(self, st: State, path: Path, rule: Rule, eff: Effect, depth: int) -> None:
+        """What a target changed before its verdict: the packets, the connection's NAT binding,
+        notrack, the helper; each rewrite is a step of the trace."""
+        hook, table, chain = st.phase, st.table.name, st.frames[-1].chain.name
+        t = rule.target
+        if eff.pkts is not None:
+            before, st.pkts = st.pkts, eff.pkts
+            texts = {f: (b, a) for f, b, a in eff.rewrites}
+            for f, b, a, detail in _rewrites(before, st.pkts, list(texts), texts):
+                path.steps.append(Step(T.REWRITE, hook, table, chain, rule, depth=depth,
+                                       reason=f"{extension_name(t)}: {f} {b} → {a}" + (f" ({eff.note})" if eff.note else ""),
+                                       detail=detail))
+        elif eff.note and eff.verdict == CONTINUE:
+            path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth, reason=eff.note))
+        if eff.nat is not None:
+            kind, binding = eff.nat
+            st.conn.nat[kind] = binding
+        if eff.notrack:
+            st.notrack = True
+        if eff.ct_changes.get("helper"):
+            st.conn.helper = eff.ct_changes["helper"]
+
     def _reply_fate(self, st: State, reply: str) -> tuple[str, str] | None:
         """Trace REJECT's answer: a packet the host sends back through OUTPUT (part of the
         connection, so the nat table is not consulted), where the host's own rules may drop
@@ -845,7 +878,7 @@ class Tracer:
         """NFQUEUE/QUEUE: a program in user space gives the verdict.  NF_ACCEPT from there
         re-enters after this table; NF_DROP (or no program, without --queue-bypass) drops."""
         hook = st.phase
-        entry = H.entries(self.family, hook, self.backend)[st.entry]
+        entry = self._entries(hook)[st.entry]
         acc = st.clone()
         acc.frames = []
         self._table_done(acc, hook, entry)
@@ -881,6 +914,14 @@ def _decide_match(m, pkts: Packets, ctx: MatchContext) -> Decision:
         return Decision.fork(pkts, f"module {name} not understood", f"{m.describe()} matches",
                              f"{m.describe()} does not match")
     return decide(pkts, ctx)
+
+
+def _base_detail(base: Chain) -> dict[str, Any]:
+    """What a view shows of a base chain beyond its name: an nft chain's hook and priority."""
+    pri = getattr(base, "priority", None)
+    if pri is None:
+        return {}
+    return {"priority": pri, "type": getattr(base, "nft_type", None), "handle": getattr(base, "handle", None)}
 
 
 def _no_effect(e: Effect) -> bool:
