@@ -108,7 +108,8 @@ def _base_detail(base: Any) -> dict[str, Any]:
     pri = getattr(base, "priority", None)
     if pri is None:
         return {}
-    return {"priority": pri, "type": getattr(base, "nft_type", None), "handle": getattr(base, "handle", None)}
+    return {"priority": pri, "priority_text": getattr(base, "priority_text", "") or str(pri),
+            "type": getattr(base, "nft_type", None), "handle": getattr(base, "handle", None)}
 
 
 def _hook_reason(st: State) -> str:

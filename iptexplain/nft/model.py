@@ -172,11 +172,14 @@ class NftRule(Rule):
 
     def parts(self) -> tuple[str, str, list[str]]:
         """(matches, verdict and statements, comments) as nft prints them, for the views."""
+        comments = [self.comment] if self.comment else []
+        if self.piece:
+            # a map-driven rule as written, and the element this piece stands for
+            text = self.text.replace(f' comment "{self.comment}"', "") if self.comment else self.text
+            return text, f"[element {self.piece}]", comments
         m = " ".join(e.nft_text() for e in self.matches)
         t = self.target.nft_text() if self.target is not None else ""
-        if self.piece:
-            t = (t + f"  [map element {self.piece}]").strip()
-        return m, t, [self.comment] if self.comment else []
+        return m, t, comments
 
     def where(self) -> str:
         base = f"{self.source}:{self.line}" if self.line else self.source

@@ -81,6 +81,8 @@ def read_nft(text: str, source: str = "<input>") -> Ruleset:
 def _syntax_message(e: UnexpectedInput, text: str) -> str:
     if isinstance(e, UnexpectedEOF):
         return "the text ends inside a block (a `}' is missing)"
+    if isinstance(e, UnexpectedToken) and e.token.type == "$END":
+        return "the text ends inside a block (a `}' is missing)"
     if isinstance(e, UnexpectedToken):
         tok = e.token
         shown = "end of line" if tok.type == "_NL" else f"`{tok}'"
@@ -224,6 +226,11 @@ def _chain_head(it: Tree, table: NftTable, source: str) -> NftChain:
         words = _words(ln.children)
         if words and words[0] == "type":
             _base_chain(c, words, table, source, _line(ln))
+        elif words and words[0] == "policy" and c.hook is not None:
+            # `type filter hook input priority 0; policy drop;`: the policy after the `;`
+            if len(words) != 2 or words[1] not in ("accept", "drop"):
+                raise InputError(f"chain {name}: policy accept or drop expected", source, _line(ln))
+            c.policy = str(words[1]).upper()
     return c
 
 
@@ -270,7 +277,7 @@ def _chain_rules(it: Tree, table: NftTable, c: NftChain, source: str) -> None:
     number = 0
     for ln in _lines(it):
         words = _words(ln.children)
-        if not words or words[0] == "type":
+        if not words or words[0] == "type" or (words[0] == "policy" and c.hook is not None):
             continue
         if words[0] == "comment" and len(words) == 2:
             c.comment = str(words[1])

@@ -70,6 +70,7 @@ def rule_json(rule: Any) -> dict[str, Any] | None:
         "target": rule.target_name or None,
         "jump": rule.jump,
         "goto": bool(rule.goto),
+        "handle": getattr(rule, "handle", None),  # nft rules: the kernel's handle (nft -a)
         "understood": all(e.understood for e in rule.extensions()),
     }
 

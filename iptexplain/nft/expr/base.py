@@ -159,6 +159,10 @@ class Selector:
     def decide(self, pkts: Packets, ctx: MatchContext, value: Any, invert: bool) -> Decision:
         raise NotImplementedError
 
+    def applies(self, pkts: Packets) -> Decision:
+        """The packets the key exists for (its protocol and family dependencies)."""
+        return Decision.all(pkts, "")
+
     def show(self, value: Any) -> str:
         return fmt_set(value)
 
@@ -213,6 +217,9 @@ class FieldSelector(Selector):
             proto = self.proto
             tests.append(lambda p: Decision.split(p, "proto", proto, False, "l4proto", show=_proto_show))
         return tests
+
+    def applies(self, pkts: Packets) -> Decision:
+        return Decision.conjunction(pkts, self.deps(pkts))
 
     def decide(self, pkts: Packets, ctx: MatchContext, value: Any, invert: bool) -> Decision:
         tests = self.deps(pkts)
@@ -321,7 +328,11 @@ class Relational(NftMatch):
         invert = self.op == "!="
         vals, why = self._values()
         if why is not None:
-            return Decision.fork(pkts, f"{self.text} ({why})", f"{self.text}", f"not {self.text}")
+            # The packets the key can be read from (an IPv4 address of an IPv4 packet, a TCP
+            # port of a TCP segment) fork on the set; the others do not match.
+            tests = [lambda p, s=s: s.applies(p) for s in self.selectors]
+            tests.append(lambda p: Decision.fork(p, f"{self.text} ({why})", f"{self.text}", f"not {self.text}"))
+            return Decision.conjunction(pkts, tests)
         if len(self.selectors) == 1:
             return self.selectors[0].decide(pkts, ctx, vals, invert)
         return decide_concat(pkts, ctx, self.selectors, vals, invert, self.text)

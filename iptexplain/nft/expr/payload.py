@@ -83,6 +83,11 @@ class AddrSelector(Selector):
     def show(self, value: IntSet) -> str:
         return fmt_set(value, lambda v: int_to_ip(v, self.family), 3)
 
+    def applies(self, pkts: Packets) -> Decision:
+        if pkts.family != self.family:
+            return Decision.none(pkts, f"not an IPv{self.family} packet ({self.text})")
+        return Decision.all(pkts, "")
+
     def decide(self, pkts: Packets, ctx, value, invert: bool) -> Decision:
         if pkts.family != self.family:
             return Decision.none(pkts, f"not an IPv{self.family} packet ({self.text})")
