@@ -163,6 +163,30 @@ class NftRule(Rule):
     def save_args(self) -> list[str]:
         return self.text.split()
 
+    def raw_keys(self, bits: int = 32) -> tuple[int | None, int | None]:
+        """``(destination, destination port)`` this rule requires exactly, for the tracer's
+        index of a big chain (:class:`iptexplain.netfilter.facts.ChainIndex`): kube-proxy's
+        ``ip daddr . meta l4proto . th dport vmap { … }`` is one piece per service, each
+        requiring its cluster IP and port.  None in a place: no such requirement."""
+        dst = dport = None
+        for m in self.matches:
+            sels = getattr(m, "selectors", ())
+            if not sels or getattr(m, "op", "") != "==" or getattr(m, "set_ref", None) is not None:
+                continue
+            vals = [m.values] if len(sels) == 1 else (m.values if len(m.values) == 1 else [])
+            for el in vals:
+                for s, v in zip(sels, (el,) if len(sels) == 1 else el):
+                    one = v[0][0] if isinstance(v, tuple) and len(v) == 1 and isinstance(v[0], tuple) \
+                        and v[0][0] == v[0][1] else None
+                    if one is None:
+                        continue
+                    key = getattr(s, "index_field", None)
+                    if key == "dst" and s.bits == bits:
+                        dst = one
+                    elif key == "dport":
+                        dport = one
+        return dst, dport
+
     def spec(self) -> str:
         """The rule as nft prints it, with its handle when known."""
         out = self.text

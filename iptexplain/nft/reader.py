@@ -284,13 +284,14 @@ def _chain_rules(it: Tree, table: NftTable, c: NftChain, source: str) -> None:
             continue
         line = _line(ln)
         number += 1
+        text = _text(words)
         try:
             parsed = parse_rule(words, table.nft_family, table)
-            pieces = _pieces(parsed, table, c, words, line, number, source, _handle(ln))
+            pieces = _pieces(parsed, table, c, text, line, number, source, _handle(ln))
         except OptionError as e:
             raise InputError(f"{e}", source, line) from None
         c.written.append(pieces[0] if len(pieces) == 1 and not pieces[0].piece else
-                         _written(parsed, table, c, words, line, number, source, _handle(ln)))
+                         _written(parsed, table, c, text, line, number, source, _handle(ln)))
         c.rules.extend(pieces)
 
 
@@ -315,26 +316,26 @@ def _action(statements: list[Statement]) -> Action | None:
     return Action(statements=tuple(statements), verdict_stmt=verdict, spelled=(verdict or statements[-1]).text.split()[0])
 
 
-def _rule(parsed_matches: list[Any], statements: list[Statement], table: NftTable, c: NftChain, words: list[Any],
+def _rule(parsed_matches: list[Any], statements: list[Statement], table: NftTable, c: NftChain, text: str,
           line: int, number: int, source: str, handle: int | None, comment: str, piece: str = "",
           exprs: tuple = ()) -> NftRule:
-    return new_rule(table.name, c.name, tuple(parsed_matches), _action(statements), text=_text(words),
+    return new_rule(table.name, c.name, tuple(parsed_matches), _action(statements), text=text,
                     line=line, number=number, source=source, handle=handle, comment=comment,
                     exprs=exprs, piece=piece)
 
 
-def _written(parsed: ParsedRule, table: NftTable, c: NftChain, words: list[Any], line: int, number: int,
+def _written(parsed: ParsedRule, table: NftTable, c: NftChain, text: str, line: int, number: int,
              source: str, handle: int | None) -> NftRule:
     """The rule as written, for views that list rules (a map-driven rule is walked in pieces)."""
-    return _rule([m for m in parsed.matches], list(parsed.statements), table, c, words, line, number, source,
+    return _rule([m for m in parsed.matches], list(parsed.statements), table, c, text, line, number, source,
                  handle, parsed.comment, exprs=tuple(parsed.order))
 
 
-def _pieces(parsed: ParsedRule, table: NftTable, c: NftChain, words: list[Any], line: int, number: int,
+def _pieces(parsed: ParsedRule, table: NftTable, c: NftChain, text: str, line: int, number: int,
             source: str, handle: int | None) -> list[NftRule]:
     lk = parsed.lookup
     if lk is None:
-        return [_rule(parsed.matches, parsed.statements, table, c, words, line, number, source, handle,
+        return [_rule(parsed.matches, parsed.statements, table, c, text, line, number, source, handle,
                       parsed.comment, exprs=tuple(parsed.order))]
     elements = lk.elements
     if elements is None:
@@ -380,12 +381,12 @@ def _pieces(parsed: ParsedRule, table: NftTable, c: NftChain, words: list[Any], 
                 stmts.append(o)
             else:
                 matches.append(o)
-        out.append(_rule(matches, stmts, table, c, words, line, number, source, handle, parsed.comment,
+        out.append(_rule(matches, stmts, table, c, text, line, number, source, handle, parsed.comment,
                          piece=f"{key_text} : {data_text}", exprs=tuple(parsed.order)))
     if not out:
         # an empty map: the lookup never finds the key, the rule never matches
         rel = Relational(text=lk.text, selectors=lk.selectors, op="==", values=(), spelled=lk.selectors[0].text)
-        out.append(_rule(parsed.matches + [rel], [], table, c, words, line, number, source, handle,
+        out.append(_rule(parsed.matches + [rel], [], table, c, text, line, number, source, handle,
                          parsed.comment, piece="(empty map)", exprs=tuple(parsed.order)))
     return out
 

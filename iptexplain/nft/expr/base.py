@@ -218,6 +218,11 @@ class FieldSelector(Selector):
             tests.append(lambda p: Decision.split(p, "proto", proto, False, "l4proto", show=_proto_show))
         return tests
 
+    @property
+    def index_field(self) -> str | None:
+        """``dport`` when the selector reads the packet's destination port (NftRule.raw_keys)."""
+        return "dport" if self.field == "dport" else None
+
     def applies(self, pkts: Packets) -> Decision:
         return Decision.conjunction(pkts, self.deps(pkts))
 

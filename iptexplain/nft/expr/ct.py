@@ -131,6 +131,7 @@ class TupleSelector(AddrSelector):
         fam = family or 4
         super().__init__(text, "src" if key == "saddr" else "dst", fam, False)
         self.direction, self.key, self.any_family = direction, key, family is None
+        self.index_field = None  # the connection's tuple, not the packet's address
 
     def parse(self, words: Sequence[Word]):
         if self.key.startswith("proto-"):

@@ -60,6 +60,7 @@ class AddrSelector(Selector):
     def __init__(self, text: str, field: str, family: int, need_family: bool) -> None:
         self.text, self.field, self.family = text, field, family
         self.bits = 32 if family == 4 else 128
+        self.index_field: str | None = field  # the packet's own address (see NftRule.raw_keys)
         self.need_family = need_family
 
     def parse(self, words: Sequence[Word]) -> IntSet:
