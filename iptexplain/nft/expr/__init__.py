@@ -29,6 +29,8 @@ for _m in MODULES:
 OPS = {"==": "==", "eq": "==", "!=": "!=", "ne": "!=", "<": "<", "lt": "<", ">": ">", "gt": ">",
        "<=": "<=", "le": "<=", ">=": ">=", "ge": ">="}
 MASK_OPS = ("&", "and")
+# What an element may carry besides its key and data (nft prints them between the two).
+ELEMENT_OPTIONS = ("comment", "timeout", "expires", "counter", "packets", "bytes")
 
 
 @dataclass(slots=True)
@@ -61,21 +63,24 @@ def _split_element(words: Sequence[Word], n: int) -> tuple[tuple[tuple[str, ...]
     key: list[list[str]] = [[]]
     data: list[Any] = []
     in_data = False
-    stop = {"timeout", "expires", "counter", "comment", "packets", "bytes"}
-    for w in words:
-        t = word_text(w) if isinstance(w, (str, Quoted)) else w
+    ws = list(words)
+    i = 0
+    while i < len(ws):
+        w = ws[i]
+        i += 1
+        if isinstance(w, str) and w in ELEMENT_OPTIONS and (not in_data or data):
+            # `comment "ns2/svc2:p80"`, `timeout 1h`, `expires 59m`, `counter packets 0 bytes 0`
+            if w in ("comment", "timeout", "expires", "packets", "bytes"):
+                i += 1
+            continue
         if in_data:
-            if isinstance(t, str) and t in stop and data:
-                break
             data.append(w)
-        elif t == ":":
+        elif w == ":":
             in_data = True
-        elif t == "." and n > 1:
+        elif w == "." and n > 1:
             key.append([])
-        elif isinstance(t, str) and t in stop:
-            break
         else:
-            key[-1].append(t if isinstance(w, str) else word_text(w))
+            key[-1].append(w if isinstance(w, str) else word_text(w))
     return tuple(tuple(k) for k in key), tuple(data)
 
 
