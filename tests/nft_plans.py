@@ -47,7 +47,7 @@ def _case(src_ns: str, dst: str, dport: int | None = None, *, label: str, proto:
                      label=label), decidable)
 
 
-INET_SERVER = NftPlan("inet-server", Topology(ifaces=[
+INET_SERVER = NftPlan("inet-server-sets", Topology(ifaces=[
     HostIface("eth0", "198.51.100.1/24", peers=[Peer("client", "198.51.100.2/24")]),
 ]), (
     _case("client", "198.51.100.1", 22, listen=(HOST,), label="admin to ssh: vmap jump ssh, rate limit, accept",
