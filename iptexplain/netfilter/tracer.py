@@ -104,14 +104,40 @@ class State:
     # deciding rules on this path whose unseen parts (a -L listing) may change them
     uncertain: tuple[Rule, ...] = ()
     resume: tuple[Rule, Decision] | None = None  # a fork's matched branch: apply this rule next
+    # The entry packets that take this branch (Outcome.origin), and the header fields rewritten
+    # since the entry: a fork narrows the origin only on fields that still hold entry values.
+    origin: Packets | None = None
+    rewritten: frozenset = frozenset()
 
     def clone(self, pkts: Packets | None = None) -> "State":
         return State(
             pkts if pkts is not None else self.pkts, self.conn.copy(), self.phase, self.entry,
             [Frame(f.chain, f.index) for f in self.frames], self.base, self.table, self.local_out,
             self.looped, self.route, self.out_dst, self.out_mark, self.notrack, self.nat_init,
-            self.flow_state, self.uncertain, self.resume,
+            self.flow_state, self.uncertain, self.resume, self.origin, self.rewritten,
         )
+
+    def rewrite(self, before: Packets, after: Packets) -> None:
+        """Record the header fields a target (or conntrack's NAT) changed."""
+        self.rewritten = self.rewritten | {f for f in ORIGIN_FIELDS if getattr(before, f) != getattr(after, f)}
+
+
+# The header fields of Packets that a fork may narrow: Outcome.origin follows them back to the
+# packets that entered netfilter.
+ORIGIN_FIELDS = ("src", "dst", "proto", "sport", "dport", "icmp", "tcpflags", "length", "ttl", "tos")
+
+
+def narrow_origin(st: "State", sub: "State") -> None:
+    """``sub`` forked from ``st``: its origin is ``st``'s, narrowed on each field the fork split
+    that no rewrite has touched (a field rewritten earlier keeps the wider origin)."""
+    if st.origin is None:
+        return
+    changes = {f: getattr(sub.pkts, f) for f in ORIGIN_FIELDS
+               if f not in st.rewritten and getattr(sub.pkts, f) != getattr(st.pkts, f)}
+    if ("ctstate" not in st.rewritten and sub.pkts.ctstate != st.pkts.ctstate
+            and st.pkts.ctstate <= st.origin.ctstate):  # after conntrack gave the flow's states
+        changes["ctstate"] = sub.pkts.ctstate
+    sub.origin = st.origin.copy(**changes) if changes else st.origin
 
 
 class _Stop(Exception):
@@ -271,6 +297,8 @@ class Tracer:
     # -- driver ---------------------------------------------------------------------------------
 
     def run(self, state: State) -> Path:
+        if state.origin is None:
+            state.origin = state.pkts.copy(ctstate=state.flow_state)
         root = Path()
         self.leaves = 1
         self.work = [(state, root)]
@@ -293,7 +321,7 @@ class Tracer:
             why = sorted({w for r in st.uncertain for w in self._unseen(r)})
             kw["uncertain"] = "; ".join(UNSEEN_WHY.get(w, w) for w in why)
             kw["uncertain_rules"] = list(st.uncertain)
-        out = Outcome(kind, rule, summary, packet=st.pkts.summary(), **kw)
+        out = Outcome(kind, rule, summary, packet=st.pkts.summary(), origin=st.origin, **kw)
         path.outcome = out
         self.finals.append((st, out))
         raise _Stop
@@ -324,6 +352,7 @@ class Tracer:
         self.leaves += len(branches) - 1
         fork = Fork(reason)
         for cond, sub, steps in branches:
+            narrow_origin(st, sub)
             p = Path(list(steps))
             fork.branches.append((cond, p))
         path.fork = fork
@@ -447,12 +476,14 @@ class Tracer:
         if not self.conntrack_on:
             st.conn.tracked = False
             st.pkts = p.copy(ctstate=frozenset({"UNTRACKED"}))
+            st.rewritten = st.rewritten | {"ctstate"}
             path.steps.append(Step(T.CONNTRACK, hook, reason="connection tracking is off: no rule of this "
                                    "ruleset needs it, so the packet has no connection and the nat "
                                    "chains are not traversed"))
             return
         if st.notrack:
             st.pkts = p.copy(ctstate=frozenset({"UNTRACKED"}))
+            st.rewritten = st.rewritten | {"ctstate"}
             st.conn.tracked = False
             path.steps.append(Step(T.CONNTRACK, hook, reason="untracked (NOTRACK in raw): no connection, no NAT",
                                    detail={"state": "UNTRACKED"}))
@@ -494,6 +525,7 @@ class Tracer:
         if binding and not st.looped and manip not in st.nat_init:
             before = st.pkts
             st.pkts = before.copy(**binding)
+            st.rewrite(before, st.pkts)
             what = f"the connection's {kind}" if st.conn.direction != "REPLY" else \
                 f"the connection's {'SNAT' if kind == 'DNAT' else 'DNAT'} undone for the reply"
             changed = [f for f in binding if _field_text(before, f) != _field_text(st.pkts, f)]
@@ -575,6 +607,7 @@ class Tracer:
             src = self.router.source_for(res, d)
             if src is not None:
                 changes["src"] = point(src)
+        st.rewrite(p, p.copy(**changes))
         st.pkts = p = p.copy(**changes)
         what = "routing" if first else "re-routing after OUTPUT changed the " + (
             "destination" if p.dst != st.out_dst else "mark")
@@ -741,6 +774,7 @@ class Tracer:
             self._mark_uncertain(st, step, rule)
         if eff.pkts is not None:
             before, st.pkts = st.pkts, eff.pkts
+            st.rewrite(before, st.pkts)
             texts = {f: (b, a) for f, b, a in eff.rewrites}
             for f, b, a, detail in _rewrites(before, st.pkts, list(texts), texts):
                 path.steps.append(Step(T.REWRITE, hook, table, chain, rule, depth=depth,
