@@ -282,13 +282,16 @@ JSON schema: docs/trace-json.md (iptexplain.trace/1)."""
 @click.option("--color", "color", type=click.Choice(["auto", "always", "never"]), default="auto",
               show_default=True, help="Colour (auto: only on a terminal, and not with NO_COLOR).")
 @click.option("--width", type=click.IntRange(40, 1000), default=None, help="Width of the view (default: the terminal's).")
+@click.option("--why", "why", metavar="RULE",
+              help="Why RULE (CHAIN:N, TABLE:CHAIN:N, a line number of FILE, or rule text) did or did not "
+                   "decide this flow: never reached, reached but not matched, or matched but overridden.")
 def trace(file: str | None, example: str | None, proto: str | None, src: str | None, dst: str | None,
           sport: int | None, dport: int | None, iniface: str | None, outiface: str | None, state: str,
           mark: int | None, icmp_type: str | None, from_host: bool, from_container: str | None, reply: bool,
           family: int | None, input_format: str, backend: str, ipset_files: tuple[str, ...],
           host_files: tuple[str, ...],
           local: tuple[str, ...], ifaces: tuple[str, ...], routes: tuple[str, ...], out_format: str,
-          as_json: bool, verbose: bool, color: str, width: int | None) -> None:
+          as_json: bool, verbose: bool, color: str, width: int | None, why: str | None) -> None:
     """Trace a flow through netfilter's hooks: the path, why each rule matched or not, the outcome.
 
     FILE is an iptables-save dump, iptables -S output, an iptables -L/-nvL listing or an
@@ -328,9 +331,29 @@ def trace(file: str | None, example: str | None, proto: str | None, src: str | N
         result = trace_flow(given.ruleset, flow, given.host, ipsets=given.ipsets, verbose=True,
                             backend=given.backend)
         result.notes[:0] = [n for n in assumed if n not in result.notes]
+        if why is not None:
+            return _render_why(result, given.ruleset, why, out_format)
         return _render_trace(result, given.ruleset, out_format, verbose, color, width)
 
     run_guarded(lambda: _internal_errors(body))
+
+
+def _render_why(result, ruleset, spec: str, out_format: str) -> int:  # type: ignore[no-untyped-def]
+    """trace --why: the answer for each way the flow goes, instead of the whole trace."""
+    from iptexplain.analysis.why import explain, find_rules
+    from iptexplain.render.json_out import exit_status
+    from iptexplain.render.why_view import why_json, why_text
+
+    res = explain(result, find_rules(ruleset, spec, result.flow.family), ruleset)
+    if out_format == "json":
+        import json
+
+        click.echo(json.dumps({"schema": "iptexplain.why/1", "flow": result.flow.describe(),
+                               "why": why_json(res), "notes": result.notes}, indent=2))
+    else:
+        click.echo(f"flow: {result.flow.describe()}")
+        click.echo(why_text(res), nl=False)
+    return exit_status(result)
 
 
 def _internal_errors(body: Callable[[], int]) -> int:
