@@ -510,3 +510,59 @@ def diff(old: str, new: str, as_json: bool, **kw) -> None:  # type: ignore[no-un
         return 1 if res.changed else 0
 
     run_guarded(lambda: _internal_errors(body))
+
+
+@main.command(cls=_OneLineUsage, short_help="Who can reach what on this host, and by which rule.")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
+@_analysis_flow_options
+@click.option("--format", "out_format", type=click.Choice(["rich", "json", "dot"]), default="rich",
+              show_default=True, help="Output: the table, JSON (iptexplain.reach/1), or Graphviz.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--color", "color", type=click.Choice(["auto", "always", "never"]), default="auto",
+              show_default=True, help="Colour (auto: only on a terminal, and not with NO_COLOR).")
+@click.option("--width", type=click.IntRange(40, 1000), default=None, help="Width of the table.")
+def reach(file: str | None, out_format: str, as_json: bool, color: str, width: int | None, **kw) -> None:  # type: ignore[no-untyped-def]
+    """The host's reachability table: for each published port (DNAT target), each port of the
+    host and each forwarded destination, which sources on each interface get through, which are
+    dropped or rejected, and by which rule.
+
+    FILE is a dump, a listing or a snapshot ('-': standard input); without FILE the live host's
+    ruleset (as root).  Computed over whole sets of packets, not by sampling.  A published port
+    that the host's INPUT rules would refuse is flagged: DNAT sends its packets to FORWARD.
+
+    \b
+    Examples:
+      iptexplain reach rules.save --iface eth0=198.51.100.10/24 --route default=eth0
+      iptexplain reach host.snap -p tcp --json
+      iptexplain reach rules.save --format dot | dot -Tsvg > reach.svg
+    """
+    template = _analysis_template(kw)
+    if as_json:
+        out_format = "json"
+
+    def body() -> int:
+        from iptexplain.analysis.diff import Side
+        from iptexplain.analysis.reach import reach as reach_table
+
+        given = _analysis_input(file, template.family, kw)
+        res = reach_table(Side(given.ruleset, given.ipsets, given.backend), template, given.host)
+        if out_format == "json":
+            from iptexplain.render.reach_view import reach_json
+
+            click.echo(reach_json(res, given.ruleset.source), nl=False)
+        elif out_format == "dot":
+            from iptexplain.render.reach_view import reach_dot
+
+            click.echo(reach_dot(res), nl=False)
+        else:
+            from rich.console import Console
+
+            from iptexplain.render.reach_view import reach_renderable
+
+            Console(force_terminal=True if color == "always" else None,
+                    no_color=False if color == "always" else None,
+                    color_system=None if color == "never" else "auto", width=width or 140,
+                    highlight=False, emoji=False).print(reach_renderable(res))
+        return 0
+
+    run_guarded(lambda: _internal_errors(body))

@@ -45,7 +45,7 @@ def check(old, new, res: DiffResult, rng: random.Random, per_class: int = 4, per
         for b in c.boxes:
             for _ in range(per_class):
                 p = sample(b, rng)
-                flow = packet_flow(p, c.scenario.flow)
+                flow = packet_flow(p, c.scenario.flow, whole_src=b.src == ((0, 0xFFFFFFFF),))
                 assert fates_of(old, flow, res.host, p) == c.before, (c.words(), flow)
                 assert fates_of(new, flow, res.host, p) == c.after, (c.words(), flow)
                 checked += 1
@@ -60,7 +60,7 @@ def check(old, new, res: DiffResult, rng: random.Random, per_class: int = 4, per
             if without_martians(p, p.iniface == "lo") is None:
                 continue
             inside = [c for c in res.classes if c.scenario is sc and any(meet(x, p) for x in c.boxes)]
-            flow = packet_flow(p, sc.flow)
+            flow = packet_flow(p, sc.flow, whole_src=b.src == ((0, 0xFFFFFFFF),))
             before, after = fates_of(old, flow, res.host, p), fates_of(new, flow, res.host, p)
             if inside:
                 assert len(inside) == 1

@@ -61,7 +61,8 @@ class ChangeClass:
         return example(self.boxes[0])
 
     def example_flow(self) -> Flow:
-        return packet_flow(self.example, self.scenario.flow)
+        b = self.boxes[0]
+        return packet_flow(self.example, self.scenario.flow, whole_src=b.src == ((0, (1 << b.bits) - 1),))
 
     def example_words(self) -> str:
         return packet_words(self.example)

@@ -92,7 +92,10 @@ def fate_of(leaf: Leaf) -> Fate:
             fields = st.detail.get("fields") or {st.detail.get("field"): [st.detail.get("before"), st.detail.get("after")]}
             for f, texts in fields.items():
                 if f in NAT_FIELDS and texts and texts[0] != texts[-1]:
-                    nat[f] = str(texts[-1])
+                    after = str(texts[-1])
+                    if f in ("sport", "dport") and ("-" in after or "," in after):
+                        continue  # a port chosen from a range (SNAT's, by the original port's class)
+                    nat[f] = after
     iface = o.iface or "" if o.kind in (FORWARDED, SENT) else ""
     return Fate(o.kind, iface, o.reply or "", tuple(sorted(nat.items())))
 
@@ -133,7 +136,69 @@ def cells(trace: Trace, ruleset: Any) -> list[Cell]:
         conds = tuple(dict.fromkeys(c.text for lf in leaves for c in lf.conditions
                                     if len(leaves) > 1 and c.text))
         out.append(Cell(boxes[k], fates, tuple(rules), conds if len(fates) > 1 else (), leaves))
+    return disjoint(out)
+
+
+def box_minus(a: Packets, b: Packets) -> list[Packets]:
+    """``a`` without ``b``, as disjoint boxes (one per field where ``a`` reaches outside ``b``)."""
+    from iptexplain.netfilter.packets import intersect, subtract
+
+    out = []
+    cur = a
+    for f in FIELDS:
+        x, y = getattr(cur, f), getattr(b, f)
+        outside = subtract(x, y)
+        if outside:
+            out.append(cur.copy(**{f: outside}))
+        inside = intersect(x, y)
+        if not inside:
+            return out
+        cur = cur.copy(**{f: inside})
+    if cur.ctstate - b.ctstate:
+        out.append(cur.copy(ctstate=cur.ctstate - b.ctstate))
     return out
+
+
+def disjoint(cs: list[Cell]) -> list[Cell]:
+    """Cells whose boxes do not overlap.  The two sides of an undecidable fork (a
+    ``statistic`` choice) hold the same packets but may be split differently further on
+    (kube-proxy's "source is this endpoint" test differs per endpoint): where boxes overlap,
+    the packets there get every fate of every cell holding them."""
+    from iptexplain.analysis.space import meet
+
+    if len(cs) < 2:
+        return cs
+    overlapping = any(meet(a.box, b.box) is not None for i, a in enumerate(cs) for b in cs[i + 1:])
+    if not overlapping:
+        return cs
+    done: list[Cell] = []
+    for c in cs:
+        pieces = [c]
+        nxt_done: list[Cell] = []
+        for d in done:
+            x = meet(d.box, c.box)
+            if x is None:
+                nxt_done.append(d)
+                continue
+            both = Cell(x, d.fates | c.fates, tuple(dict.fromkeys(d.rules + c.rules)),
+                        tuple(dict.fromkeys(d.conditions + c.conditions)) or _conds(d, c), d.leaves + c.leaves)
+            nxt_done.append(both)
+            nxt_done.extend(Cell(b, d.fates, d.rules, d.conditions, d.leaves) for b in box_minus(d.box, c.box))
+            rest: list[Cell] = []
+            for p in pieces:
+                if meet(p.box, x) is None:
+                    rest.append(p)
+                else:
+                    rest.extend(Cell(b, p.fates, p.rules, p.conditions, p.leaves) for b in box_minus(p.box, x))
+            pieces = rest
+        done = nxt_done + pieces
+    return done
+
+
+def _conds(a: Cell, b: Cell) -> tuple[str, ...]:
+    """The conditions telling two overlapping cells' leaves apart (their undecidable choices)."""
+    texts = [c.text for lf in a.leaves + b.leaves for c in lf.conditions]
+    return tuple(t for t in dict.fromkeys(texts) if "random" in t or "probab" in t or "limit" in t)[:4]
 
 
 def fates_words(fates: frozenset[Fate]) -> str:

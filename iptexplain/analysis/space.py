@@ -304,14 +304,16 @@ def packet_words(p: Packets) -> str:
     return out
 
 
-def packet_flow(p: Packets, scenario: Flow) -> Flow:
+def packet_flow(p: Packets, scenario: Flow, whole_src: bool = True) -> Flow:
     """The concrete packet ``p`` (one value per field) of an entry scenario, as a Flow that
     ``trace_flow`` takes.  A source left open on a host's own packet stays open (routing
-    chooses it)."""
+    chooses it) unless the box it was drawn from narrows it (``whole_src`` False)."""
     fam = p.family
     proto = single(p.proto)
     icmp = single(p.icmp)
-    src = None if scenario.from_host and scenario.src is None and p.extra.get("src_open") else int_to_ip(single(p.src), fam)
+    src = int_to_ip(single(p.src), fam)
+    if scenario.from_host and scenario.src is None and p.extra.get("src_open") and whole_src:
+        src = None
     return Flow(
         family=fam, proto=PROTO_NAMES.get(proto, str(proto)), src=src, dst=int_to_ip(single(p.dst), fam),
         sport=single(p.sport) if proto in PORT_PROTOS else None,

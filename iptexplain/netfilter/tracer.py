@@ -680,7 +680,9 @@ class Tracer:
             if matched is None:
                 if self.verbose:
                     path.steps.append(Step(T.RULE, hook, table, chain.name, rule, False, dec.reason, depth=depth))
-                st.pkts = refused[0][0] if refused else st.pkts
+                # No packet matches: all of them go on.  (Not ``refused[0]``: a rule of several
+                # tests refuses a union of parts -- `-d X -p udp` against tcp packets refuses
+                # "not X" and "X, not udp" -- and keeping only the first part lost the others.)
                 continue
             if refused:
                 effect = self._target_effect(rule, matched, ctx)
