@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from iptexplain.host import HostModel
 from iptexplain.hostinfer import complete_host
 from iptexplain.graph import Ruleset
+from iptexplain.netfilter.flowstate import external_iface
 from iptexplain.netfilter.trace import Flow
 
 PROTOS = ("tcp", "udp", "icmp")
@@ -48,8 +49,6 @@ def shared_host(rulesets: list[Ruleset], host: HostModel | None, family: int,
 def entry_points(host: HostModel) -> list[tuple[str, str | None, bool]]:
     """(name, in-interface, from the host) for each way into the stack, the external interface
     first."""
-    from iptexplain.netfilter.tracer import external_iface
-
     ext = external_iface(host, 4)
     names = [ext] + sorted(n for n, i in host.interfaces.items()
                            if n != ext and n != "lo" and i.kind != "loopback")
