@@ -15,7 +15,7 @@ from typing import Any
 
 from iptexplain.analysis.space import FIELDS
 from iptexplain.netfilter.packets import Packets
-from iptexplain.netfilter.trace import (DELIVERED, FORWARDED, REJECTED, REWRITE, SENT, Leaf, Trace)
+from iptexplain.netfilter.trace import (DELIVERED, FORWARDED, REJECTED, REWRITE, SENT, Condition, Leaf, Trace)
 from iptexplain.render.outcome import OUTCOME_WORDS, find_decider, rule_ref
 
 NAT_FIELDS = ("src", "sport", "dst", "dport")
@@ -134,7 +134,7 @@ def cells(trace: Trace, ruleset: Any) -> list[Cell]:
                 if r not in rules:
                     rules.append(r)
         conds = tuple(dict.fromkeys(c.text for lf in leaves for c in lf.conditions
-                                    if len(leaves) > 1 and c.text))
+                                    if len(leaves) > 1 and undecidable(c)))
         out.append(Cell(boxes[k], fates, tuple(rules), conds if len(fates) > 1 else (), leaves))
     return disjoint(out)
 
@@ -195,10 +195,16 @@ def disjoint(cs: list[Cell]) -> list[Cell]:
     return done
 
 
+def undecidable(c: Condition) -> bool:
+    """A branch condition the ruleset cannot decide from the packet (a random choice, a
+    ``limit`` or an unread ipset "matches", a queue program's verdict), as opposed to a split of
+    the packet set (those are in the cell's box already)."""
+    return c.probability is not None or any(w in c.text for w in (" matches", " does not match", "queue program"))
+
+
 def _conds(a: Cell, b: Cell) -> tuple[str, ...]:
     """The conditions telling two overlapping cells' leaves apart (their undecidable choices)."""
-    texts = [c.text for lf in a.leaves + b.leaves for c in lf.conditions]
-    return tuple(t for t in dict.fromkeys(texts) if "random" in t or "probab" in t or "limit" in t)[:4]
+    return tuple(dict.fromkeys(c.text for lf in a.leaves + b.leaves for c in lf.conditions if undecidable(c)))[:4]
 
 
 def fates_words(fates: frozenset[Fate]) -> str:

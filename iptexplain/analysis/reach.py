@@ -40,6 +40,8 @@ class Access:
     # Published ports: the sources here that the host's INPUT rules would refuse, were it not
     # for the DNAT that sends them to FORWARD (words, and the rule or policy refusing).
     bypass: list[tuple[str, str]] = field(default_factory=list)
+    bypass_boxes: list[Packets] = field(default_factory=list)
+    fates: frozenset = frozenset()
 
 
 @dataclass
@@ -214,6 +216,7 @@ def _bypasses(side: Side, rows: list[Row], h: HostModel, names) -> None:
                             continue
                         who = next((r.text for r in c.rules if r.role == "decided"), "")
                         w = _source_words(x, getattr(a, "entry", None), getattr(a, "entry_words", {}), names)
+                        a.bypass_boxes.append(x)
                         if (w, who) not in a.bypass:
                             a.bypass.append((w, who))
 
@@ -261,7 +264,7 @@ def _rows(items: list[_Item], names, h: HostModel) -> list[Row]:
                 a = accesses.get(k)
                 if a is None:
                     accesses[k] = a = Access(it.scenario, [], "", fates_words(it.cell.fates), passed, deciders,
-                                             it.cell.conditions)
+                                             it.cell.conditions, fates=it.cell.fates)
                     a.entry, a.entry_words = it.entry, it.entry_words  # type: ignore[attr-defined]
                     row.access.append(a)
                 a.boxes.append(box)

@@ -32,7 +32,7 @@ def row_title(row: Row) -> Text:
         t.append("", "bold")
     t.append(f"{row.proto} {row.dest}", "bold")
     if row.translated_by:
-        t.append("  (DNAT by " + ", ".join(r.text for r in row.translated_by) + ")", "dim")
+        t.append("  (DNAT by " + ", ".join(short(r.text) for r in row.translated_by) + ")", "dim")
     return t
 
 
