@@ -50,21 +50,23 @@ def main() -> None:
 
 
 FORMAT_CHOICE = click.Choice(["auto", "save", "S", "listing"])
+TABLE_CHOICES = ["raw", "mangle", "nat", "filter", "security"]
 
 
 @main.command()
-@click.argument("file", default="-", required=False)
+@click.argument("files", nargs=-1)
 @click.option("--format", "fmt", type=FORMAT_CHOICE, default="auto", show_default=True,
               help="Input format (detected when auto).")
-@click.option("-t", "--table", "table", default=None, help="Show only this table.")
+@click.option("-t", "--table", "table", type=click.Choice(TABLE_CHOICES), default=None,
+              help="Show only this table; also the table of -S / -L text that does not name its own.")
 @click.option("-4", "family", flag_value=4, default=None, help="IPv4 only.")
 @click.option("-6", "family", flag_value=6, help="IPv6 only.")
 @click.option("--chain", "chain", default=None, metavar="NAME", help="Show only this chain.")
-def show(file: str, fmt: str, table: str | None, family: int | None, chain: str | None) -> None:
+def show(files: tuple[str, ...], fmt: str, table: str | None, family: int | None, chain: str | None) -> None:
     """Show a ruleset as tables and chains, with jump edges and counters.
 
     FILE is an iptables-save dump (with or without -c), iptables -S output or an iptables -L
-    listing; '-' reads standard input.  Each chain is a table of its rules: number, counters
+    listing; '-' reads standard input; several FILEs are pieces of one ruleset, read as one.  Each chain is a table of its rules: number, counters
     when present, rule text, target (-> CHAIN for a jump, ↪ CHAIN for a goto); user chains
     list the rules that reach them; modules iptexplain does not understand are highlighted.
 
@@ -74,7 +76,8 @@ def show(file: str, fmt: str, table: str | None, family: int | None, chain: str 
       iptexplain show rules.save -t nat --chain DOCKER
     """
 
-    if file == "-" and sys.stdin.isatty():
+    file = files[0] if files else "-"
+    if file == "-" and len(files) <= 1 and sys.stdin.isatty():
         _fail("iptexplain show: no FILE given and standard input is a terminal: "
               "pass a file, or pipe a dump: sudo iptables-save | iptexplain show -")
 
@@ -82,12 +85,17 @@ def show(file: str, fmt: str, table: str | None, family: int | None, chain: str 
         from iptexplain.parse import load
         from iptexplain.render.show import render_ruleset
 
-        s_table = table if fmt == "S" else None
+        if len(files) > 1:
+            from iptexplain.sources import read_files
+
+            render_ruleset(read_files(files, fmt, table, save_ok=True), table=table, family=family, chain=chain)
+            return 0
+        # -t names the table of -S / -L text without one (an iptables-save dump names its own).
         # -S output and listings may not show their family: when one is asked for, read them
         # as that family straight away (a dump says its family itself).
-        rs = load(file, fmt, table=s_table)
+        rs = load(file, fmt, table=table)
         if family is not None and family not in rs.families() and rs.format != "save":
-            rs = load(file, fmt, family=family, table=s_table) if file != "-" else rs
+            rs = load(file, fmt, family=family, table=table) if file != "-" else rs
         render_ruleset(rs, table=table, family=family, chain=chain)
         return 0
 
@@ -237,7 +245,10 @@ JSON schema: docs/trace-json.md (iptexplain.trace/1)."""
 
 
 @main.command(cls=_OneLineUsage, epilog=_trace_epilog(), short_help="Trace a flow through the ruleset.")
-@click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("-t", "--table", "table", type=click.Choice(TABLE_CHOICES), default=None,
+              help="The table of -S / -L text that does not name its own (iptables -S and -L "
+                   "print filter without -t).")
 @click.option("--example", type=click.Choice(EXAMPLES), help="Trace on a bundled example ruleset instead of FILE.")
 @click.option("-p", "--proto", "--protocol", "proto", callback=_check_proto, metavar="PROTO",
               help="Protocol: tcp, udp, icmp, ipv6-icmp, sctp, a name or number.")
@@ -282,20 +293,26 @@ JSON schema: docs/trace-json.md (iptexplain.trace/1)."""
 @click.option("--color", "color", type=click.Choice(["auto", "always", "never"]), default="auto",
               show_default=True, help="Colour (auto: only on a terminal, and not with NO_COLOR).")
 @click.option("--width", type=click.IntRange(40, 1000), default=None, help="Width of the view (default: the terminal's).")
-def trace(file: str | None, example: str | None, proto: str | None, src: str | None, dst: str | None,
+@click.option("--why", "why", metavar="RULE",
+              help="Why RULE (CHAIN:N, TABLE:CHAIN:N, a line number of FILE, or rule text) did or did not "
+                   "decide this flow: never reached, reached but not matched, or matched but overridden.")
+def trace(files: tuple[str, ...], table: str | None, example: str | None, proto: str | None, src: str | None, dst: str | None,
           sport: int | None, dport: int | None, iniface: str | None, outiface: str | None, state: str,
           mark: int | None, icmp_type: str | None, from_host: bool, from_container: str | None, reply: bool,
           family: int | None, input_format: str, backend: str, ipset_files: tuple[str, ...],
           host_files: tuple[str, ...],
           local: tuple[str, ...], ifaces: tuple[str, ...], routes: tuple[str, ...], out_format: str,
-          as_json: bool, verbose: bool, color: str, width: int | None) -> None:
+          as_json: bool, verbose: bool, color: str, width: int | None, why: str | None) -> None:
     """Trace a flow through netfilter's hooks: the path, why each rule matched or not, the outcome.
 
     FILE is an iptables-save dump, iptables -S output, an iptables -L/-nvL listing or an
-    iptexplain snapshot; '-' reads standard input.  Without FILE (and without --example) the
-    live host's ruleset is read (as root).  Flow options are spelled as iptables spells them.
+    iptexplain snapshot; '-' reads standard input.  Several FILEs are pieces of one host's
+    ruleset (`iptables -S` in one, `iptables -t nat -nvL` in another) read as one.  Without FILE
+    (and without --example) the live host's ruleset is read (as root).  Flow options are spelled
+    as iptables spells them.
     """
-    if file is not None and example is not None:
+    file = files[0] if len(files) == 1 else None
+    if files and example is not None:
         _fail("iptexplain trace: give FILE or --example, not both (see iptexplain trace --help)")
     if as_json:
         out_format = "json"
@@ -318,9 +335,9 @@ def trace(file: str | None, example: str | None, proto: str | None, src: str | N
         from iptexplain.netfilter.tracer import trace_flow
         from iptexplain.sources import resolve
 
-        given = resolve(file, example, fam, input_format, backend=None if backend == "auto" else backend,
+        given = resolve(files or None, example, fam, input_format, backend=None if backend == "auto" else backend,
                         host_files=host_files, local=local, ifaces=ifaces, routes=routes,
-                        ipset_files=ipset_files)
+                        ipset_files=ipset_files, table=table)
         flow = Flow(family=given.family, proto=proto, src=src, dst=dst, sport=sport, dport=dport,
                     iniface=iniface, outiface=outiface, state=state.upper(), mark=mark,
                     icmp_type=icmp_type, from_host=from_host, from_container=from_container, reply=reply)
@@ -328,9 +345,29 @@ def trace(file: str | None, example: str | None, proto: str | None, src: str | N
         result = trace_flow(given.ruleset, flow, given.host, ipsets=given.ipsets, verbose=True,
                             backend=given.backend)
         result.notes[:0] = [n for n in assumed if n not in result.notes]
+        if why is not None:
+            return _render_why(result, given.ruleset, why, out_format)
         return _render_trace(result, given.ruleset, out_format, verbose, color, width)
 
     run_guarded(lambda: _internal_errors(body))
+
+
+def _render_why(result, ruleset, spec: str, out_format: str) -> int:  # type: ignore[no-untyped-def]
+    """trace --why: the answer for each way the flow goes, instead of the whole trace."""
+    from iptexplain.analysis.why import explain, find_rules
+    from iptexplain.render.json_out import exit_status
+    from iptexplain.render.why_view import why_json, why_text
+
+    res = explain(result, find_rules(ruleset, spec, result.flow.family), ruleset)
+    if out_format == "json":
+        import json
+
+        click.echo(json.dumps({"schema": "iptexplain.why/1", "flow": result.flow.describe(),
+                               "why": why_json(res), "notes": result.notes}, indent=2))
+    else:
+        click.echo(f"flow: {result.flow.describe()}")
+        click.echo(why_text(res), nl=False)
+    return exit_status(result)
 
 
 def _internal_errors(body: Callable[[], int]) -> int:
@@ -379,3 +416,167 @@ def _render_trace(result, ruleset, out_format: str, verbose: bool, color: str, w
         )
         console.print(TraceView(result, ruleset, verbose=verbose))
     return exit_status(result)
+
+
+# ---------------------------------------------------------------------------------------------
+# Beyond one packet: diff, reach, lint (iptexplain.analysis).
+
+LIVE = "@live"
+
+
+def _analysis_flow_options(fn: F) -> F:
+    """The flow options diff and reach share with trace: each narrows the question."""
+    options = [
+        click.option("-p", "--proto", "--protocol", "proto", callback=_check_proto, metavar="PROTO",
+                     help="Only this protocol (default: tcp, udp and icmp, each traced whole)."),
+        click.option("-s", "--src", "--source", "src", callback=_check_addr, metavar="ADDR[/MASK]",
+                     help="Only these sources."),
+        click.option("-d", "--dst", "--destination", "dst", callback=_check_addr, metavar="ADDR[/MASK]",
+                     help="Only these destinations."),
+        click.option("--sport", "--source-port", "sport", callback=_check_port, metavar="PORT", help="Only this source port."),
+        click.option("--dport", "--destination-port", "dport", callback=_check_port, metavar="PORT",
+                     help="Only this destination port (tcp assumed when -p is not given)."),
+        click.option("-i", "--in-interface", "iniface", metavar="IFACE", help="Only packets arriving on IFACE."),
+        click.option("--state", callback=_check_state, default="NEW", show_default=True, metavar="STATE",
+                     help="Conntrack state of the packets compared."),
+        click.option("--mark", callback=_check_mark, metavar="VALUE", help="Packet mark on arrival."),
+        click.option("--from-host", "from_host", is_flag=True, help="Only packets this host sends."),
+        click.option("--from-container", "from_container", metavar="NAME|IP", help="Only packets a local container sends."),
+        click.option("-4", "family", flag_value=4, default=None, help="IPv4 (the default)."),
+        click.option("-6", "family", flag_value=6, help="IPv6."),
+        click.option("--host", "host_files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
+                     metavar="FILE", help="Saved `ip -j addr` / `ip -j route` output (repeatable)."),
+        click.option("--local", "local", multiple=True, metavar="ADDR", help="An address of this host (repeatable)."),
+        click.option("--iface", "ifaces", multiple=True, metavar="NAME=ADDR/PREFIX",
+                     help="An interface and its address (repeatable)."),
+        click.option("--route", "routes", multiple=True, metavar="PREFIX=IFACE[,GATEWAY]",
+                     help="A route, 'default' for the default route (repeatable)."),
+        click.option("--ipset", "ipset_files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
+                     metavar="FILE", help="`ipset save` output, for rules with -m set (repeatable)."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def _analysis_template(kw: dict) -> "object":
+    """The user's flow options as the Flow every entry scenario is narrowed by."""
+    from iptexplain.netfilter.trace import Flow
+
+    proto = kw.get("proto")
+    if (kw.get("sport") is not None or kw.get("dport") is not None) and proto is None:
+        proto = "tcp"
+    if proto not in (None, "tcp", "udp", "sctp", "dccp", "udplite") and (kw.get("sport") or kw.get("dport")):
+        _fail(f"iptexplain: --sport/--dport need a protocol with ports, not `{proto}'")
+    fams = {6 if ":" in a else 4 for a in (kw.get("src"), kw.get("dst")) if a}
+    if len(fams) > 1:
+        _fail("iptexplain: -s and -d are of different families (IPv4 and IPv6)")
+    family = kw.get("family") or next(iter(fams), 4)
+    return Flow(family=family, proto=proto, src=kw.get("src"), dst=kw.get("dst"), sport=kw.get("sport"),
+                dport=kw.get("dport"), iniface=kw.get("iniface"), state=kw.get("state") or "NEW",
+                mark=kw.get("mark"), from_host=bool(kw.get("from_host")), from_container=kw.get("from_container"))
+
+
+def _analysis_input(file: str | None, family: int, kw: dict):  # type: ignore[no-untyped-def]
+    from iptexplain.sources import resolve
+
+    return resolve(None if file in (None, LIVE) else file, None, family, "auto",
+                   host_files=kw.get("host_files", ()), local=kw.get("local", ()), ifaces=kw.get("ifaces", ()),
+                   routes=kw.get("routes", ()), ipset_files=kw.get("ipset_files", ()))
+
+
+@main.command(cls=_OneLineUsage, short_help="The packets whose fate differs between two rulesets.")
+@click.argument("old", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("new", type=click.Path(dir_okay=False, allow_dash=True))
+@_analysis_flow_options
+@click.option("--json", "as_json", is_flag=True, help="JSON output (schema iptexplain.diff/1).")
+def diff(old: str, new: str, as_json: bool, **kw) -> None:  # type: ignore[no-untyped-def]
+    """The packets whose fate differs between the rulesets OLD and NEW, as classes.
+
+    OLD and NEW are iptables-save dumps, -S output, listings or snapshots ('-' reads standard
+    input for one of them, @live the running host's ruleset, as root).  Both are traced over
+    whole sets of packets -- arriving on each interface, and sent by the host -- on one host
+    model; each class says its packets in words, one example, the fate before and after, and
+    the rules responsible on each side.  Flow options narrow the question.
+
+    \b
+    Examples:
+      iptexplain diff before.save after.save
+      iptexplain diff before.save after.save -p tcp --dport 22 --json
+      sudo iptexplain diff yesterday.snap @live
+
+    \b
+    Exit status: 0 nothing changes, 1 some packets change fate (as diff(1)), 2 usage or input error.
+    """
+    template = _analysis_template(kw)
+
+    def body() -> int:
+        from iptexplain.analysis.diff import Side, diff_rulesets
+        from iptexplain.render.diff_view import diff_json, diff_text
+
+        a = _analysis_input(old, template.family, kw)
+        b = _analysis_input(new, template.family, kw)
+        host = a.host if a.host is not None else b.host
+        res = diff_rulesets(Side(a.ruleset, a.ipsets, a.backend), Side(b.ruleset, b.ipsets, b.backend),
+                            template, host)
+        names = (old, new)
+        click.echo(diff_json(res, *names) if as_json else diff_text(res, *names), nl=False)
+        return 1 if res.changed else 0
+
+    run_guarded(lambda: _internal_errors(body))
+
+
+@main.command(cls=_OneLineUsage, short_help="Who can reach what on this host, and by which rule.")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
+@_analysis_flow_options
+@click.option("--format", "out_format", type=click.Choice(["rich", "json", "dot"]), default="rich",
+              show_default=True, help="Output: the table, JSON (iptexplain.reach/1), or Graphviz.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--color", "color", type=click.Choice(["auto", "always", "never"]), default="auto",
+              show_default=True, help="Colour (auto: only on a terminal, and not with NO_COLOR).")
+@click.option("--width", type=click.IntRange(40, 1000), default=None, help="Width of the table.")
+def reach(file: str | None, out_format: str, as_json: bool, color: str, width: int | None, **kw) -> None:  # type: ignore[no-untyped-def]
+    """The host's reachability table: for each published port (DNAT target), each port of the
+    host and each forwarded destination, which sources on each interface get through, which are
+    dropped or rejected, and by which rule.
+
+    FILE is a dump, a listing or a snapshot ('-': standard input); without FILE the live host's
+    ruleset (as root).  Computed over whole sets of packets, not by sampling.  A published port
+    that the host's INPUT rules would refuse is flagged: DNAT sends its packets to FORWARD.
+
+    \b
+    Examples:
+      iptexplain reach rules.save --iface eth0=198.51.100.10/24 --route default=eth0
+      iptexplain reach host.snap -p tcp --json
+      iptexplain reach rules.save --format dot | dot -Tsvg > reach.svg
+    """
+    template = _analysis_template(kw)
+    if as_json:
+        out_format = "json"
+
+    def body() -> int:
+        from iptexplain.analysis.diff import Side
+        from iptexplain.analysis.reach import reach as reach_table
+
+        given = _analysis_input(file, template.family, kw)
+        res = reach_table(Side(given.ruleset, given.ipsets, given.backend), template, given.host)
+        if out_format == "json":
+            from iptexplain.render.reach_view import reach_json
+
+            click.echo(reach_json(res, given.ruleset.source), nl=False)
+        elif out_format == "dot":
+            from iptexplain.render.reach_view import reach_dot
+
+            click.echo(reach_dot(res), nl=False)
+        else:
+            from rich.console import Console
+
+            from iptexplain.render.reach_view import reach_renderable
+
+            Console(force_terminal=True if color == "always" else None,
+                    no_color=False if color == "always" else None,
+                    color_system=None if color == "never" else "auto", width=width or 140,
+                    highlight=False, emoji=False).print(reach_renderable(res))
+        return 0
+
+    run_guarded(lambda: _internal_errors(body))
