@@ -23,7 +23,7 @@ from iptexplain.nft.reader import read_nft
 from iptexplain.parse import detect_format, parse_text
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER = ROOT / "fixtures" / "nft" / "inet-server-ratelimit.nft"
+SERVER = ROOT / "fixtures" / "nft" / "inet-server.nft"
 from corpus_index import CORPUS  # noqa: E402
 
 AUX = CORPUS / "generated" / "aux"
@@ -57,7 +57,7 @@ def only(rs, flow: Flow) -> T.Outcome:
 
 
 def test_the_server_ruleset_reads_into_tables_chains_sets_and_rules() -> None:
-    rs = read_nft(SERVER.read_text(), "inet-server-ratelimit.nft")
+    rs = read_nft(SERVER.read_text(), "inet-server.nft")
     assert detect_format(SERVER.read_text()) == "nft"
     t, = rs.nft_tables
     assert (t.name, t.nft_family, t.ip_families) == ("inet filter", "inet", (4, 6))
@@ -165,7 +165,7 @@ def test_unknown_words_are_kept_verbatim_and_fork() -> None:
 
 
 def test_the_server_ruleset_traces_ssh_with_its_sets_and_limits() -> None:
-    rs = read_nft(SERVER.read_text(), "inet-server-ratelimit.nft")
+    rs = read_nft(SERVER.read_text(), "inet-server.nft")
     got = outcomes(rs, Flow(proto="tcp", dport=22, src="203.0.113.9"))
     assert ("ip saddr @blocked",) in {c for c, _, _ in got}  # a set the host fills at run time
     kinds = {c[-1]: k for c, k, _ in got}
@@ -179,7 +179,7 @@ def test_the_server_ruleset_traces_ssh_with_its_sets_and_limits() -> None:
 
 
 def test_established_packets_take_the_verdict_map() -> None:
-    rs = read_nft(SERVER.read_text(), "inet-server-ratelimit.nft")
+    rs = read_nft(SERVER.read_text(), "inet-server.nft")
     for state, kind, piece in (("ESTABLISHED", T.DELIVERED, "established : accept"),
                                ("INVALID", T.DROPPED, "invalid : drop")):
         leaf, = trace_flow(rs, Flow(proto="tcp", dport=23, src="203.0.113.9", state=state), host()).leaves()
@@ -188,7 +188,7 @@ def test_established_packets_take_the_verdict_map() -> None:
 
 
 def test_ip_expressions_do_not_match_ipv6_packets_in_an_inet_table() -> None:
-    rs = read_nft(SERVER.read_text(), "inet-server-ratelimit.nft")
+    rs = read_nft(SERVER.read_text(), "inet-server.nft")
     # `udp dport 53 ip saddr 10.0.0.0/8 accept` is for IPv4; the IPv6 rule for DHCPv6 answers
     got = outcomes(rs, Flow(family=6, proto="udp", dport=53, src="2001:db8::9", iniface="eth0"))
     assert {k for _, k, _ in got} == {"dropped"}

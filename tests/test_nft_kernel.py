@@ -24,7 +24,7 @@ from iptexplain.parse import parse_text
 from test_tracer_kernel import host_model, owner_of, tracer_flow
 
 LF = kernel_lab.Flow
-SERVER = (Path(__file__).resolve().parent.parent / "fixtures" / "nft" / "inet-server-ratelimit.nft").read_text()
+SERVER = (Path(__file__).resolve().parent.parent / "fixtures" / "nft" / "inet-server.nft").read_text()
 
 
 @dataclass(frozen=True)
