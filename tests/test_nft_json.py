@@ -226,4 +226,4 @@ def test_format_detection() -> None:
     assert looks_like_json('{"nftables": [{"metainfo": {}}]}')
     assert looks_like_json('\n  { "nftables" : []}')
     assert not looks_like_json("table inet filter {\n}")
-    assert not looks_like_json('{"kind": "iptexplain.snapshot/1"}')
+    assert not looks_like_json('{"kind": "iptexplain.inputs.snapshot/1"}')

@@ -27,6 +27,11 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
         from iptexplain.parse.listing import parse_listing
 
         rs = parse_listing(text, source, family=family, table=table)
+    elif fmt == "nft":
+        # The nft reader (its grammar and expression modules, ~100 ms): only for an nft ruleset.
+        from iptexplain.nft.reader import read_nft
+
+        return read_nft(text, source)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
     name_gaps(rs)

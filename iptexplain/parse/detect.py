@@ -1,17 +1,22 @@
-"""Which iptables text this is: iptables-save, iptables -S, or an iptables -L listing."""
+"""Which text this is: iptables-save, iptables -S, an iptables -L listing, or an nft ruleset."""
 
 from __future__ import annotations
 
 import re
 
-FORMATS = ("auto", "save", "S", "listing")
+FORMATS = ("auto", "save", "S", "listing", "nft")
 _LISTING_RE = re.compile(r"^\s*(?:>\s?)*Chain \S+ \((?:policy \w+|\d+ references?|user-defined|ERROR)", re.M)
 SAVE_RE = re.compile(r"^\s*\*(?:raw|mangle|nat|filter|security)\s*$", re.M)
+# `nft list ruleset`: a table block at the start of a line.
+NFT_RE = re.compile(r"^\s*table\s+(?:(?:ip|ip6|inet|arp|bridge|netdev)\s+)?\S+\s*\{", re.M)
 _S_RE = re.compile(r"^\s*(?:\[\d+:\d+\]\s*)?-[APN] \S+", re.M)
 
 
 def detect_format(text: str) -> str:
-    """'save' (iptables-save / restore), 'S' (iptables -S) or 'listing' (iptables -L family)."""
+    """'save' (iptables-save / restore), 'S' (iptables -S), 'listing' (iptables -L family) or
+    'nft' (``nft list ruleset``: table blocks, no iptables-save table header)."""
+    if NFT_RE.search(text[:200_000]) and not SAVE_RE.search(text):
+        return "nft"
     if SAVE_RE.search(text):
         return "save"
     if _LISTING_RE.search(text):
