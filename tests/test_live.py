@@ -524,7 +524,7 @@ def test_host_without_ip_json_or_without_ip(netns) -> None:
     without iproute2 the model is empty and says why."""
     req = load_request(SEED, "nft")
     req["code"] = r'''
-from iptexplain.host.model import readers as hostio
+from iptexplain.host import readers as hostio
 out["json"] = hostio.host_to_dict(hostio.read_host())
 real_run_ip = hostio.run_ip
 def old_ip(args):
