@@ -90,7 +90,9 @@ class ChainWalk(Branching):
             if matched is None:
                 if self.verbose:
                     path.steps.append(Step(T.RULE, hook, table, chain.name, rule, False, dec.reason, depth=depth))
-                st.pkts = refused[0][0] if refused else st.pkts
+                # No packet matches: all of them go on.  (Not ``refused[0]``: a rule of several
+                # tests refuses a union of parts -- `-d X -p udp` against tcp packets refuses
+                # "not X" and "X, not udp" -- and keeping only the first part lost the others.)
                 continue
             if refused:
                 effect = self._target_effect(rule, matched, ctx)
@@ -184,6 +186,7 @@ class ChainWalk(Branching):
             self._mark_uncertain(st, step, rule)
         if eff.pkts is not None:
             before, st.pkts = st.pkts, eff.pkts
+            st.rewrite(before, st.pkts)
             texts = {f: (b, a) for f, b, a in eff.rewrites}
             for f, b, a, detail in rewrite_steps(before, st.pkts, list(texts), texts):
                 path.steps.append(Step(T.REWRITE, hook, table, chain, rule, depth=depth,

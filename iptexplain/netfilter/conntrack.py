@@ -40,12 +40,14 @@ class ConntrackSteps(Branching):
         if not self.conntrack_on:
             st.conn.tracked = False
             st.pkts = p.copy(ctstate=frozenset({"UNTRACKED"}))
+            st.rewritten = st.rewritten | {"ctstate"}
             path.steps.append(Step(T.CONNTRACK, hook, reason="connection tracking is off: no rule of this "
                                    "ruleset needs it, so the packet has no connection and the nat "
                                    "chains are not traversed"))
             return
         if st.notrack:
             st.pkts = p.copy(ctstate=frozenset({"UNTRACKED"}))
+            st.rewritten = st.rewritten | {"ctstate"}
             st.conn.tracked = False
             path.steps.append(Step(T.CONNTRACK, hook, reason="untracked (NOTRACK in raw): no connection, no NAT",
                                    detail={"state": "UNTRACKED"}))
@@ -87,6 +89,7 @@ class ConntrackSteps(Branching):
         if binding and not st.looped and manip not in st.nat_init:
             before = st.pkts
             st.pkts = before.copy(**binding)
+            st.rewrite(before, st.pkts)
             what = f"the connection's {kind}" if st.conn.direction != "REPLY" else \
                 f"the connection's {'SNAT' if kind == 'DNAT' else 'DNAT'} undone for the reply"
             changed = [f for f in binding if field_text(before, f) != field_text(st.pkts, f)]

@@ -79,6 +79,8 @@ class Tracer(HookPipeline, Replies):
     # -- driver ---------------------------------------------------------------------------------
 
     def run(self, state: State) -> Path:
+        if state.origin is None:
+            state.origin = state.pkts.copy(ctstate=state.flow_state)
         root = Path()
         self.leaves = 1
         self.work = [(state, root)]
