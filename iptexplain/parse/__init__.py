@@ -10,6 +10,7 @@ from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.parse.detect import FORMATS, detect_format
 from iptexplain.parse.partial import name_gaps
+from iptexplain.parse.rough import clean, mark_elisions
 from iptexplain.parse.save import parse_save
 
 __all__ = ["FORMATS", "detect_format", "parse_text"]
@@ -18,6 +19,8 @@ __all__ = ["FORMATS", "detect_format", "parse_text"]
 def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: int | None = None,
                table: str | None = None) -> Ruleset:
     """Read any supported format; raise InputError (``FILE:LINE: message``) on bad input."""
+    cleaned = clean(text)  # quoting, stray characters, elision lines (same line numbers)
+    text = cleaned.text
     if fmt == "auto":
         fmt = detect_format(text)
     if fmt in ("save", "S"):
@@ -34,5 +37,8 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
         return read_nft(text, source)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
+    cleaned.note(rs)
+    if cleaned.elisions:
+        mark_elisions(rs, cleaned.elisions)
     name_gaps(rs)
     return rs
