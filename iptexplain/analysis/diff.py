@@ -19,9 +19,11 @@ from iptexplain.analysis.fates import Cell, Fate, Responsible, cells, fates_word
 from iptexplain.analysis.scenarios import Scenario, scenarios, shared_host
 from iptexplain.analysis.space import (box_words, example, meet, merge_boxes, packet_flow, packet_words,
                                        without_martians)
-from iptexplain.core.packets import Packets, subtract
+from iptexplain.analysis.space import FIELDS
+from iptexplain.core.packets import Packets, subtract, union
 from iptexplain.graph import Ruleset
 from iptexplain.host.model import HostModel
+from iptexplain.netfilter.routing import Router
 from iptexplain.netfilter.trace import Flow, Trace
 from iptexplain.netfilter.tracer import trace_flow
 
@@ -98,10 +100,8 @@ def entry_box(trace: Trace) -> tuple[Packets | None, dict[str, str]]:
     first = boxes[0]
     # The entry set is the union of the leaves' origins: per field, their hull is the entry
     # field (the leaves partition it).
-    from iptexplain.core.packets import union
 
     changes = {}
-    from iptexplain.analysis.space import FIELDS
 
     for f in FIELDS:
         s = getattr(first, f)
@@ -121,8 +121,6 @@ def entry_box(trace: Trace) -> tuple[Packets | None, dict[str, str]]:
 
 def address_names(host: HostModel, family: int) -> list:
     """Address sets a class's words name rather than list: the host's own addresses."""
-    from iptexplain.netfilter.routing import Router
-
     local = Router(host, family).local_addrs
     if family == 4:
         local = subtract(local, ((0x7F000000, 0x7FFFFFFF),))

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from iptexplain.analysis.space import FIELDS
-from iptexplain.core.packets import Packets
+from iptexplain.analysis.space import FIELDS, meet
+from iptexplain.core.packets import Packets, intersect, subtract
 from iptexplain.netfilter.trace import (DELIVERED, FORWARDED, REJECTED, REWRITE, SENT, Condition, Leaf, Trace)
 from iptexplain.render.outcome import OUTCOME_WORDS, find_decider, rule_ref
 
@@ -141,8 +141,6 @@ def cells(trace: Trace, ruleset: Any) -> list[Cell]:
 
 def box_minus(a: Packets, b: Packets) -> list[Packets]:
     """``a`` without ``b``, as disjoint boxes (one per field where ``a`` reaches outside ``b``)."""
-    from iptexplain.core.packets import intersect, subtract
-
     out = []
     cur = a
     for f in FIELDS:
@@ -164,8 +162,6 @@ def disjoint(cs: list[Cell]) -> list[Cell]:
     ``statistic`` choice) hold the same packets but may be split differently further on
     (kube-proxy's "source is this endpoint" test differs per endpoint): where boxes overlap,
     the packets there get every fate of every cell holding them."""
-    from iptexplain.analysis.space import meet
-
     if len(cs) < 2:
         return cs
     overlapping = any(meet(a.box, b.box) is not None for i, a in enumerate(cs) for b in cs[i + 1:])

@@ -18,9 +18,10 @@ from iptexplain.analysis.fates import Cell, Responsible, cells, fates_words
 from iptexplain.analysis.scenarios import Scenario, scenarios, shared_host
 from iptexplain.analysis.space import (ICMP_PROTOS, addr_words, box_words, meet, merge_boxes, set_words,
                                        without_martians)
-from iptexplain.core.packets import U8, U16, IntSet, Packets, fmt_icmp, fmt_set, intersect, single, subtract
+from iptexplain.core.packets import U8, U16, IntSet, Packets, fmt_icmp, fmt_set, intersect, normalize, single, subtract, union
 from iptexplain.graph import Ruleset
 from iptexplain.host.model import HostModel
+from iptexplain.netfilter.routing import Router
 from iptexplain.netfilter.trace import PASSED, Flow
 
 PUBLISHED, HOST, FORWARDED = "published", "host", "forwarded"
@@ -121,8 +122,6 @@ def _targets(cell: Cell, host: HostModel) -> list[str]:
 def _subnets(h: HostModel, family: int):
     """The directly connected subnets not behind the default route (where containers live),
     without the host's own addresses and the subnets' broadcast addresses."""
-    from iptexplain.netfilter.routing import Router
-
     r = Router(h, family)
     full = ((0, (1 << r.bits) - 1),)
     out = []
@@ -134,7 +133,6 @@ def _subnets(h: HostModel, family: int):
 
 def reach(side: Side, template: Flow, host: HostModel | None = None) -> ReachResult:
     h = shared_host([side.ruleset], host, template.family, template.iniface)
-    from iptexplain.netfilter.routing import Router
 
     local = Router(h, template.family).local_addrs
     own = subtract(local, ((0x7F000000, 0x7FFFFFFF),) if template.family == 4 else ((1, 1),))
@@ -230,7 +228,6 @@ def _atoms(sets: list[IntSet]) -> list[IntSet]:
         sig = tuple(i for i, s in enumerate(sets) if intersect(s, ((a, a),)))
         if sig:
             pieces.setdefault(sig, []).append((a, b - 1))
-    from iptexplain.core.packets import normalize
 
     return sorted((normalize(v) for v in pieces.values()), key=lambda x: (len(x) > 1, x))
 
@@ -280,7 +277,6 @@ def _rows(items: list[_Item], names, h: HostModel) -> list[Row]:
 def _dst_narrowed(box: Packets, group: list[_Item], names) -> str:
     """" to 172.17.0.2" when the access is for part of the row's destinations only."""
     whole: IntSet = ()
-    from iptexplain.core.packets import union
 
     for it in group:
         whole = union(whole, it.cell.box.dst)

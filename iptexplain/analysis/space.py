@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from typing import Iterator
 
-from iptexplain.core.addr import int_to_ip
+from iptexplain.core.addr import int_to_ip, parse_address, parse_ip
 from iptexplain.core.packets import (U8, U16, IntSet, Packets, contains, fmt_icmp, fmt_set, intersect,
                                      single, subtract, union)
 from iptexplain.core.protocols import PROTO_NAMES
@@ -216,7 +216,6 @@ def without_martians(box: Packets, loopback: bool) -> Packets | None:
     reachable, and never a difference.  Packets on lo keep them."""
     if loopback or box.from_host:
         return box
-    from iptexplain.core.addr import parse_address
 
     dst = box.dst
     for text in MARTIANS[box.family]:
@@ -247,8 +246,6 @@ NICE_ADDRS = {4: ("203.0.113.7", "198.51.100.7", "192.0.2.7", "10.1.2.3", "172.1
 def pick(s: IntSet, f: str, family: int) -> int:
     """One value of a set: a familiar one when the set has it (203.0.113.7, port 40000, SYN)."""
     if f in ("src", "dst"):
-        from iptexplain.core.addr import parse_ip
-
         for a in NICE_ADDRS[family]:
             v = parse_ip(a, family)[1]
             if contains(s, v):

@@ -8,6 +8,7 @@ from typing import Any
 
 from iptexplain.analysis.diff import ChangeClass, DiffResult
 from iptexplain.analysis.fates import Responsible
+from iptexplain.analysis.space import FIELDS
 
 DIFF_SCHEMA = "iptexplain.diff/1"
 
@@ -62,8 +63,6 @@ def _responsible_json(r: Responsible) -> dict[str, Any]:
 
 
 def _box_json(b: Any) -> dict[str, Any]:
-    from iptexplain.analysis.space import FIELDS
-
     return {f: [list(iv) for iv in getattr(b, f)] for f in FIELDS} | {"ctstate": sorted(b.ctstate)}
 
 

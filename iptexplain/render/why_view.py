@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iptexplain.analysis.why import Answer, WhyResult
+from iptexplain.render.json_out import rule_json
 from iptexplain.render.outcome import rule_ref
 
 
@@ -24,8 +25,6 @@ def why_text(res: WhyResult) -> str:
 
 
 def why_json(res: WhyResult) -> list[dict]:
-    from iptexplain.render.json_out import rule_json
-
     return [{"rule": rule_json(r), "answers": [
         {"verdict": a.verdict, "because": a.because, "outcome": a.outcome, "conditions": a.conditions}
         for a in answers]} for r, answers in res.answers]

@@ -18,6 +18,7 @@ from iptexplain.core.errors import OptionError
 from iptexplain.nft.expr import ct, fib, log, meta, nat, numgen, payload, rate, verdict, xt
 from iptexplain.nft.expr.base import (Braces, Cursor, NftMatch, Opaque, Quoted, Relational, Selector,
                                       Statement, Word, number, word_text, words_text)
+from iptexplain.nft.expr.payload import _flags
 
 MODULES: tuple[ModuleType, ...] = (payload, meta, ct, fib, numgen, rate, log, verdict, nat, xt)
 
@@ -129,7 +130,6 @@ def _relation(cur: Cursor, first: Selector, start: int) -> Relational | Lookup:
         mask_t = "".join(mask_words)
         sel = sels[0]
         if sel.text == "tcp flags":
-            from iptexplain.nft.expr.payload import _flags
             sels = (sel.masked(_flags(mask_t)),)
         else:
             sels = (sel.masked(number(mask_t)),)

@@ -27,6 +27,7 @@ from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import (EMPTY, Decision, IntSet, Packets, fmt_set, intersect,
                                      normalize, single, span, subtract, union)
 from iptexplain.ext.base import Match, Target
+from iptexplain.netfilter.ipheader import proto_text
 from iptexplain.netfilter.trace import Condition
 
 
@@ -236,8 +237,6 @@ class FieldSelector(Selector):
 
 
 def _proto_show(s: IntSet) -> str:
-    from iptexplain.netfilter.ipheader import proto_text
-
     return proto_text(s)
 
 

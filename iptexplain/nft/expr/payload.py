@@ -15,6 +15,7 @@ from typing import Sequence
 from iptexplain.core.addr import int_to_ip, parse_address, parse_ip
 from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import (Decision, IntSet, Packets, fmt_set, masked_set, point, span)
+from iptexplain.core.packets import normalize, union
 from iptexplain.core.protocols import PROTO_NUMBERS, canonical_proto
 from iptexplain.ext.base import parse_port
 from iptexplain.netfilter.ipheader import proto_text
@@ -141,7 +142,6 @@ class TcpFlagsSelector(FieldSelector):
             return s
         # A bare flag list on a bitmask type: any of those bits set.
         out: IntSet = ()
-        from iptexplain.core.packets import union
         for bit in range(8):
             if value >> bit & 1:
                 s = masked_set(1 << bit, 1 << bit, 8)
@@ -190,7 +190,6 @@ def parse(cur: Cursor) -> Selector:
             cur.pos += 1
             p = point(PORT_PROTOS[proto]) if proto in PORT_PROTOS else None
             if proto == "th":
-                from iptexplain.core.packets import normalize
                 p = normalize([(n, n) for n in PORT_PROTOS.values()])
             return FieldSelector(f"{proto} {fld}", fld, 16, parse_port, fmt_set, proto=p)
         if proto == "tcp" and fld == "flags":
