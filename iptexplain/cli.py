@@ -49,7 +49,7 @@ def main() -> None:
     """
 
 
-FORMAT_CHOICE = click.Choice(["auto", "save", "S", "listing"])
+FORMAT_CHOICE = click.Choice(["auto", "save", "S", "listing", "nft"])
 TABLE_CHOICES = ["raw", "mangle", "nat", "filter", "security"]
 
 

@@ -21,9 +21,10 @@ NAT_KIND = {"DST": "DNAT", "SRC": "SNAT"}
 
 
 def nat_table_done(st: State, hook: str, e: H.HookEntry) -> None:
-    """After the nat table ran at ``hook``, the connection's NAT of that manip type is set up
-    (or null)."""
-    if e.is_nat:
+    """After a nat chain ran at ``hook``: the connection's NAT of that manip type is set up once
+    a chain bound it, or (null) after the hook's last nat chain -- the NAT core calls the nat
+    chains in turn until one binds (nf_nat_inet_fn; measured in the kernel lab)."""
+    if e.is_nat and (e.last_nat or NAT_KIND[H.NAT_MANIP[hook]] in st.conn.nat):
         st.nat_init = st.nat_init | {H.NAT_MANIP[hook]}
 
 
