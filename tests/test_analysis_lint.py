@@ -134,3 +134,38 @@ def test_cli(result, tmp_path):
     f.write_text("*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
     r = subprocess.run([sys.executable, "-m", "iptexplain", "lint", str(f)], capture_output=True, text=True, env=env)
     assert r.returncode == 0 and "no findings" in r.stdout
+
+
+UNDONE_RULES = """*mangle
+:PREROUTING ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+-A PREROUTING -p tcp --dport 80 -j MARK --set-mark 0x1
+-A PREROUTING -p tcp -j MARK --set-mark 0x2
+-A PREROUTING -p udp -j MARK --set-mark 0x3
+-A PREROUTING -p udp -m mark --mark 0x3 -j ACCEPT
+-A PREROUTING -p udp -j MARK --set-mark 0x4
+-A PREROUTING -p icmp -j MARK --set-xmark 0x10/0xf0
+-A PREROUTING -p icmp -j MARK --set-xmark 0x1/0xf
+-A PREROUTING -p sctp -j MARK --set-mark 0x5
+-A PREROUTING -p sctp --dport 9 -j MARK --set-mark 0x6
+-A FORWARD -j DSCP --set-dscp 10
+-A FORWARD -j DSCP --set-dscp-class EF
+COMMIT
+"""
+
+
+def test_undone_rewrites(tmp_path):
+    """A rewrite set again before anything reads it -- but not when a rule reads the mark in
+    between, when the later rule sets other bits, or when it covers only some packets."""
+    f = tmp_path / "undone.save"
+    f.write_text(UNDONE_RULES)
+    rs = load(str(f), "auto")
+    res = lint(rs)
+    undone = {(fd.rule.line, fd.involved[0].line) for fd in res.findings if fd.kind == "undone"}
+    assert undone == {(4, 5), (13, 14)}
+    # and the tracer agrees: a TCP packet to port 80 leaves PREROUTING with mark 0x2
+    t = trace_flow(rs, Flow(family=4, proto="tcp", src="203.0.113.7", dport=80, dst="198.51.100.10"),
+                   parse_host_options(ifaces=["eth0=198.51.100.10/24"]))
+    marks = [st.detail.get("after") for leaf in t.leaves() for st in leaf.steps
+             if st.kind == "rewrite" and st.detail.get("field") == "mark"]
+    assert marks[-1] == "0x2"

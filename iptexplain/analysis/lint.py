@@ -8,6 +8,9 @@
   is shadowed.  The packets entering a chain are a subset of "any packet", so a rule shadowed
   here is shadowed for whatever jumps to the chain.
 * **unreachable chain** -- a user chain with rules that no built-in chain reaches by jumps.
+* **undone** -- a rule whose rewrite of the mark, the TOS/DSCP or the TTL a later rule of its
+  chain sets again, for every packet it rewrote, before anything reads it (no match on the
+  field, no jump, no rule taking some of those packets elsewhere in between).
 
 False positives are avoided by construction, at the price of missing some findings: a rule is
 judged, or counts as taking packets away, only when each of its tests is decided by the packet's
@@ -45,12 +48,18 @@ OUT_HOOKS = frozenset({"FORWARD", "OUTPUT", "POSTROUTING"})
 OTHER_IFACE = "\x00other"  # an interface no rule of the chain names
 MAX_BOXES = 256  # pieces of a rule's packets followed before it is judged as reaching (no finding)
 
-SHADOWED, REDUNDANT, UNREACHABLE = "shadowed", "redundant", "unreachable chain"
+SHADOWED, REDUNDANT, UNREACHABLE, UNDONE = "shadowed", "redundant", "unreachable chain", "undone"
+
+# What a rewrite target changes: (field, the bits it changes, the bits it sets regardless of
+# the old value), or None.  DSCP is the TOS byte's upper six bits; TTL/HL --ttl-set the byte.
+FIELD_READERS = {"mark": ({"mark", "connmark"}, {"CONNMARK"}),
+                 "tos": ({"tos", "dscp", "ecn"}, {"TOS", "DSCP", "ECN"}),
+                 "ttl": ({"ttl", "hl"}, {"TTL", "HL"})}
 
 
 @dataclass
 class Finding:
-    kind: str  # shadowed / redundant / unreachable chain
+    kind: str  # shadowed / redundant / unreachable chain / undone
     message: str
     rule: Rule | None = None
     chain: Chain | None = None
@@ -188,6 +197,100 @@ def _chain_shadows(rs: Ruleset, table: Table, chain: Chain, hooks: list[str], fa
     return shadowed, alone_any, unjudged
 
 
+def rewrite_of(rule: Rule) -> tuple[str, int, int] | None:
+    """(field, bits changed, bits set whatever they were) of a MARK / TOS / DSCP / TTL / HL
+    target; None for any other rule."""
+    t = rule.target
+    if t is None or rule.jump is not None:
+        return None
+    name = rule.target_name
+    try:
+        if name == "MARK":
+            value, mask = t.xmark
+            return "mark", mask | value, mask
+        if name == "TOS":
+            value, mask = t.xtos
+            return "tos", mask | value, mask
+        if name == "DSCP":
+            return "tos", 0xFC, 0xFC
+        if name in ("TTL", "HL"):
+            op, _ = t.operation
+            return ("ttl", 0xFF, 0xFF) if op == "set" else ("ttl", 0xFF, 0)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return None
+
+
+def _reads(rule: Rule, fld: str) -> bool:
+    matches, targets = FIELD_READERS[fld]
+    return any(getattr(m, "name", "") in matches for m in rule.matches) or rule.target_name in targets
+
+
+def _chain_undone(table: Table, chain: Chain, hooks: list[str], family: int) -> list[tuple[Rule, Rule]]:
+    """(A, B): B, later in the chain, sets every bit A changed, for every packet A changed,
+    and nothing between them reads the field or takes any of those packets elsewhere (a
+    terminal rule, a jump that might read it)."""
+    from iptexplain.analysis.space import meet
+    from iptexplain.host import HostModel
+    from iptexplain.netfilter.routing import Router
+
+    rules = chain.rules
+    cands = [(k, rewrite_of(r)) for k, r in enumerate(rules)]
+    cands = [(k, w) for k, w in cands if w is not None and w[1] and exact(rules[k])]
+    if len(cands) < 2:
+        return []
+    router = Router(HostModel(), family)
+    ctxs = _contexts(chain, hooks)
+    out = []
+    for k, (fld, changed, _) in cands:
+        a = rules[k]
+        undone_by: Rule | None = None
+        ok = True
+        matched_somewhere = False
+        for hook, i, o in ctxs:
+            ctx = MatchContext(family, hook, table.name, chain.name, router, None)
+            u = universe(family, hook, i, o)
+            own = decide(a, u, ctx)
+            if own.undecidable:
+                ok = False
+                break
+            if own.matched is None:
+                continue
+            matched_somewhere = True
+            box = own.matched
+            found = None
+            for j in range(k + 1, len(rules)):
+                b = rules[j]
+                if not exact(b):
+                    if meet_any(b, box, ctx):
+                        break
+                    continue
+                d = decide(b, box, ctx)
+                if d.undecidable:
+                    break
+                if d.matched is None:
+                    continue
+                w = rewrite_of(b)
+                if w is not None and w[0] == fld and (w[2] & changed) == changed and not d.refused():
+                    found = b
+                    break
+                if _reads(b, fld) or terminal(b) or b.jump is not None:
+                    break
+            if found is None or (undone_by is not None and found is not undone_by):
+                ok = False
+                break
+            undone_by = found
+        if ok and matched_somewhere and undone_by is not None:
+            out.append((a, undone_by))
+    return out
+
+
+def meet_any(rule: Rule, box: Packets, ctx: MatchContext) -> bool:
+    """Might the rule match some of the box (header tests only: its other tests are not known)?"""
+    tests = header_deciders(rule.header)
+    return Decision.conjunction(box, tests).matched is not None
+
+
 def unreachable_chains(table: Table) -> list[Chain]:
     seen: set[str] = set()
     todo = [c.name for c in table.chains.values() if c.builtin]
@@ -222,6 +325,10 @@ def lint(rs: Ruleset, family: int | None = None) -> LintResult:
                     continue
                 hooks = list(hooks_of(table, chain.name)) if not chain.builtin else [chain.name]
                 shadowed, alone, unj = _chain_shadows(rs, table, chain, hooks, fam)
+                for a, b in _chain_undone(table, chain, hooks, fam):
+                    findings.append(Finding(UNDONE, f"{rule_ref(a)} changes the {rewrite_of(a)[0]} for nothing: "
+                                            f"{rule_ref(b)} sets it again, for every packet, before anything reads it",
+                                            a, chain, [b]))
                 judged += len(alone) - len(unj & set(alone))
                 unjudged_n += len(unj)
                 for k, by in sorted(shadowed.items()):

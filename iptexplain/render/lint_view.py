@@ -9,7 +9,7 @@ from typing import Any
 from iptexplain.analysis.lint import LintResult
 
 LINT_SCHEMA = "iptexplain.lint/1"
-ORDER = {"shadowed": 0, "redundant": 1, "unreachable chain": 2}
+ORDER = {"shadowed": 0, "redundant": 1, "undone": 2, "unreachable chain": 3}
 
 
 def lint_text(res: LintResult, source: str) -> str:
@@ -26,8 +26,9 @@ def lint_text(res: LintResult, source: str) -> str:
     counts: dict[str, int] = {}
     for f in fs:
         counts[f.kind] = counts.get(f.kind, 0) + 1
-    plural = {"shadowed": "shadowed rules", "redundant": "redundant rules", "unreachable chain": "unreachable chains"}
-    summary = ", ".join(f"{n} {plural.get(k, k) if n > 1 else k.replace('shadowed', 'shadowed rule').replace('redundant', 'redundant rule')}"
+    plural = {"shadowed": "shadowed rules", "redundant": "redundant rules", "unreachable chain": "unreachable chains",
+              "undone": "undone rewrites"}
+    summary = ", ".join(f"{n} {plural.get(k, k) if n > 1 else k.replace('shadowed', 'shadowed rule').replace('redundant', 'redundant rule').replace('undone', 'undone rewrite')}"
                         for k, n in sorted(counts.items(), key=lambda kv: ORDER.get(kv[0], 9))) or "no findings"
     lines.append("")
     lines.append(f"{source}: {summary} ({res.judged} rules judged for shadowing; {res.unjudged} not, "

@@ -110,7 +110,8 @@ def reach_json(res: ReachResult, source: str) -> str:
 
 
 def _q(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A DOT string: quotes and backslashes escaped, line breaks as DOT's centred ``\\n``."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def reach_dot(res: ReachResult) -> str:
