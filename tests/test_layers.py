@@ -50,6 +50,7 @@ LAZY = {
     # a listing / an nft ruleset is read only when the input is one (patterns, grammar: ~25/100 ms)
     ("iptexplain.parse", "iptexplain.parse.listing"),
     ("iptexplain.parse", "iptexplain.nft.reader"),
+    ("iptexplain.parse", "iptexplain.nft.json_reader"),
     # the live reader (subprocess, python-iptables) and the Docker API client (http.client, ssl)
     # only for a live host or a snapshot: every file input asks is_snapshot()
     ("iptexplain.inputs.snapshot", "iptexplain.inputs.live"),

@@ -35,6 +35,10 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
         from iptexplain.nft.reader import read_nft
 
         return read_nft(text, source)
+    elif fmt == "nft-json":
+        from iptexplain.nft.json_reader import read_nft_json  # the nft reader: see above
+
+        return read_nft_json(text, source)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
     cleaned.note(rs)

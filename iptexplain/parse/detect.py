@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-FORMATS = ("auto", "save", "S", "listing", "nft")
+from iptexplain.nft.json_text import looks_like_json
+
+FORMATS = ("auto", "save", "S", "listing", "nft", "nft-json")
 _LISTING_RE = re.compile(r"^\s*(?:>\s?)*Chain \S+ \((?:policy \w+|\d+ references?|user-defined|ERROR)", re.M)
 SAVE_RE = re.compile(r"^\s*\*(?:raw|mangle|nat|filter|security)\s*$", re.M)
 # `nft list ruleset`: a table block at the start of a line.
@@ -13,8 +15,11 @@ _S_RE = re.compile(r"^\s*(?:\[\d+:\d+\]\s*)?-[APN] \S+", re.M)
 
 
 def detect_format(text: str) -> str:
-    """'save' (iptables-save / restore), 'S' (iptables -S), 'listing' (iptables -L family) or
-    'nft' (``nft list ruleset``: table blocks, no iptables-save table header)."""
+    """'save' (iptables-save / restore), 'S' (iptables -S), 'listing' (iptables -L family),
+    'nft' (``nft list ruleset``: table blocks, no iptables-save table header) or 'nft-json'
+    (``nft -j list ruleset``: a JSON object whose first key is ``nftables``)."""
+    if looks_like_json(text):
+        return "nft-json"
     if NFT_RE.search(text[:200_000]) and not SAVE_RE.search(text):
         return "nft"
     if SAVE_RE.search(text):

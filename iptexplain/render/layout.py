@@ -158,6 +158,8 @@ _NO_TARGET = Cell.of([("(no target: counts only)", "dim")])
 
 def cells(rule: Rule, cache: CellCache) -> tuple[Cell, Cell]:
     """The rule cell and the target cell of one rule."""
+    if getattr(rule, "parts", None) is not None:
+        return _own_cells(rule)
     get = cache.get
     hit = get(id(rule.header))
     h = hit[1] if hit is not None else cache.header(rule.header)
@@ -176,6 +178,34 @@ def cells(rule: Rule, cache: CellCache) -> tuple[Cell, Cell]:
     else:
         target = cache.target(t)
     return rule_cell, target
+
+
+def _own_cells(rule: Rule) -> tuple[Cell, Cell]:
+    """A rule of another language (nft) as that language prints it: its expressions, then its
+    statements and verdict; what is not understood is highlighted."""
+    matches, target, comments = rule.parts()  # type: ignore[attr-defined]
+    if getattr(rule, "piece", "") or len(matches.split()) != sum(len(m.nft_text().split()) for m in rule.matches):
+        words = [(x, "") for x in matches.split()]
+    else:
+        words = [(x, "" if m.understood else NOT_UNDERSTOOD_STYLE) for m in rule.matches
+                 for x in m.nft_text().split()]
+    if any(not m.understood for m in rule.matches):
+        words.append(("(not understood)", NOT_UNDERSTOOD_STYLE))
+    words += [(x, "dim") for c in comments for x in f'comment "{c}"'.split()]
+    rule_cell = Cell.of(words) if words else _EVERY_PACKET
+    t = rule.target
+    if t is None and not target:
+        return rule_cell, _NO_TARGET
+    if t is None:
+        return rule_cell, Cell.of([(x, "") for x in target.split()])
+    verdict = getattr(t, "verdict_stmt", None)
+    vwords = verdict.text.split() if verdict is not None else []
+    tw = target.split()
+    style = _verdict_style(vwords[0].upper()) if vwords and tw[-len(vwords):] == vwords else ""
+    out = [(x, style if style and i >= len(tw) - len(vwords) else "") for i, x in enumerate(tw)]
+    if not t.understood:
+        out.append(("(not understood)", NOT_UNDERSTOOD_STYLE))
+    return rule_cell, Cell.of(out)
 
 
 def rule_cells(rule: Rule, cache: CellCache | None = None) -> tuple[Words, Words]:

@@ -45,6 +45,7 @@ from iptexplain.graph import Chain, Ruleset, Table
 from iptexplain.render.layout import (MAX_REFERENCES_SHOWN, NOT_UNDERSTOOD_STYLE, Cell, CellCache, Line, _counters_text,
                                       _crop, _verdict_style, _wrap, _wrap_plain, cells, fold, human)
 
+
 class Part:
     """One part of the view (a chain, the notes, a title line): its lines at a given width.
     It is also a rich renderable, for callers that compose it with other rich output."""
@@ -176,8 +177,14 @@ def _extend(line: Line, pieces: Line) -> None:
 
 def _chain_title(table: Table, chain: Chain, both_families: bool) -> Line:
     """The chain's title line as (text, style) pieces (blanks included in the pieces)."""
-    fam = f" IPv{table.family}" if both_families else ""
+    fam = f" IPv{table.family}" if both_families and not hasattr(table, "nft_family") else ""
     title: Line = [(f"{table.name}{fam}", "bold"), (" ", ""), (chain.name, "bold underline")]
+    hook = getattr(chain, "hook", None)
+    if hook is not None:
+        # an nft base chain: where it is registered, as nft prints it
+        pri = chain.priority_text or str(chain.priority)  # type: ignore[attr-defined]
+        title.append((f"  type {chain.nft_type} hook {hook.lower()} priority {pri}"  # type: ignore[attr-defined]
+                      + (f" ({chain.priority})" if pri != str(chain.priority) else ""), ""))  # type: ignore[attr-defined]
     if chain.builtin:
         policy = chain.policy or "ACCEPT"
         title += [("  policy ", ""), (policy, _verdict_style(policy))]
@@ -204,11 +211,14 @@ def chain_table(table: Table, chain: Chain, both_families: bool = False,
     title = _chain_title(table, chain, both_families)
     with_counters = False
     rows: list[Row] = []
-    for r in chain.rules:
+    # an nft chain lists its rules as written (a map-driven rule is walked in pieces)
+    for r in getattr(chain, "written", chain.rules):
         rule_cell, target_cell = cells(r, cache)
         c = r.counters
+        handle = getattr(r, "handle", None)
         if c is None:
-            rows.append((str(r.number), "", "", rule_cell, target_cell))
+            rows.append((str(r.number) if handle is None else f"{r.number} h{handle}", "", "", rule_cell,
+                         target_cell))
         else:
             with_counters = True
             rows.append((str(r.number), human(c.packets), human(c.bytes), rule_cell, target_cell))
@@ -245,9 +255,12 @@ def select_tables(rs: Ruleset, table: str | None = None, family: int | None = No
     """The tables to show, in kernel order (raw … security), IPv4 before IPv6."""
     out = [t for fam in rs.families() if family in (None, fam) for t in rs.tables_of(fam)
            if table in (None, t.name)]
+    out += [t for t in getattr(rs, "nft_tables", ()) if table in (None, t.name, t.nft_name)
+            and (family is None or family in t.ip_families)]
     if not out:
         what = " ".join(x for x in (f"table {table}" if table else "", f"IPv{family}" if family else "") if x)
-        have = ", ".join(f"{t.name} (IPv{t.family})" for t in rs.tables.values()) or "none"
+        have = ", ".join([f"{t.name} (IPv{t.family})" for t in rs.tables.values()]
+                         + [f"table {t.name}" for t in getattr(rs, "nft_tables", ())]) or "none"
         raise InputError(f"no {what or 'table'} in this ruleset (it has: {have})", rs.source)
     return out
 
@@ -291,7 +304,7 @@ def iter_view(rs: Ruleset, table: str | None = None, family: int | None = None,
                 summary.builtin_chains += 1
             else:
                 summary.user_chains += 1
-            summary.rules += len(c.rules)
+            summary.rules += len(getattr(c, "written", c.rules))
             for r in c.rules:
                 for e in r.matches:
                     if not e.understood:
