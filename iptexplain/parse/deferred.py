@@ -35,8 +35,9 @@ from iptexplain.core.errors import InputError
 from iptexplain.ext.base import ChainJump
 from iptexplain.graph import BUILTIN_CHAINS, Chain, Counters, Ruleset, Table
 from iptexplain.parse.lazy import UNREAD, LazyRule
+from iptexplain.parse.restore_checks import family_error, hook_error, jump_error, table_error
 from iptexplain.parse.rulespec import IPTABLES_TARGETS
-from iptexplain.parse.save import _no_gc, family_error, hook_error, jump_error, table_error
+from iptexplain.parse.save import _no_gc
 
 _RULES = Chain.__dict__["rules"]
 _COUNTERS_RE = re.compile(r"\[(\d+):(\d+)\]\Z")

@@ -34,7 +34,7 @@ from iptexplain.parse.listing_rows import (HOST_NAMES, TABLES, _CHAIN_RE, _NUMER
 from iptexplain.parse.listing_tail import _TAILS
 from iptexplain.parse.partial import name_gaps
 from iptexplain.parse.rough import RedactedValue, add_gap, is_redacted
-from iptexplain.parse.save import infer_table
+from iptexplain.parse.s_tables import infer_table
 
 # ---------------------------------------------------------------------------------------------
 # The reader.
