@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -406,6 +405,8 @@ def find_tool(name: str) -> str | None:
 
 def run_ip(args: list[str]) -> str:
     """Run ``ip`` with a fixed argument list; InputError on any failure."""
+    # subprocess (~5 ms) only for a live read: a trace of a file reads host files, if any.
+    import subprocess
     exe = find_tool("ip")
     if exe is None:
         raise InputError("the `ip' command (iproute2) is not installed; save `ip -j addr' and "
