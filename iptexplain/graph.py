@@ -196,6 +196,9 @@ class Ruleset:
     # Some chains' rules are still text: the reader's book (iptexplain.parse.deferred.DeferredBook),
     # which counts them; ``references`` are filled by parse_all(), which reads them.
     deferred: Any = None
+    # Rules whose hidden parts were filled in from a tool's standard rules
+    # (iptexplain.parse.toolshapes.fill_in): rule -> Filled (what, from which tool).
+    filled: dict = field(default_factory=dict)
 
     def table(self, name: str, family: int = 4) -> Table | None:
         return self.tables.get((family, name))
@@ -264,7 +267,9 @@ class Ruleset:
             return frozenset()
         out: set[str] = set()
         h = rule.header
-        if "interfaces" in self.hidden and h.iniface is None and h.outiface is None:
+        if rule in self.filled:
+            out.add("filled")
+        elif "interfaces" in self.hidden and h.iniface is None and h.outiface is None:
             out.add("interfaces")
         for m in rule.matches:
             if not m.understood:

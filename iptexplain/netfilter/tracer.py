@@ -40,12 +40,14 @@ from iptexplain.netfilter.packets import (U8, U16, Decision, IntSet, Packets, fm
 from iptexplain.netfilter.nat import PORT_PROTOS
 from iptexplain.netfilter.routing import BITS, RouteResult, Router
 from iptexplain.netfilter.trace import Condition, Flow, Fork, Outcome, Path, Step, Trace
+from iptexplain.parse.toolshapes import fill_in
 
 # What Ruleset.unseen(rule) says a rule may test unseen, in words for the trace.
 UNSEEN_WHY = {
     "interfaces": "interfaces hidden by the -nL listing",
     "address": "an address printed as a name that could not be read back",
     "match": "match text the listing could not read back",
+    "filled": "hidden interfaces filled in from a tool's standard rules",
 }
 
 # Ruleset.hidden kinds that make a rule's match uncertain, and why.
@@ -1194,6 +1196,8 @@ def trace_flow(ruleset: Ruleset, flow: Flow, host: HostModel | None = None, *, i
     """
     from iptexplain.hostinfer import complete_host
 
+    if fill_in(ruleset, host):
+        _FACTS.pop(id(ruleset), None)  # rules changed: their cached deciders are stale
     host = complete_host(host, ruleset, flow)
     notes: list[str] = list(host.notes)
     hidden = [w for k, w in HIDDEN_PARTS.items() if k in (getattr(ruleset, "hidden", None) or ())]
