@@ -57,7 +57,7 @@ def listings() -> dict[str, dict]:
     for name in NAMES:
         text = (FIXTURES / name).read_text()
         tables = sorted(set(re.findall(r"^\*(\w+)", text, re.M)))
-        jobs.append({"text": text, "family": 4, "backend": "nft", "tables": tables,
+        jobs.append({"text": text, "family": 4, "backend": "nft", "tables": list(listing_ns.TABLES),
                      "sets": _sets(text), "forms": ["nvL", "nL", "S"]})
     results = listing_ns.run_jobs(jobs)
     out = {}

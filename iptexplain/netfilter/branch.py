@@ -71,14 +71,23 @@ class State:
     # deciding rules on this path whose unseen parts (a -L listing) may change them
     uncertain: tuple[Rule, ...] = ()
     resume: tuple[Rule, Decision] | None = None  # a fork's matched branch: apply this rule next
+    # rules whose hidden -i/-o this branch has already forked on (id()), and what else the
+    # verdict rests on that no rule shows (a built-in chain the input lacks, a missing table)
+    assumed: frozenset = frozenset()
+    doubts: tuple[str, ...] = ()
 
     def clone(self, pkts: Packets | None = None) -> "State":
         return State(
             pkts if pkts is not None else self.pkts, self.conn.copy(), self.phase, self.entry,
             [Frame(f.chain, f.index) for f in self.frames], self.base, self.table, self.local_out,
             self.looped, self.route, self.out_dst, self.out_mark, self.notrack, self.nat_init,
-            self.flow_state, self.uncertain, self.resume,
+            self.flow_state, self.uncertain, self.resume, self.assumed, self.doubts,
         )
+
+    def doubt(self, why: str) -> None:
+        """The verdict will rest on something the input does not show (said once)."""
+        if why not in self.doubts:
+            self.doubts = self.doubts + (why,)
 
 
 class Stop(Exception):
@@ -103,19 +112,83 @@ class Branching:
     stat_forks: set[int]  # id() of forks made by statistic-like probabilities
     finals: list[tuple[State, Outcome]]
     hidden_why: str
+    missing_tables: tuple[str, ...]  # tables whose rules the input does not show (unknown, not empty)
+    hidden_forks: set[int]  # id() of forks made on a rule's hidden -i/-o
     work: list[tuple[State, Path]]
     reply_depth: int  # >0 while tracing REJECT's answer (whose own REJECT is not followed)
 
     def _finish(self, st: State, path: Path, kind: str, summary: str, rule: Rule | None = None,
                 **kw: Any) -> None:
+        whys: list[str] = []
         if st.uncertain:
-            why = sorted({w for r in st.uncertain for w in self._unseen(r)})
-            kw["uncertain"] = "; ".join(UNSEEN_WHY.get(w, w) for w in why)
+            kinds = {w for r in st.uncertain for w in self._unseen(r)}
+            tools = sorted({f.tool for r in st.uncertain if (f := self.rs.filled.get(r)) is not None})
+            whys += [UNSEEN_WHY.get(w, w) for w in sorted(kinds - {"filled"})]
+            if "filled" in kinds:
+                whys.append(f"hidden -i/-o filled in from {' and '.join(tools)}'s standard rules")
             kw["uncertain_rules"] = list(st.uncertain)
+        whys += [d for d in st.doubts if d not in whys]
+        whys += [d for d in self._missing_doubts(st, kind) if d not in whys]
+        if whys:
+            kw["uncertain"] = "; ".join(whys)
         out = Outcome(kind, rule, summary, packet=st.pkts.summary(), **kw)
-        path.outcome = out
         self.finals.append((st, out))
+        alts = self._missing_ways(st, out) if self.reply_depth == 0 else []
+        if not alts:
+            path.outcome = out
+            raise Stop
+        # Tables the input lacks could have decided otherwise: their ways, after the one shown.
+        fork = Fork("what the tables the input lacks do: " + ", ".join(self._missing_for(st)))
+        fork.branches.append((Condition("if the tables the input lacks let it through unchanged"),
+                              Path([], out)))
+        fork.branches += [(c, Path([], o)) for c, o in alts]
+        self.leaves += len(alts)
+        path.fork = fork
         raise Stop
+
+    def _missing_for(self, st: State) -> list[str]:
+        missing = [t for t in ("raw", "mangle", "nat", "filter") if t in self.missing_tables]
+        if "NEW" not in st.flow_state and "nat" in missing:
+            missing.remove("nat")  # the nat chains see a connection's first packet only
+        return missing
+
+    def _missing_ways(self, st: State, out: Outcome) -> list[tuple[Condition, Outcome]]:
+        """The other ways the packet can end because the input lacks tables: dropped by one of
+        them, or rewritten by the missing nat table to where the input cannot say."""
+        missing = self._missing_for(st)
+        why = out.uncertain
+        ways: list[tuple[Condition, Outcome]] = []
+        droppers = [t for t in missing if t != "nat"]
+        if droppers and out.kind not in (T.DROPPED, T.REJECTED):
+            ways.append((Condition(f"if the {' or '.join(droppers)} table (not in the input) drops it"),
+                         Outcome(T.DROPPED, None, f"dropped by the {' or '.join(droppers)} table the input lacks",
+                                 packet=st.pkts.summary(), uncertain=why)))
+        if "filter" in missing and out.kind != T.REJECTED:
+            ways.append((Condition("if the filter table (not in the input) rejects it"),
+                         Outcome(T.REJECTED, None, "rejected by the filter table the input lacks",
+                                 packet=st.pkts.summary(), uncertain=why)))
+        if "nat" in missing:
+            ways.append((Condition("if the nat table (not in the input) rewrites it"),
+                         Outcome(T.UNDECIDED, None, "rewritten by the nat table the input lacks: where it goes "
+                                 "is unknown", packet=st.pkts.summary(), uncertain=why)))
+        return ways
+
+    def _missing_doubts(self, st: State, kind: str) -> list[str]:
+        """Why a verdict may differ because the input lacks whole tables (``iptables -S`` and
+        ``-L`` print one table: filter without ``-t``): each missing table that runs where this
+        packet went could have changed it."""
+        missing = set(self._missing_for(st))
+        if not missing:
+            return []
+        out = []
+        what = {"nat": "a nat table (not in the input) can DNAT or REDIRECT it elsewhere",
+                "filter": "a filter table (not in the input) can drop it",
+                "mangle": "a mangle table (not in the input) can drop or re-mark it",
+                "raw": "a raw table (not in the input) can drop it or exempt it from conntrack"}
+        for t in ("raw", "mangle", "nat", "filter"):
+            if t in missing:
+                out.append(what[t])
+        return out
 
     def _unseen(self, rule: Rule) -> frozenset[str]:
         unseen = getattr(self.rs, "unseen", None)
@@ -126,12 +199,20 @@ class Branching:
         goes on as listed, the step and every outcome after it say the kernel may differ."""
         unseen = self._unseen(rule)
         if unseen:
-            step.detail["uncertain"] = ("; ".join(UNSEEN_WHY.get(w, w) for w in sorted(unseen))
-                                        + ": the kernel may not match this rule")
-            st.uncertain = st.uncertain + (rule,)
+            filled = self.rs.filled.get(rule)
+            if filled is not None:
+                if filled.iniface is not None or filled.outiface is not None:
+                    step.detail["uncertain"] = filled.text
+                step.detail["filled"] = filled.text
+            else:
+                step.detail["uncertain"] = ("; ".join(UNSEEN_WHY.get(w, w) for w in sorted(unseen))
+                                            + ": the kernel may not match this rule")
+            if rule not in st.uncertain:
+                st.uncertain = st.uncertain + (rule,)
 
     def _fork(self, st: State, path: Path, reason: str,
-              branches: list[tuple[Condition, State, list[Step]]], stat: bool = False) -> None:
+              branches: list[tuple[Condition, State, list[Step]]], stat: bool = False,
+              hidden: bool = False) -> None:
         """Split the walk: each branch continues from ``st``'s point with its own state."""
         if self.leaves + len(branches) - 1 > self.max_branches:
             if not self.capped:
@@ -148,6 +229,8 @@ class Branching:
         path.fork = fork
         if stat:
             self.stat_forks.add(id(fork))
+        if hidden:
+            self.hidden_forks.add(id(fork))
         # Depth-first, first branch first.
         for (_, sub, _), (_, p) in reversed(list(zip(branches, fork.branches))):
             self.work.append((sub, p))

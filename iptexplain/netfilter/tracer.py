@@ -35,6 +35,7 @@ from iptexplain.addr import int_to_ip
 from iptexplain.graph import Ruleset
 from iptexplain.host import HostModel
 from iptexplain.netfilter.branch import HIDDEN_PARTS, MAX_BRANCHES, State, Stop
+from iptexplain.netfilter.hidden import merge_alike, missing_tables
 from iptexplain.netfilter.cascades import flatten_cascades
 from iptexplain.netfilter.facts import conntrack_in_use, facts_of, forget_facts
 from iptexplain.netfilter.flowstate import initial_state
@@ -75,6 +76,8 @@ class Tracer(HookPipeline, Replies):
         # not match as it really is (an -L listing without -v hides -i/-o; without -n, names).
         hidden = getattr(ruleset, "hidden", set()) or set()
         self.hidden_why = "; ".join(w for k, w in HIDDEN_PARTS.items() if k in hidden)
+        self.missing_tables = missing_tables(ruleset, family)
+        self.hidden_forks: set[int] = set()
         self.work: list[tuple[State, Path]] = []
 
     # -- driver ---------------------------------------------------------------------------------
@@ -94,6 +97,7 @@ class Tracer(HookPipeline, Replies):
             except Stop:
                 pass
         flatten_cascades(root, self.stat_forks)
+        merge_alike(root, self.hidden_forks)
         return root
 
 

@@ -87,6 +87,10 @@ class Shape:
     per_network: bool = False
     # A shape whose {net} names one of the tool's networks (it lists the networks).
     names_network: bool = False
+    # A rule (visible words) the chain must also hold for the shape to be the tool's: Docker
+    # writes `! -i BR` on its DNAT rules only alongside `-i BR -j RETURN` (without the userland
+    # proxy's hairpin mode the DNAT has no -i at all, and lists the same).
+    requires: str | None = None
 
     def templates(self) -> list[Template]:
         return [Template.parse(r) for r in self.rules]
@@ -111,8 +115,10 @@ SHAPES: tuple[Shape, ...] = (
     _docker("nat", "POSTROUTING", "-o {br} -m addrtype --src-type LOCAL -j MASQUERADE", per_network=True),
     _docker("nat", "POSTROUTING", "-s {ip}/32 -d {ip}/32 -p {proto} -m {proto} --dport {port} -j MASQUERADE"),
     _docker("nat", "DOCKER", "-i {br} -j RETURN", per_network=True),
-    _docker("nat", "DOCKER", "! -i {br} -p {proto} -m {proto} --dport {port} -j DNAT --to-destination {to}"),
-    _docker("nat", "DOCKER", "-d {ip}/32 ! -i {br} -p {proto} -m {proto} --dport {port} -j DNAT --to-destination {to}"),
+    _docker("nat", "DOCKER", "! -i {br} -p {proto} -m {proto} --dport {port} -j DNAT --to-destination {to}",
+            requires="-j RETURN"),
+    _docker("nat", "DOCKER", "-d {ip}/32 ! -i {br} -p {proto} -m {proto} --dport {port} -j DNAT --to-destination {to}",
+            requires="-j RETURN"),
     # --- Docker, filter: 20-27 ----------------------------------------------------------------
     _docker("filter", "FORWARD", "-j DOCKER-USER"),
     _docker("filter", "FORWARD", "-j DOCKER-ISOLATION-STAGE-1"),
@@ -260,7 +266,9 @@ def _find_runs(rs: Ruleset) -> list[_Run]:
     shapes.sort(key=lambda s: -len(s.rules))  # the longest run first
     for t in rs.tables.values():
         for c in t.chains.values():
-            mine = [(s, s.templates()) for s in shapes if s.table == t.name and re.fullmatch(s.chain, c.name)]
+            shown = {tuple(r.save_args()) for r in c.rules}
+            mine = [(s, s.templates()) for s in shapes if s.table == t.name and re.fullmatch(s.chain, c.name)
+                    and (s.requires is None or tuple(s.requires.split()) in shown)]
             if not mine:
                 continue
             rules = c.rules

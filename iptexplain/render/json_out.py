@@ -34,7 +34,10 @@ def result_of(trace: Trace) -> str:
 
 def exit_status(trace: Trace) -> int:
     """0 when every way the flow can go passes (delivered, forwarded, sent), 1 when every way
-    is dropped or rejected, 3 otherwise: the ways disagree, or one is queued or undecided."""
+    is dropped or rejected, 3 otherwise: the ways disagree, one is queued or undecided, or one
+    is uncertain (it rests on what the input did not show: a script must not take it as exact)."""
+    if any(lf.outcome.uncertain for lf in trace.leaves()):
+        return EXIT_FORKED
     kinds = trace.outcome_kinds()
     if kinds and all(k in PASSED for k in kinds):
         return EXIT_PASSED

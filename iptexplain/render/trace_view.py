@@ -604,6 +604,15 @@ class TraceView:
             names.append(f"{r.table} {r.chain} #{r.number} `{spec}`" + (f" (line {r.line})" if r.line else ""))
         if len(rules) > len(shown):
             names.insert(0, f"{len(rules) - len(shown)} earlier rule{'s' if len(rules) - len(shown) > 1 else ''}")
+        if not names:
+            # Nothing a rule hid: a table or chain the input lacks.
+            text = Text.assemble((f"{m.uncertain} {'uncertain' if brief else 'UNCERTAIN'}: ", _style("note")),
+                                 (f"rests on what the input does not show ({outcome.uncertain})",
+                                  _style("uncertain")))
+            if not brief:
+                text.append("; the packet may go another way. For the full picture read `iptables-save` "
+                            "(every table) instead.", "")
+            return text
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
         them = "it" if len(rules) == 1 else "them"
         if brief:
