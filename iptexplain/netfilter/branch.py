@@ -114,6 +114,7 @@ class Branching:
     hidden_why: str
     missing_tables: tuple[str, ...]  # tables whose rules the input does not show (unknown, not empty)
     hidden_forks: set[int]  # id() of forks made on a rule's hidden -i/-o
+    lacking: tuple[State, Path] | None  # the first way to end while the input lacks tables
     work: list[tuple[State, Path]]
     reply_depth: int  # >0 while tracing REJECT's answer (whose own REJECT is not followed)
 
@@ -132,19 +133,34 @@ class Branching:
         if whys:
             kw["uncertain"] = "; ".join(whys)
         out = Outcome(kind, rule, summary, packet=st.pkts.summary(), **kw)
+        path.outcome = out
         self.finals.append((st, out))
-        alts = self._missing_ways(st, out) if self.reply_depth == 0 else []
+        if self.reply_depth == 0 and self.lacking is None and self._missing_for(st):
+            self.lacking = (st, path)  # the first way: where the lacking tables' ways are shown
+        raise Stop
+
+    def _lacking_ways(self, root: Path) -> None:
+        """Tables the input lacks could have ended the packet's journey otherwise, whatever way
+        it took: dropped by one of them, rejected, or rewritten by the missing nat table to where
+        the input cannot say.  Shown once, as a fork after the first way (every way carries the
+        doubt in its outcome)."""
+        if self.lacking is None:
+            return
+        st = self.lacking[0]
+        path = root
+        while path.fork is not None:  # the first way (forks folded since keep their first way)
+            path = path.fork.branches[0][1]
+        out = path.outcome
+        if out is None:
+            return
+        alts = self._missing_ways(st, out)
         if not alts:
-            path.outcome = out
-            raise Stop
-        # Tables the input lacks could have decided otherwise: their ways, after the one shown.
-        fork = Fork("what the tables the input lacks do: " + ", ".join(self._missing_for(st)))
-        fork.branches.append((Condition("if the tables the input lacks let it through unchanged"),
-                              Path([], out)))
+            return
+        fork = Fork("what the tables the input lacks could do: " + ", ".join(self._missing_for(st)))
+        fork.branches.append((Condition("if the tables the input lacks let it through unchanged"), Path([], out)))
         fork.branches += [(c, Path([], o)) for c, o in alts]
         self.leaves += len(alts)
-        path.fork = fork
-        raise Stop
+        path.outcome, path.fork = None, fork
 
     def _missing_for(self, st: State) -> list[str]:
         missing = [t for t in ("raw", "mangle", "nat", "filter") if t in self.missing_tables]
@@ -156,7 +172,7 @@ class Branching:
         """The other ways the packet can end because the input lacks tables: dropped by one of
         them, or rewritten by the missing nat table to where the input cannot say."""
         missing = self._missing_for(st)
-        why = out.uncertain
+        why = "; ".join(self._missing_doubts(st, out.kind))
         ways: list[tuple[Condition, Outcome]] = []
         droppers = [t for t in missing if t != "nat"]
         if droppers and out.kind not in (T.DROPPED, T.REJECTED):

@@ -57,4 +57,4 @@ def merge_alike(path: Path, hidden_forks: set[int]) -> None:
     path.fork, path.outcome = first.fork, first.outcome
     for o in _leaves(path):
         if o.uncertain and "every way ends so" not in o.uncertain:
-            o.uncertain += " -- whether or not the hidden -i/-o match, every way ends so; only the path may differ"
+            o.uncertain += " -- whether or not the hidden -i/-o match, every way ends so (only the path may differ)"

@@ -39,7 +39,7 @@ from iptexplain.netfilter.hidden import merge_alike, missing_tables
 from iptexplain.netfilter.cascades import flatten_cascades
 from iptexplain.netfilter.facts import conntrack_in_use, facts_of, forget_facts
 from iptexplain.netfilter.flowstate import initial_state
-from iptexplain.netfilter.packets import IntSet, fmt_set
+from iptexplain.netfilter.packets import IntSet, fmt_set, single
 from iptexplain.netfilter.pipeline import HookPipeline
 from iptexplain.netfilter.replies import Replies
 from iptexplain.netfilter.routing import Router
@@ -78,6 +78,8 @@ class Tracer(HookPipeline, Replies):
         self.hidden_why = "; ".join(w for k, w in HIDDEN_PARTS.items() if k in hidden)
         self.missing_tables = missing_tables(ruleset, family)
         self.hidden_forks: set[int] = set()
+        self.lacking: tuple[State, Path] | None = None
+        self.named_dst: str | None = None  # the destination the user named (trace_flow sets it)
         self.work: list[tuple[State, Path]] = []
 
     # -- driver ---------------------------------------------------------------------------------
@@ -98,6 +100,7 @@ class Tracer(HookPipeline, Replies):
                 pass
         flatten_cascades(root, self.stat_forks)
         merge_alike(root, self.hidden_forks)
+        self._lacking_ways(root)
         return root
 
 
@@ -161,6 +164,8 @@ def trace_flow(ruleset: Ruleset, flow: Flow, host: HostModel | None = None, *, i
             notes.append("the connection's first packet got " + ", ".join(
                 f"{k} to {', '.join(f'{f} {_set_text(v, f, flow.family)}' for f, v in b.items())}"
                 for k, b in nat.items() if b) + "; this packet keeps it")
+    if flow.dst and not flow.from_host and single(st.pkts.dst) is not None:
+        tr.named_dst = flow.dst.split("/")[0]
     root = tr.run(st)
     notes.extend(tr.notes)
     return Trace(flow, root, notes, host)

@@ -184,6 +184,10 @@ SHAPES: tuple[Shape, ...] = (
                                             "-i lo -j ACCEPT")),
     Shape("firewalld", "filter", "OUTPUT", ("-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
                                            "-o lo -j ACCEPT")),
+    Shape("firewalld", "filter", "INPUT|FORWARD", ("-m conntrack --ctstate INVALID -j DROP",)),
+    Shape("firewalld", "filter", "INPUT", ("-j INPUT_ZONES",)),
+    Shape("firewalld", "filter", "FORWARD", ("-j FORWARD_ZONES",)),
+    Shape("firewalld", "filter", "INPUT|FORWARD", ("-j REJECT --reject-with icmp-host-prohibited",)),
     Shape("firewalld", "filter", "INPUT", ("-j INPUT_direct",)),
     Shape("firewalld", "filter", "FORWARD", ("-j FORWARD_direct",)),
     Shape("firewalld", "filter", "OUTPUT", ("-j OUTPUT_direct",)),
@@ -365,7 +369,7 @@ def fill_in(rs: Ruleset, host: Any = None) -> int:
     know.networks, know.per_network = _networks(know.runs, host)
     n = 0
     for run in know.runs:
-        needs = any(ifc for tpl in run.templates for ifc in tpl.ifaces)
+        needs = any(name == "{br}" for tpl in run.templates for _, _, name in tpl.ifaces)
         br = _bridge(run, know) if needs else None
         if needs and br is None:
             continue

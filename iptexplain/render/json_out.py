@@ -192,8 +192,13 @@ def trace_json(trace: Trace, ruleset: Any = None) -> dict[str, Any]:
         })
     rs = None
     if ruleset is not None:
+        fam = trace.flow.family
+        lacking = getattr(ruleset, "missing_tables", None)
         rs = {"source": ruleset.source, "format": ruleset.format, "families": ruleset.families(),
-              "rules": ruleset.rule_count()}
+              "rules": ruleset.rule_count(),
+              # the tables the answer rests on, and those the input lacks (unknown, not empty)
+              "tables": [t.name for t in ruleset.tables_of(fam)],
+              "tables_lacking": list(lacking(fam)) if lacking is not None else []}
     return {
         "schema": SCHEMA,
         "flow": flow_json(trace),
