@@ -8,7 +8,7 @@ from pathlib import Path
 
 from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
-from iptexplain.parse.partial import missing_tables_note
+from iptexplain.parse.partial import name_gaps
 
 FORMATS = ("auto", "save", "S", "listing")
 _LISTING_RE = re.compile(r"^\s*(?:>\s?)*Chain \S+ \((?:policy \w+|\d+ references?|user-defined|ERROR)", re.M)
@@ -51,7 +51,7 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
         rs = parse_listing(text, source, family=family, table=table)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
-    missing_tables_note(rs)
+    name_gaps(rs)
     return rs
 
 

@@ -369,6 +369,8 @@ def fill_in(rs: Ruleset, host: Any = None) -> int:
     know.networks, know.per_network = _networks(know.runs, host)
     n = 0
     for run in know.runs:
+        if any("interfaces" not in rs.unseen(r) for r in run.rules):
+            continue  # read from an input that shows interfaces (several inputs read as one)
         needs = any(name == "{br}" for tpl in run.templates for _, _, name in tpl.ifaces)
         br = _bridge(run, know) if needs else None
         if needs and br is None:
