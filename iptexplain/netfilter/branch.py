@@ -75,13 +75,16 @@ class State:
     # verdict rests on that no rule shows (a built-in chain the input lacks, a missing table)
     assumed: frozenset = frozenset()
     doubts: tuple[str, ...] = ()
+    # rules (id()) this branch took as excluding its packets by a hidden -i/-o: skipped when met
+    # again (a later packet of the connection, the reply)
+    excluded: frozenset = frozenset()
 
     def clone(self, pkts: Packets | None = None) -> "State":
         return State(
             pkts if pkts is not None else self.pkts, self.conn.copy(), self.phase, self.entry,
             [Frame(f.chain, f.index) for f in self.frames], self.base, self.table, self.local_out,
             self.looped, self.route, self.out_dst, self.out_mark, self.notrack, self.nat_init,
-            self.flow_state, self.uncertain, self.resume, self.assumed, self.doubts,
+            self.flow_state, self.uncertain, self.resume, self.assumed, self.doubts, self.excluded,
         )
 
     def doubt(self, why: str) -> None:
@@ -123,10 +126,14 @@ class Branching:
         whys: list[str] = []
         if st.uncertain:
             kinds = {w for r in st.uncertain for w in self._unseen(r)}
-            tools = sorted({f.tool for r in st.uncertain if (f := self.rs.filled.get(r)) is not None})
+            filled = [f for r in st.uncertain if (f := self.rs.filled.get(r)) is not None]
+            some = sorted({f.tool for f in filled if f.iniface or f.outiface})
+            none = sorted({f.tool for f in filled if not (f.iniface or f.outiface)})
             whys += [UNSEEN_WHY.get(w, w) for w in sorted(kinds - {"filled"})]
-            if "filled" in kinds:
-                whys.append(f"hidden -i/-o filled in from {' and '.join(tools)}'s standard rules")
+            if some:
+                whys.append(f"hidden -i/-o filled in from {' and '.join(some)}'s standard rules")
+            if none:
+                whys.append(f"rules taken to have no -i/-o, as {' and '.join(none)}'s standard rules have none")
             kw["uncertain_rules"] = list(st.uncertain)
         whys += [d for d in st.doubts if d not in whys]
         whys += [d for d in self._missing_doubts(st, kind) if d not in whys]

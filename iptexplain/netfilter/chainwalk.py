@@ -83,6 +83,12 @@ class ChainWalk(Branching):
                 continue
             rule = rules[fr.index]
             fr.index += 1
+            if st.excluded and id(rule) in st.excluded:
+                if self.verbose:
+                    path.steps.append(Step(T.RULE, hook, table, chain.name, rule, False,
+                                           "taken on this way to have a hidden -i/-o that excludes these packets",
+                                           depth=depth))
+                continue
             ctx.chain = chain.name
             ctx.rule = rule
             dec = self._decide(rule, st.pkts, ctx)
@@ -165,6 +171,7 @@ class ChainWalk(Branching):
         yes.resume = (rule, dec)
         no = st.clone()
         no.assumed = yes.assumed
+        no.excluded = st.excluded | {id(rule)}
         no.uncertain = st.uncertain + (rule,)
         why = "its hidden -i/-o (not shown by iptables -nL) exclude this packet"
         skip = Step(T.RULE, hook, table, chain, rule, False, why, depth=depth,

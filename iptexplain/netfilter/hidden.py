@@ -37,20 +37,22 @@ def _leaves(path: Path) -> list[Outcome]:
     return [o for _, p in path.fork.branches for o in _leaves(p)]
 
 
-def _alike(a: Outcome, b: Outcome) -> bool:
-    return (a.kind, a.iface, a.reply, a.packet) == (b.kind, b.iface, b.reply, b.packet)
+def _ends(path: Path) -> frozenset:
+    """How the ways below ``path`` end: kind, interface, reply and final packet of each."""
+    return frozenset((o.kind, o.iface, o.reply, tuple(sorted(o.packet.items()))) for o in _leaves(path))
 
 
 def merge_alike(path: Path, hidden_forks: set[int]) -> None:
-    """Fold every hidden -i/-o fork whose ways all end alike into its first way (bottom-up)."""
+    """Fold every hidden -i/-o fork whose branches end the same ways into its first branch
+    (bottom-up): whether the hidden match holds, the packet can end exactly as it can anyway."""
     if path.fork is None:
         return
     for _, p in path.fork.branches:
         merge_alike(p, hidden_forks)
     if id(path.fork) not in hidden_forks:
         return
-    outs = _leaves(path)
-    if not outs or not all(_alike(outs[0], o) for o in outs[1:]):
+    ends = [_ends(p) for _, p in path.fork.branches]
+    if not ends[0] or any(e != ends[0] for e in ends[1:]):
         return
     first = path.fork.branches[0][1]
     path.steps.extend(first.steps)

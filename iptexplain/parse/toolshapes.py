@@ -17,7 +17,10 @@ placeholders, written from the generators' own code and checked against dumps th
   the DOCKER-FORWARD / DOCKER-CT / DOCKER-BRIDGE layout of 28.5+ (``moby28.5-*``, ``moby29.0-*``);
 * libvirt (``src/util/viriptables.c``: LIBVIRT_INP/OUT/FWI/FWO/FWX, ``libvirt-nat-tftp``);
 * ufw (``before.rules`` as shipped: loopback first), firewalld's iptables backend (loopback
-  after the conntrack rule in INPUT/FORWARD/OUTPUT).
+  after the conntrack rule in INPUT/FORWARD/OUTPUT);
+* kube-proxy (``pkg/proxy/iptables/proxier.go``), flannel and fail2ban (``action.d/iptables*``),
+  which write no interface match at all in their chains (kube-proxy's local-traffic detector
+  aside): a rule of theirs is known to have none, which spares the trace a fork on it.
 
 Placeholders: ``{br}`` the bridge (only inside ``-i``/``-o``), ``{net}`` a network's subnet,
 ``{ip}`` an address, ``{port}``, ``{proto}``, ``{to}`` a NAT destination.  A shape's bridge is
@@ -91,6 +94,12 @@ class Shape:
     # writes `! -i BR` on its DNAT rules only alongside `-i BR -j RETURN` (without the userland
     # proxy's hairpin mode the DNAT has no -i at all, and lists the same).
     requires: str | None = None
+    # Instead of ``rules``: every rule of the chain whose target matches ``target`` (a regex) is
+    # the tool's and has no -i/-o -- except those whose visible words match ``unless`` (a regex),
+    # which the tool may write with an interface.
+    whole_chain: bool = False
+    target: str = ".*"
+    unless: str | None = None
 
     def templates(self) -> list[Template]:
         return [Template.parse(r) for r in self.rules]
@@ -168,6 +177,21 @@ SHAPES: tuple[Shape, ...] = (
     _libvirt("nat", "LIBVIRT_PRT", "-s {net} -d 255.255.255.255/32 -j RETURN"),
     _libvirt("nat", "LIBVIRT_PRT", "-s {net} ! -d {net} -p {proto} -j MASQUERADE --to-ports 1024-65535"),
     _libvirt("nat", "LIBVIRT_PRT", "-s {net} ! -d {net} -j MASQUERADE"),
+    # --- kube-proxy (pkg/proxy/iptables/proxier.go) and flannel: no rule names an interface,
+    # except kube-proxy's local-traffic detector in its BridgeInterface / InterfaceNamePrefix
+    # modes (`-i cbr0` / `-i veth+` where ClusterCIDR mode writes `-s 10.244.0.0/16`): a jump to
+    # KUBE-MARK-MASQ or to a service chain that shows no source may hide one, and is left alone.
+    Shape("kube-proxy", ".*", r"KUBE-(SVC|SVL|EXT|XLB|FW)-.*", (), whole_chain=True,
+          unless=r"^(?!.*(?:^| )-s ).*-j (KUBE-MARK-MASQ|KUBE-SVC-\S+|KUBE-SVL-\S+)$"),
+    Shape("kube-proxy", ".*", r"KUBE-(?!ROUTER|SVC-|SVL-|EXT-|XLB-|FW-).*", (), whole_chain=True),
+    Shape("kube-proxy", ".*", "PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING", (), whole_chain=True,
+          target=r"KUBE-(?!ROUTER).*"),
+    Shape("flannel", ".*", "FLANNEL-.*", (), whole_chain=True),
+    Shape("flannel", ".*", "FORWARD|POSTROUTING", (), whole_chain=True, target="FLANNEL-.*"),
+    # --- fail2ban (config/action.d/iptables*.conf: `-p <protocol> -m multiport --dports <port>
+    # -j f2b-<name>` in INPUT, `-s <ip> -j <blocktype>` and `-j RETURN` in f2b-<name>) ----------
+    Shape("fail2ban", "filter", "f2b-.*", (), whole_chain=True),
+    Shape("fail2ban", "filter", "INPUT|FORWARD|DOCKER-USER", (), whole_chain=True, target="f2b-.*"),
     # --- ufw (before.rules as shipped: loopback accepted first) --------------------------------
     Shape("ufw", "filter", "ufw-before-input", ("-i lo -j ACCEPT",)),
     Shape("ufw", "filter", "ufw-before-output", ("-o lo -j ACCEPT",)),
@@ -258,6 +282,8 @@ class Knowledge:
 
 
 def _tool_present(rs: Ruleset, shape: Shape) -> bool:
+    if shape.whole_chain:
+        return True  # the chain names are the tool's own
     markers = {"Docker": ("DOCKER", "DOCKER-USER", "DOCKER-FORWARD", "DOCKER-ISOLATION-STAGE-1"),
                "libvirt": ("LIBVIRT_INP", "LIBVIRT_FWX", "LIBVIRT_PRT"),
                "ufw": ("ufw-before-input",), "firewalld": ("INPUT_direct", "INPUT_ZONES")}[shape.tool]
@@ -271,13 +297,17 @@ def _find_runs(rs: Ruleset) -> list[_Run]:
     for t in rs.tables.values():
         for c in t.chains.values():
             shown = {tuple(r.save_args()) for r in c.rules}
-            mine = [(s, s.templates()) for s in shapes if s.table == t.name and re.fullmatch(s.chain, c.name)
+            mine = [(s, s.templates()) for s in shapes if re.fullmatch(s.table, t.name) and re.fullmatch(s.chain, c.name)
                     and (s.requires is None or tuple(s.requires.split()) in shown)]
             if not mine:
                 continue
             rules = c.rules
+            for s, _ in mine:
+                if s.whole_chain:
+                    runs += _whole_chain_runs(s, rules)
+            mine = [(s, t) for s, t in mine if not s.whole_chain]
             i = 0
-            while i < len(rules):
+            while i < len(rules) and mine:
                 for s, temps in mine:
                     if i + len(temps) > len(rules):
                         continue
@@ -293,6 +323,21 @@ def _find_runs(rs: Ruleset) -> list[_Run]:
                 else:
                     i += 1
     return runs
+
+
+_NO_IFACE = Template((), ())
+
+
+def _whole_chain_runs(shape: Shape, rules: list[Rule]) -> list[_Run]:
+    """One run per rule a whole-chain shape covers (its target matches, ``unless`` does not)."""
+    out = []
+    for r in rules:
+        if not re.fullmatch(shape.target, r.target_name or ""):
+            continue
+        if shape.unless is not None and re.search(shape.unless, " ".join(r.save_args())):
+            continue
+        out.append(_Run(shape, [r], [_NO_IFACE], {}))
+    return out
 
 
 def _addr(value: str) -> Any:
