@@ -76,8 +76,12 @@ class State:
     assumed: frozenset = frozenset()
     doubts: tuple[str, ...] = ()
     # rules (id()) this branch took as excluding its packets by a hidden -i/-o: skipped when met
-    # again (a later packet of the connection, the reply)
+    # again (a later packet of the same way)
     excluded: frozenset = frozenset()
+    # The entry packets that take this branch (Outcome.origin), and the header fields rewritten
+    # since the entry: a fork narrows the origin only on fields that still hold entry values.
+    origin: Packets | None = None
+    rewritten: frozenset = frozenset()
 
     def clone(self, pkts: Packets | None = None) -> "State":
         return State(
@@ -85,12 +89,35 @@ class State:
             [Frame(f.chain, f.index) for f in self.frames], self.base, self.table, self.local_out,
             self.looped, self.route, self.out_dst, self.out_mark, self.notrack, self.nat_init,
             self.flow_state, self.uncertain, self.resume, self.assumed, self.doubts, self.excluded,
+            self.origin, self.rewritten,
         )
 
     def doubt(self, why: str) -> None:
         """The verdict will rest on something the input does not show (said once)."""
         if why not in self.doubts:
             self.doubts = self.doubts + (why,)
+
+    def rewrite(self, before: Packets, after: Packets) -> None:
+        """Record the header fields a target (or conntrack's NAT, or routing) changed."""
+        self.rewritten = self.rewritten | {f for f in ORIGIN_FIELDS if getattr(before, f) != getattr(after, f)}
+
+
+# The header fields of Packets that a fork may narrow: Outcome.origin follows them back to the
+# packets that entered netfilter.
+ORIGIN_FIELDS = ("src", "dst", "proto", "sport", "dport", "icmp", "tcpflags", "length", "ttl", "tos")
+
+
+def narrow_origin(st: State, sub: State) -> None:
+    """``sub`` forked from ``st``: its origin is ``st``'s, narrowed on each field the fork split
+    that no rewrite has touched (a field rewritten earlier keeps the wider origin)."""
+    if st.origin is None:
+        return
+    changes = {f: getattr(sub.pkts, f) for f in ORIGIN_FIELDS
+               if f not in st.rewritten and getattr(sub.pkts, f) != getattr(st.pkts, f)}
+    if ("ctstate" not in st.rewritten and sub.pkts.ctstate != st.pkts.ctstate
+            and st.pkts.ctstate <= st.origin.ctstate):  # after conntrack gave the flow's states
+        changes["ctstate"] = sub.pkts.ctstate
+    sub.origin = st.origin.copy(**changes) if changes else st.origin
 
 
 class Stop(Exception):
@@ -128,7 +155,7 @@ class Branching:
             kinds = {w for r in st.uncertain for w in self._unseen(r)}
             filled = [f for r in st.uncertain if (f := self.rs.filled.get(r)) is not None]
             some = sorted({f.tool for f in filled if f.iniface or f.outiface})
-            none = sorted({f.tool for f in filled if not (f.iniface or f.outiface)})
+            none = sorted({f.tool for f in filled if not (f.iniface or f.outiface)} - set(some))
             whys += [UNSEEN_WHY.get(w, w) for w in sorted(kinds - {"filled"})]
             if some:
                 whys.append(f"hidden -i/-o filled in from {' and '.join(some)}'s standard rules")
@@ -139,7 +166,7 @@ class Branching:
         whys += [d for d in self._missing_doubts(st, kind) if d not in whys]
         if whys:
             kw["uncertain"] = "; ".join(whys)
-        out = Outcome(kind, rule, summary, packet=st.pkts.summary(), **kw)
+        out = Outcome(kind, rule, summary, packet=st.pkts.summary(), origin=st.origin, **kw)
         path.outcome = out
         self.finals.append((st, out))
         if self.reply_depth == 0 and self.lacking is None and self._missing_for(st):
@@ -247,6 +274,7 @@ class Branching:
         self.leaves += len(branches) - 1
         fork = Fork(reason)
         for cond, sub, steps in branches:
+            narrow_origin(st, sub)
             p = Path(list(steps))
             fork.branches.append((cond, p))
         path.fork = fork
