@@ -124,6 +124,7 @@ def trace_flow(ruleset: Ruleset, flow: Flow, host: HostModel | None = None, *, i
     """
     from iptexplain.hostinfer import complete_host
 
+    host_given = host is not None  # a caller's host model, even an inferred one, is taken as known
     if fill_in(ruleset, host):
         forget_facts(ruleset)  # rules changed: their cached deciders are stale
     host = complete_host(host, ruleset, flow)
@@ -168,7 +169,7 @@ def trace_flow(ruleset: Ruleset, flow: Flow, host: HostModel | None = None, *, i
             notes.append("the connection's first packet got " + ", ".join(
                 f"{k} to {', '.join(f'{f} {_set_text(v, f, flow.family)}' for f, v in b.items())}"
                 for k, b in nat.items() if b) + "; this packet keeps it")
-    if flow.dst and not flow.from_host and single(st.pkts.dst) is not None:
+    if flow.dst and not host_given and not flow.from_host and single(st.pkts.dst) is not None:
         tr.named_dst = flow.dst.split("/")[0]
     root = tr.run(st)
     notes.extend(tr.notes)
