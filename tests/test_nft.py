@@ -336,7 +336,26 @@ def test_show_lists_nft_rules_as_written_with_hook_priority_and_handle() -> None
     render_ruleset(read_nft(text, "n.nft"), console=console)
     out = console.export_text()
     assert "ip nat PREROUTING  type nat hook prerouting priority dstnat - 10 (-110)  policy ACCEPT" in out
-    assert "1 h7   tcp dport { 80, 443 }" in out and "counter dnat to 172.17.0.6" in out
-    assert "2 h8   (every packet)" in out and "ip daddr vmap { 10.0.0.1 : goto svc }" in out
+    assert "tcp dport { 80, 443 }" in out and "counter dnat to 172.17.0.6" in out
+    assert "1 h7     12     720" in out  # the counter's values in the counter columns
+    assert "2 h8                  (every packet)" in out
+    assert "ip nat svc  1 reference  ← ↪ PREROUTING#2" in out and "ip daddr vmap { 10.0.0.1 : goto svc }" in out
     assert "xt target CT (not understood)" in out
     assert "3 rules" in out and "modules not understood: xt (1 rule)" in out
+
+
+def test_named_limits_and_flowtable_offload_are_understood() -> None:
+    rs = read_nft("""table inet t {
+	limit ssh-rate { rate 3/minute }
+	flowtable ft { hook ingress priority filter; devices = { eth0 }; }
+	chain f {
+		type filter hook forward priority filter; policy drop;
+		ip protocol tcp flow add @ft
+		tcp dport 22 limit name "ssh-rate" accept
+	}
+}
+""", "o.nft")
+    assert not rs.not_understood()
+    got = outcomes(rs, Flow(proto="tcp", src="198.51.100.2", dst="172.17.0.6", dport=22, iniface="eth0"))
+    assert sorted((c, k) for c, k, _ in got) == [(("over the limit ssh-rate",), "dropped"),
+                                                (("within the limit ssh-rate",), "forwarded")]
