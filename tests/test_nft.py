@@ -359,3 +359,18 @@ def test_named_limits_and_flowtable_offload_are_understood() -> None:
     got = outcomes(rs, Flow(proto="tcp", src="198.51.100.2", dst="172.17.0.6", dport=22, iniface="eth0"))
     assert sorted((c, k) for c, k, _ in got) == [(("over the limit ssh-rate",), "dropped"),
                                                 (("within the limit ssh-rate",), "forwarded")]
+
+
+@pytest.mark.parametrize("kind,reroute", [("filter", False), ("route", True)])
+def test_only_route_chains_reroute_on_a_new_mark(kind: str, reroute: bool) -> None:
+    """Measured: with `ip rule fwmark 1 lookup 100`, a mark set in a route chain sends the packet
+    by table 100, the same mark set in a filter chain does not (the kernel re-routes only for
+    route chains and iptables' mangle table)."""
+    rs = read_nft(f"""table ip t {{
+	chain out {{ type {kind} hook output priority mangle; policy accept; tcp dport 80 meta mark set 0x1; }}
+}}
+""", "o.nft")
+    leaf, = trace_flow(rs, Flow(proto="tcp", dst="198.51.100.2", dport=80, from_host=True), host()).leaves()
+    routes = [s.hook for s in leaf.steps if s.kind == T.ROUTE]
+    assert any(h.startswith("re-routing") for h in routes) == reroute, routes
+    assert leaf.outcome.packet["mark"] == "0x1"
