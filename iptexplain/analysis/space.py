@@ -244,6 +244,7 @@ def without_martians(box: Packets, loopback: bool) -> Packets | None:
 PREFERRED = {
     "proto": (6, 17, 1, 58),
     "sport": (40000, 50000, 1024),
+    "dport": (80, 443, 22, 8080, 53, 1024),
     "icmp": (8 << 8, 128 << 8),
     "tcpflags": (0x02, 0x10),
     "length": (60, 100),
