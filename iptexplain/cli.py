@@ -49,7 +49,7 @@ def main() -> None:
     """
 
 
-FORMAT_CHOICE = click.Choice(["auto", "save", "S", "listing", "nft"])
+FORMAT_CHOICE = click.Choice(["auto", "save", "S", "listing", "nft", "nft-json"])
 TABLE_CHOICES = ["raw", "mangle", "nat", "filter", "security"]
 
 
