@@ -33,6 +33,13 @@ class NftPlan:
     fixture: str
     topology: Topology
     cases: tuple[Case, ...] = field(default_factory=tuple)
+    json_alone: bool = False
+    """The tracer reads the fixture's ``nft -j list ruleset`` alone, iptables-nft's tables
+    included (for a mixed host: as nft lists them, their xt extensions without options)."""
+
+    @property
+    def name(self) -> str:
+        return self.fixture + (" (nft -j alone)" if self.json_alone else "")
 
     @property
     def flows(self) -> list[Flow]:
@@ -134,4 +141,12 @@ KUBE_PROXY = NftPlan("kube-proxy-nftables", Topology(ifaces=[
     _case(HOST, "172.30.0.46", 80, label="the node to a ClusterIP without endpoints: filter-output reject"),
 ))
 
-PLANS: tuple[NftPlan, ...] = (INET_SERVER, FIREWALLD, DOCKER29, MIXED_DOCKER_LXD, KUBE_PROXY)
+# The mixed host as `nft -j list ruleset` alone shows it: Docker's rules in iptables-nft's tables,
+# `-m conntrack` and `-m addrtype` as `{"xt": …}` without options (they fork).
+MIXED_DOCKER_LXD_JSON = NftPlan(MIXED_DOCKER_LXD.fixture, MIXED_DOCKER_LXD.topology, tuple(
+    Case(c.flow, decidable=False) for c in MIXED_DOCKER_LXD.cases), json_alone=True)
+
+PLANS: tuple[NftPlan, ...] = (INET_SERVER, FIREWALLD, DOCKER29, MIXED_DOCKER_LXD, KUBE_PROXY,
+                              MIXED_DOCKER_LXD_JSON)
+KERNEL_PLANS: tuple[NftPlan, ...] = tuple(p for p in PLANS if not p.json_alone)
+"""One plan per fixture (what the kernel does does not depend on what the tracer reads)."""
