@@ -106,6 +106,17 @@ DOCKER29 = NftPlan("docker29-nftables", Topology(ifaces=[
     _case(HOST, "198.51.100.1", 8080, to_port=80, label="the host to its own published port: nat-OUTPUT"),
 ))
 
+DOCKER29_V6 = NftPlan("docker29-nftables-ipv6", Topology(ifaces=[
+    HostIface("eth0", "2001:db8:1::1/64", peers=[Peer("client", "2001:db8:1::2/64")]),
+    HostIface("br-dummy", "fd49:efd7:54aa::ff/64", bridge=True, peers=[Peer("c1", "fd49:efd7:54aa::1/64")]),
+]), (
+    _case("client", "2001:db8:1::1", 8080, to_port=80, label="IPv6 published port 8080 -> [fd49:efd7:54aa::1]:80"),
+    _case("client", "fd49:efd7:54aa::1", 80, label="IPv6 direct access to the container: raw drop"),
+    _case("c1", "2001:db8:1::2", 80, label="IPv6 container to the outside: masquerade"),
+    _case("c1", "2001:db8:1::1", 8080, listen=(HOST,), label="IPv6 container to the host's published port"),
+    _case(HOST, "2001:db8:1::1", 8080, to_port=80, label="IPv6 host to its own published port: nat-OUTPUT"),
+))
+
 MIXED_DOCKER_LXD = NftPlan("mixed-docker-lxd", Topology(ifaces=[
     HostIface("eth0", "198.51.100.1/24", peers=[Peer("client", "198.51.100.2/24")]),
     HostIface("docker0", "172.17.0.1/16", bridge=True, peers=[Peer("c1", "172.17.0.6/16")]),
@@ -146,7 +157,7 @@ KUBE_PROXY = NftPlan("kube-proxy-nftables", Topology(ifaces=[
 MIXED_DOCKER_LXD_JSON = NftPlan(MIXED_DOCKER_LXD.fixture, MIXED_DOCKER_LXD.topology, tuple(
     Case(c.flow, decidable=False) for c in MIXED_DOCKER_LXD.cases), json_alone=True)
 
-PLANS: tuple[NftPlan, ...] = (INET_SERVER, FIREWALLD, DOCKER29, MIXED_DOCKER_LXD, KUBE_PROXY,
+PLANS: tuple[NftPlan, ...] = (INET_SERVER, FIREWALLD, DOCKER29, DOCKER29_V6, MIXED_DOCKER_LXD, KUBE_PROXY,
                               MIXED_DOCKER_LXD_JSON)
 KERNEL_PLANS: tuple[NftPlan, ...] = tuple(p for p in PLANS if not p.json_alone)
 """One plan per fixture (what the kernel does does not depend on what the tracer reads)."""
