@@ -90,6 +90,10 @@ NFT_FIXTURES: tuple[NftFixture, ...] = (
     NftFixture("inet-server-sets",
                (Source("nft", "nft/src/inet-server-sets.nft"),),
                "a hand-written inet server: sets, an interval set, a vmap, limits, reject"),
+    NftFixture("inet-server-ratelimit",
+               (Source("nft", "nft/inet-server.nft"),),
+               "nft-core's hand-written inet server: a ct state vmap, an interval set, a dynamic "
+               "blocklist filled by a rate limit, log"),
     NftFixture("mixed-docker-lxd",
                (Source("iptables-nft", "seed-docker.v4.save"),
                 Source("nft", "nft/src/lxd-lxdbr0.v4.nft")),

@@ -69,6 +69,22 @@ INET_SERVER = NftPlan("inet-server-sets", Topology(ifaces=[
     _case("client", "198.51.100.1", proto="icmp", label="ping: limit rate 5/second", decidable=False),
 ))
 
+# Every flow passes `ip saddr @blocked drop`, a set the rate limit fills at run time: all fork.
+INET_RATELIMIT = NftPlan("inet-server-ratelimit", Topology(ifaces=[
+    HostIface("eth0", "198.51.100.1/24", peers=[Peer("client", ("198.51.100.2/24", "198.51.100.7/24"))]),
+]), (
+    _case("client", "198.51.100.1", 22, src="198.51.100.7", listen=(HOST,), decidable=False,
+          label="ssh from an admin address (interval set)"),
+    _case("client", "198.51.100.1", 22, listen=(HOST,), decidable=False,
+          label="ssh from elsewhere: the rate limit that fills @blocked"),
+    _case("client", "198.51.100.1", 443, listen=(HOST,), decidable=False, label="https (a named set)"),
+    _case("client", "198.51.100.1", 53, proto="udp", src="10.0.0.5", listen=(HOST,), decidable=False,
+          label="dns from 10.0.0.0/8"),
+    _case("client", "198.51.100.1", 53, proto="udp", listen=(HOST,), decidable=False,
+          label="dns from elsewhere: logged, policy drop"),
+    _case("client", "198.51.100.1", proto="icmp", decidable=False, label="ping: limit rate 10/second"),
+))
+
 FIREWALLD = NftPlan("firewalld-nftables-backend", Topology(ifaces=[
     HostIface("eth0", ("198.51.100.1/24", "2001:db8:1::1/64"),
               peers=[Peer("client", ("198.51.100.2/24", "2001:db8:1::2/64"))]),
@@ -157,7 +173,7 @@ KUBE_PROXY = NftPlan("kube-proxy-nftables", Topology(ifaces=[
 MIXED_DOCKER_LXD_JSON = NftPlan(MIXED_DOCKER_LXD.fixture, MIXED_DOCKER_LXD.topology, tuple(
     Case(c.flow, decidable=False) for c in MIXED_DOCKER_LXD.cases), json_alone=True)
 
-PLANS: tuple[NftPlan, ...] = (INET_SERVER, FIREWALLD, DOCKER29, DOCKER29_V6, MIXED_DOCKER_LXD, KUBE_PROXY,
+PLANS: tuple[NftPlan, ...] = (INET_SERVER, INET_RATELIMIT, FIREWALLD, DOCKER29, DOCKER29_V6, MIXED_DOCKER_LXD, KUBE_PROXY,
                               MIXED_DOCKER_LXD_JSON)
 KERNEL_PLANS: tuple[NftPlan, ...] = tuple(p for p in PLANS if not p.json_alone)
 """One plan per fixture (what the kernel does does not depend on what the tracer reads)."""
