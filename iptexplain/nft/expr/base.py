@@ -19,13 +19,13 @@ module understands is kept verbatim (:class:`Opaque`) and forks, as an unknown i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence
 
 from iptexplain.core.context import ACCEPT, CONTINUE, Effect, MatchContext
 from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import (EMPTY, Decision, IntSet, Packets, fmt_set, intersect,
-                                     normalize, single, span, subtract, union)
+                                          normalize, single, span, subtract, union)
 from iptexplain.ext.base import Match, Target
 from iptexplain.netfilter.ipheader import proto_text
 from iptexplain.netfilter.trace import Condition

@@ -15,7 +15,8 @@ from iptexplain.core.context import CONTINUE, Effect, MatchContext
 from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import Decision, Packets, contains, intersect, masked_set, point, union
 from iptexplain.netfilter.ipheader import proto_text
-from iptexplain.nft.expr.base import Cursor, FieldSelector, ForkSelector, Selector, Statement, Word, int_words, number, word_text
+from iptexplain.nft.expr.base import (Cursor, FieldSelector, ForkSelector, Selector, Statement, Word, int_words,
+                                      number, word_text)
 from iptexplain.nft.expr.payload import _proto_value
 
 KEYWORDS = ("meta", "iifname", "oifname", "iif", "oif", "mark", "l4proto", "nfproto", "pkttype",

@@ -14,7 +14,8 @@ from typing import Any, Sequence
 
 from iptexplain.core.addr import int_to_ip, parse_address, parse_ip
 from iptexplain.core.errors import OptionError
-from iptexplain.core.packets import Decision, IntSet, Packets, fmt_set, masked_set, normalize, point, span, union
+from iptexplain.core.packets import (Decision, IntSet, Packets, fmt_set, masked_set, normalize, point, span,
+                                          union)
 from iptexplain.core.protocols import PROTO_NUMBERS, canonical_proto
 from iptexplain.ext.base import parse_port
 from iptexplain.netfilter.ipheader import proto_text
@@ -130,9 +131,9 @@ class TcpFlagsSelector(FieldSelector):
     def parse(self, words: Sequence[Word]) -> IntSet:
         text = "".join(word_text(w) for w in words).replace("(", "").replace(")", "")
         value_t, _, mask_t = text.partition("/")
-        value = _flags(value_t)
+        value = tcp_flags(value_t)
         if mask_t:
-            s = masked_set(value, _flags(mask_t), 8)
+            s = masked_set(value, tcp_flags(mask_t), 8)
             assert s is not None
             return s
         if self.mask != 0xFF:
@@ -154,7 +155,7 @@ class TcpFlagsSelector(FieldSelector):
         return s
 
 
-def _flags(text: str) -> int:
+def tcp_flags(text: str) -> int:
     v = 0
     for f in text.replace("|", ",").split(","):
         f = f.strip()
