@@ -97,6 +97,7 @@ def combine(parts: Sequence[Ruleset], source: str | None = None) -> Ruleset:
             at = f"{p.source}:{n.line}" if n.line else p.source
             out.notes.append(Note(n.kind, f"{at}: {n.message}"))
         out.hidden |= p.hidden
+        out.nft_tables.extend(p.nft_tables)  # an nft ruleset of the same host joins as it is
         for key, table in p.tables.items():
             for chain in table.chains.values():
                 chain.source = chain.source or p.source
