@@ -397,3 +397,12 @@ def test_trace_chain_on_the_command_line() -> None:
     assert out.returncode in (0, 1, 3), out.stderr
     assert "DOCKER-ISOLATION-STAGE-1 #6" in out.stdout  # the trace walked the chain
     assert "the trace starts in chain DOCKER-ISOLATION-STAGE-1" in out.stdout
+
+
+def test_show_names_what_the_input_does_not_show() -> None:
+    text = "-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -j RETURN\n"
+    out = subprocess.run([sys.executable, "-m", "iptexplain", "show", "-"], input=text,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "filter FORWARD  policy not shown (unknown)" in out.stdout
+    assert "filter INPUT  not in the input: rules and policy unknown" in out.stdout

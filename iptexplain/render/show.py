@@ -458,7 +458,17 @@ def _chain_title(table: Table, chain: Chain, both_families: bool) -> Line:
     """The chain's title line as (text, style) pieces (blanks included in the pieces)."""
     fam = f" IPv{table.family}" if both_families else ""
     title: Line = [(f"{table.name}{fam}", "bold"), (" ", ""), (chain.name, "bold underline")]
-    if chain.builtin:
+    if not chain.listed:
+        # A placeholder (iptexplain.graph.Chain.listed): the input never showed this chain.
+        title.append(("  not in the input: rules and policy unknown" if chain.builtin
+                      else "  not in the input: rules unknown", "yellow"))
+        if not chain.builtin and chain.references:
+            refs = chain.references
+            title.append((f"  ← {', '.join(f'{r.chain}#{r.number}' for r in refs[:MAX_REFERENCES_SHOWN])}", ""))
+        return title
+    if chain.builtin and not chain.policy_known:
+        title += [("  policy not shown (unknown)", "yellow")]
+    elif chain.builtin:
         policy = chain.policy or "ACCEPT"
         title += [("  policy ", ""), (policy, _verdict_style(policy))]
         if chain.counters is not None:
@@ -470,8 +480,15 @@ def _chain_title(table: Table, chain: Chain, both_families: bool) -> Line:
             shown = ", ".join(("↪ " if r.goto else "") + f"{r.chain}#{r.number}" for r in refs[:MAX_REFERENCES_SHOWN])
             more = f", … {len(refs) - MAX_REFERENCES_SHOWN} more" if len(refs) > MAX_REFERENCES_SHOWN else ""
             title.append((f"  ← {shown}{more}", ""))
+        elif chain.kernel_references:
+            title.append((f"  (its {chain.kernel_references} caller(s) are not in the input)", "yellow"))
+        elif any(not c.complete for c in table.chains.values()):
+            title.append(("  (no caller in the input, which does not show all of the table)", "yellow"))
         else:
             title.append(("  (unreferenced: no packet reaches it)", "yellow"))
+    if chain.gaps:
+        title.append((f"  (rules may be missing after #{', #'.join(map(str, chain.gaps))})"
+                      if chain.gaps != (0,) else "  (rules may be missing)", "yellow"))
     if not chain.rules:
         title.append(("  (no rules)", "dim"))
     return title
