@@ -8,10 +8,11 @@ from pathlib import Path
 
 from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
+from iptexplain.nft.json_text import looks_like_json
 from iptexplain.parse.partial import name_gaps
 from iptexplain.parse.rough import clean, mark_elisions
 
-FORMATS = ("auto", "save", "S", "listing", "nft")
+FORMATS = ("auto", "save", "S", "listing", "nft", "nft-json")
 _LISTING_RE = re.compile(r"^\s*(?:>\s?)*Chain \S+ \((?:policy \w+|\d+ references?|user-defined|ERROR)", re.M)
 _SAVE_RE = re.compile(r"^\s*\*(?:raw|mangle|nat|filter|security)\s*$", re.M)
 # `nft list ruleset`: a table block at the start of a line.
@@ -20,8 +21,11 @@ _S_RE = re.compile(r"^\s*(?:\[\d+:\d+\]\s*)?-[APN] \S+", re.M)
 
 
 def detect_format(text: str) -> str:
-    """'save' (iptables-save / restore), 'S' (iptables -S), 'listing' (iptables -L family) or
-    'nft' (``nft list ruleset``: table blocks, no iptables-save table header)."""
+    """'save' (iptables-save / restore), 'S' (iptables -S), 'listing' (iptables -L family),
+    'nft' (``nft list ruleset``: table blocks, no iptables-save table header) or 'nft-json'
+    (``nft -j list ruleset``: a JSON object whose first key is ``nftables``)."""
+    if looks_like_json(text):
+        return "nft-json"
     if _NFT_RE.search(text[:200_000]) and not _SAVE_RE.search(text):
         return "nft"
     if _SAVE_RE.search(text):
@@ -61,6 +65,10 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
         from iptexplain.nft.reader import read_nft
 
         return read_nft(text, source)
+    elif fmt == "nft-json":
+        from iptexplain.nft.json_reader import read_nft_json
+
+        return read_nft_json(text, source)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
     cleaned.note(rs)
