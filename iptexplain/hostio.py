@@ -146,9 +146,11 @@ def parse_ip_route_json(text: str, source: str = "<ip -j route>", family: int | 
 # ---------------------------------------------------------------------------------------------
 # Plain text: ip addr, ip -o addr, ip -br addr, ip route
 
-_LINK_RE = re.compile(r"^(\d+):\s+([^:@\s]+)(?:@\S+)?:\s+<([^>]*)>")
-_ADDR_RE = re.compile(r"^\s*(inet6?)\s+(\S+?)(?:/(\d+))?(?:\s+peer\s+\S+)?(?:\s|$)")
-_ONELINE_RE = re.compile(r"^(\d+):\s+(\S+?)(?:@\S+)?\s+(inet6?)\s+(\S+?)(?:/(\d+))?\s")
+_LINK_RE = re.compile(r"^([0-9]+):\s+([^:@\s]+)(?:@\S+)?:\s+<([^>]*)>")
+# Each word is one character class up to a separator it cannot contain (no lazy `\S+?` before an
+# optional `@\S+`: on a 40 KB line of `x@x@…` that backtracks quadratically, 30 s).
+_ADDR_RE = re.compile(r"^\s*(inet6?)\s+([^\s/]+)(?:/([0-9]+))?(?:\s+peer\s+\S+)?(?:\s|$)")
+_ONELINE_RE = re.compile(r"^([0-9]+):\s+([^\s@]+)(?:@\S+)?\s+(inet6?)\s+([^\s/]+)(?:/([0-9]+))?\s")
 _KIND_RE = re.compile(r"^\s*link/(\S+)")
 _INFO_KIND_RE = re.compile(r"^\s*(bridge|veth|vxlan|dummy|bond|vlan|macvlan|ipvlan|tun|wireguard|geneve|gre|ipip|sit)\b")
 

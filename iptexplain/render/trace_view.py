@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.segment import Segment
 from rich.table import Table as RichTable
 from rich.text import Text
 from rich.tree import Tree
@@ -32,6 +33,7 @@ from iptexplain.netfilter.trace import (
     DROPPED, GOTO, PASSED, REJECTED, REWRITE, RULE, UNDECIDED, Condition, Leaf, Outcome, Path, Step, Trace,
 )
 from iptexplain.render.outcome import OUTCOME_WORDS, decided_by, format_packet, outcome_sentence
+from iptexplain.terminal import printable
 
 # ---------------------------------------------------------------------------------------------
 # Markers: Unicode on a UTF-8 console, ASCII otherwise (rich tells us through ascii_only).
@@ -137,7 +139,7 @@ class ContainerNames:
                 names[str(addr)] = str(name).lstrip("/")
         self.names = names
         alts = "|".join(re.escape(a) for a in sorted(names, key=len, reverse=True))
-        self._re = re.compile(rf"(?<![\w.:/])({alts})(:\d+)?(?![\w./:])") if names else None
+        self._re = re.compile(rf"(?<![\w.:/])({alts})(:[0-9]+)?(?![\w./:])") if names else None
 
     def __call__(self, text: str) -> str:
         if self._re is None or not text:
@@ -702,7 +704,13 @@ class TraceView:
         return parts
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield Group(*self.renderables(options.ascii_only))
+        # input text (comments, chain names, file names) may hold terminal controls: every
+        # segment is made printable, rich's own control segments aside
+        for seg in console.render(Group(*self.renderables(options.ascii_only)), options):
+            if seg.control or seg.text.isprintable() or seg.text == "\n":
+                yield seg
+            else:
+                yield Segment(printable(seg.text), seg.style)
 
 
 def asciify(text: Text) -> Text:
