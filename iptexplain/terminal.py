@@ -11,6 +11,9 @@ every control character itself.
 from __future__ import annotations
 
 _CONTROLS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]
+# Unicode's own line breaks (a terminal may not break there, but a reader of "one line" splitting
+# with str.splitlines() does) and the bidirectional overrides that make text read other than it is.
+_FORMATS = [0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
 
 # In a view each control becomes one visible character of the same width, so columns stay put:
 # the Unicode "control pictures" (␛ for ESC, ␇ for BEL…) for C0 and DEL, � for C1.  A newline is
@@ -20,10 +23,13 @@ _PICTURES[0x7F] = "\u2421"
 _PICTURES.update({c: "\ufffd" for c in range(0x80, 0xA0)})
 _PICTURES[0x09] = " "
 del _PICTURES[0x0A]
+_PICTURES.update({c: "\u2424" for c in (0x2028, 0x2029)})  # ␤
+_PICTURES.update({c: "\ufffd" for c in _FORMATS if c not in (0x2028, 0x2029)})
 
 # In a one-line message each control is spelled as Python spells it (\x1b, \n), so nothing of
 # the input is lost and the message stays one line.
 _ESCAPED: dict[int, str] = {c: f"\\x{c:02x}" for c in _CONTROLS}
+_ESCAPED.update({c: f"\\u{c:04x}" for c in _FORMATS})
 _ESCAPED.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
 
 ONE_LINE_MAX = 2000

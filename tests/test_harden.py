@@ -268,3 +268,199 @@ def test_the_one_line_error_does_not_pass_controls(tmp_path: Path) -> None:
     assert r.exit_code == 2
     line = error_line(r)
     assert "\x1b" not in line and "\x07" not in line and "\x9b" not in line and "\\x1b]0;pwned" in line
+
+
+def test_unicode_line_breaks_do_not_split_the_one_line_error(tmp_path: Path) -> None:
+    r = invoke(["trace", rules(tmp_path, HEAD + "COMMIT\n"), "--sport", "\u2028"])
+    assert r.exit_code == 2
+    assert "\\u2028" in error_line(r)
+
+
+# -- the chain graph: goto loops, long goto paths, forks -----------------------------------------
+
+GOTO_LOOP = ("*mangle\n:PREROUTING ACCEPT [0:0]\n:A - [0:0]\n:B - [0:0]\n"
+             "-A PREROUTING -j A\n-A A -g B\n-A B -g A\nCOMMIT\n")
+
+
+def test_a_goto_loop_is_a_loop_of_the_chain_graph(tmp_path: Path) -> None:
+    """The frame stack never holds A and B at once (each -g replaces the frame): before the fix
+    the walk went round for ever, memory growing to gigabytes."""
+    from iptexplain.netfilter.trace import UNDECIDED, Flow
+    from iptexplain.netfilter.tracer import trace_flow
+    from iptexplain.parse import parse_text
+    from iptexplain.sources import resolve
+
+    rs = parse_text(GOTO_LOOP, "loop.save")
+    given = resolve(None, "docker", 4, "auto")
+    with deadline(60):
+        result = trace_flow(rs, Flow(family=4, proto="tcp", dport=80), given.host)
+    leaves = list(result.leaves())
+    assert len(leaves) == 1 and leaves[0].outcome.kind == UNDECIDED
+    assert "chain loop through A" in leaves[0].outcome.summary
+    assert any("PREROUTING → A → B → A" in (s.reason or "") for s in leaves[0].steps)
+    with deadline(60):
+        r = invoke(["trace", rules(tmp_path, GOTO_LOOP), "--dport", "80"])
+    assert r.exit_code == 3 and "chain loop through A" in r.stdout
+
+
+def goto_path(n: int, jump: str = "-g") -> str:
+    decl = "".join(f":C{i} - [0:0]\n" for i in range(n))
+    body = "-A INPUT -j C0\n" + "".join(f"-A C{i} -p tcp {jump} C{i + 1}\n" for i in range(n - 1))
+    return f"*filter\n:INPUT ACCEPT [0:0]\n{decl}{body}-A C{n - 1} -j DROP\nCOMMIT\n"
+
+
+def test_a_path_of_a_thousand_gotos_is_followed_and_drawn(tmp_path: Path) -> None:
+    """The kernel has no depth limit for -g (it does not nest); the view nested one tree level
+    per goto and overflowed Python's recursion (exit 4): now it shows the deep part flat."""
+    path = rules(tmp_path, goto_path(1000))
+    r = invoke(["trace", path, "--dport", "80", "--width", "200"])
+    assert r.exit_code == 1, r.stderr
+    assert "nested deeper than 14 levels: the rest is shown flat" in r.stdout
+    assert "C998 #1" in r.stdout and "DROPPED by filter C999" in r.stdout
+    assert max(len(line) for line in r.stdout.splitlines()) <= 200
+    for fmt in ("--json", "--format=dot"):
+        assert invoke(["trace", path, "--dport", "80", fmt]).exit_code == 1
+
+
+def test_a_path_longer_than_the_walk_follows_ends_undecided(tmp_path: Path) -> None:
+    from iptexplain.netfilter.chainwalk import MAX_PATH
+
+    r = invoke(["trace", rules(tmp_path, goto_path(MAX_PATH + 10)), "--dport", "80"])
+    assert r.exit_code == 3
+    assert f"a path of more than {MAX_PATH} chains" in r.stdout
+
+
+def test_nine_statistic_forks_in_json(tmp_path: Path) -> None:
+    body = "".join(f"-A INPUT -m statistic --mode random --probability 0.5 -j MARK --set-xmark {i}/{i}\n"
+                   for i in range(1, 10))
+    path = rules(tmp_path, f"*mangle\n:INPUT ACCEPT [0:0]\n{body}COMMIT\n")
+    for fmt in ("--json", "--format=dot", "-v"):
+        r = invoke(["trace", path, "--dport", "80", fmt])
+        assert r.exit_code == 0, r.stderr
+    data = __import__("json").loads(invoke(["trace", path, "--dport", "80", "--json"]).stdout)
+    assert data["outcome"] if "outcome" in data else data
+
+
+# -- --reply through lo --------------------------------------------------------------------------
+
+def test_reply_to_a_flow_arriving_on_lo() -> None:
+    """A packet arriving on lo was sent by the host: its sources are the host's addresses (the
+    reverse-path set through lo is empty, and the reply had no destination: IndexError)."""
+    r = invoke(["trace", "--example", "docker", "--dport", "80", "-i", "lo"])
+    assert r.exit_code == 0 and "source: an address of this host" in r.stdout
+    r = invoke(["trace", "--example", "docker", "--dport", "80", "-i", "lo", "--reply"])
+    assert r.exit_code == 0, r.stderr
+    assert "DELIVERED to a local socket on 127." in r.stdout
+
+
+# -- snapshots and --host files against their schema ---------------------------------------------
+
+def snapshot_text(mutate) -> str:  # type: ignore[no-untyped-def]
+    import json
+
+    from iptexplain.examples import load_example
+    from iptexplain.hostio import host_to_dict
+
+    _, host = load_example("docker")
+    doc = {"schema": "iptexplain-snapshot", "version": 1, "created": "2026-01-01T00:00:00Z",
+           "hostname": "h", "tool": "t", "backend": {"4": "nft"},
+           "rulesets": {"4": {"source": "iptables-nft-save", "how": "x", "text": HEAD + "COMMIT\n"}},
+           "notes": [], "host": host_to_dict(host)}
+    mutate(doc)
+    return json.dumps(doc)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.update(notes=1.5), "notes: expected a list, got 1.5"),
+    (lambda d: d.update(notes=[{"kind": "x"}]), "notes[0].message: expected a string, got null"),
+    (lambda d: d["host"]["routes"][0].update(via={}), "host.routes[0].via: expected a string, got {}"),
+    (lambda d: d["host"]["routes"][0].update(dst="10.0.0.0/²"), "host.routes[0].dst: bad prefix length"),
+    (lambda d: d["host"]["interfaces"][1]["addrs"][0].update(prefixlen="x"),
+     "host.interfaces[1].addrs[0].prefixlen: expected an integer 0-32, got \"x\""),
+    (lambda d: d["host"]["interfaces"][1]["addrs"][0].update(address="300.1.1.1"),
+     "host.interfaces[1].addrs[0].address: expected an IPv4 address, got \"300.1.1.1\""),
+    (lambda d: d["host"].update(containers={"x": {}}), "host.containers.x: expected an IP address"),
+    (lambda d: d["host"].update(sysctls={"a": []}), "host.sysctls.a: expected a string, got []"),
+    (lambda d: d.update(ipsets={"text": 3}), "ipsets.text: expected a string, got 3"),
+    (lambda d: d.update(hostname=["h"]), "hostname: expected a string"),
+])
+@pytest.mark.parametrize("command", ["show", "trace"])
+def test_snapshot_values_are_checked(tmp_path: Path, mutate, message: str, command: str) -> None:  # type: ignore[no-untyped-def]
+    path = rules(tmp_path, snapshot_text(mutate), "h.snap")
+    r = invoke([command, path] + (["--dport", "80"] if command == "trace" else []))
+    assert r.exit_code == 2, r.stdout
+    assert error_line(r).startswith(f"iptexplain: {path}: {message}")
+
+
+@pytest.mark.parametrize("addr_info, message", [
+    (["x"], "[0].addr_info[0]: expected an object, got \"x\""),
+    ([{"family": "inet", "local": "10.0.0.1", "prefixlen": "x"}], "[0].addr_info[0].prefixlen: expected an integer 0-32"),
+    ([{"family": "inet", "local": "10.0.0.1", "prefixlen": 33}], "[0].addr_info[0].prefixlen: expected an integer 0-32"),
+    ([{"family": "inet", "local": "fe80::1", "prefixlen": 8}], "[0].addr_info[0].local: expected an IPv4 address"),
+    ([{"family": {}, "local": "10.0.0.1"}], None),  # not an address family ip prints: skipped
+])
+def test_host_json_values_are_checked(tmp_path: Path, addr_info, message: str | None) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    host = rules(tmp_path, json.dumps([{"ifname": "eth0", "flags": ["UP"], "addr_info": addr_info}]), "addr.json")
+    r = invoke(["trace", rules(tmp_path, HEAD + "COMMIT\n"), "--host", host, "--dport", "80", "-d", "192.0.2.1"])
+    if message is None:
+        assert r.exit_code in (0, 1, 3) and not r.stderr, r.stderr
+    else:
+        assert r.exit_code == 2
+        assert error_line(r).startswith(f"iptexplain: {host}: {message}")
+
+
+@pytest.mark.parametrize("route, message", [
+    ({"dst": 1.5, "dev": "eth0"}, "[0].dst: expected a string, got 1.5"),
+    ({"dst": "300.1.1.1", "dev": "eth0"}, "[0].dst: expected `default' or a prefix"),
+    ({"dst": "default", "gateway": "x", "dev": "eth0"}, "[0].gateway: expected an IP address"),
+    ({"dst": "default", "via": [], "dev": "eth0"}, "[0].via: expected an object"),
+    ({"dst": "default", "dev": {"a": 1}}, "[0].dev: expected a string"),
+])
+def test_route_json_values_are_checked(tmp_path: Path, route: dict, message: str) -> None:
+    import json
+
+    host = rules(tmp_path, json.dumps([route]), "route.json")
+    r = invoke(["trace", rules(tmp_path, HEAD + "COMMIT\n"), "--host", host, "--dport", "80"])
+    assert r.exit_code == 2
+    assert error_line(r).startswith(f"iptexplain: {host}: {message}")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("1: lo: <UP> mtu 1\n    inet 127.0.0.x/8 scope host lo\n", ":2: bad inet address `127.0.0.x/8'"),
+    ("1: lo: <UP> mtu 1\n    inet 127.0.0.1/99 scope host lo\n", ":2: bad inet address `127.0.0.1/99'"),
+    ("default via 10.0.0.x dev eth0\n", ":1: bad `via' address `10.0.0.x'"),
+])
+def test_host_text_values_are_checked(tmp_path: Path, text: str, message: str) -> None:
+    host = rules(tmp_path, text, "ip.txt")
+    r = invoke(["trace", rules(tmp_path, HEAD + "COMMIT\n"), "--host", host, "--dport", "80"])
+    assert r.exit_code == 2
+    assert error_line(r).startswith(f"iptexplain: {host}{message}")
+
+
+# -- snapshot -o ---------------------------------------------------------------------------------
+
+def test_snapshot_file_is_written_atomically_0600_and_never_through_a_link(tmp_path: Path) -> None:
+    from iptexplain.errors import InputError
+    from iptexplain.snapshot import write_file
+
+    out = tmp_path / "host.snap"
+    write_file(str(out), "one")
+    assert out.read_text() == "one" and out.stat().st_mode & 0o777 == 0o600
+    out.chmod(0o644)  # an existing file is replaced by a new one: 0600 again
+    write_file(str(out), "two")
+    assert out.read_text() == "two" and out.stat().st_mode & 0o777 == 0o600
+    target = tmp_path / "elsewhere"
+    target.write_text("keep")
+    target.chmod(0o644)
+    link = tmp_path / "link.snap"
+    link.symlink_to(target)
+    with pytest.raises(InputError, match="is a symbolic link: not written"):
+        write_file(str(link), "secret")
+    assert target.read_text() == "keep" and link.is_symlink()
+    with pytest.raises(InputError, match="not a regular file"):
+        write_file(str(tmp_path), "x")
+    with pytest.raises(InputError):
+        write_file(str(tmp_path / "no" / "dir.snap"), "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "host.snap", "link.snap"]
