@@ -93,20 +93,28 @@ def dumps(doc: dict) -> str:
 def write_file(path: str, text: str) -> None:
     """Write a snapshot readable by its owner only (mode 0600: it maps the host's network and
     firewall), atomically: the text goes to a new temporary file in the same directory, which is
-    then renamed over ``path``.  A symbolic link at ``path`` is refused (as root, following it
-    would overwrite whatever it points at, and keep that file's mode); so is anything that is not
-    a regular file.  InputError on failure; a failed write leaves no temporary file behind."""
+    then renamed over ``path``.  A symbolic link to a file (or to nothing yet) is refused: as
+    root, following it would overwrite whatever it points at and keep that file's mode.  A pipe
+    or a terminal (``-o /dev/stdout``, ``/proc/self/fd/1``) is written to as it is: nothing there
+    can be clobbered.  InputError on failure; a failed write leaves no temporary file behind."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         st = None
     except OSError as e:
         raise InputError(e.strerror or str(e), path) from None
-    if st is not None:
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        try:
+            target = os.stat(path)
+        except OSError:
+            target = None
+        if target is not None and (stat.S_ISFIFO(target.st_mode) or stat.S_ISCHR(target.st_mode)
+                                   or stat.S_ISSOCK(target.st_mode)):
+            _write_stream(path, text)
+            return
         if stat.S_ISLNK(st.st_mode):
             raise InputError("is a symbolic link: not written (give the path of the file itself)", path)
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError("exists and is not a regular file: not written", path)
+        raise InputError("exists and is not a regular file: not written", path)
     directory = os.path.dirname(path) or "."
     tmp = None
     try:
@@ -125,6 +133,16 @@ def write_file(path: str, text: str) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def _write_stream(path: str, text: str) -> None:
+    """Write to a pipe, socket or terminal named by ``path`` (no file is created or truncated)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOCTTY)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise InputError(e.strerror or str(e), path) from None
 
 
 def snapshot_ipsets(text: str, source: str = "<snapshot>") -> tuple[str, str] | None:

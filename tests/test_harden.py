@@ -464,3 +464,8 @@ def test_snapshot_file_is_written_atomically_0600_and_never_through_a_link(tmp_p
     with pytest.raises(InputError):
         write_file(str(tmp_path / "no" / "dir.snap"), "x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "host.snap", "link.snap"]
+    r, w = os.pipe()  # -o /dev/stdout, /proc/self/fd/N: a pipe is written to, through its link
+    write_file(f"/proc/self/fd/{w}", "through a pipe")
+    os.close(w)
+    assert os.read(r, 100) == b"through a pipe"
+    os.close(r)
