@@ -8,7 +8,7 @@ from typing import BinaryIO
 
 from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
-from iptexplain.parse.partial import missing_tables_note
+from iptexplain.parse.partial import name_gaps
 
 FORMATS = ("auto", "save", "S", "listing")
 # Blanks within a line only: a `\s*` after `^` under re.M also eats the newlines that follow, so
@@ -54,7 +54,7 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
         rs = parse_listing(text, source, family=family, table=table)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
-    missing_tables_note(rs)
+    name_gaps(rs)
     return rs
 
 

@@ -128,7 +128,7 @@ def _chain_where(ruleset: Any, family: int, table: str, chain: str) -> str:
     c = t.chain(chain) if t is not None else None
     if c is None or not c.line:
         return ""
-    return f"{ruleset.source}:{c.line}"
+    return c.located(ruleset.source)
 
 
 _VERB = {
