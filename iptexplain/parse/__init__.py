@@ -10,17 +10,22 @@ from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.parse.partial import name_gaps
 
-FORMATS = ("auto", "save", "S", "listing")
+FORMATS = ("auto", "save", "S", "listing", "nft")
 # Blanks within a line only: a `\s*` after `^` under re.M also eats the newlines that follow, so
 # every line of a run of blank lines would rescan the whole run (30 KB of them: 18 s).
 _B = r"[^\S\n]"
 _LISTING_RE = re.compile(rf"^{_B}*(?:>{_B}?)*Chain \S+ \((?:policy \w+|[0-9]+ references?|user-defined|ERROR)", re.M)
 _SAVE_RE = re.compile(rf"^{_B}*\*(?:raw|mangle|nat|filter|security){_B}*$", re.M)
+# `nft list ruleset`: a table block at the start of a line.
+_NFT_RE = re.compile(rf"^{_B}*table{_B}+(?:(?:ip|ip6|inet|arp|bridge|netdev){_B}+)?\S+{_B}*\{{", re.M)
 _S_RE = re.compile(rf"^{_B}*(?:\[[0-9]+:[0-9]+\]{_B}*)?-[APN] \S+", re.M)
 
 
 def detect_format(text: str) -> str:
-    """'save' (iptables-save / restore), 'S' (iptables -S) or 'listing' (iptables -L family)."""
+    """'save' (iptables-save / restore), 'S' (iptables -S), 'listing' (iptables -L family) or
+    'nft' (``nft list ruleset``: table blocks, no iptables-save table header)."""
+    if _NFT_RE.search(text[:200_000]) and not _SAVE_RE.search(text):
+        return "nft"
     if _SAVE_RE.search(text):
         return "save"
     if _LISTING_RE.search(text):
@@ -52,6 +57,10 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
         from iptexplain.parse.listing import parse_listing
 
         rs = parse_listing(text, source, family=family, table=table)
+    elif fmt == "nft":
+        from iptexplain.nft.reader import read_nft
+
+        return read_nft(text, source)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
     name_gaps(rs)
