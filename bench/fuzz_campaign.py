@@ -116,18 +116,19 @@ def mutate_line(line: str, rng: random.Random) -> str:
     return " ".join(words)
 
 
-def corpus_window(text: str, rng: random.Random) -> str:
-    """A piece of a real file: its table lines and a window of its rules, some lines mutated."""
+def corpus_window(text: str, rng: random.Random, mutate: float = 1.0) -> str:
+    """A piece of a real file: its table lines and a window of its rules, some lines mutated
+    (``mutate`` scales how many).  Windows stay small so that each input costs milliseconds."""
     lines = text.splitlines()
-    if len(lines) > 80:
-        start = rng.randrange(len(lines) - 60)
-        keep = [ln for ln in lines[:start] if ln[:1] in ("*", ":") or ln == "COMMIT"][:40]
-        body = lines[start:start + rng.randint(10, 60)]
-        tail = [ln for ln in lines[start + 60:] if ln == "COMMIT" or ln.startswith("*")][:8]
+    if len(lines) > 50:
+        start = rng.randrange(len(lines) - 30)
+        keep = [ln for ln in lines[:start] if ln[:1] in ("*", ":") or ln == "COMMIT"][-30:]
+        body = lines[start:start + rng.randint(5, 30)]
+        tail = [ln for ln in lines[start + 30:] if ln == "COMMIT" or ln.startswith("*")][:6]
         lines = keep + body + tail
     out = []
     for ln in lines:
-        r = rng.random()
+        r = rng.random() / mutate if mutate else 1.0
         if r < 0.08:
             out.append(mutate_line(ln, rng))
         elif r < 0.09:
@@ -140,7 +141,7 @@ def corpus_window(text: str, rng: random.Random) -> str:
 
 
 def deep_chains(rng: random.Random) -> str:
-    n = rng.choice([10, 100, 1000, 3000])
+    n = rng.choice([10, 10, 100, 100, 1000, 3000])
     jump = rng.choice(["-j", "-g"])
     table = rng.choice(["filter", "mangle", "nat", "raw"])
     hook = {"filter": "INPUT", "mangle": "PREROUTING", "nat": "PREROUTING", "raw": "PREROUTING"}[table]
@@ -154,7 +155,7 @@ def deep_chains(rng: random.Random) -> str:
 
 
 def statistic_forks(rng: random.Random) -> str:
-    n = rng.randint(5, 14)
+    n = rng.randint(3, 10)
     rules = "".join(f"-A INPUT -m statistic --mode random --probability 0.5 -j MARK --set-xmark {i}/{i}\n"
                     for i in range(1, n))
     return f"*mangle\n:INPUT ACCEPT [0:0]\n{rules}COMMIT\n"
@@ -272,7 +273,7 @@ def make_input(i: int, seed: int, corpus: list[Path], texts: dict) -> dict:
     if base_path not in texts:
         texts[base_path] = base_path.read_text(errors="replace")
     base = texts[base_path]
-    rules = corpus_window(base, rng) if kind == "corpus" else base if len(base) < 200_000 else corpus_window(base, rng)
+    rules = corpus_window(base, rng, 1.0 if kind == "corpus" else 0.0)
     if kind == "bytes":
         files["in"] = random_bytes(rng)
     elif kind == "deep":

@@ -469,3 +469,20 @@ def test_snapshot_file_is_written_atomically_0600_and_never_through_a_link(tmp_p
     os.close(w)
     assert os.read(r, 100) == b"through a pipe"
     os.close(r)
+
+
+def test_the_s_command_heading_detector_is_linear(tmp_path: Path) -> None:
+    """`iptables … -S` headings were found by a regex that rescanned the rest of the line from
+    every `iptables` in it: a 90 KB line of them took 26 s."""
+    from iptexplain.parse.save import _s_command
+
+    with deadline(20):
+        assert not _s_command("iptables " * 200_000)
+        assert _s_command("iptables x " * 100_000 + "iptables -t nat -S")
+    assert _s_command("# iptables -t nat -S")
+    assert _s_command("$ sudo ip6tables-legacy --list-rules INPUT")
+    assert not _s_command("iptables -L | grep -S")
+    assert not _s_command("iptables -nvL; echo -S")
+    r = invoke(["trace", rules(tmp_path, "iptables " * 10_000 + "\n"), "--dport", "80"])
+    assert r.exit_code == 2
+    error_line(r)
