@@ -562,7 +562,7 @@ def diff(old: str, new: str, as_json: bool, **kw) -> None:  # type: ignore[no-un
         click.echo(diff_json(res, *names) if as_json else diff_text(res, *names), nl=False)
         return 1 if res.changed else 0
 
-    run_guarded(lambda: _internal_errors(body))
+    run_guarded(body)
 
 
 @main.command(cls=_OneLineUsage, short_help="Who can reach what on this host, and by which rule.")
@@ -618,4 +618,4 @@ def reach(file: str | None, out_format: str, as_json: bool, color: str, width: i
                     highlight=False, emoji=False).print(reach_renderable(res))
         return 0
 
-    run_guarded(lambda: _internal_errors(body))
+    run_guarded(body)

@@ -35,7 +35,7 @@ _IPTABLES_WORD_RE = re.compile(r"ip6?tables(?:-legacy|-nft)?\s")
 
 
 def _s_command(line: str) -> bool:
-    """True when ``line`` holds an ``iptables … -S`` (``--list-rules``) command, up to a ``|`` or
+    r"""True when ``line`` holds an ``iptables … -S`` (``--list-rules``) command, up to a ``|`` or
     ``;``.  Not one regex: ``ip6?tables\s(?:[^|;]*\s)?-S`` backtracks over the rest of the line
     from every ``iptables`` in it (a 90 KB line of them: 26 s).  Each command's words are looked
     at once: a later ``iptables`` in the same command has a suffix of them."""
