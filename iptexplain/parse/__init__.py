@@ -9,6 +9,7 @@ from typing import BinaryIO
 from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.parse.partial import name_gaps
+from iptexplain.parse.rough import clean, mark_elisions
 
 FORMATS = ("auto", "save", "S", "listing", "nft")
 # Blanks within a line only: a `\s*` after `^` under re.M also eats the newlines that follow, so
@@ -47,6 +48,8 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
             if family is not None:
                 rs.tables = {k: t for k, t in rs.tables.items() if k[0] == family}
             return rs
+    cleaned = clean(text)  # quoting, stray characters, elision lines (same line numbers)
+    text = cleaned.text
     if fmt == "auto":
         fmt = detect_format(text)
     if fmt in ("save", "S"):
@@ -63,6 +66,9 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
         return read_nft(text, source)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
+    cleaned.note(rs)
+    if cleaned.elisions:
+        mark_elisions(rs, cleaned.elisions)
     name_gaps(rs)
     return rs
 
