@@ -83,6 +83,10 @@ class Replies(Branching):
             tr = cls(ruleset, host, flow.family, ipsets=ipsets, verbose=verbose, max_branches=max_branches,
                      backend=backend)
             rst = reply_state(st0, out0, tr.router)
+            # What the first packet's way rested on, the answer rests on too.  (Not its forks on
+            # hidden -i/-o: the answer comes in and goes out by other interfaces, and meets
+            # those rules afresh.)
+            rst.uncertain, rst.doubts = st0.uncertain, st0.doubts
             path = tr.run(rst)
             path.steps.insert(0, Step(T.NOTE, reason=f"reply to the connection: {out0.summary}",
                                       detail={"original": out0.packet}))

@@ -8,10 +8,11 @@ from typing import BinaryIO
 
 from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
+from iptexplain.nft.json_text import looks_like_json
 from iptexplain.parse.partial import name_gaps
 from iptexplain.parse.rough import clean, mark_elisions
 
-FORMATS = ("auto", "save", "S", "listing", "nft")
+FORMATS = ("auto", "save", "S", "listing", "nft", "nft-json")
 # Blanks within a line only: a `\s*` after `^` under re.M also eats the newlines that follow, so
 # every line of a run of blank lines would rescan the whole run (30 KB of them: 18 s).
 _B = r"[^\S\n]"
@@ -23,8 +24,11 @@ _S_RE = re.compile(rf"^{_B}*(?:\[[0-9]+:[0-9]+\]{_B}*)?-[APN] \S+", re.M)
 
 
 def detect_format(text: str) -> str:
-    """'save' (iptables-save / restore), 'S' (iptables -S), 'listing' (iptables -L family) or
-    'nft' (``nft list ruleset``: table blocks, no iptables-save table header)."""
+    """'save' (iptables-save / restore), 'S' (iptables -S), 'listing' (iptables -L family),
+    'nft' (``nft list ruleset``: table blocks, no iptables-save table header) or 'nft-json'
+    (``nft -j list ruleset``: a JSON object whose first key is ``nftables``)."""
+    if looks_like_json(text):
+        return "nft-json"
     if _NFT_RE.search(text[:200_000]) and not _SAVE_RE.search(text):
         return "nft"
     if _SAVE_RE.search(text):
@@ -64,6 +68,10 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
         from iptexplain.nft.reader import read_nft
 
         return read_nft(text, source)
+    elif fmt == "nft-json":
+        from iptexplain.nft.json_reader import read_nft_json
+
+        return read_nft_json(text, source)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
     cleaned.note(rs)
