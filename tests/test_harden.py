@@ -144,7 +144,8 @@ def test_s_text_with_an_empty_append(tmp_path: Path) -> None:
     path = rules(tmp_path, "-P INPUT ACCEPT\n-A \n", "cut.S")
     r = invoke(["show", path])
     assert r.exit_code == 0 and "cut off mid-rule" in " ".join(r.stdout.split())
-    assert invoke(["trace", path, "--dport", "80"]).exit_code == 0
+    r = invoke(["trace", path, "--dport", "80"])
+    assert r.exit_code in (0, 3) and not r.stderr  # 3: what follows the cut is unknown
 
 
 @pytest.mark.parametrize("text, line", [
@@ -161,7 +162,8 @@ def test_a_rule_outside_a_table_of_a_restore_file_is_refused(tmp_path: Path, tex
 
 def test_s_text_alone_still_reads(tmp_path: Path) -> None:
     path = rules(tmp_path, "-P INPUT ACCEPT\n-A INPUT -p tcp --dport 22 -j DROP\n", "r.S")
-    assert invoke(["trace", path, "--dport", "22"]).exit_code == 1
+    r = invoke(["trace", path, "--dport", "22"])
+    assert r.exit_code in (1, 3) and "DROPPED by filter INPUT rule 1" in r.stdout  # 3: other tables unknown
 
 
 def test_format_detection_over_a_run_of_blank_lines_is_linear() -> None:
