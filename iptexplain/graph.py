@@ -289,7 +289,7 @@ class Ruleset:
 
     def link(self) -> None:
         """Fill every chain's ``references`` with the rules that jump or go to it."""
-        for t in self.tables.values():
+        for t in [*self.tables.values(), *self.nft_tables]:
             for c in t.chains.values():
                 c.references = []
             for r in t.rules():
