@@ -22,13 +22,14 @@ def canonical_proto(text: str) -> str | None:
     t = PROTO_ALIASES.get(t, t)
     if t in ("all", "0"):
         return None
-    if t.isdigit():
-        n = int(t)
-        if n > 255:
-            raise OptionError(f"unknown protocol \"{text}\" specified")
-        return PROTO_NAMES.get(n, t)
+    if is_decimal(t):
+        try:
+            n = decimal(t, "protocol", 255)
+        except OptionError:
+            raise OptionError(f"unknown protocol \"{shown(text)}\" specified") from None
+        return PROTO_NAMES.get(n, str(n)) if n else None
     if t not in PROTO_NUMBERS:
-        raise OptionError(f"unknown protocol \"{text}\" specified")
+        raise OptionError(f"unknown protocol \"{shown(text)}\" specified")
     return t
 
 

@@ -12,6 +12,7 @@ from iptexplain.core.addr import parse_address
 from iptexplain.core.errors import InputError, OptionError
 from iptexplain.core.packets import masked_set, point, span
 from iptexplain.core.protocols import PROTO_NUMBERS
+from iptexplain.numbers import decimal
 
 
 @dataclass(slots=True)
@@ -71,10 +72,10 @@ def _element(s: IpSet, text: str) -> tuple:
             proto, sep, port = part.rpartition(":")
             pnum = PROTO_NUMBERS.get(proto.lower() if sep else "tcp", 6)
             if "-" in port:
-                lo, hi = port.split("-")
-                out.append((pnum, span(int(lo), int(hi))))
+                lo, _, hi = port.partition("-")
+                out.append((pnum, span(decimal(lo, "port", 65535), decimal(hi, "port", 65535))))
             else:
-                out.append((pnum, point(int(port))))
+                out.append((pnum, point(decimal(port, "port", 65535))))
         else:
             out.append(part)
     return tuple(out)

@@ -7,6 +7,9 @@ Where the text comes from (a file, standard input, a snapshot, the live host) is
 from __future__ import annotations
 
 from iptexplain.core.errors import InputError
+import re
+import sys
+from typing import BinaryIO
 from iptexplain.graph import Ruleset
 from iptexplain.parse.detect import FORMATS, detect_format
 from iptexplain.parse.partial import name_gaps

@@ -34,6 +34,7 @@ from iptexplain.core.protocols import canonical_proto
 from iptexplain.ext import match_class, target_class
 from iptexplain.ext.base import Extension
 from iptexplain.graph import STANDARD_VERDICTS, Rule
+from iptexplain.numbers import is_decimal
 from iptexplain.parse.rulespec import BUILTIN_FLAGS, IMPLICIT_MATCH, IPTABLES_TARGETS, parse_rulespec
 from iptexplain.parse.tokenize import split_args
 
@@ -184,7 +185,7 @@ class LazyRule(Rule):
                 return None
             e = t.find(" ", i + 9)
             word = t[i + 9:] if e < 0 else t[i + 9:e]
-            if not (word.isascii() and word.isdigit()) or int(word) > 65535:
+            if not is_decimal(word) or len(word) > 5 or int(word) > 65535:
                 return None
             dport = int(word)
         return dst, dport
@@ -296,7 +297,7 @@ def _host_v4(word: str) -> int | None:
     if plen and plen != "32":
         return None
     parts = ip.split(".")
-    if len(parts) != 4 or not ip.replace(".", "").isdigit() or not ip.isascii() or "" in parts:
+    if len(parts) != 4 or not is_decimal(ip.replace(".", "")) or "" in parts or any(len(p) > 3 for p in parts):
         return None
     if ".0" in "." + ip and any(len(p) > 1 and p[0] == "0" for p in parts):
         return None

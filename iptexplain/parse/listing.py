@@ -20,21 +20,473 @@ picture (``iptables-save``, or ``iptables -nvL``).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from iptexplain.core.addr import Address, check_iface, parse_address
 from iptexplain.core.errors import InputError, OptionError
-from iptexplain.core.protocols import canonical_proto
-from iptexplain.ext.base import Match
-from iptexplain.graph import BUILTIN_CHAINS, Chain, Counters, IPHeader, Rule, Ruleset, Table
-from iptexplain.parse.listing_rows import (HOST_NAMES, TABLES, _CHAIN_RE, _NUMERIC_ADDRS, _NUMERIC_HOST,
-                                           _QUOTED_RE, _ROWISH_RE, _SUFFIX, _TABLE_FLAG_RE, _TABLE_WORD_RE,
-                                           Block, Command, Layout, RawRow, Section, UnresolvedAddress,
-                                           layout_of, parse_command, split_row)
-from iptexplain.parse.listing_tail import _TAILS
+from iptexplain.ext import MATCHES, load_all, target_class
+from iptexplain.ext.base import (ChainJump, ListingTail, Match, OpaqueMatch,
+                                 OpaqueTarget, Target)
+from iptexplain.graph import (BUILTIN_CHAINS, STANDARD_VERDICTS, Chain, Counters, IPHeader, Rule,
+                              Ruleset, Table)
+from iptexplain.numbers import is_decimal
 from iptexplain.parse.partial import name_gaps
 from iptexplain.parse.rough import RedactedValue, add_gap, is_redacted
-from iptexplain.parse.s_tables import infer_table
+from iptexplain.parse.rulespec import IPTABLES_MATCHES, IPTABLES_TARGETS, canonical_proto
+from iptexplain.parse.save import infer_table
+
+TABLES = tuple(BUILTIN_CHAINS)
+_CHAIN_RE = re.compile(
+    r"^\s*Chain (\S+) \((?:policy (\S+)(?: ([0-9]{1,20}[KMGT]?) packets, ([0-9]{1,20}[KMGT]?) bytes)?"
+    r"|([0-9]{1,20}) references?|ERROR obtaining refs|user-defined)\)\s*$"
+)
+_COUNT_RE = re.compile(r"^[0-9]{1,20}[KMGT]?$")
+_OPT_RE = re.compile(r"^[-!][-f]$")
+_TOKEN_RE = re.compile(r"\S+")
+_CMD_RE = re.compile(
+    r"(?:^|[\s$#>:;(`'\"])(ip6?tables)(?:-legacy|-nft)?(-save|-restore)?(?:-legacy|-nft)?(?=\s|$)(.*)$")
+_QUOTED_RE = re.compile(r"^\s*(?:>\s?)+")
+_TABLE_WORD_RE = re.compile(r"(?<![\w-])(raw|mangle|nat|filter|security)(?![\w-])", re.I)
+_SUFFIX = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+# A heading or remark that names a table the way iptables does (`-t nat`), without the command.
+_TABLE_FLAG_RE = re.compile(r"(?:^|[\s(`'\"])(?:-t\s*|--table[\s=])(raw|mangle|nat|filter|security)\b")
+_ROWISH_RE = re.compile(r"(?:^|\s)!?(?:anywhere|0\.0\.0\.0/0|::/0|[0-9]{1,20}\.[0-9]{1,20}\.[0-9]{1,20}\.[0-9]{1,20}(?:/[0-9]{1,20})?)(?:\s|$)")
+_NUMERIC_HOST = frozenset("0123456789abcdefABCDEF.:")
+_NUMERIC_ADDRS: dict[tuple[str, int], tuple] = {}  # "10.0.0.1", "!127.0.0.0/8" -> (Address, inverted)
+
+# Names -L prints instead of numbers that every system resolves the same way (/etc/hosts and
+# /etc/networks defaults).  Any other host name is kept unresolved and flagged.
+HOST_NAMES: dict[int, dict[str, str]] = {
+    4: {"localhost": "127.0.0.1", "loopback": "127.0.0.0", "link-local": "169.254.0.0",
+        "default": "0.0.0.0", "localhost.localdomain": "127.0.0.1"},
+    6: {"localhost": "::1", "ip6-localhost": "::1", "ip6-loopback": "::1",
+        "ip6-allnodes": "ff02::1", "ip6-allrouters": "ff02::2", "ip6-localnet": "fe00::",
+        "ip6-mcastprefix": "ff00::", "localhost6": "::1"},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# What a listing row cannot say in save syntax, kept in the graph as not-understood matches.
+
+
+@dataclass(frozen=True, eq=True)
+class ListingText(OpaqueMatch):
+    """Row text no module could read back (a module iptexplain does not model, or words a
+    module prints that do not map back to options).  Kept verbatim; the tracer treats it as
+    unknown."""
+
+    text: str = ""
+
+    def save(self) -> list[str]:
+        return ["-m", self.opaque_name] + list(self.raw)
+
+    def describe(self) -> str:
+        return f"{self.opaque_name} (as listed: {self.text})"
+
+
+@dataclass(frozen=True, eq=True)
+class UnresolvedAddress(OpaqueMatch):
+    """A source or destination printed as a host name (``iptables -L`` without ``-n``) that
+    cannot be turned back into the address it stood for.  Saves as ``-s NAME``, which is what
+    iptables itself would be given; the tracer treats it as unknown."""
+
+    direction: str = "src"
+    name: str = ""
+    invert: bool = False
+
+    def save(self) -> list[str]:
+        return (["!"] if self.invert else []) + ["-s" if self.direction == "src" else "-d", self.name]
+
+    def describe(self) -> str:
+        return f"{'not ' if self.invert else ''}{'from' if self.direction == 'src' else 'to'} {self.name} (name not resolved)"
+
+
+@dataclass(frozen=True, eq=True)
+class ListingTarget(OpaqueTarget):
+    """A target whose -L text could not be read back; its name is known, its options are not."""
+
+    text: str = ""
+
+    def describe(self) -> str:
+        return f"{self.opaque_name} (as listed: {self.text})" if self.text else self.opaque_name
+
+
+# ---------------------------------------------------------------------------------------------
+# The pieces of a listing before they become rules.
+
+
+@dataclass
+class Command:
+    """An ``iptables ... -L`` command line found in the text."""
+
+    line: int
+    text: str
+    family: int
+    table: str | None  # None: iptables' default, filter
+    chain: str | None  # -L CHAIN
+    numeric: bool
+    verbose: bool
+    piped: bool
+
+
+@dataclass
+class Layout:
+    num: bool = False
+    counters: bool = False
+    via: bool = False
+    opt: bool = True
+
+
+@dataclass
+class RawRow:
+    line: int
+    num: int | None
+    counters: tuple[str, str] | None
+    target: str
+    proto: str
+    opt: str | None
+    iniface: str | None
+    outiface: str | None
+    src: str
+    dst: str
+    tail: str
+
+
+@dataclass
+class Block:
+    """One ``Chain X (...)`` block."""
+
+    name: str
+    line: int
+    policy: str | None
+    policy_counters: tuple[str, str] | None
+    references: int | None
+    layout: Layout | None = None
+    rows: list[RawRow] = field(default_factory=list)
+    last_line: int = 0
+
+
+@dataclass
+class Section:
+    """Consecutive chain blocks of one table, as one command printed them."""
+
+    command: Command | None
+    hint: tuple[str, int] | None  # a table word in the prose before it, and its line
+    flag: tuple[str, int] | None = None  # `-t TABLE' in a heading before it (no command), and its line
+    blocks: list[Block] = field(default_factory=list)
+    family: int = 4
+    table: str = "filter"
+    names: set[str] = field(default_factory=set)  # of the blocks: a name seen again starts a section
+
+    @property
+    def first_line(self) -> int:
+        return self.blocks[0].line if self.blocks else 0
+
+    @property
+    def last_line(self) -> int:
+        return max((b.last_line or b.line) for b in self.blocks) if self.blocks else 0
+
+    def span(self) -> str:
+        a, b = self.first_line, self.last_line
+        return f"line {a}" if a == b else f"lines {a}-{b}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Lines.
+
+
+def parse_command(text: str, line: int) -> Command | None | bool:
+    """A listing command on this line (Command), another iptables command (False), or None."""
+    m = _CMD_RE.search(text)
+    if not m:
+        return None
+    prog, rest = m.group(1), m.group(3)
+    if m.group(2):
+        return False  # iptables-save / -restore: not a listing; what follows is not one either
+    piped = False
+    for stop in ("|", ";", "&&", ">"):
+        k = rest.find(stop)
+        if k >= 0:
+            piped = piped or stop == "|"
+            rest = rest[:k]
+    words = rest.split()
+    is_list = False
+    table = chain = None
+    numeric = verbose = False
+    i = 0
+    while i < len(words):
+        w = words[i]
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        if w in ("-t", "--table"):
+            table = nxt
+            i += 2
+            continue
+        if w.startswith("--table="):
+            table = w.split("=", 1)[1]
+        elif w.startswith("-t") and len(w) > 2 and not w.startswith("--"):
+            table = w[2:]
+        elif w in ("-L", "--list") or (w.startswith("-") and not w.startswith("--") and "L" in w[1:]):
+            is_list = True
+            if w.startswith("-") and not w.startswith("--"):
+                numeric = numeric or "n" in w
+                verbose = verbose or "v" in w
+            if nxt is not None and not nxt.startswith("-") and (w in ("-L", "--list") or w.endswith("L")):
+                chain = nxt
+                i += 2
+                continue
+        elif w in ("-n", "--numeric"):
+            numeric = True
+        elif w in ("-v", "--verbose"):
+            verbose = True
+        elif w.startswith("-") and not w.startswith("--") and set(w[1:]) <= set("nvx"):
+            numeric = numeric or "n" in w
+            verbose = verbose or "v" in w
+        elif w.startswith("-") and not w.startswith("--") and any(c in w[1:] for c in "ASDIRNXPEFZ"):
+            return False  # a command that changes or prints rules another way
+        i += 1
+    if not is_list:
+        return False if words and words[0].startswith("-") else None
+    if table is not None and table not in TABLES:
+        table = None
+    return Command(line, text.strip(), 6 if prog == "ip6tables" else 4, table, chain, numeric,
+                   verbose, piped)
+
+
+def layout_of(words: list[str]) -> Layout | None:
+    """The columns a header row announces, or None when the line is not a header row."""
+    if not words or words[0] not in ("num", "pkts", "target", "prot"):
+        return None
+    if "source" not in words or "destination" not in words:
+        return None
+    return Layout(num="num" in words, counters="pkts" in words, via="in" in words and "out" in words,
+                  opt="opt" in words)
+
+
+@lru_cache(maxsize=4096)
+def _proto_ok(tok: str) -> bool:
+    t = tok[1:] if tok.startswith("!") else tok
+    if not t:
+        return False
+    try:
+        canonical_proto(t)
+    except OptionError:
+        return False
+    return True
+
+
+def _addr_like(tok: str) -> bool:
+    t = tok[1:] if tok.startswith("!") else tok
+    if not t:
+        return False
+    c = t[0]
+    return c.isalnum() or c == ":"
+
+
+def split_row(line: str, layout: Layout) -> RawRow | None:
+    """Cut a row into its columns; the target and (old ip6tables) opt columns may be empty."""
+    spans = [(m.start(), m.end()) for m in _TOKEN_RE.finditer(line)]
+    words = [line[a:b] for a, b in spans]
+    i = 0
+    num = None
+    if layout.num:
+        if not words or not is_decimal(words[0]) or len(words[0]) > 12:
+            return None
+        num = int(words[0])
+        i = 1
+    counters = None
+    if layout.counters:
+        if len(words) < i + 2 or not (_COUNT_RE.match(words[i]) and _COUNT_RE.match(words[i + 1])):
+            return None
+        counters = (words[i], words[i + 1])
+        i += 2
+    nvia = 2 if layout.via else 0
+    variants = ((True, True), (False, True), (True, False), (False, False)) if layout.opt else ((True, False), (False, False))
+    for has_target, has_opt in variants:
+        j = i
+        target = ""
+        if has_target:
+            if j >= len(words):
+                continue
+            target = words[j]
+            j += 1
+        need = 1 + (1 if has_opt else 0) + nvia + 2
+        if len(words) < j + need:
+            continue
+        proto = words[j]
+        if not _proto_ok(proto):
+            continue
+        j += 1
+        opt = None
+        if has_opt:
+            opt = words[j]
+            if not _OPT_RE.match(opt):
+                continue
+            j += 1
+        iniface = outiface = None
+        if nvia:
+            iniface, outiface = words[j], words[j + 1]
+            j += 2
+        src, dst = words[j], words[j + 1]
+        if not (_addr_like(src) and _addr_like(dst)):
+            continue
+        end = spans[j + 1][1]
+        tail = line[end:].strip()
+        return RawRow(0, num, counters, target, proto, opt, iniface, outiface, src, dst, tail)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The free-text tail: dispatch on the words the modules declare.
+
+
+class TailReader:
+    """Turns a row's tail into (goto, matches, target, unread text), one module at a time."""
+
+    def __init__(self) -> None:
+        load_all()
+        self._index: dict[str, list[type[Match]]] = {}
+        self._indexed = -1
+        self._cache: dict[tuple, tuple] = {}
+        self._jumps: dict[str, ChainJump] = {}
+
+    def index(self) -> dict[str, list[type[Match]]]:
+        if self._indexed != len(MATCHES):
+            idx: dict[str, list[type[Match]]] = {}
+            for cls in dict.fromkeys(MATCHES.values()):
+                for kw in cls.listing_keywords:
+                    idx.setdefault(kw, []).append(cls)
+            self._index, self._indexed = idx, len(MATCHES)
+        return self._index
+
+    def _candidates(self, word: str) -> list[type[Match]]:
+        idx = self.index()
+        hit = idx.get(word)
+        if hit is not None:
+            return hit
+        if word.startswith("/*"):
+            return idx.get("/*", [])
+        k = word.find(":")
+        if k > 0:
+            return idx.get(word[: k + 1], []) or idx.get(word[:k], [])
+        return []
+
+    def _match_at(self, tail: ListingTail) -> Match | None:
+        w = tail.peek()
+        if w == "!":
+            w = tail.peek(1)
+        if w is None:
+            return None
+        cands = self._candidates(w)
+        start = tail.pos
+        best: tuple[int, Match, list[str]] | None = None
+        for cls in cands:
+            tail.pos = start
+            n_losses = len(tail.losses)
+            try:
+                m = cls.from_listing(tail)
+            except (OptionError, ValueError, IndexError, KeyError):
+                del tail.losses[n_losses:]
+                continue
+            if best is None or tail.pos > best[0]:
+                best = (tail.pos, m, tail.losses[n_losses:])  # type: ignore[assignment]
+            del tail.losses[n_losses:]
+            if len(cands) == 1:
+                break
+        if best is None:
+            tail.pos = start
+            return None
+        tail.pos = best[0]
+        tail.losses += best[2]
+        return best[1]
+
+    @staticmethod
+    def _target_from(cls: type[Target], name: str, tail: ListingTail) -> Target | None:
+        start = tail.pos
+        try:
+            t = cls.from_listing(tail)
+        except (OptionError, ValueError, IndexError, KeyError, NotImplementedError):
+            tail.pos = start
+            return None
+        if not tail.at_end():
+            tail.pos = start
+            return None
+        return t  # type: ignore[return-value]
+
+    def read(self, text: str, target_name: str, family: int, proto: str | None) -> tuple:
+        key = (text, target_name, family, proto)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        out = self._read(text, target_name, family, proto)
+        if len(self._cache) < 200_000:
+            self._cache[key] = out
+        return out
+
+    def _read(self, text: str, target_name: str, family: int, proto: str | None) -> tuple:
+        tail = ListingTail(text, family, proto)
+        goto = tail.take_if("[goto]")
+        matches: list[Match] = []
+        unread: list[str] = []
+        while not tail.at_end():
+            m = self._match_at(tail)
+            if m is None:
+                break
+            matches.append(m)
+
+        # The target: its name is the target column; its words (if it prints any) end the row.
+        target: Target | None
+        cls = None
+        if target_name == "":
+            target = None
+        elif target_name in STANDARD_VERDICTS:
+            target = target_class("standard").build([], spelled=target_name)  # type: ignore[union-attr]
+        elif (cls := target_class(target_name)) is not None and cls.has_listing_face():
+            target = None
+        elif cls is not None or target_name in IPTABLES_TARGETS:
+            target = ListingTarget(opaque_name=target_name, spelled=target_name)
+            cls = None
+        else:
+            target = self._jumps.get(target_name)
+            if target is None:
+                target = self._jumps[target_name] = ChainJump(chain=target_name)
+
+        if cls is not None:
+            # Find where the target's words begin: right here, or after text no module read.
+            start = tail.pos
+            for j in range(start, len(tail.words) + 1):
+                tail.pos = j
+                t = self._target_from(cls, target_name, tail)
+                if t is not None:
+                    target = t
+                    if j > start:
+                        unread.append(" ".join(tail.words[start:j]))
+                        matches.append(_opaque(tail.words[start:j]))
+                    break
+            else:
+                rest = " ".join(tail.words[start:])
+                target = ListingTarget(opaque_name=target_name, spelled=target_name, text=rest)
+                if rest:
+                    unread.append(rest)
+            tail.pos = len(tail.words)
+        elif not tail.at_end():
+            rest = tail.words[tail.pos:]
+            if isinstance(target, ListingTarget) and not (rest[0].lower() in IPTABLES_MATCHES and rest[0] != target_name):
+                target = ListingTarget(opaque_name=target_name, spelled=target_name, text=" ".join(rest))
+            else:
+                matches.append(_opaque(rest))
+            unread.append(" ".join(rest))
+        return goto, tuple(matches), target, tuple(unread), tuple(dict.fromkeys(tail.losses))
+
+
+def _opaque(words: list[str]) -> ListingText:
+    first = words[0].lstrip("!").rstrip(":").lower() if words else ""
+    name = first if first in IPTABLES_MATCHES else "unknown"
+    return ListingText(raw=tuple(words), opaque_name=name, spelled=name, text=" ".join(words))
+
+
+_TAILS = TailReader()
+
 
 # ---------------------------------------------------------------------------------------------
 # The reader.
@@ -289,7 +741,7 @@ class ListingReader:
                 for a in (r.src, r.dst):
                     if ":" in a:
                         v6 = True
-                    elif a[-1:].isdigit() and "." in a:
+                    elif is_decimal(a[-1:]) and "." in a:
                         v4 = True
                 p = r.proto.lstrip("!")
                 if p in ("58", "ipv6-icmp", "icmpv6") or "icmp6" in r.tail or "ipv6-icmp" in r.tail:
@@ -342,7 +794,8 @@ class ListingReader:
         policy = blk.policy if builtin else None
         if builtin and policy is None:
             policy = "ACCEPT"
-        chain = Chain(blk.name, sec.table, builtin, policy, counters, line=blk.line)
+        chain = Chain(blk.name, sec.table, builtin, policy, counters, line=blk.line,
+                      kernel_references=blk.references)
         for i, raw in enumerate(blk.rows, 1):
             chain.rules.append(self._rule(sec, blk, raw, i))
         return chain, chain.rules
@@ -398,7 +851,7 @@ class ListingReader:
             self.names_used = True
             return (parse_address("::/0" if fam == 6 else "0.0.0.0/0") if inv else None), inv
         host, sep, mask = t.partition("/")
-        if host and set(host) <= _NUMERIC_HOST and (":" in host or host[0].isdigit()):
+        if host and set(host) <= _NUMERIC_HOST and (":" in host or is_decimal(host[0])):
             a = parse_address(t, fam)
             out = (None, False) if a.mask == 0 and not inv else (a, inv)
             if len(_NUMERIC_ADDRS) < 100_000:

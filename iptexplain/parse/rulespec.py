@@ -18,6 +18,7 @@ from iptexplain.core.protocols import canonical_proto
 from iptexplain.ext import match_class, target_class
 from iptexplain.ext.base import ChainJump, Extension, Match, OpaqueMatch, OpaqueTarget, Target
 from iptexplain.graph import STANDARD_VERDICTS, IPHeader
+from iptexplain.numbers import decimal, is_decimal, shown
 
 # Every match and target iptables 1.8 ships (and the common xtables-addons ones).  A name here
 # that no iptexplain module implements is kept verbatim and flagged "not understood"; a name that
@@ -472,8 +473,8 @@ def _parse_rulespec(args: list[str], family: int | None = None) -> RuleSpec:
             elif key == "counters":
                 vals = need(2, tok)
                 try:
-                    counters = (int(vals[0]), int(vals[1]))
-                except ValueError:
+                    counters = (decimal(vals[0]), decimal(vals[1]))
+                except OptionError:
                     raise OptionError("-c packet counter not numeric") from None
                 i += 3
             invert = False
