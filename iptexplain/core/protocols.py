@@ -4,6 +4,7 @@ read them, the packet sets print them, the tracer and the extensions decide on t
 from __future__ import annotations
 
 from iptexplain.core.errors import OptionError
+from iptexplain.numbers import decimal, is_decimal, shown
 
 PROTO_NUMBERS: dict[str, int] = {
     "icmp": 1, "igmp": 2, "ipencap": 4, "tcp": 6, "egp": 8, "udp": 17, "ipv6": 41, "rsvp": 46,
