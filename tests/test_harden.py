@@ -194,7 +194,7 @@ def test_format_detection_over_a_run_of_blank_lines_is_linear() -> None:
 
 
 def test_one_line_ip_addr_reader_on_a_long_line_is_linear() -> None:
-    from iptexplain import hostio
+    from iptexplain.host import readers as hostio
 
     with deadline(20):  # quadratic: 40 KB took 30 s; this is 4 MB
         line = "1: " + "x@" * 2_000_000 + " inet 10.0.0.1/24 \n"
