@@ -144,3 +144,25 @@ def test_uncertainty_survives_reply_json_dot_and_exit_status() -> None:
     # The exact input: exit status of the outcome, nothing uncertain.
     exact = runner.invoke(cli.main, ["trace", str(ROOT / "fixtures" / "seed-docker.v4.save"), "--dport", "9525"])
     assert exact.exit_code == 0, exact.output
+
+
+def test_rules_the_input_left_out_make_the_verdict_uncertain() -> None:
+    # An -S excerpt of one chain with an elision: the flow passes the elided place, where a
+    # left-out rule may have decided it; and a chain only jumped to is unknown, not empty.
+    from iptexplain.graph import Chain
+
+    rs = parse_text("-P INPUT ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"
+                    "-A INPUT -p tcp -m tcp --dport 25 -j DROP\n-A INPUT -j audit\n", "excerpt.S")
+    filt = rs.table("filter")
+    filt.chains["INPUT"].gaps = (1,)  # the paste elided rules after the first one
+    if "audit" not in filt.chains or filt.chains["audit"].listed:
+        filt.chains["audit"] = Chain("audit", "filter", False, listed=False)
+    rs.link()
+    h = host(("eth0", "198.51.100.1/24"))
+    seen = trace_flow(rs, Flow(proto="tcp", src="203.0.113.7", dst="198.51.100.1", dport=22, iniface="eth0"), h)
+    first = next(iter(seen.leaves())).outcome
+    assert first.kind == T.DELIVERED and "leaves out rules" not in (first.uncertain or "")
+    past = trace_flow(rs, Flow(proto="tcp", src="203.0.113.7", dst="198.51.100.1", dport=80, iniface="eth0"), h)
+    out = next(iter(past.leaves())).outcome
+    assert "the input leaves out rules of filter INPUT after its rule 1" in out.uncertain
+    assert "filter audit is not in the input (only jumped to)" in out.uncertain

@@ -55,6 +55,7 @@ class ChainWalk(Branching):
             chain = fr.chain
             rules = chain.rules
             depth = len(st.frames) - 1
+            at = fr.index
             # Skip the rules written for other destinations (kube-proxy's big dispatch chains).
             idx = self._index(chain)
             d = dp = None
@@ -73,6 +74,12 @@ class ChainWalk(Branching):
                                                f"{'s' if skipped > 1 else ''} for other destinations or ports, not matching",
                                                detail={"skipped": skipped, "first": fr.index + 1, "last": nxt}))
                     fr.index = nxt
+            gap = next((g for g in chain.gaps if at <= g <= fr.index), None) if chain.gaps else None
+            if gap is not None:
+                # Past a place where the input left rules out (an elision, a cut-off paste):
+                # one of them may have matched.
+                st.doubt(f"the input leaves out rules of {table} {chain.name} after its rule {gap}; "
+                         "one of them may decide this packet")
             if fr.index >= len(rules):
                 st.frames.pop()
                 if not st.frames:  # the base chain ended (or a chain it went to with -g)
@@ -199,6 +206,9 @@ class ChainWalk(Branching):
                 # nft: the statements before a jump act first (`meta mark set 0x1 jump x`)
                 self._apply_effect(st, path, rule, t.apply(st.pkts, ctx), depth)
             tchain = st.table.chains.get(target_chain)
+            if tchain is not None and not tchain.listed:
+                st.doubt(f"{table} {target_chain} is not in the input (only jumped to): its rules are unknown "
+                         "(taken as empty)")
             if tchain is None:
                 path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth,
                                        reason=f"chain {target_chain} does not exist"))
@@ -322,13 +332,11 @@ class ChainWalk(Branching):
     def _policy(self, st: State, path: Path, chain: Chain, depth: int) -> None:
         hook, table = st.phase, st.table.name
         pol = chain.policy or "ACCEPT"
-        if not getattr(chain, "listed", True):
+        if not chain.listed:
             st.doubt(f"{table} {chain.name} is not in the input: its rules and policy are unknown "
                      f"(taken as empty, policy {pol})")
-        elif not getattr(chain, "policy_known", True):
+        elif not chain.policy_known:
             st.doubt(f"the policy of {table} {chain.name} is not in the input (taken as {pol})")
-        if getattr(chain, "gaps", ()):
-            st.doubt(f"the input leaves out rules of {table} {chain.name}")
         path.steps.append(Step(T.POLICY, hook, table, chain.name, verdict=pol, depth=0,
                                reason=f"policy {pol} of {table} {chain.name}"))
         st.frames = []
