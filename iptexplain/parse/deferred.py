@@ -34,6 +34,7 @@ reports it exactly.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from functools import lru_cache
 from typing import Iterable
 
@@ -94,7 +95,7 @@ class DeferredChain(Chain):
         self._book = book
         self._size = -1  # rules in the run, once counted
         # Further runs of the chain's rules, after other chains' (kube-proxy's restore input):
-        # [text, start, end, the line the run starts at]; None for the usual one run.
+        # [text, start, end, the line the text starts at]; None for the usual one run.
         self._more: list[list] | None = None
 
     @property
@@ -184,10 +185,13 @@ class DeferredBook:
             [own._pending, *((t, s, e) for t, s, e, _line in own._more or ())]
             if isinstance(own, DeferredChain) and own._pending is not None else [])
         for text, lo, hi in self.texts.get(table.name, ()):
+            # The chain's own runs in this text, in order (kube-proxy's input: one per service).
             skip = [(s, e) for t, s, e in spans if t is text]
+            starts = [s for s, _e in skip]
             i = text.find(chain, lo, hi)
             while i >= 0:
-                past = next((e for s, e in skip if s <= i < e), None)
+                k = bisect_right(starts, i) - 1
+                past = skip[k][1] if k >= 0 and i < skip[k][1] else None
                 if past is not None:
                     i = text.find(chain, past, hi)
                     continue
@@ -231,14 +235,21 @@ class DeferredBook:
         if pending is None:
             return
         text, start, end = pending
-        # _first: the line the first run's text starts at
-        runs = [(text, start, end, chain._first + text.count("\n", 0, start)), *more] if more else \
-            [(text, start, end, chain._first + text.count("\n", 0, start))]
+        # Each run with the line its text starts at (_first for the first run's); a run's own
+        # first line is counted from the previous run's in the same text (10,000 runs of
+        # KUBE-SERVICES in one piece: counting each from the piece's start would be quadratic).
+        runs = [(text, start, end, chain._first), *more] if more else [(text, start, end, chain._first)]
         t = self.tables[chain.table]
         cut = len(chain.name) + 4  # "-A NAME "
         fam, tname, cname, source = t.family, t.name, chain.name, self.source
         number = 1
-        for text, start, end, first in runs:
+        at_text, at_pos, at_line = None, 0, 0
+        for text, start, end, text_line in runs:
+            if text is at_text and start >= at_pos:
+                first = at_line + text.count("\n", at_pos, start)
+            else:
+                first = text_line + text.count("\n", 0, start)
+            at_text, at_pos, at_line = text, end, first + text.count("\n", start, end)
             if start == end:
                 continue
             lines = text[start:end - 1].split("\n")
@@ -369,8 +380,9 @@ def read_deferred(chunks: Iterable[str], source: str, family: int | None = None)
                             [ch._pending, *((t, a, b) for t, a, b, _line in more or ())])  # type: ignore
                         spans.append((piece, 0, end))
                         if more:
-                            text, s0, e0, line0 = more[-1]
-                            more[-1] = [text[s0:e0] + piece[:end], 0, e0 - s0 + end, line0]
+                            text, s0, e0, base0 = more[-1]
+                            more[-1] = [text[s0:e0] + piece[:end], 0, e0 - s0 + end,
+                                        base0 + text.count("\n", 0, s0)]
                         else:
                             text, s0, e0 = ch._pending  # type: ignore[attr-defined]
                             ch._pending = (text[s0:e0] + piece[:end], 0, e0 - s0 + end)  # type: ignore
@@ -380,7 +392,7 @@ def read_deferred(chunks: Iterable[str], source: str, family: int | None = None)
                         # service by service): kept in order, with the line it starts at.
                         if ch._more is None:  # type: ignore[attr-defined]
                             ch._more = []  # type: ignore[attr-defined]
-                        ch._more.append([piece, start, end, base + piece.count("\n", 0, start)])  # type: ignore
+                        ch._more.append([piece, start, end, base])  # type: ignore
                         spans = book.split_runs.get((table.name, ch.name))  # type: ignore[union-attr]
                         if spans is not None:
                             spans.append((piece, start, end))
