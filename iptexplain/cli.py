@@ -249,6 +249,9 @@ JSON schema: docs/trace-json.md (iptexplain.trace/1)."""
 @click.option("-t", "--table", "table", type=click.Choice(TABLE_CHOICES), default=None,
               help="The table of -S / -L text that does not name its own (iptables -S and -L "
                    "print filter without -t).")
+@click.option("--chain", "start_chain", metavar="[TABLE:]CHAIN", default=None,
+              help="Start in this user chain, as if every built-in chain of its table jumped to it "
+                   "(for a chain the input shows without its callers).")
 @click.option("--example", type=click.Choice(EXAMPLES), help="Trace on a bundled example ruleset instead of FILE.")
 @click.option("-p", "--proto", "--protocol", "proto", callback=_check_proto, metavar="PROTO",
               help="Protocol: tcp, udp, icmp, ipv6-icmp, sctp, a name or number.")
@@ -296,7 +299,7 @@ JSON schema: docs/trace-json.md (iptexplain.trace/1)."""
 @click.option("--why", "why", metavar="RULE",
               help="Why RULE (CHAIN:N, TABLE:CHAIN:N, a line number of FILE, or rule text) did or did not "
                    "decide this flow: never reached, reached but not matched, or matched but overridden.")
-def trace(files: tuple[str, ...], table: str | None, example: str | None, proto: str | None, src: str | None, dst: str | None,
+def trace(files: tuple[str, ...], table: str | None, start_chain: str | None, example: str | None, proto: str | None, src: str | None, dst: str | None,
           sport: int | None, dport: int | None, iniface: str | None, outiface: str | None, state: str,
           mark: int | None, icmp_type: str | None, from_host: bool, from_container: str | None, reply: bool,
           family: int | None, input_format: str, backend: str, ipset_files: tuple[str, ...],
@@ -338,6 +341,10 @@ def trace(files: tuple[str, ...], table: str | None, example: str | None, proto:
         given = resolve(files or None, example, fam, input_format, backend=None if backend == "auto" else backend,
                         host_files=host_files, local=local, ifaces=ifaces, routes=routes,
                         ipset_files=ipset_files, table=table)
+        if start_chain is not None:
+            from iptexplain.parse.partial import enter_chain
+
+            enter_chain(given.ruleset, start_chain, given.family)
         flow = Flow(family=given.family, proto=proto, src=src, dst=dst, sport=sport, dport=dport,
                     iniface=iniface, outiface=outiface, state=state.upper(), mark=mark,
                     icmp_type=icmp_type, from_host=from_host, from_container=from_container, reply=reply)

@@ -335,6 +335,8 @@ class ChainWalk(Branching):
         if not chain.listed:
             st.doubt(f"{table} {chain.name} is not in the input: its rules and policy are unknown "
                      f"(taken as empty, policy {pol})")
+            if f"{table} {chain.name}" not in st.unknown:
+                st.unknown = st.unknown + (f"{table} {chain.name}",)
         elif not chain.policy_known:
             st.doubt(f"the policy of {table} {chain.name} is not in the input (taken as {pol})")
         path.steps.append(Step(T.POLICY, hook, table, chain.name, verdict=pol, depth=0,

@@ -90,6 +90,7 @@ class DeferredChain(Chain):
         self.policy_known = True
         self.gaps = ()
         self.source = ""
+        self.kernel_references = None
         self._pending: tuple[str, int, int] | None = _EMPTY  # (text, start, end) of the run
         self._first = 0
         self._book = book

@@ -793,7 +793,8 @@ class ListingReader:
         policy = blk.policy if builtin else None
         if builtin and policy is None:
             policy = "ACCEPT"
-        chain = Chain(blk.name, sec.table, builtin, policy, counters, line=blk.line)
+        chain = Chain(blk.name, sec.table, builtin, policy, counters, line=blk.line,
+                      kernel_references=blk.references)
         for i, raw in enumerate(blk.rows, 1):
             chain.rules.append(self._rule(sec, blk, raw, i))
         return chain, chain.rules
