@@ -23,6 +23,12 @@ Usage::
     sudo python bench/run.py                         # 1k, 10k, 30k + 3 largest fixtures
     python bench/run.py --sizes 1000,10000 --repeat 5 --markdown bench/RESULTS.md
     python bench/run.py --no-show --sizes 10000      # skip the (slow) show runs
+    sudo python bench/run.py --layouts [--with-30k]  # one ruleset in every layout (issue 17)
+
+``--layouts`` instead times one generated ruleset per size in each layout an operator has --
+iptables-save, kube-proxy's own restore input, ``iptables -t nat -S`` and ``-nvL`` (printed by
+the real iptables in a private namespace) and the save text on stdin -- beside
+``iptables-nft-restore --test`` of the same rules.
 """
 
 from __future__ import annotations
