@@ -323,7 +323,7 @@ _BLOCKS = re.compile(r"(?P<run>(?:\[[0-9]+:[0-9]+\] )?-A (?P<chain>[^ \n]+) [^\n
                      r"|(?P<decls>(?::[^\n]*\n)+)|(?P<line>[^\n]*)\n")
 # What could make the general reader take a header-less table for IPv6: an address with a
 # colon after -s/-d, an ICMPv6 protocol, a module of IPv6 only (save.V6_MODULES).
-_IPV6_HINT = re.compile(r"(?:-s|-d|--source|--destination|--src|--dst) !?[^ \n]*:|ipv6|icmp6|-p 58\b"
+_IPV6_HINT = re.compile(r"(?:-s|-d|--source|--destination|--src|--dst) (?:! )?[^ \n]*:|ipv6|icmp6|-p 58\b"
                         r"|(?:-m|--match) (?:rt|hl|frag|hbh|dst|ipv6header|mh|eui64|srh)\b")
 _DECL = re.compile(r":([^ \n]+) ([^ \n]+) \[([0-9]{1,20}):([0-9]{1,20})\]\n")
 
