@@ -46,6 +46,9 @@ class Frame:
 
     chain: Chain
     index: int  # next rule to look at
+    # The chains this frame's chain was reached through with -g (each goto replaces the frame):
+    # with them the frames spell the walk's path in the chain graph, where a goto loop shows.
+    via: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -88,7 +91,7 @@ class State:
     def clone(self, pkts: Packets | None = None) -> "State":
         return State(
             pkts if pkts is not None else self.pkts, self.conn.copy(), self.phase, self.entry,
-            [Frame(f.chain, f.index) for f in self.frames], self.base, self.table, self.local_out,
+            [Frame(f.chain, f.index, f.via) for f in self.frames], self.base, self.table, self.local_out,
             self.looped, self.route, self.out_dst, self.out_mark, self.notrack, self.nat_init,
             self.flow_state, self.uncertain, self.resume, self.assumed, self.doubts, self.excluded,
             self.unknown, self.origin, self.rewritten,

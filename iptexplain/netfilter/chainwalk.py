@@ -26,6 +26,7 @@ from iptexplain.netfilter.routing import BITS
 from iptexplain.netfilter.trace import Condition, Path, Step
 
 MAX_DEPTH = 64  # chain nesting the tracer follows before giving up (loops are caught earlier)
+MAX_PATH = 1024  # chains on one path, gotos included (a goto does not nest, so MAX_DEPTH misses it)
 
 
 class ChainWalk(Branching):
@@ -213,18 +214,23 @@ class ChainWalk(Branching):
                 path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth,
                                        reason=f"chain {target_chain} does not exist"))
                 self._finish(st, path, T.UNDECIDED, f"jump to missing chain {target_chain}", rule)
-            names = [f.chain.name for f in st.frames]
+            # the walk's path in the chain graph, gotos included: `-A A -g B`, `-A B -g A` loops
+            # although the frame stack never holds A and B at once
+            names = [n for f in st.frames for n in (*f.via, f.chain.name)]
             if target_chain in names:
                 path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth,
                                        reason=f"loop: {' → '.join(names + [target_chain])}"))
                 self._finish(st, path, T.UNDECIDED, f"chain loop through {target_chain} (iptables refuses to load it)", rule)
             if len(st.frames) >= MAX_DEPTH:
                 self._finish(st, path, T.UNDECIDED, f"chains nested deeper than {MAX_DEPTH}", rule)
+            if len(names) >= MAX_PATH:
+                self._finish(st, path, T.UNDECIDED, f"a path of more than {MAX_PATH} chains (jumps and gotos)", rule)
             if rule.goto:
                 path.steps.append(Step(T.GOTO, hook, table, chain, rule, depth=depth,
                                        reason=f"goto {target_chain}: its end returns to the chain above",
                                        detail={"to": target_chain}))
-                st.frames[-1] = Frame(tchain, 0)
+                here = st.frames[-1]
+                st.frames[-1] = Frame(tchain, 0, (*here.via, here.chain.name))
             else:
                 path.steps.append(Step(T.JUMP, hook, table, chain, rule, depth=depth, reason=f"jump to {target_chain}",
                                        detail={"to": target_chain}))

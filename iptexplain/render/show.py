@@ -42,6 +42,7 @@ from rich.style import Style
 from iptexplain.errors import InputError
 from iptexplain.ext.base import ChainJump, Extension, extension_name
 from iptexplain.graph import Chain, Counters, IPHeader, Rule, Ruleset, Table
+from iptexplain.terminal import printable
 
 NOT_UNDERSTOOD_STYLE = "bold magenta"
 MAX_REFERENCES_SHOWN = 6
@@ -659,7 +660,7 @@ def _segments(parts: Iterable[Part], console: Console, width: int, blank_between
                 style = styles.get(st, False)
                 if style is False:
                     style = styles[st] = console.get_style(st)
-                yield Segment(text, style)  # type: ignore[arg-type]
+                yield Segment(printable(text), style)  # type: ignore[arg-type]
             yield newline
 
 
@@ -693,7 +694,7 @@ def write_plain(parts: Iterable[Part], width: int, file: IO[str]) -> None:
         if n:
             out.append("")
         for line in part.lines(width):
-            out.append(line[0][0] if len(line) == 1 else "".join([t for t, _ in line]))
+            out.append(printable(line[0][0] if len(line) == 1 else "".join([t for t, _ in line])))
         if len(out) >= 4096:
             out.append("")
             file.write("\n".join(out))
