@@ -818,9 +818,11 @@ class Tracer:
             own = self.router.select_source(p.iniface, s)
             src = own if own is not None else d
         sport, dport = single(p.dport), single(p.sport)
+        # The reset, like the ICMP error, is attached to the connection it answers as RELATED
+        # (nf_ct_attach), not ESTABLISHED: OUTPUT's --ctstate ESTABLISHED rules do not see it.
         flow = Flow(fam, "tcp" if tcp else ("icmp" if fam == 4 else "ipv6-icmp"), src=self.router.text(src),
                     dst=self.router.text(s), sport=sport if tcp else None, dport=dport if tcp else None,
-                    state="ESTABLISHED" if tcp else "RELATED", from_host=True,
+                    state="RELATED", from_host=True,
                     icmp_type=None if tcp else ("3" if fam == 4 else "1"))
         sub = Tracer(self.rs, self.host, fam, ipsets=self.ipsets, verbose=False, max_branches=16,
                      backend=self.backend)
@@ -1264,7 +1266,7 @@ def _trace_reply(ruleset: Ruleset, flow: Flow, host: HostModel, notes: list[str]
     for st0, out0 in passed:
         tr = Tracer(ruleset, host, flow.family, ipsets=ipsets, verbose=verbose, max_branches=max_branches,
                     backend=backend)
-        rst = _reply_state(st0, out0, tr.router)
+        rst = _reply_state(st0, out0, tr.router, established="NEW" not in flow.state.upper().split(","))
         path = tr.run(rst)
         path.steps.insert(0, Step(T.NOTE, reason=f"reply to the connection: {out0.summary}",
                                   detail={"original": out0.packet}))
@@ -1281,8 +1283,10 @@ def _trace_reply(ruleset: Ruleset, flow: Flow, host: HostModel, notes: list[str]
     return Path(fork=Fork("the reply depends on where the first packet went", branches))
 
 
-def _reply_state(st0: State, out0: Outcome, router: Router) -> State:
-    """The first reply packet of the connection ``st0`` ended in."""
+def _reply_state(st0: State, out0: Outcome, router: Router, established: bool = False) -> State:
+    """The reply packet of the connection ``st0`` ended in: for TCP the SYN,ACK when the flow
+    is the connection's first packet, a segment with ACK and without SYN (data, FIN, RST…)
+    once it is ``established``."""
     p = st0.pkts
     icmp = p.icmp
     echo = {8 << 8: 0, 128 << 8: 129 << 8}
@@ -1293,7 +1297,8 @@ def _reply_state(st0: State, out0: Outcome, router: Router) -> State:
     conn.status = frozenset({"SEEN_REPLY", "CONFIRMED"})
     local = out0.kind == T.DELIVERED
     pk = Packets(p.family, p.dst, p.src, p.proto, p.dport, p.sport, icmp,
-                 point(0x12) if single(p.proto) == 6 else U8,  # SYN,ACK
+                 (masked_set(TCP_ACK, TCP_ACK | TCP_SYN, 8) if established else point(TCP_SYN | TCP_ACK))
+                 if single(p.proto) == 6 else U8,
                  ctstate=frozenset({"INVALID"}), iniface=None if local else out0.iface,
                  connmark=p.connmark, from_host=local)
     return State(pk, conn, "LOCAL_ROUTE" if local else "PREROUTING", local_out=local,
