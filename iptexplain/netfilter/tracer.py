@@ -36,7 +36,7 @@ from iptexplain.netfilter.context import (ACCEPT, CONTINUE, DROP, QUEUE, REJECT,
                                           Effect, MatchContext)
 from iptexplain.netfilter.ipheader import header_deciders
 from iptexplain.netfilter.packets import (U8, U16, Decision, IntSet, Packets, fmt_set, masked_set,
-                                          point, single, span, subtract, union)
+                                          normalize, point, single, span, subtract, union)
 from iptexplain.netfilter.nat import PORT_PROTOS
 from iptexplain.netfilter.routing import BITS, RouteResult, Router
 from iptexplain.netfilter.trace import Condition, Flow, Fork, Outcome, Path, Step, Trace
@@ -999,6 +999,17 @@ EPHEMERAL = span(32768, 60999)  # net.ipv4.ip_local_port_range's default
 TCP_ACK = 0x10
 
 
+def _port_set(v: int | tuple[tuple[int, int], ...]) -> IntSet:
+    return point(v) if isinstance(v, int) else normalize(v)
+
+
+def _tcp_flags_set(v: tuple[int, int, bool]) -> IntSet:
+    """The segments ``--tcp-flags MASK COMP`` describes (``!``: every other one)."""
+    mask, comp, inv = v
+    s = masked_set(comp, mask, 8) or U8
+    return subtract(U8, s) if inv else s
+
+
 def _addr_set(text: str, family: int) -> IntSet:
     from iptexplain.errors import InputError, OptionError
 
@@ -1031,10 +1042,10 @@ def initial_state(flow: Flow, host: HostModel, router: Router, notes: list[str])
     else:
         proto = span(0, 255)
     pnum = single(proto)
-    sport = point(flow.sport) if flow.sport is not None else U16
+    sport = _port_set(flow.sport) if flow.sport is not None else U16
     if flow.sport is None and flow.from_host and single(proto) in (6, 17, 132):
         sport = EPHEMERAL  # a local socket binds a port of ip_local_port_range
-    dport = point(flow.dport) if flow.dport is not None else U16
+    dport = _port_set(flow.dport) if flow.dport is not None else U16
     icmp = U16
     if pnum in (1, 58):
         if flow.icmp_type:
@@ -1051,7 +1062,9 @@ def initial_state(flow: Flow, host: HostModel, router: Router, notes: list[str])
     states = frozenset(s.strip().upper() for s in flow.state.split(",") if s.strip()) or frozenset({"NEW"})
     tcpflags = U8
     if pnum == 6:
-        if states == {"NEW"}:
+        if flow.tcp_flags is not None and not flow.reply:
+            tcpflags = _tcp_flags_set(flow.tcp_flags)  # the user knows the segment
+        elif states == {"NEW"}:
             tcpflags = point(TCP_SYN)  # a connection's first packet: SYN
         elif "NEW" not in states:
             tcpflags = masked_set(TCP_ACK, TCP_ACK | TCP_SYN, 8)  # ACK set, SYN clear
@@ -1253,7 +1266,8 @@ def _trace_reply(ruleset: Ruleset, flow: Flow, host: HostModel, notes: list[str]
 
     first = Tracer(ruleset, host, flow.family, ipsets=ipsets, verbose=False, max_branches=max_branches,
                    backend=backend)
-    s0 = initial_state(dataclasses.replace(flow, reply=False, state="NEW"), host, first.router, notes)
+    s0 = initial_state(dataclasses.replace(flow, reply=False, state="NEW", tcp_flags=None), host, first.router,
+                       notes)
     first_root = first.run(s0)
     conds = {id(l.outcome): l.conditions for l in Trace(flow, first_root).leaves()}
     passed = [(s, o) for s, o in first.finals if o.kind in T.PASSED]
@@ -1267,6 +1281,8 @@ def _trace_reply(ruleset: Ruleset, flow: Flow, host: HostModel, notes: list[str]
         tr = Tracer(ruleset, host, flow.family, ipsets=ipsets, verbose=verbose, max_branches=max_branches,
                     backend=backend)
         rst = _reply_state(st0, out0, tr.router, established="NEW" not in flow.state.upper().split(","))
+        if flow.tcp_flags is not None and single(rst.pkts.proto) == 6:
+            rst.pkts.tcpflags = _tcp_flags_set(flow.tcp_flags)  # the user knows the reply's segment
         path = tr.run(rst)
         path.steps.insert(0, Step(T.NOTE, reason=f"reply to the connection: {out0.summary}",
                                   detail={"original": out0.packet}))
@@ -1313,7 +1329,7 @@ def _connection_bindings(ruleset: Ruleset, flow: Flow, host: HostModel, ipsets: 
     import dataclasses
 
     first = Tracer(ruleset, host, flow.family, ipsets=ipsets, verbose=False, max_branches=64, backend=backend)
-    s0 = initial_state(dataclasses.replace(flow, state="NEW"), host, first.router, [])
+    s0 = initial_state(dataclasses.replace(flow, state="NEW", tcp_flags=None), host, first.router, [])
     root = first.run(s0)
     conds = {id(l.outcome): l.conditions for l in Trace(flow, root).leaves()}
     out: dict[str, tuple[dict, list[str], float | None]] = {}

@@ -176,7 +176,9 @@ def read_ruleset_or_text(path: str, fmt: str = "auto", family: int | None = None
         head_text = head.decode("utf-8", errors="replace")
         streamable = _SAVE_RE.search(head_text) is not None and not head_text.lstrip().startswith("{")
         if not streamable or (total is None and len(head) < HEAD):
-            rest = f.read()
+            # a short head is the end of the input: asking again would wait for a second
+            # Ctrl-D on a terminal
+            rest = f.read() if len(head) == HEAD else b""
             return None, (head + rest).decode("utf-8", errors="replace"), name
         from iptexplain.parse.save import parse_save_lines
 

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from iptexplain.netfilter.trace import (
-    DROPPED, PASSED, REJECTED, Condition, Fork, Outcome, Path, Step, Trace,
+    DROPPED, PASSED, REJECTED, Condition, Fork, Outcome, Path, Step, Trace, ports_text, tcp_flags_text,
 )
 
 SCHEMA = "iptexplain.trace/1"
@@ -134,11 +134,17 @@ def fork_json(f: Fork, prefix: list[Step], ruleset: Any = None, family: int = 4)
     }
 
 
+def _ports(v: Any) -> int | str | None:
+    """One port as a number, a range or list as iptables spells it ("1:1024", "22,80")."""
+    return v if v is None or isinstance(v, int) else ports_text(v)
+
+
 def flow_json(trace: Trace) -> dict[str, Any]:
     f = trace.flow
     return {
-        "family": f.family, "proto": f.proto, "src": f.src, "sport": f.sport, "dst": f.dst,
-        "dport": f.dport, "iniface": f.iniface, "outiface": f.outiface, "state": f.state,
+        "family": f.family, "proto": f.proto, "src": f.src, "sport": _ports(f.sport), "dst": f.dst,
+        "dport": _ports(f.dport), "tcp_flags": tcp_flags_text(f.tcp_flags) if f.tcp_flags else None,
+        "iniface": f.iniface, "outiface": f.outiface, "state": f.state,
         "mark": f.mark, "icmp_type": f.icmp_type, "from_host": f.from_host,
         "from_container": f.from_container, "reply": bool(getattr(f, "reply", False)),
         "text": f.describe(),
