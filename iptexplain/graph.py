@@ -133,9 +133,26 @@ class Chain:
     rules: list[Rule] = field(default_factory=list)
     line: int = 0
     references: list[Rule] = field(default_factory=list)  # filled by Ruleset.link()
+    # What the input did not show of this chain.  iptables-save and a live host show a whole
+    # ruleset; ``-S`` and ``-L`` text -- and what people paste of it -- show parts.
+    # ``listed`` False: the chain was never shown (a built-in chain absent from the text, a user
+    # chain only jumped to or only named); it is stored empty, a built-in one with policy ACCEPT
+    # as iptables would create it, but that is a placeholder: its rules and policy are unknown.
+    # ``policy_known`` False: a built-in chain whose rules were shown but not its policy (an -S
+    # excerpt without its ``-P`` line).  ``gaps``: where rules the input left out may sit, as the
+    # number of shown rules before each gap: an elision line (``...``) in a paste, or a paste cut
+    # off inside the chain (a gap at ``len(rules)``).
+    listed: bool = True
+    policy_known: bool = True
+    gaps: tuple[int, ...] = ()
 
     def __repr__(self) -> str:
         return f"<Chain {self.table}/{self.name} {self.size} rules>"
+
+    @property
+    def complete(self) -> bool:
+        """Whether the input showed all of the chain: its policy (if built-in) and every rule."""
+        return self.listed and self.policy_known and not self.gaps
 
     @property
     def size(self) -> int:
@@ -159,11 +176,18 @@ class Table:
     def chain(self, name: str) -> Chain | None:
         return self.chains.get(name)
 
-    def ensure_builtins(self) -> None:
-        """Give a table its built-in chains (ACCEPT policy) when the input omitted them."""
+    def ensure_builtins(self, listed: bool = True) -> list[str]:
+        """Give a table its built-in chains (ACCEPT policy, as iptables creates them) when the
+        input omitted them, and return their names.  ``listed``: whether the input is one that
+        shows every built-in chain of a table it holds (iptables-save, where an absent chain is
+        an empty one) -- False for -S / -L text, where the chains added are marked unknown
+        (:attr:`Chain.listed`)."""
+        added = []
         for name in BUILTIN_CHAINS.get(self.name, ()):
             if name not in self.chains:
-                self.chains[name] = Chain(name, self.name, True, policy="ACCEPT")
+                self.chains[name] = Chain(name, self.name, True, policy="ACCEPT", listed=listed)
+                added.append(name)
+        return added
 
     def rules(self) -> Iterator[Rule]:
         for c in self.chains.values():
@@ -196,6 +220,11 @@ class Ruleset:
     # Some chains' rules are still text: the reader's book (iptexplain.parse.deferred.DeferredBook),
     # which counts them; ``references`` are filled by parse_all(), which reads them.
     deferred: Any = None
+    # Whether the input is a whole ruleset -- iptables-save, a snapshot, a live host -- in which a
+    # table it does not hold is one the kernel has not loaded, so no rules.  False for ``-S`` and
+    # ``-L`` text, which show one table per command (filter without ``-t``): the tables they do
+    # not show are unknown, not empty (:meth:`missing_tables`).
+    whole: bool = True
 
     def table(self, name: str, family: int = 4) -> Table | None:
         return self.tables.get((family, name))
@@ -212,6 +241,24 @@ class Ruleset:
     def rules(self) -> Iterator[Rule]:
         for t in self.tables.values():
             yield from t.rules()
+
+    def tables_shown(self, family: int = 4) -> tuple[str, ...]:
+        """The tables of ``family`` the input holds, in the kernel's order."""
+        return tuple(t.name for t in self.tables_of(family))
+
+    def missing_tables(self, family: int = 4) -> tuple[str, ...]:
+        """The tables of ``family`` (raw, mangle, nat, filter, security) whose rules the input
+        does not show and which are therefore unknown: none for a whole ruleset, the tables not
+        listed for -S / -L text.  A family the input has no table of at all is not reported
+        (the trace refuses it)."""
+        if self.whole or family not in self.families():
+            return ()
+        shown = set(self.tables_shown(family))
+        return tuple(n for n in TABLE_ORDER if n not in shown)
+
+    def unknown_chains(self) -> list[Chain]:
+        """Chains the input did not show whole (:attr:`Chain.complete` false), table by table."""
+        return [c for t in self.tables.values() for c in t.chains.values() if not c.complete]
 
     def rule_count(self) -> int:
         if self.deferred is not None:

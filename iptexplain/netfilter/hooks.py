@@ -38,6 +38,9 @@ TABLE = "table"  # a table's base chain
 CONNTRACK = "conntrack"  # nf_conntrack_in: look the connection up / create it
 CONFIRM = "confirm"  # nf_conntrack_confirm: the connection enters the table
 
+# The NAT manipulation each nat hook sets up: destination before routing, source after.
+NAT_MANIP = {"PREROUTING": "DST", "OUTPUT": "DST", "INPUT": "SRC", "POSTROUTING": "SRC"}
+
 
 @dataclass(frozen=True, slots=True)
 class HookEntry:

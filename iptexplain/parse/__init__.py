@@ -8,6 +8,7 @@ from pathlib import Path
 
 from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
+from iptexplain.parse.partial import missing_tables_note
 
 FORMATS = ("auto", "save", "S", "listing")
 _LISTING_RE = re.compile(r"^\s*(?:>\s?)*Chain \S+ \((?:policy \w+|\d+ references?|user-defined|ERROR)", re.M)
@@ -43,12 +44,15 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
     if fmt in ("save", "S"):
         from iptexplain.parse.save import parse_save
 
-        return parse_save(text, source, family=family, table=table)
-    if fmt == "listing":
+        rs = parse_save(text, source, family=family, table=table)
+    elif fmt == "listing":
         from iptexplain.parse.listing import parse_listing
 
-        return parse_listing(text, source, family=family, table=table)
-    raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
+        rs = parse_listing(text, source, family=family, table=table)
+    else:
+        raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
+    missing_tables_note(rs)
+    return rs
 
 
 def read_input(path: str) -> tuple[str, str]:

@@ -76,6 +76,9 @@ class DeferredChain(Chain):
         self.counters = counters
         self.line = line
         self.references = []  # filled by Ruleset.link() (parse_all)
+        self.listed = True  # a save dump shows every chain whole (Chain.listed)
+        self.policy_known = True
+        self.gaps = ()
         self._pending: tuple[str, int, int] | None = _EMPTY  # (text, start, end) of the run
         self._first = 0
         self._book = book

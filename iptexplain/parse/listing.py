@@ -492,7 +492,8 @@ class ListingReader:
         self.source = source
         self.family_hint = family
         self.table_hint = table if table in TABLES else None
-        self.rs = Ruleset(source=source, format="listing")
+        # -L shows one table per command (filter unless -t names another): the others are unknown.
+        self.rs = Ruleset(source=source, format="listing", whole=False)
         self.sections: list[Section] = []
         self.section: Section | None = None
         self.block: Block | None = None
@@ -809,13 +810,13 @@ class ListingReader:
 
     def _finish_table(self, t: Table) -> None:
         missing_builtins = [c for c in BUILTIN_CHAINS[t.name] if c not in t.chains]
-        t.ensure_builtins()
+        t.ensure_builtins(listed=False)
         # Keep built-in chains first, in iptables-save order, as the save reader does.
         order = {c: i for i, c in enumerate(BUILTIN_CHAINS[t.name])}
         t.chains = dict(sorted(t.chains.items(), key=lambda kv: (0, order[kv[0]]) if kv[0] in order else (1, 0)))
         jumps_missing = sorted({r.jump for r in t.rules() if r.jump is not None and r.jump not in t.chains})
         for name in jumps_missing:
-            t.chains[name] = Chain(name, t.name, False, None, line=0)
+            t.chains[name] = Chain(name, t.name, False, None, line=0, listed=False)
         if jumps_missing:
             self.rs.hidden.add("chains")
             self.rs.note(
@@ -831,7 +832,7 @@ class ListingReader:
             self.rs.note(
                 "fidelity",
                 f"table {t.name} (IPv{t.family}): built-in chain(s) {', '.join(missing_builtins)} not "
-                f"listed; read as empty with policy ACCEPT",
+                f"listed: their rules and policy are unknown",
             )
 
     def _fidelity(self, no_via: list[Section], partial: list[Section]) -> None:

@@ -195,7 +195,9 @@ class SaveReader:
                 if message:
                     raise self.error(message, r.line)
 
-    def _add_table(self, table: Table, line: int) -> None:
+    def _add_table(self, table: Table, line: int, whole: bool = True) -> None:
+        """Keep a table read; ``whole``: it came from ``*table`` … ``COMMIT`` (iptables-save shows
+        every built-in chain), not from -S lines, whose absent built-in chains are unknown."""
         if id(table) in self.hooked_tables:
             self._check_hooks(table)
         proven = self.family_hint or self.dump_family or _family_of_table(table)
@@ -214,7 +216,7 @@ class SaveReader:
                 f"the earlier, as iptables-restore does",
                 line,
             )
-        table.ensure_builtins()
+        table.ensure_builtins(listed=whole)
         self.rs.tables[key] = table
 
     # -- the pass --------------------------------------------------------------------------
@@ -263,10 +265,12 @@ class SaveReader:
             )
         for t in self.s_tables.values():
             self._check_jumps(t)
-            self._add_table(t, t.line)
+            self._add_table(t, t.line, whole=False)
         if not self.rs.tables:
             raise InputError("no iptables rules found (expected iptables-save or iptables -S output)", self.source)
         self.rs.format = "save" if self.saw_save else "S"
+        # -S prints one table (filter unless -t names another): the others are unknown.
+        self.rs.whole = self.saw_save
         if self.repaired:
             self.rs.note(
                 "repair",
@@ -409,6 +413,7 @@ class SaveReader:
                 t.chains[cname] = Chain(cname, t.name, True, pol, pc, line=lineno)
             else:
                 ch.policy = pol
+                ch.policy_known = True
                 ch.counters = pc or ch.counters
             self.saw_s = True
         else:
@@ -419,7 +424,10 @@ class SaveReader:
         if chain is None:
             # Built-in chains exist before any `:CHAIN` line declares their policy.
             if cname in BUILTIN_CHAINS[t.name]:
-                t.chains[cname] = chain = Chain(cname, t.name, True, "ACCEPT", line=lineno)
+                # In -S text (no `*table'), a built-in chain's policy is known only from its -P
+                # line, which iptables -S prints first: until one comes, it is unknown.
+                t.chains[cname] = chain = Chain(cname, t.name, True, "ACCEPT", line=lineno,
+                                                policy_known=self.table is not None)
             else:
                 raise self.error(
                     f"chain `{cname}' does not exist in table `{t.name}' (declare it with "

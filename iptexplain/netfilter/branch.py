@@ -1,0 +1,157 @@
+"""One branch of the walk and the tree it grows: the state a branch carries through the hooks,
+and how a branch ends (an outcome) or splits (a fork).
+
+Every step module of the tracer (:mod:`.pipeline`, :mod:`.chainwalk`, :mod:`.conntrack`,
+:mod:`.routesteps`, :mod:`.replies`) is a mixin over :class:`Branching`: they share the trace's
+bookkeeping -- the work list, the leaves counted against the branch limit, the outcomes -- and
+nothing else.  :class:`~.tracer.Tracer` composes them and builds that bookkeeping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from iptexplain.graph import Chain, Rule, Ruleset, Table
+from iptexplain.host import HostModel
+from iptexplain.netfilter import trace as T
+from iptexplain.netfilter.context import Connection
+from iptexplain.netfilter.packets import Decision, IntSet, Packets
+from iptexplain.netfilter.routing import RouteResult, Router
+from iptexplain.netfilter.trace import Condition, Fork, Outcome, Path, Step
+
+# What Ruleset.unseen(rule) says a rule may test unseen, in words for the trace.
+UNSEEN_WHY = {
+    "interfaces": "interfaces hidden by the -nL listing",
+    "address": "an address printed as a name that could not be read back",
+    "match": "match text the listing could not read back",
+}
+
+# Ruleset.hidden kinds that make a rule's match uncertain, and why.
+HIDDEN_PARTS = {
+    "interfaces": "the listing hides -i/-o (iptables -L without -v)",
+    "names": "addresses and ports were read back from names (iptables -L without -n)",
+    "matches": "some match text could not be read back",
+    "options": "the listing does not print some module options",
+}
+
+
+MAX_BRANCHES = 256  # leaves of the trace tree before forks stop being followed
+
+
+@dataclass(slots=True)
+class Frame:
+    """A chain being walked: the jump stack holds one per chain entered with -j."""
+
+    chain: Chain
+    index: int  # next rule to look at
+
+
+@dataclass(slots=True)
+class State:
+    """Where one branch of the walk is, and what it carries: its packets, its connection,
+    its phase and entry in the hook, its jump stack."""
+
+    pkts: Packets
+    conn: Connection
+    phase: str  # PREROUTING, ROUTE, INPUT, FORWARD, OUTPUT, REROUTE, POSTROUTING, LOCAL_ROUTE
+    entry: int = 0  # index into the hook's entries
+    frames: list[Frame] = field(default_factory=list)
+    base: Chain | None = None  # the table's base chain (its policy ends the traversal)
+    table: Table | None = None
+    local_out: bool = False  # locally generated
+    looped: bool = False  # came back in through lo
+    route: RouteResult | None = None
+    out_dst: IntSet = ()  # destination and mark OUTPUT started with (for the re-route)
+    out_mark: int = 0
+    notrack: bool = False
+    nat_init: frozenset = frozenset()  # manip types ("DST", "SRC") already set up
+    flow_state: frozenset = frozenset({"NEW"})
+    # deciding rules on this path whose unseen parts (a -L listing) may change them
+    uncertain: tuple[Rule, ...] = ()
+    resume: tuple[Rule, Decision] | None = None  # a fork's matched branch: apply this rule next
+
+    def clone(self, pkts: Packets | None = None) -> "State":
+        return State(
+            pkts if pkts is not None else self.pkts, self.conn.copy(), self.phase, self.entry,
+            [Frame(f.chain, f.index) for f in self.frames], self.base, self.table, self.local_out,
+            self.looped, self.route, self.out_dst, self.out_mark, self.notrack, self.nat_init,
+            self.flow_state, self.uncertain, self.resume,
+        )
+
+
+class Stop(Exception):
+    """Internal: the branch ended (outcome or fork recorded on its path)."""
+
+
+
+class Branching:
+    """The trace tree's bookkeeping, shared by the step mixins (built by ``Tracer.__init__``)."""
+
+    rs: Ruleset
+    host: HostModel
+    family: int
+    backend: str
+    router: Router
+    ipsets: Any
+    verbose: bool
+    max_branches: int
+    leaves: int
+    capped: bool
+    notes: list[str]
+    stat_forks: set[int]  # id() of forks made by statistic-like probabilities
+    finals: list[tuple[State, Outcome]]
+    hidden_why: str
+    work: list[tuple[State, Path]]
+    reply_depth: int  # >0 while tracing REJECT's answer (whose own REJECT is not followed)
+
+    def _finish(self, st: State, path: Path, kind: str, summary: str, rule: Rule | None = None,
+                **kw: Any) -> None:
+        if st.uncertain:
+            why = sorted({w for r in st.uncertain for w in self._unseen(r)})
+            kw["uncertain"] = "; ".join(UNSEEN_WHY.get(w, w) for w in why)
+            kw["uncertain_rules"] = list(st.uncertain)
+        out = Outcome(kind, rule, summary, packet=st.pkts.summary(), **kw)
+        path.outcome = out
+        self.finals.append((st, out))
+        raise Stop
+
+    def _unseen(self, rule: Rule) -> frozenset[str]:
+        unseen = getattr(self.rs, "unseen", None)
+        return unseen(rule) if unseen is not None and self.hidden_why else frozenset()
+
+    def _mark_uncertain(self, st: State, step: Step, rule: Rule) -> None:
+        """A deciding rule the input did not show in full (an -nL listing hides -i/-o): the path
+        goes on as listed, the step and every outcome after it say the kernel may differ."""
+        unseen = self._unseen(rule)
+        if unseen:
+            step.detail["uncertain"] = ("; ".join(UNSEEN_WHY.get(w, w) for w in sorted(unseen))
+                                        + ": the kernel may not match this rule")
+            st.uncertain = st.uncertain + (rule,)
+
+    def _fork(self, st: State, path: Path, reason: str,
+              branches: list[tuple[Condition, State, list[Step]]], stat: bool = False) -> None:
+        """Split the walk: each branch continues from ``st``'s point with its own state."""
+        if self.leaves + len(branches) - 1 > self.max_branches:
+            if not self.capped:
+                self.notes.append(f"more than {self.max_branches} branches: the trace stops following forks "
+                                  "(narrow the flow with --src/--dst/--sport to see the rest)")
+            self.capped = True
+            path.steps.append(Step(T.NOTE, st.phase, st.table.name if st.table else "", reason=f"not followed: {reason}"))
+            self._finish(st, path, T.UNDECIDED, f"branch limit reached at: {reason}")
+        self.leaves += len(branches) - 1
+        fork = Fork(reason)
+        for cond, sub, steps in branches:
+            p = Path(list(steps))
+            fork.branches.append((cond, p))
+        path.fork = fork
+        if stat:
+            self.stat_forks.add(id(fork))
+        # Depth-first, first branch first.
+        for (_, sub, _), (_, p) in reversed(list(zip(branches, fork.branches))):
+            self.work.append((sub, p))
+        raise Stop
+
+    def _reply_fate(self, st: State, reply: str) -> tuple[str, str] | None:
+        """Where REJECT's answer goes (:class:`.replies.Replies`)."""
+        raise NotImplementedError
