@@ -25,6 +25,7 @@ from typing import Any
 from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.host import HostModel
+from iptexplain.parse import ACCEPTED
 
 BACKENDS = ("nft", "legacy")
 
@@ -75,7 +76,7 @@ def resolve(file: str | None = None, example: str | None = None, family: int | N
     src = _ruleset_and_host(file, example, family, input_format, backend)
     rs = src.ruleset
     if src.kind in ("file", "example") and not rs.tables:
-        raise InputError("no iptables rules found in the input", rs.source)
+        raise InputError(f"no iptables rules found in the input (expected {ACCEPTED})", rs.source)
     if family is not None and family not in rs.families() and src.kind in ("file", "example"):
         other = 10 - family
         raise InputError(f"the input has no IPv{family} tables (only IPv{other}: give -{other} and "

@@ -106,3 +106,40 @@ def test_corpus_docker_notes_file_reads() -> None:
     rs = load(str(CORPUS / "listings" / "nn__configs_corny_docker__docker.txt.v4.mixed"))
     assert rs.tables[(4, "filter")].chains["FORWARD"].rules
     assert any("template" in n.message for n in rs.notes)
+
+
+NFT = """# firewalld, FirewallBackend=nftables
+table inet firewalld {
+\tchain filter_INPUT {
+\t\ttype filter hook input priority filter + 10; policy accept;
+\t\tct state established,related accept
+\t}
+}
+"""
+
+
+@pytest.mark.parametrize("text,line,spelled", [
+    (NFT, 2, "`nft list ruleset'"),
+    ('{"nftables": [{"metainfo": {"version": "1.0.6"}}]}\n', 1, "`nft -j list ruleset'"),
+])
+@pytest.mark.parametrize("command", ["trace", "show"])
+def test_an_nft_ruleset_is_named_as_such(tmp_path, text: str, line: int, spelled: str, command: str) -> None:
+    from click.testing import CliRunner
+
+    from iptexplain import cli
+
+    f = tmp_path / "ruleset.nft"
+    f.write_text(text)
+    r = CliRunner().invoke(cli.main, [command, str(f)], catch_exceptions=False)
+    assert r.exit_code == 2, r.output
+    msg, = r.output.strip().splitlines()
+    assert msg.startswith(f"iptexplain: {f}:{line}: an nftables ruleset ({spelled} output)"), msg
+    assert "iptables -L / -nL / -nvL listing" in msg and "iptables-save" in msg
+
+
+def test_no_rules_found_lists_every_format_accepted() -> None:
+    with pytest.raises(InputError) as e:
+        parse_text("hello\nworld\n", "x.txt")
+    msg = str(e.value)
+    for fmt in ("iptables-save", "ip6tables-save", "iptables -S", "-nvL listing", "snapshot"):
+        assert fmt in msg, msg

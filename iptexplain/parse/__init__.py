@@ -11,19 +11,41 @@ from iptexplain.graph import Ruleset
 from iptexplain.parse.partial import missing_tables_note
 
 FORMATS = ("auto", "save", "S", "listing")
+# Every input iptexplain reads, in the words of the messages that list them.
+ACCEPTED = ("iptables-save / ip6tables-save output (-c or not), iptables -S, an iptables -L / -nL / -nvL "
+            "listing, or an iptexplain snapshot")
 _LISTING_RE = re.compile(r"^\s*(?:>\s?)*Chain \S+ \((?:policy \w+|\d+ references?|user-defined|ERROR)", re.M)
 _SAVE_RE = re.compile(r"^\s*\*(?:raw|mangle|nat|filter|security)\s*$", re.M)
 _S_RE = re.compile(r"^\s*(?:\[\d+:\d+\]\s*)?-[APN] \S+", re.M)
+_NFT_RE = re.compile(r"^[ \t]*table[ \t]+(?:ip|ip6|inet|arp|bridge|netdev)[ \t]+\S+[ \t]*\{", re.M)
+_NFT_JSON_RE = re.compile(r'^\s*\{\s*"nftables"\s*:')
+
+
+def nft_ruleset(text: str) -> tuple[str, int] | None:
+    """``nft list ruleset`` text (``("text", line of its first table)``) or its JSON
+    (``nft -j``: ``("json", 1)``), else None.
+
+    Until nft input is read this only names the format in the error; the nft reader takes over
+    where parse_text handles ``nft``."""
+    if _NFT_JSON_RE.match(text):
+        return "json", 1
+    m = _NFT_RE.search(text)
+    if m:
+        return "text", text.count("\n", 0, m.start()) + 1
+    return None
 
 
 def detect_format(text: str) -> str:
-    """'save' (iptables-save / restore), 'S' (iptables -S) or 'listing' (iptables -L family)."""
+    """'save' (iptables-save / restore), 'S' (iptables -S), 'listing' (iptables -L family) or
+    'nft' (``nft list ruleset``, text or JSON)."""
     if _SAVE_RE.search(text):
         return "save"
     if _LISTING_RE.search(text):
         return "listing"
     if _S_RE.search(text):
         return "S"
+    if nft_ruleset(text):
+        return "nft"
     return "save"
 
 
@@ -49,6 +71,11 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
         from iptexplain.parse.listing import parse_listing
 
         rs = parse_listing(text, source, family=family, table=table)
+    elif fmt == "nft":
+        kind, line = nft_ruleset(text) or ("text", 1)
+        raise InputError(f"an nftables ruleset (`nft {'-j ' if kind == 'json' else ''}list ruleset' output), "
+                         f"not iptables rules: iptexplain reads {ACCEPTED}; on an iptables-nft host "
+                         "`iptables-save` prints its rules", source, line)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
     missing_tables_note(rs)

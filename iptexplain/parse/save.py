@@ -17,6 +17,7 @@ from typing import Iterable
 from iptexplain.errors import InputError, OptionError
 from iptexplain.ext.base import Extension
 from iptexplain.graph import BUILTIN_CHAINS, Chain, Counters, Rule, Ruleset, Table
+from iptexplain.parse import ACCEPTED
 from iptexplain.parse.lazy import LazyRule, lazy_plan
 from iptexplain.parse.rulespec import parse_rulespec
 from iptexplain.parse.tokenize import split_args
@@ -302,7 +303,7 @@ class SaveReader:
         if not self.rs.tables and self.template_error is not None:
             raise self.template_error
         if not self.rs.tables:
-            raise InputError("no iptables rules found (expected iptables-save or iptables -S output)", self.source)
+            raise InputError(f"no iptables rules found (expected {ACCEPTED})", self.source)
         self.rs.format = "save" if self.saw_save else "S"
         # -S prints one table (filter unless -t names another): the others are unknown.
         self.rs.whole = self.saw_save
