@@ -233,6 +233,7 @@ class SaveReader:
         if key in self.rs.tables:
             self.replaced.append((f"{table.name} (IPv{fam})", line))
         table.ensure_builtins(listed=whole)
+        table.source = self.source
         self.rs.tables[key] = table
 
     # -- the pass --------------------------------------------------------------------------

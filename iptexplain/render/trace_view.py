@@ -31,7 +31,7 @@ from rich.tree import Tree
 from iptexplain.netfilter.trace import (
     DROPPED, GOTO, PASSED, REJECTED, REWRITE, RULE, UNDECIDED, Condition, Leaf, Outcome, Path, Step, Trace,
 )
-from iptexplain.render.outcome import OUTCOME_WORDS, decided_by, format_packet, outcome_sentence
+from iptexplain.render.outcome import OUTCOME_WORDS, decided_by, find_decider, format_packet, outcome_sentence
 
 # ---------------------------------------------------------------------------------------------
 # Markers: Unicode on a UTF-8 console, ASCII otherwise (rich tells us through ascii_only).
@@ -99,6 +99,7 @@ _VERDICT_STYLE = {
 }
 _NAT_TARGETS = {"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP", "MARK", "CONNMARK", "TPROXY"}
 
+_ASSUMED = re.compile(r"assumed\b|[\w.-]+ assumed\b")  # "assumed: eth0 has …", "proto tcp assumed (…)"
 MAX_UNCERTAIN_RULES = 4  # rules an uncertain verdict names in the closing summary
 
 def _style(key: str) -> str:
@@ -525,9 +526,13 @@ class TraceView:
             out.append(Text(f"ruleset {rs.source} ({fmt}, {count} rule{'s' if count != 1 else ''})", "dim"))
         notes = list(self.notes())
         warnings = [n for n in notes if n[0] in WARNING_NOTES]
-        others = [n for n in notes if n[0] not in WARNING_NOTES]
+        # facts made up for lack of a host model ("assumed: eth0 has address 198.51.100.1"): the
+        # answer rests on them, so they are shown as warnings are, always
+        assumed = [n for n in notes if n[0] not in WARNING_NOTES and _ASSUMED.match(n[1])]
+        others = [n for n in notes if n[0] not in WARNING_NOTES and not _ASSUMED.match(n[1])]
         # warnings first and always; the rest (inferences, where facts came from) up to a few
-        shown = warnings + (others if self.verbose else others[: max(self.max_notes - len(warnings), 2)])
+        shown = warnings + assumed + (others if self.verbose else
+                                      others[: max(self.max_notes - len(warnings) - len(assumed), 2)])
         for kind, msg in shown:
             warn = kind in WARNING_NOTES
             line = Text.assemble(
@@ -541,9 +546,12 @@ class TraceView:
         return out
 
     def notes(self) -> Iterator[tuple[str, str]]:
-        """Ruleset notes (with their line), then the trace's, each once."""
+        """Ruleset notes (with their line), then the trace's, each once.  The input is named
+        once, in the header: "from rules.save:166: -A …" reads "from line 166: -A …"."""
         seen: set[str] = set()
         rs = self.ruleset
+        src = getattr(rs, "source", "") or ""
+        here = re.compile(rf"(?<![\w/.]){re.escape(src)}:(\d+)") if src else None
         for n in (getattr(rs, "notes", None) or []):
             # the ruleset line above names the file: "line 72: …" is enough here
             line = getattr(n, "line", None)
@@ -554,6 +562,8 @@ class TraceView:
                 yield n.kind, msg
         for n in self.trace.notes:
             msg = n if isinstance(n, str) else getattr(n, "message", str(n))
+            if here is not None:
+                msg = here.sub(r"line \1", msg)
             kind = getattr(n, "kind", "trace")
             if msg not in seen:
                 seen.add(msg)
@@ -566,6 +576,16 @@ class TraceView:
             mark += m.uncertain  # "✔?": as listed; the kernel may decide otherwise
         style = outcome_style(outcome.kind)
         sentence = self.names(outcome_sentence(outcome, steps))
+        decider = find_decider(steps, outcome, self.ruleset, self.trace.flow.family)
+        said = False
+        if decider is not None and decider.rule is not None:
+            # the tracer's "dropped by filter X rule 7" names the rule the reference names: say it
+            # once, as the reference ("dropped by filter X #7 (rules.save:112)")
+            r = decider.rule
+            short = f"by {r.table} {r.chain} rule {r.number}"
+            if short in sentence:
+                sentence = sentence.replace(short, f"by {decider.text}", 1)
+                said = True
         first, _, rest = sentence.partition(" ")
         text = Text(f"{mark} ", style)
         word = first.lower().rstrip(":,;")
@@ -575,7 +595,7 @@ class TraceView:
         else:
             text.append(outcome.kind.upper(), style)
             text.append(f"  {sentence}", style.replace("bold ", ""))
-        who = decided_by(outcome, steps, self.ruleset, self.trace.flow.family)
+        who = "" if said else decided_by(outcome, steps, self.ruleset, self.trace.flow.family)
         if who:
             policy = re.match(r"\w+ by policy \w+ of (.+?)(?: \((.+)\))?$", who)
             if policy and outcome.rule is None and "policy" in text.plain and policy.group(1) in text.plain:
@@ -602,9 +622,9 @@ class TraceView:
             matches, target, _ = rule_parts(r)
             spec = " ".join(x for x in (matches, target) if x)
             names.append(f"{r.table} {r.chain} #{r.number} `{spec}`" + (f" (line {r.line})" if r.line else ""))
-        if len(rules) > len(shown):
-            names.insert(0, f"{len(rules) - len(shown)} earlier rule{'s' if len(rules) - len(shown) > 1 else ''}")
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        if len(rules) > len(shown):  # the count and the list agree: "5 rules, the last 4: A, B, C and D"
+            listed = f"{len(rules)} rules, the last {'' if len(shown) == 1 else f'{len(shown)}: '}{listed}"
         them = "it" if len(rules) == 1 else "them"
         if brief:
             return Text.assemble((f"{m.uncertain} uncertain: ", _style("note")),
