@@ -1265,7 +1265,7 @@ class Lab:
             tail = "".join(self.monitor.lines[-3:]).strip()
             notes.append(f"xtables-monitor had exited ({tail[-300:]}); restarted")
             self.monitor.stop()
-        self.monitor = _Monitor(self._ns_argv(HOST) + ["xtables-monitor", "--trace"], self.pid)
+        self.monitor = _Monitor(self._ns_argv(HOST) + self._monitor_argv(), self.pid)
         for _ in range(40):
             start = self.monitor.mark()
             if self._fence(start, 0.1) is not None:
@@ -1275,6 +1275,10 @@ class Lab:
                 break
         raise LabError("xtables-monitor --trace printed nothing for the lab's probe packet: "
                        + "".join(self.monitor.lines[-5:]))
+
+    def _monitor_argv(self) -> list[str]:
+        """The trace monitor run in the lab host (nft_lab.NftLab runs ``nft monitor trace``)."""
+        return ["xtables-monitor", "--trace"]
 
     def _marker_family(self) -> int:
         traced = [f for f, l in self.loaded.items() if l.traced]
@@ -1540,21 +1544,25 @@ class Lab:
                 end = self.monitor.mark()
             lines = self.monitor.take(start, end)
             self.monitor.trim(end)
-            keep_raw = [f for f, l in self.loaded.items() if "raw" in l.tables]
-            packets = parse_trace(lines, keep_raw_policy=keep_raw)
-            length = 28 + len(token.encode()) if flow.proto == "icmp" else None
-            first = next((p for p in packets if packet_matches(
-                p.first, dst=flow.dst, sport=sport, dport=flow.dport, proto=flow.proto,
-                length=length)), None)
-            if first is None:
-                notes.append("the first packet does not appear in the trace")
-                steps = []
-            else:
-                steps = self._fill_rule_texts(first.steps, notes)
+            packets, steps = self._trace_steps(lines, flow, sport, token, notes)
         return Observation(flow=flow, family=family, sport=sport,
                            backend=loaded.backend if loaded else None, sender=sender,
                            arrivals=arrivals, counters=counters, packets=packets, steps=steps,
                            notes=notes, elapsed=time.monotonic() - t0), foreign, late
+
+    def _trace_steps(self, lines: list[str], flow: Flow, sport: int, token: str,
+                     notes: list[str]) -> tuple[list[Any], list[Any]]:
+        """The traced packets of a flow's monitor lines, and the steps of its first packet."""
+        keep_raw = [f for f, l in self.loaded.items() if "raw" in l.tables]
+        packets = parse_trace(lines, keep_raw_policy=keep_raw)
+        length = 28 + len(token.encode()) if flow.proto == "icmp" else None
+        first = next((p for p in packets if packet_matches(
+            p.first, dst=flow.dst, sport=sport, dport=flow.dport, proto=flow.proto,
+            length=length)), None)
+        if first is None:
+            notes.append("the first packet does not appear in the trace")
+            return packets, []
+        return packets, self._fill_rule_texts(first.steps, notes)
 
     def _fill_rule_texts(self, steps: list[Step], notes: list[str]) -> list[Step]:
         """Fill in rules xtables-monitor could not print (1.8.9 dies printing ip6tables
@@ -1603,8 +1611,9 @@ class LabPool:
 
     labs: list[Lab] = field(default_factory=list)
 
-    def __call__(self, topology: Topology, **kw: Any) -> Lab:
-        lab = Lab(topology, **kw)
+    def __call__(self, topology: Topology, *, cls: type[Lab] | None = None, **kw: Any) -> Lab:
+        """A started lab; ``cls`` a Lab subclass (nft_lab.NftLab)."""
+        lab = (cls or Lab)(topology, **kw)
         self.labs.append(lab)
         return lab.start()
 
