@@ -126,6 +126,9 @@ class Condition:
 
     text: str
     probability: float | None = None
+    # Why every packet of this branch is an edge case, invalid or exceptional on the wire (source
+    # port 0, a martian source, a broadcast destination…: :mod:`.edges`); None: ordinary packets.
+    edge: str | None = None
 
 
 # Outcome kinds.
@@ -174,6 +177,11 @@ class Leaf:
     conditions: list[Condition]
     steps: list[Step]
     outcome: Outcome
+
+    @property
+    def edge(self) -> str | None:
+        """Why this way is taken only by edge packets (the first such condition), else None."""
+        return next((c.edge for c in self.conditions if c.edge), None)
 
     @property
     def probability(self) -> float | None:

@@ -14,6 +14,7 @@ from typing import Any
 from iptexplain.netfilter.trace import (
     DROPPED, PASSED, REJECTED, Condition, Fork, Outcome, Path, Step, Trace, ports_text, tcp_flags_text,
 )
+from iptexplain.render.outcome import ordinary_leaves
 
 SCHEMA = "iptexplain.trace/1"
 
@@ -23,8 +24,8 @@ FORKED = "forked"
 
 
 def result_of(trace: Trace) -> str:
-    """The outcome kind shared by every leaf, or ``forked`` when the leaves differ."""
-    kinds = trace.outcome_kinds()
+    """The outcome kind shared by every ordinary way, or ``forked`` when they differ."""
+    kinds = {lf.outcome.kind for lf in ordinary_leaves(trace)}
     if len(kinds) == 1:
         return next(iter(kinds))
     if not kinds:
@@ -34,8 +35,9 @@ def result_of(trace: Trace) -> str:
 
 def exit_status(trace: Trace) -> int:
     """0 when every way the flow can go passes (delivered, forwarded, sent), 1 when every way
-    is dropped or rejected, 3 otherwise: the ways disagree, or one is queued or undecided."""
-    kinds = trace.outcome_kinds()
+    is dropped or rejected, 3 otherwise: the ways disagree, or one is queued or undecided.
+    Ways only edge packets take do not count, unless there is no other (:func:`ordinary_leaves`)."""
+    kinds = {lf.outcome.kind for lf in ordinary_leaves(trace)}
     if kinds and all(k in PASSED for k in kinds):
         return EXIT_PASSED
     if kinds and all(k in BLOCKED for k in kinds):
@@ -93,7 +95,7 @@ def step_json(st: Step) -> dict[str, Any]:
 
 
 def condition_json(c: Condition) -> dict[str, Any]:
-    return {"text": c.text, "probability": c.probability}
+    return {"text": c.text, "probability": c.probability, "edge": c.edge}
 
 
 def outcome_json(o: Outcome, steps: list[Step], ruleset: Any = None, family: int = 4) -> dict[str, Any]:
@@ -191,6 +193,7 @@ def trace_json(trace: Trace, ruleset: Any = None) -> dict[str, Any]:
         leaves.append({
             "conditions": [condition_json(c) for c in leaf.conditions],
             "probability": leaf.probability,
+            "edge": leaf.edge,
             "outcome": outcome_json(leaf.outcome, leaf.steps, ruleset, trace.flow.family),
         })
     rs = None

@@ -31,7 +31,8 @@ from rich.tree import Tree
 from iptexplain.netfilter.trace import (
     DROPPED, GOTO, PASSED, REJECTED, REWRITE, RULE, UNDECIDED, Condition, Leaf, Outcome, Path, Step, Trace,
 )
-from iptexplain.render.outcome import OUTCOME_WORDS, decided_by, find_decider, format_packet, outcome_sentence
+from iptexplain.render.outcome import (OUTCOME_WORDS, decided_by, find_decider, format_packet, ordinary_leaves,
+                                       outcome_sentence)
 
 # ---------------------------------------------------------------------------------------------
 # Markers: Unicode on a UTF-8 console, ASCII otherwise (rich tells us through ascii_only).
@@ -644,36 +645,44 @@ class TraceView:
         return root.children
 
     def summary(self, m: Marks) -> list[Any]:
+        """The answer: the outcome of the ordinary packets (one way, or the ways they fork into),
+        then the ways only edge packets take (source port 0, a broadcast destination…) as the
+        exceptions they are (:mod:`iptexplain.netfilter.edges`)."""
         leaves = list(self.trace.leaves())
         if not leaves:
             return [Text(f"{m.maybe} UNDECIDED  the trace has no outcome", outcome_style(UNDECIDED))]
-        if len(leaves) == 1:
-            leaf = leaves[0]
-            line = self.outcome_text(leaf.outcome, leaf.steps, m)
-            line = self._a(line)
-            indent = line.plain.index(" ") + 1
-            out: list[Any] = [_hanging(line, indent)]
-            pkt = self._final_packet(leaf)
-            if pkt:
-                what = "packet as it leaves" if leaf.outcome.kind in PASSED else "the packet then"
-                extra = Text(f"{' ' * indent}{what}: {self.names(pkt)}", "dim")
-                out.append(_hanging(self._a(extra), indent + 2))
-            unsure = self.uncertain_text(leaf.outcome, m)
-            if unsure is not None:
-                out.append(_hanging(self._a(Text(" " * indent) + unsure), indent + 2))
-            return out
-        kinds = sorted({lf.outcome.kind for lf in leaves}, key=list(OUTCOME_WORDS).index)
-        head = Text.assemble(
-            (f"{m.fork} FORKS", _style("fork")),
-            (f"  {len(leaves)} ways, " + (f"all {kinds[0]}" if len(kinds) == 1 else " / ".join(kinds)), ""),
-        )
+        main = ordinary_leaves(self.trace)
+        edges = [lf for lf in leaves if lf.edge and lf not in main]
+        out = self._one_way(main[0], m) if len(main) == 1 else self._ways(main, m)
+        if edges:
+            out.extend(self._edge_ways(edges, m))
+        return out
+
+    def _one_way(self, leaf: Leaf, m: Marks) -> list[Any]:
+        line = self.outcome_text(leaf.outcome, leaf.steps, m)
+        line = self._a(line)
+        indent = line.plain.index(" ") + 1
+        out: list[Any] = [_hanging(line, indent)]
+        pkt = self._final_packet(leaf)
+        if pkt:
+            what = "packet as it leaves" if leaf.outcome.kind in PASSED else "the packet then"
+            extra = Text(f"{' ' * indent}{what}: {self.names(pkt)}", "dim")
+            out.append(_hanging(self._a(extra), indent + 2))
+        unsure = self.uncertain_text(leaf.outcome, m)
+        if unsure is not None:
+            out.append(_hanging(self._a(Text(" " * indent) + unsure), indent + 2))
+        return out
+
+    def _grid(self, leaves: list[Leaf], m: Marks, *, edge: bool = False) -> RichTable:
         grid = RichTable.grid(padding=(0, 1))
         grid.add_column(width=2)
         grid.add_column(justify="right", no_wrap=True)
         grid.add_column(ratio=1, overflow="fold")
         for leaf in leaves:
             p = leaf.probability
-            conds = Text(" and ".join(c.text for c in leaf.conditions), _style("cond"))
+            conds = Text(" and ".join(c.text for c in leaf.conditions if not edge or c.edge), _style("cond"))
+            if edge:
+                conds.append(f" — {leaf.edge}", "dim")
             conds.append("\n")
             conds.append_text(self.outcome_text(leaf.outcome, leaf.steps, m))
             unsure = self.uncertain_text(leaf.outcome, m, brief=True)
@@ -681,8 +690,17 @@ class TraceView:
                 conds.append("\n")
                 conds.append_text(unsure)
             conds = self._a(conds)
-            grid.add_row("", Text(f"{p:.0%}" if p is not None else "?", "bold"), conds)
-        out = [head, grid]
+            grid.add_row("", Text(f"{p:.0%}" if p is not None and not edge else "" if edge else "?", "bold"),
+                         conds)
+        return grid
+
+    def _ways(self, leaves: list[Leaf], m: Marks) -> list[Any]:
+        kinds = sorted({lf.outcome.kind for lf in leaves}, key=list(OUTCOME_WORDS).index)
+        head = Text.assemble(
+            (f"{m.fork} FORKS", _style("fork")),
+            (f"  {len(leaves)} ways, " + (f"all {kinds[0]}" if len(kinds) == 1 else " / ".join(kinds)), ""),
+        )
+        out: list[Any] = [head, self._grid(leaves, m)]
         unsure_ways = [lf for lf in leaves if lf.outcome.uncertain]
         if unsure_ways:
             why = "; ".join(sorted({lf.outcome.uncertain or "" for lf in unsure_ways}))
@@ -694,6 +712,11 @@ class TraceView:
                         "`iptables-save` (or `iptables -nvL`, `iptables -t nat -nvL`) instead.", "")
             out.append(_hanging(self._a(text), 2))
         return out
+
+    def _edge_ways(self, leaves: list[Leaf], m: Marks) -> list[Any]:
+        head = Text.assemble(("  except", _style("fork")),
+                             (" edge packets (invalid or exceptional on the wire; not in the exit status):", "dim"))
+        return [_hanging(self._a(head), 4), self._grid(leaves, m, edge=True)]
 
     def _final_packet(self, leaf: Leaf) -> str:
         pkt = leaf.outcome.packet
