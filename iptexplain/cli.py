@@ -63,13 +63,17 @@ FORMAT_CHOICE = click.Choice(["auto", "save", "S", "listing"])
 
 @main.command()
 @click.argument("file", required=False)
-@click.option("--format", "fmt", type=FORMAT_CHOICE, default="auto", show_default=True,
-              help="Input format (detected when auto).")
+@click.option("--input-format", "fmt", type=FORMAT_CHOICE, default="auto", show_default=True,
+              help="Format of FILE (detected when auto), as for trace.")
+# `--format' is the output format in trace; show's older spelling of --input-format is kept for
+# scripts, hidden, so that one word has one meaning in the helps.
+@click.option("--format", "old_fmt", type=FORMAT_CHOICE, default=None, hidden=True)
 @click.option("-t", "--table", "table", default=None, help="Show only this table.")
 @click.option("-4", "family", flag_value=4, default=None, help="IPv4 only.")
 @click.option("-6", "family", flag_value=6, help="IPv6 only.")
 @click.option("--chain", "chain", default=None, metavar="NAME", help="Show only this chain.")
-def show(file: str, fmt: str, table: str | None, family: int | None, chain: str | None) -> None:
+def show(file: str, fmt: str, old_fmt: str | None, table: str | None, family: int | None,
+         chain: str | None) -> None:
     """Show a ruleset as tables and chains, with jump edges and counters.
 
     FILE is an iptables-save dump (with or without -c), iptables -S output, an iptables -L
@@ -85,6 +89,7 @@ def show(file: str, fmt: str, table: str | None, family: int | None, chain: str 
       iptexplain show rules.save -t nat --chain DOCKER
     """
 
+    fmt = old_fmt or fmt
     if file is None and sys.stdin.isatty():
         _fail("iptexplain show: no FILE given and standard input is a terminal: "
               "pass a file, or pipe a dump: sudo iptables-save | iptexplain show -")

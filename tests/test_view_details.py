@@ -89,3 +89,32 @@ def test_live_rules_and_policies_share_one_reference_format() -> None:
     assert "(iptables-nft-save:2)" in dropped, dropped
     assert "(iptables-nft-save:5)" in accepted, accepted
     assert "live:" not in dropped + accepted
+
+
+def test_dot_does_not_show_an_unapplied_policy_as_applied() -> None:
+    from iptexplain.examples import load_example
+    from iptexplain.render.dot import render_dot
+
+    rs, host = load_example("docker")
+    published = render_dot(trace_flow(rs, Flow(dport=9525), host), rs)
+    # the DNAT decided in nat PREROUTING, filter DOCKER accepted: neither policy was applied
+    assert '"nat/PREROUTING" [label="PREROUTING\\npolicy ACCEPT (not reached)"' in published
+    assert '"filter/FORWARD" [label="FORWARD\\npolicy DROP (not reached)"' in published
+    closed = render_dot(trace_flow(rs, Flow(dport=9522, dst="172.17.0.6"), host), rs)
+    assert '"filter/FORWARD" [label="FORWARD\\npolicy DROP"' in closed  # it dropped the packet
+    assert '"nat/PREROUTING" [label="PREROUTING\\npolicy ACCEPT"' in closed  # no rule matched there
+
+
+def test_show_and_trace_say_what_no_file_reads_and_format_means_one_thing() -> None:
+    from click.testing import CliRunner
+
+    from iptexplain import cli
+
+    show = CliRunner().invoke(cli.main, ["show", "--help"]).output
+    trace = CliRunner().invoke(cli.main, ["trace", "--help"]).output
+    flat_show, flat_trace = " ".join(show.split()), " ".join(trace.split())
+    assert "unlike trace, show never reads the live host" in flat_show
+    assert "live host's ruleset is read (as root) -- unlike show, which reads standard input" in flat_trace
+    # --format is the output format (trace); the input format is --input-format in both
+    assert "--input-format" in show and "--format" not in show.replace("--input-format", "")
+    assert "--input-format" in trace and "Output: the rich view, JSON, or Graphviz" in flat_trace
