@@ -286,6 +286,9 @@ CASES: dict[str, Case] = {
 -A OUTPUT -d 10.96.0.1/32 -p tcp -m tcp --dport 443 -j DNAT --to-destination 198.51.100.1:6443
 -A POSTROUTING -o lo -j MASQUERADE""", FILTER_OPEN), MASQ_LO_FLOWS,
         topology=Topology(tuple(reversed(SERVICE_ROUTE.ifaces)))),
+    # SNAT of the host's own traffic through lo takes the address it is given, whatever it is.
+    "snat-through-lo": Case(save(NAT_HEAD + """
+-A POSTROUTING -o lo -j SNAT --to-source 172.17.0.1""", FILTER_OPEN), MASQ_LO_FLOWS[1:], topology=SERVICE_ROUTE),
     # LOG, MARK and CONNMARK continue; later rules see the marks.
     "log-mark-connmark-continue": Case(save("""*mangle
 :PREROUTING ACCEPT [0:0]
