@@ -59,27 +59,30 @@ def main() -> None:
 
 
 FORMAT_CHOICE = click.Choice(["auto", "save", "S", "listing"])
+TABLE_CHOICES = ["raw", "mangle", "nat", "filter", "security"]
 
 
 @main.command()
-@click.argument("file", required=False)
+@click.argument("files", nargs=-1)
 @click.option("--input-format", "fmt", type=FORMAT_CHOICE, default="auto", show_default=True,
               help="Format of FILE (detected when auto), as for trace.")
 # `--format' is the output format in trace; show's older spelling of --input-format is kept for
 # scripts, hidden, so that one word has one meaning in the helps.
 @click.option("--format", "old_fmt", type=FORMAT_CHOICE, default=None, hidden=True)
-@click.option("-t", "--table", "table", default=None, help="Show only this table.")
+@click.option("-t", "--table", "table", type=click.Choice(TABLE_CHOICES), default=None,
+              help="Show only this table; also the table of -S / -L text that does not name its own.")
 @click.option("-4", "family", flag_value=4, default=None, help="IPv4 only.")
 @click.option("-6", "family", flag_value=6, help="IPv6 only.")
 @click.option("--chain", "chain", default=None, metavar="NAME", help="Show only this chain.")
-def show(file: str, fmt: str, old_fmt: str | None, table: str | None, family: int | None,
+def show(files: tuple[str, ...], fmt: str, old_fmt: str | None, table: str | None, family: int | None,
          chain: str | None) -> None:
     """Show a ruleset as tables and chains, with jump edges and counters.
 
     FILE is an iptables-save dump (with or without -c), iptables -S output, an iptables -L
     listing or an iptexplain snapshot; '-' reads standard input, and so does no FILE when
     standard input is not a terminal (unlike trace, show never reads the live host: pipe
-    `sudo iptables-save` to it).  Each chain is a table of its rules: number, counters
+    `sudo iptables-save` to it); several FILEs are pieces of one ruleset, read as one.  Each
+    chain is a table of its rules: number, counters
     when present, rule text, target (-> CHAIN for a jump, ↪ CHAIN for a goto); user chains
     list the rules that reach them; modules iptexplain does not understand are highlighted.
 
@@ -90,24 +93,28 @@ def show(file: str, fmt: str, old_fmt: str | None, table: str | None, family: in
     """
 
     fmt = old_fmt or fmt
-    if file is None and sys.stdin.isatty():
+    if not files and sys.stdin.isatty():
         _fail("iptexplain show: no FILE given and standard input is a terminal: "
               "pass a file, or pipe a dump: sudo iptables-save | iptexplain show -")
-    if file is None:
-        file = "-"
-    elif file == "-":
+    file = files[0] if files else "-"
+    if "-" in files:
         _waiting_for_stdin("show")
 
     def body() -> int:
         from iptexplain.parse import load
         from iptexplain.render.show import render_ruleset
 
-        s_table = table if fmt == "S" else None
+        if len(files) > 1:
+            from iptexplain.sources import read_files
+
+            render_ruleset(read_files(files, fmt, table, save_ok=True), table=table, family=family, chain=chain)
+            return 0
+        # -t names the table of -S / -L text without one (an iptables-save dump names its own).
         # -S output and listings may not show their family: when one is asked for, read them
         # as that family straight away (a dump says its family itself).
-        rs = load(file, fmt, table=s_table)
+        rs = load(file, fmt, table=table)
         if family is not None and family not in rs.families() and rs.format != "save":
-            rs = load(file, fmt, family=family, table=s_table) if file != "-" else rs
+            rs = load(file, fmt, family=family, table=table) if file != "-" else rs
         render_ruleset(rs, table=table, family=family, chain=chain)
         return 0
 
@@ -315,7 +322,10 @@ JSON schema: docs/trace-json.md (iptexplain.trace/1)."""
 
 
 @main.command(cls=_OneLineUsage, epilog=_trace_epilog(), short_help="Trace a flow through the ruleset.")
-@click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("-t", "--table", "table", type=click.Choice(TABLE_CHOICES), default=None,
+              help="The table of -S / -L text that does not name its own (iptables -S and -L "
+                   "print filter without -t).")
 @click.option("--example", type=click.Choice(EXAMPLES), help="Trace on a bundled example ruleset instead of FILE.")
 @click.option("-p", "--proto", "--protocol", "proto", callback=_check_proto, metavar="PROTO",
               help="Protocol: tcp, udp, icmp, ipv6-icmp, sctp, a name or number.")
@@ -373,8 +383,8 @@ JSON schema: docs/trace-json.md (iptexplain.trace/1)."""
 @click.option("--color", "color", type=click.Choice(["auto", "always", "never"]), default="auto",
               show_default=True, help="Colour (auto: only on a terminal, and not with NO_COLOR).")
 @click.option("--width", type=click.IntRange(40, 1000), default=None, help="Width of the view (default: the terminal's).")
-def trace(file: str | None, example: str | None, proto: str | None, src: str | None, dst: str | None,
-          sport, dport, sports, dports, syn: bool, not_syn: bool,  # type: ignore[no-untyped-def]
+def trace(files: tuple[str, ...], table: str | None, example: str | None, proto: str | None,  # type: ignore[no-untyped-def]
+          src: str | None, dst: str | None, sport, dport, sports, dports, syn: bool, not_syn: bool,
           tcp_flags: tuple[int, int] | None, not_tcp_flags: tuple[int, int] | None,
           iniface: str | None, outiface: str | None, state: str,
           mark: int | None, icmp_type: str | None, from_host: bool, from_container: str | None, reply: bool,
@@ -385,11 +395,13 @@ def trace(file: str | None, example: str | None, proto: str | None, src: str | N
     """Trace a flow through netfilter's hooks: the path, why each rule matched or not, the outcome.
 
     FILE is an iptables-save dump, iptables -S output, an iptables -L/-nvL listing or an
-    iptexplain snapshot; '-' reads standard input.  Without FILE (and without --example) the
-    live host's ruleset is read (as root) -- unlike show, which reads standard input.  Flow
-    options are spelled as iptables spells them.
+    iptexplain snapshot; '-' reads standard input.  Several FILEs are pieces of one host's
+    ruleset (`iptables -S` in one, `iptables -t nat -nvL` in another) read as one.  Without FILE
+    (and without --example) the live host's ruleset is read (as root) -- unlike show, which reads
+    standard input.  Flow options are spelled as iptables spells them.
     """
-    if file is not None and example is not None:
+    file = files[0] if len(files) == 1 else None
+    if files and example is not None:
         _fail("iptexplain trace: give FILE or --example, not both (see iptexplain trace --help)")
     if as_json:
         out_format = "json"
@@ -421,7 +433,7 @@ def trace(file: str | None, example: str | None, proto: str | None, src: str | N
     if family is not None and addr_families and addr_families != {family}:
         _fail(f"iptexplain trace: -{family} given with an IPv{10 - family} address")
     fam = family or next(iter(addr_families), None)
-    if file == "-":
+    if "-" in files:
         _waiting_for_stdin("trace")
 
     def body() -> int:
@@ -429,9 +441,9 @@ def trace(file: str | None, example: str | None, proto: str | None, src: str | N
         from iptexplain.netfilter.tracer import trace_flow
         from iptexplain.sources import resolve
 
-        given = resolve(file, example, fam, input_format, backend=None if backend == "auto" else backend,
+        given = resolve(files or None, example, fam, input_format, backend=None if backend == "auto" else backend,
                         host_files=host_files, local=local, ifaces=ifaces, routes=routes,
-                        ipset_files=ipset_files)
+                        ipset_files=ipset_files, table=table)
         flow = Flow(family=given.family, proto=proto, src=src, dst=dst, sport=sport, dport=dport,
                     iniface=iniface, outiface=outiface, state=state.upper(), mark=mark,
                     icmp_type=icmp_type, from_host=from_host, from_container=from_container, reply=reply,

@@ -145,9 +145,15 @@ class Chain:
     listed: bool = True
     policy_known: bool = True
     gaps: tuple[int, ...] = ()
+    # The input whose ``line`` it is, when the ruleset was read from several (""): the ruleset's).
+    source: str = ""
 
     def __repr__(self) -> str:
         return f"<Chain {self.table}/{self.name} {self.size} rules>"
+
+    def located(self, ruleset_source: str) -> str:
+        """``FILE:LINE`` of the line that declared the chain or set its policy ("" if none)."""
+        return f"{self.source or ruleset_source}:{self.line}" if self.line else ""
 
     @property
     def complete(self) -> bool:
@@ -218,6 +224,10 @@ class Ruleset:
     # table not listed), "matches" (row text that could not be read back), "options" (module
     # options -L does not print, e.g. hashlimit's table name).  Empty: nothing hidden.
     hidden: set[str] = field(default_factory=set)
+    # Read from several inputs (iptexplain.parse.combine): what each hid, by source, when they
+    # differ -- an -nL listing's rules may hide interfaces, a save dump's beside it do not.
+    # Empty: ``hidden`` holds for every rule.
+    hidden_in: dict[str, set[str]] = field(default_factory=dict)
     # Some chains' rules are still text: the reader's book (iptexplain.parse.deferred.DeferredBook),
     # which counts them; ``references`` are filled by parse_all(), which reads them.
     deferred: Any = None
@@ -308,11 +318,12 @@ class Ruleset:
         "address" when a source/destination was printed as a name that could not be resolved,
         "match" when row text could not be read back.  A verdict that depends on such a rule is
         uncertain; empty for iptables-save input."""
-        if not self.hidden:
+        hidden = self.hidden_in.get(rule.source, self.hidden) if self.hidden_in else self.hidden
+        if not hidden:
             return frozenset()
         out: set[str] = set()
         h = rule.header
-        if "interfaces" in self.hidden and h.iniface is None and h.outiface is None:
+        if "interfaces" in hidden and h.iniface is None and h.outiface is None:
             out.add("interfaces")
         for m in rule.matches:
             if not m.understood:

@@ -62,18 +62,29 @@ def _optional(module: str):  # type: ignore[no-untyped-def]
         return None
 
 
-def resolve(file: str | None = None, example: str | None = None, family: int | None = None,
-            input_format: str = "auto", *, backend: str | None = None,
+def resolve(file: str | tuple[str, ...] | list[str] | None = None, example: str | None = None,
+            family: int | None = None, input_format: str = "auto", *, backend: str | None = None,
             host_files: tuple[str, ...] = (), local: tuple[str, ...] = (), ifaces: tuple[str, ...] = (),
-            routes: tuple[str, ...] = (), ipset_files: tuple[str, ...] = ()) -> TraceInput:
+            routes: tuple[str, ...] = (), ipset_files: tuple[str, ...] = (),
+            table: str | None = None) -> TraceInput:
     """The trace's input from ``--example``, FILE (``-``: standard input; a dump or a snapshot) or,
     with neither, the live host.  ``backend``: "nft"/"legacy" (None: detected, or not known).
+    Several files (``trace filter.txt nat.txt``) are the pieces of one host's ruleset, read as one
+    (:func:`read_files`).  ``table``: the table of -S / -L text that does not name its own
+    (``--table``).
 
     Raises InputError (one line, ``FILE:LINE: what is wrong``) on bad input.
     """
     if backend is not None and backend not in BACKENDS:
         raise InputError(f"unknown backend `{backend}' (expected nft or legacy)", "--backend")
-    src = _ruleset_and_host(file, example, family, input_format, backend)
+    files = (file,) if isinstance(file, str) else tuple(file or ())
+    if table is not None and not files:
+        raise InputError("--table names the table of -S / -L text given as FILE", "--table")
+    if len(files) > 1 or table is not None:
+        rs = read_files(files, input_format, table)
+        src = TraceInput(rs, None, _flow_family(rs, family), "file", {4: backend, 6: backend} if backend else {})
+    else:
+        src = _ruleset_and_host(files[0] if files else None, example, family, input_format, backend)
     rs = src.ruleset
     if src.kind in ("file", "example") and not rs.tables:
         raise InputError(f"no iptables rules found in the input (expected {ACCEPTED})", rs.source)
@@ -88,6 +99,36 @@ def resolve(file: str | None = None, example: str | None = None, family: int | N
     if given is not None:
         src.ipsets = {**(src.ipsets or {}), **given}
     return src
+
+
+def read_files(files: tuple[str, ...], input_format: str = "auto", table: str | None = None,
+               save_ok: bool = False) -> Ruleset:
+    """Read files of iptables text (``-``: standard input) as the one ruleset of one host.
+
+    Each is read on its own -- any format, any mix -- and they are joined table by table and
+    chain by chain (:func:`iptexplain.parse.combine.combine`, which says what a table given twice
+    means); every rule keeps its ``FILE:LINE``.  ``table`` (``--table``) names the table of -S /
+    -L text that does not name its own; an iptables-save dump names its tables, so it is an
+    error there (``save_ok``: ignored there, as ``show -t`` selects a dump's table).  A snapshot is a whole host with its own model: it cannot be one of several."""
+    from iptexplain.parse import parse_text, read_input
+    from iptexplain.parse.combine import combine
+    from iptexplain.snapshot import is_snapshot
+
+    if list(files).count("-") > 1:
+        raise InputError("standard input (`-') can be given once", "-")
+    parts = []
+    for f in files:
+        text, name = read_input(f)
+        if is_snapshot(text):
+            if len(files) > 1:
+                raise InputError("a snapshot is a whole host: give it alone, not with other inputs", name)
+            raise InputError("a snapshot names its tables: --table is for -S and -L text", name)
+        rs = parse_text(text, name, input_format, table=table)
+        if table is not None and rs.format == "save" and not save_ok:
+            raise InputError("an iptables-save dump names its tables (`*filter' ...): --table is for "
+                             "iptables -S and -L text", name)
+        parts.append(rs)
+    return combine(parts)
 
 
 def _ruleset_and_host(file: str | None, example: str | None, family: int | None, input_format: str,

@@ -303,7 +303,7 @@ Das ist alles.
     assert not [n for n in rs.notes if n.kind in ("inference", "duplicate")]
     # KUBE-SEP-B is jumped to but not listed: named as hidden, not silently empty.
     assert "chains" in rs.hidden
-    assert any("KUBE-SEP-B" in n.message for n in rs.notes if n.kind == "fidelity")
+    assert any("KUBE-SEP-B" in n.message for n in rs.notes if n.kind == "partial")
 
 
 def test_command_table_that_contradicts_the_chains_is_not_believed() -> None:

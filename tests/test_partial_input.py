@@ -7,9 +7,16 @@ from the corpus (fixtures/partial, see its README).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
-from iptexplain.parse import parse_text
+import pytest
+
+from iptexplain.errors import InputError
+from iptexplain.parse import load, parse_text
+from iptexplain.parse.combine import combine
+from iptexplain.sources import read_files
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "fixtures"
@@ -38,7 +45,7 @@ def test_filter_S_lacks_the_other_tables_and_says_so() -> None:
     assert rs.tables_shown(4) == ("filter",)
     assert rs.missing_tables(4) == ("raw", "mangle", "nat", "security")
     (note,) = [n for n in rs.notes if "unknown --" in n.message]
-    assert note.kind == "fidelity"
+    assert note.kind == "partial"
     for t in ("raw", "mangle", "nat", "security"):
         assert t in note.message
     assert "iptables -t TABLE -S" in note.message
@@ -75,7 +82,7 @@ def test_listing_without_a_builtin_chain_marks_it_unknown() -> None:
     f = rs.table("filter")
     assert f.chains["INPUT"].complete and f.chains["INPUT"].policy == "DROP"
     assert not f.chains["FORWARD"].listed and not f.chains["OUTPUT"].listed
-    assert any("FORWARD, OUTPUT not listed: their rules and policy are unknown" in n.message
+    assert any("built-in chains FORWARD and OUTPUT not shown: their rules and policy are unknown" in n.message
                for n in rs.notes)
 
 
@@ -85,3 +92,117 @@ def test_listing_jump_to_a_chain_not_shown_marks_it_unknown() -> None:
     rs = parse_text(text, "cut.nL")
     chain = rs.table("filter").chains["ts-input"]
     assert not chain.listed and not chain.builtin and chain.rules == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables are what iptables says they are.
+
+PARTIAL = FIX / "partial"
+MOBY = "moby-iptablesdoc_v28.5.2__usernet-portmap"
+
+
+def test_filter_S_using_MARK_is_filter_not_mangle() -> None:
+    rs = _read(PARTIAL / "calico-docker-libnetwork_filter.v4.S")
+    assert rs.tables_shown(4) == ("filter",)
+    assert any(r.target_name == "MARK" for r in rs.rules())
+    assert not any("mangle inferred" in n.message for n in rs.notes)
+
+
+def test_filter_listing_using_TCPMSS_is_filter() -> None:
+    text = ("Chain FORWARD (policy DROP 0 packets, 0 bytes)\n"
+            " pkts bytes target     prot opt in     out     source               destination\n"
+            "    0     0 TCPMSS     tcp  --  *      ppp0    0.0.0.0/0            0.0.0.0/0            "
+            "tcp flags:0x06/0x02 TCPMSS clamp to PMTU\n")
+    rs = parse_text(text, "fwd.nvL")
+    assert rs.tables_shown(4) == ("filter",)
+    assert rs.table("filter").chains["FORWARD"].rules[0].target_name == "TCPMSS"
+
+
+def test_text_that_cannot_be_filter_is_read_as_the_table_it_must_be() -> None:
+    rs = _read(DOCKER / f"{MOBY}.nat.v4.S")  # no prompt: -P PREROUTING ... cannot be filter
+    assert rs.tables_shown(4) == ("nat",)
+    (note,) = [n for n in rs.notes if n.kind == "inference"]
+    assert "cannot be filter" in note.message and "PREROUTING" in note.message
+
+
+def test_heading_naming_the_table_decides_it() -> None:
+    text = ("Output of -t nat -nL on the router:\n"
+            "Chain DOCKER (2 references)\n"
+            "target     prot opt source               destination\n"
+            "RETURN     all  --  0.0.0.0/0            0.0.0.0/0\n")
+    rs = parse_text(text, "heading.nL")
+    assert rs.tables_shown(4) == ("nat",)
+
+
+def test_table_option_overrides_and_contradiction_is_an_input_error() -> None:
+    text = "-N DOCKER\n-A DOCKER -i docker0 -j RETURN\n"
+    assert parse_text(text, "d.S").tables_shown(4) == ("filter",)
+    assert parse_text(text, "d.S", table="nat").tables_shown(4) == ("nat",)
+    listing = "Chain FORWARD (policy DROP)\ntarget     prot opt source               destination\n"
+    with pytest.raises(InputError, match="--table nat: table nat has no FORWARD chain"):
+        parse_text(listing, "f.nL", table="nat")
+
+
+def test_one_paste_of_several_S_commands_is_one_ruleset() -> None:
+    f = (DOCKER / f"{MOBY}.filter.v4.S").read_text()
+    n = (DOCKER / f"{MOBY}.nat.v4.S").read_text()
+    text = f"root@host:~# iptables -S\n{f}root@host:~# iptables -t nat -S\n{n}"
+    rs = parse_text(text, "session.txt")
+    assert set(rs.tables_shown(4)) == {"filter", "nat"}
+    save = load(str(FIX / "moby28.5-usernet-portmap.v4.save"))
+    del save.tables[(4, "raw")]
+    assert save.difference(rs, ignore={"counters"}) is None
+    # every rule keeps its line in the one paste
+    dnat = next(r for r in rs.rules() if r.target_name == "DNAT")
+    assert text.splitlines()[dnat.line - 1].startswith("-A DOCKER") and "DNAT" in text.splitlines()[dnat.line - 1]
+
+
+def test_S_paste_without_prompts_splits_at_the_next_policy_block() -> None:
+    f = (DOCKER / f"{MOBY}.filter.v4.S").read_text()
+    n = (DOCKER / f"{MOBY}.nat.v4.S").read_text()
+    rs = parse_text(f + n, "two.S")
+    assert set(rs.tables_shown(4)) == {"filter", "nat"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Several inputs, one ruleset.
+
+
+def test_pieces_in_any_format_make_the_ruleset_of_the_save_dump() -> None:
+    save = load(str(FIX / "moby28.5-usernet-portmap.v4.save"))
+    for kind in ("S", "vL"):
+        files = tuple(str(DOCKER / f"{MOBY}.{t}.v4.{kind}") for t in ("filter", "nat", "raw"))
+        rs = read_files(files)
+        assert save.difference(rs, ignore={"counters"}) is None, kind
+        assert rs.missing_tables(4) == ("mangle", "security")
+        for r in rs.rules():
+            assert r.source in files and r.line > 0
+
+
+def test_mixed_formats_and_file_line_in_the_trace() -> None:
+    files = [str(DOCKER / f"{MOBY}.filter.v4.S"), str(DOCKER / f"{MOBY}.nat.v4.vL")]
+    out = subprocess.run([sys.executable, "-m", "iptexplain", "trace", *files, "--dport", "8080",
+                          "--color", "never", "--width", "200"], capture_output=True, text=True)
+    assert out.returncode in (0, 3), out.stderr
+    assert f"{MOBY}.nat.v4.vL:" in out.stdout  # the DNAT rule is pointed at in its own file
+    assert "ruleset " in out.stdout and " + " in out.stdout
+
+
+def test_table_given_twice_is_one_table_seen_twice() -> None:
+    a = parse_text("-P INPUT DROP\n-P FORWARD DROP\n-P OUTPUT ACCEPT\n-N ssh\n-A INPUT -j ssh\n", "a.S")
+    b = parse_text("-N ssh\n-A ssh -p tcp --dport 22 -j ACCEPT\n", "b.S")
+    rs = combine([a, b])
+    f = rs.table("filter")
+    assert f.chains["INPUT"].policy == "DROP" and f.chains["INPUT"].policy_known
+    assert [r.source for r in f.chains["ssh"].rules] == ["b.S"]
+    assert f.chains["ssh"].references[0].source == "a.S"
+    assert all(c.complete for c in f.chains.values())
+    c = parse_text("-N ssh\n-A ssh -p tcp --dport 2222 -j ACCEPT\n", "c.S")
+    rs = combine([rs, c])
+    assert rs.table("filter").chains["ssh"].rules[0].source == "c.S"
+    assert any(n.kind == "duplicate" and "ssh differ" in n.message for n in rs.notes)
+
+
+def test_several_inputs_on_the_command_line_errors() -> None:
+    with pytest.raises(InputError, match="--table is for iptables -S and -L text"):
+        read_files((str(FIX / "seed-docker.v4.save"),), table="nat")

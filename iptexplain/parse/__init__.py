@@ -8,7 +8,7 @@ from pathlib import Path
 
 from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
-from iptexplain.parse.partial import missing_tables_note
+from iptexplain.parse.partial import name_gaps
 
 FORMATS = ("auto", "save", "S", "listing")
 # Every input iptexplain reads, in the words of the messages that list them.
@@ -78,7 +78,7 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
                          "`iptables-save` prints its rules", source, line)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
-    missing_tables_note(rs)
+    name_gaps(rs)
     return rs
 
 

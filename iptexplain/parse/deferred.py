@@ -79,6 +79,7 @@ class DeferredChain(Chain):
         self.listed = True  # a save dump shows every chain whole (Chain.listed)
         self.policy_known = True
         self.gaps = ()
+        self.source = ""
         self._pending: tuple[str, int, int] | None = _EMPTY  # (text, start, end) of the run
         self._first = 0
         self._book = book

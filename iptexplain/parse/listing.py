@@ -30,6 +30,7 @@ from iptexplain.ext.base import (ChainJump, ListingTail, Match, OpaqueMatch,
                                  OpaqueTarget, Target)
 from iptexplain.graph import (BUILTIN_CHAINS, STANDARD_VERDICTS, Chain, Counters, IPHeader, Rule,
                               Ruleset, Table)
+from iptexplain.parse.partial import name_gaps
 from iptexplain.parse.rulespec import IPTABLES_MATCHES, IPTABLES_TARGETS, canonical_proto
 from iptexplain.parse.save import infer_table
 
@@ -46,7 +47,8 @@ _CMD_RE = re.compile(
 _QUOTED_RE = re.compile(r"^\s*(?:>\s?)+")
 _TABLE_WORD_RE = re.compile(r"(?<![\w-])(raw|mangle|nat|filter|security)(?![\w-])", re.I)
 _SUFFIX = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
-_FILTER_BUILTINS = frozenset(BUILTIN_CHAINS["filter"])
+# A heading or remark that names a table the way iptables does (`-t nat`), without the command.
+_TABLE_FLAG_RE = re.compile(r"(?:^|[\s(`'\"])(?:-t\s*|--table[\s=])(raw|mangle|nat|filter|security)\b")
 _ROWISH_RE = re.compile(r"(?:^|\s)!?(?:anywhere|0\.0\.0\.0/0|::/0|\d+\.\d+\.\d+\.\d+(?:/\d+)?)(?:\s|$)")
 _NUMERIC_HOST = frozenset("0123456789abcdefABCDEF.:")
 _NUMERIC_ADDRS: dict[tuple[str, int], tuple] = {}  # "10.0.0.1", "!127.0.0.0/8" -> (Address, inverted)
@@ -169,6 +171,7 @@ class Section:
 
     command: Command | None
     hint: tuple[str, int] | None  # a table word in the prose before it, and its line
+    flag: tuple[str, int] | None = None  # `-t TABLE' in a heading before it (no command), and its line
     blocks: list[Block] = field(default_factory=list)
     family: int = 4
     table: str = "filter"
@@ -499,6 +502,7 @@ class ListingReader:
         self.block: Block | None = None
         self.pending: Command | None = None
         self.hint: tuple[str, int] | None = None
+        self.flag: tuple[str, int] | None = None
         self.skipped_inside: list[int] = []
         self.skipped = 0
         self.unresolved: dict[str, int] = {}
@@ -555,6 +559,9 @@ class ListingReader:
             self.skipped += 1
             if blk is not None and _ROWISH_RE.search(line):
                 self.skipped_inside.append(lineno)
+            hf = _TABLE_FLAG_RE.search(line)
+            if hf:
+                self.flag = (hf.group(1), lineno)
             hw = _TABLE_WORD_RE.search(line)
             if hw:
                 self.hint = (hw.group(1).lower(), lineno)
@@ -585,9 +592,11 @@ class ListingReader:
         if new:
             self._close_section()
             hint = self.hint if self.pending is None and self.since_hint <= 3 else None
-            sec = self.section = Section(self.pending, hint)
+            flag = self.flag if self.pending is None and self.since_hint <= 3 else None
+            sec = self.section = Section(self.pending, hint, flag=flag)
             self.pending = None
             self.hint = None
+            self.flag = None
         blk = Block(name, lineno, policy, pc, refs)
         sec.blocks.append(blk)  # type: ignore[union-attr]
         sec.names.add(name)  # type: ignore[union-attr]
@@ -701,26 +710,32 @@ class ListingReader:
         if fam is None:
             fam = 6 if v6 and not v4 else 4
         sec.family = fam
-        if cmd is not None:
-            name = cmd.table or "filter"
+        if self.table_hint is not None:
+            # --table on the command line: the user's word over the text's.
+            name = self.table_hint
+            odd = sorted(builtins - set(BUILTIN_CHAINS[name]))
+            if odd:
+                raise InputError(f"--table {name}: table {name} has no {', '.join(odd)} chain, which "
+                                 f"{sec.span()} list{'s' if sec.first_line == sec.last_line else ''}",
+                                 self.source, sec.first_line)
+            sec.table = name
+            if cmd is not None and (cmd.table or "filter") != name:
+                self.rs.note("inference", f"{sec.span()}: read as table {name}, as --table says, although "
+                                          f"the command at line {cmd.line} lists {cmd.table or 'filter'}",
+                             sec.first_line)
+            return
+        if cmd is not None or sec.flag is not None:
+            name = cmd.table or "filter" if cmd is not None else sec.flag[0]  # type: ignore[index]
+            said = (f"the command at line {cmd.line} lists" if cmd is not None
+                    else f"the heading at line {sec.flag[1]} names")  # type: ignore[index]
             if builtins <= set(BUILTIN_CHAINS[name]):
                 sec.table = name
                 return
             odd = sorted(builtins - set(BUILTIN_CHAINS[name]))
-            why_not = (f"the command at line {cmd.line} lists table {name}, but table {name} has no "
-                       f"{', '.join(odd)} chain")
+            why_not = f"{said} table {name}, but table {name} has no {', '.join(odd)} chain"
         else:
             why_not = None
-        if self.table_hint is not None and builtins <= set(BUILTIN_CHAINS[self.table_hint]) and why_not is None:
-            sec.table = self.table_hint
-            return
-        guess = infer_table(builtins, targets - {""})
-        if guess is None:
-            if builtins and builtins <= _FILTER_BUILTINS:
-                guess = ("filter", f"its built-in chains are {', '.join(sorted(builtins))}")
-            else:
-                guess = ("filter", "iptables -L lists the filter table unless -t names another")
-        sec.table, reason = guess
+        sec.table, reason = infer_table(builtins, targets - {""})
         msg = f"{sec.span()}: no command names the table; read as {sec.table} because {reason}"
         if why_not:
             msg = f"{sec.span()}: {why_not}; read as {sec.table} because {reason}"
@@ -809,7 +824,9 @@ class ListingReader:
         return None, False
 
     def _finish_table(self, t: Table) -> None:
-        missing_builtins = [c for c in BUILTIN_CHAINS[t.name] if c not in t.chains]
+        """Give the table the chains it must have -- its built-in chains, the chains its rules
+        jump to -- marked unknown where the listing did not show them (the notes that name them
+        come from :func:`iptexplain.parse.partial.name_gaps`)."""
         t.ensure_builtins(listed=False)
         # Keep built-in chains first, in iptables-save order, as the save reader does.
         order = {c: i for i, c in enumerate(BUILTIN_CHAINS[t.name])}
@@ -817,23 +834,6 @@ class ListingReader:
         jumps_missing = sorted({r.jump for r in t.rules() if r.jump is not None and r.jump not in t.chains})
         for name in jumps_missing:
             t.chains[name] = Chain(name, t.name, False, None, line=0, listed=False)
-        if jumps_missing:
-            self.rs.hidden.add("chains")
-            self.rs.note(
-                "fidelity",
-                f"table {t.name} (IPv{t.family}): rules jump to {', '.join(jumps_missing)}, which "
-                f"the listing does not show; their rules are unknown (run `iptables -t {t.name} -nvL` "
-                f"without a chain name, or iptables-save)",
-            )
-        if missing_builtins and len(missing_builtins) < len(BUILTIN_CHAINS[t.name]) or (
-            missing_builtins and any(not c.builtin for c in t.chains.values())
-        ):
-            self.rs.hidden.add("chains")
-            self.rs.note(
-                "fidelity",
-                f"table {t.name} (IPv{t.family}): built-in chain(s) {', '.join(missing_builtins)} not "
-                f"listed: their rules and policy are unknown",
-            )
 
     def _fidelity(self, no_via: list[Section], partial: list[Section]) -> None:
         rs = self.rs
@@ -931,7 +931,9 @@ def parse_listing(text: str, source: str = "<input>", family: int | None = None,
     """Read iptables/ip6tables -L output (any of its forms, pasted sessions included)."""
     reader = ListingReader(source, family, table)
     reader.scan(text)
-    return reader.build()
+    rs = reader.build()
+    name_gaps(rs)
+    return rs
 
 
 def read_row_tail(text: str, target: str = "", family: int = 4, proto: str | None = None) -> tuple:

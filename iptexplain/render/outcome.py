@@ -128,9 +128,9 @@ def _chain_where(ruleset: Any, family: int, table: str, chain: str) -> str:
     c = t.chain(chain) if t is not None else None
     if c is None or not c.line:
         return ""
-    # the table's own input (a live host's IPv4 tables come from iptables-nft-save), as its
-    # rules' references say it: one reference format for rules and policies alike
-    return f"{getattr(t, 'source', '') or ruleset.source}:{c.line}"
+    # the chain's or table's own input (a live host's IPv4 tables come from iptables-nft-save), as
+    # its rules' references say it: one reference format for rules and policies alike
+    return c.located(getattr(t, "source", "") or ruleset.source)
 
 
 _VERB = {

@@ -68,7 +68,7 @@ UNICODE = Marks("✓", "✗", "⇒", "✎", "⤷", "⑂", "↩", "→", "!", "�
 ASCII = Marks("+", "x", "=>", "~", ">", "<>", "<-", "->", "!", "OK", "XX", "??", "!=")
 
 # Note kinds shown as warnings (the trace may differ from the kernel's because of them).
-WARNING_NOTES = frozenset({"fidelity", "repair", "unknown-module", "duplicate", "warning"})
+WARNING_NOTES = frozenset({"fidelity", "repair", "unknown-module", "duplicate", "warning", "partial"})
 
 # Styles, by meaning.  Kept here so that every view of the project uses the same words.
 STYLE = {
@@ -292,7 +292,7 @@ class _Builder:
             if st.reason:
                 label.append(f"  — {st.reason}", "dim italic")
             if rule is not None and rule.line:
-                label.append(f"  line {rule.line}", _style("where"))
+                label.append(f"  {self.v.line_of(rule)}", _style("where"))
             container.add(Node("miss", label))
             return
         mark = m.match if st.matched else m.maybe
@@ -313,7 +313,7 @@ class _Builder:
         if st.reason and (self.v.verbose or not st.matched):
             label.append(f"  — {self.v.names(st.reason)}", "dim italic")
         if rule is not None and rule.line:
-            label.append(f"  line {rule.line}", _style("where"))
+            label.append(f"  {self.v.line_of(rule)}", _style("where"))
         node = container.add(Node("rule", label))
         if unsure:
             node.add(Node("uncertain", Text(f"{m.uncertain} {unsure}", _style("uncertain"))))
@@ -508,6 +508,13 @@ class TraceView:
         self.max_notes = max_notes
         self.names = ContainerNames(trace.host)
         self._ascii = False  # set per rendering: the console cannot show Unicode
+
+    def line_of(self, rule: Any) -> str:
+        """``line 12``, or ``nat.txt:12`` when the ruleset was read from several inputs."""
+        rs = self.ruleset
+        if rs is not None and rule.source != rs.source:
+            return f"{rule.source}:{rule.line}"
+        return f"line {rule.line}"
 
     def _a(self, text: Text) -> Text:
         return asciify(text) if self._ascii else text
