@@ -286,6 +286,17 @@ CASES: dict[str, Case] = {
 -A OUTPUT -d 10.96.0.1/32 -p tcp -m tcp --dport 443 -j DNAT --to-destination 198.51.100.1:6443
 -A POSTROUTING -o lo -j MASQUERADE""", FILTER_OPEN), MASQ_LO_FLOWS,
         topology=Topology(tuple(reversed(SERVICE_ROUTE.ifaces)))),
+    # Two addresses on eth0: through lo the first global one, even to the host's other address;
+    # out of eth0 the one in the next hop's subnet.
+    "masquerade-two-addresses": Case(save(NAT_HEAD + """
+-A POSTROUTING -o lo -j MASQUERADE
+-A POSTROUTING -s 172.17.0.0/16 -o eth0 -j MASQUERADE""", FILTER_OPEN),
+        (LF(HOST, "203.0.113.1", 6443, listen=(HOST,)), LF("c1", "198.51.100.2", 8080),
+         LF("c1", "203.0.113.2", 8080)),
+        topology=Topology(ifaces=[
+            kernel_lab.HostIface("eth0", ["198.51.100.1/24", "203.0.113.1/24"],
+                                 peers=[kernel_lab.Peer("client", ["198.51.100.2/24", "203.0.113.2/24"])]),
+            docker_topology().ifaces[1]])),
     # SNAT of the host's own traffic through lo takes the address it is given, whatever it is.
     "snat-through-lo": Case(save(NAT_HEAD + """
 -A POSTROUTING -o lo -j SNAT --to-source 172.17.0.1""", FILTER_OPEN), MASQ_LO_FLOWS[1:], topology=SERVICE_ROUTE),
