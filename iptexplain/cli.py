@@ -58,7 +58,7 @@ def main() -> None:
     """
 
 
-FORMAT_CHOICE = click.Choice(["auto", "save", "S", "listing"])
+FORMAT_CHOICE = click.Choice(["auto", "save", "S", "listing", "nft"])
 TABLE_CHOICES = ["raw", "mangle", "nat", "filter", "security"]
 
 
@@ -383,6 +383,9 @@ JSON schema: docs/trace-json.md (iptexplain.trace/1)."""
 @click.option("--color", "color", type=click.Choice(["auto", "always", "never"]), default="auto",
               show_default=True, help="Colour (auto: only on a terminal, and not with NO_COLOR).")
 @click.option("--width", type=click.IntRange(40, 1000), default=None, help="Width of the view (default: the terminal's).")
+@click.option("--why", "why", metavar="RULE",
+              help="Why RULE (CHAIN:N, TABLE:CHAIN:N, a line number of FILE, or rule text) did or did not "
+                   "decide this flow: never reached, reached but not matched, or matched but overridden.")
 def trace(files: tuple[str, ...], table: str | None, example: str | None, proto: str | None,  # type: ignore[no-untyped-def]
           src: str | None, dst: str | None, sport, dport, sports, dports, syn: bool, not_syn: bool,
           tcp_flags: tuple[int, int] | None, not_tcp_flags: tuple[int, int] | None,
@@ -391,7 +394,7 @@ def trace(files: tuple[str, ...], table: str | None, example: str | None, proto:
           family: int | None, input_format: str, backend: str, ipset_files: tuple[str, ...],
           host_files: tuple[str, ...],
           local: tuple[str, ...], ifaces: tuple[str, ...], routes: tuple[str, ...], out_format: str,
-          as_json: bool, verbose: bool, color: str, width: int | None) -> None:
+          as_json: bool, verbose: bool, color: str, width: int | None, why: str | None) -> None:
     """Trace a flow through netfilter's hooks: the path, why each rule matched or not, the outcome.
 
     FILE is an iptables-save dump, iptables -S output, an iptables -L/-nvL listing or an
@@ -452,9 +455,29 @@ def trace(files: tuple[str, ...], table: str | None, example: str | None, proto:
         result = trace_flow(given.ruleset, flow, given.host, ipsets=given.ipsets, verbose=True,
                             backend=given.backend)
         result.notes[:0] = [n for n in assumed if n not in result.notes]
+        if why is not None:
+            return _render_why(result, given.ruleset, why, out_format)
         return _render_trace(result, given.ruleset, out_format, verbose, color, width)
 
     run_guarded(lambda: _internal_errors(body))
+
+
+def _render_why(result, ruleset, spec: str, out_format: str) -> int:  # type: ignore[no-untyped-def]
+    """trace --why: the answer for each way the flow goes, instead of the whole trace."""
+    from iptexplain.analysis.why import explain, find_rules
+    from iptexplain.render.json_out import exit_status
+    from iptexplain.render.why_view import why_json, why_text
+
+    res = explain(result, find_rules(ruleset, spec, result.flow.family), ruleset)
+    if out_format == "json":
+        import json
+
+        click.echo(json.dumps({"schema": "iptexplain.why/1", "flow": result.flow.describe(),
+                               "why": why_json(res), "notes": result.notes}, indent=2))
+    else:
+        click.echo(f"flow: {result.flow.describe()}")
+        click.echo(why_text(res), nl=False)
+    return exit_status(result)
 
 
 def _internal_errors(body: Callable[[], int]) -> int:
@@ -503,3 +526,167 @@ def _render_trace(result, ruleset, out_format: str, verbose: bool, color: str, w
         )
         console.print(TraceView(result, ruleset, verbose=verbose))
     return exit_status(result)
+
+
+# ---------------------------------------------------------------------------------------------
+# Beyond one packet: diff, reach, lint (iptexplain.analysis).
+
+LIVE = "@live"
+
+
+def _analysis_flow_options(fn: F) -> F:
+    """The flow options diff and reach share with trace: each narrows the question."""
+    options = [
+        click.option("-p", "--proto", "--protocol", "proto", callback=_check_proto, metavar="PROTO",
+                     help="Only this protocol (default: tcp, udp and icmp, each traced whole)."),
+        click.option("-s", "--src", "--source", "src", callback=_check_addr, metavar="ADDR[/MASK]",
+                     help="Only these sources."),
+        click.option("-d", "--dst", "--destination", "dst", callback=_check_addr, metavar="ADDR[/MASK]",
+                     help="Only these destinations."),
+        click.option("--sport", "--source-port", "sport", callback=_check_port, metavar="PORT", help="Only this source port."),
+        click.option("--dport", "--destination-port", "dport", callback=_check_port, metavar="PORT",
+                     help="Only this destination port (tcp assumed when -p is not given)."),
+        click.option("-i", "--in-interface", "iniface", metavar="IFACE", help="Only packets arriving on IFACE."),
+        click.option("--state", callback=_check_state, default="NEW", show_default=True, metavar="STATE",
+                     help="Conntrack state of the packets compared."),
+        click.option("--mark", callback=_check_mark, metavar="VALUE", help="Packet mark on arrival."),
+        click.option("--from-host", "from_host", is_flag=True, help="Only packets this host sends."),
+        click.option("--from-container", "from_container", metavar="NAME|IP", help="Only packets a local container sends."),
+        click.option("-4", "family", flag_value=4, default=None, help="IPv4 (the default)."),
+        click.option("-6", "family", flag_value=6, help="IPv6."),
+        click.option("--host", "host_files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
+                     metavar="FILE", help="Saved `ip -j addr` / `ip -j route` output (repeatable)."),
+        click.option("--local", "local", multiple=True, metavar="ADDR", help="An address of this host (repeatable)."),
+        click.option("--iface", "ifaces", multiple=True, metavar="NAME=ADDR/PREFIX",
+                     help="An interface and its address (repeatable)."),
+        click.option("--route", "routes", multiple=True, metavar="PREFIX=IFACE[,GATEWAY]",
+                     help="A route, 'default' for the default route (repeatable)."),
+        click.option("--ipset", "ipset_files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
+                     metavar="FILE", help="`ipset save` output, for rules with -m set (repeatable)."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def _analysis_template(kw: dict) -> "object":
+    """The user's flow options as the Flow every entry scenario is narrowed by."""
+    from iptexplain.netfilter.trace import Flow
+
+    proto = kw.get("proto")
+    if (kw.get("sport") is not None or kw.get("dport") is not None) and proto is None:
+        proto = "tcp"
+    if proto not in (None, "tcp", "udp", "sctp", "dccp", "udplite") and (kw.get("sport") or kw.get("dport")):
+        _fail(f"iptexplain: --sport/--dport need a protocol with ports, not `{proto}'")
+    fams = {6 if ":" in a else 4 for a in (kw.get("src"), kw.get("dst")) if a}
+    if len(fams) > 1:
+        _fail("iptexplain: -s and -d are of different families (IPv4 and IPv6)")
+    family = kw.get("family") or next(iter(fams), 4)
+    return Flow(family=family, proto=proto, src=kw.get("src"), dst=kw.get("dst"), sport=kw.get("sport"),
+                dport=kw.get("dport"), iniface=kw.get("iniface"), state=kw.get("state") or "NEW",
+                mark=kw.get("mark"), from_host=bool(kw.get("from_host")), from_container=kw.get("from_container"))
+
+
+def _analysis_input(file: str | None, family: int, kw: dict):  # type: ignore[no-untyped-def]
+    from iptexplain.sources import resolve
+
+    return resolve(None if file in (None, LIVE) else file, None, family, "auto",
+                   host_files=kw.get("host_files", ()), local=kw.get("local", ()), ifaces=kw.get("ifaces", ()),
+                   routes=kw.get("routes", ()), ipset_files=kw.get("ipset_files", ()))
+
+
+@main.command(cls=_OneLineUsage, short_help="The packets whose fate differs between two rulesets.")
+@click.argument("old", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("new", type=click.Path(dir_okay=False, allow_dash=True))
+@_analysis_flow_options
+@click.option("--json", "as_json", is_flag=True, help="JSON output (schema iptexplain.diff/1).")
+def diff(old: str, new: str, as_json: bool, **kw) -> None:  # type: ignore[no-untyped-def]
+    """The packets whose fate differs between the rulesets OLD and NEW, as classes.
+
+    OLD and NEW are iptables-save dumps, -S output, listings or snapshots ('-' reads standard
+    input for one of them, @live the running host's ruleset, as root).  Both are traced over
+    whole sets of packets -- arriving on each interface, and sent by the host -- on one host
+    model; each class says its packets in words, one example, the fate before and after, and
+    the rules responsible on each side.  Flow options narrow the question.
+
+    \b
+    Examples:
+      iptexplain diff before.save after.save
+      iptexplain diff before.save after.save -p tcp --dport 22 --json
+      sudo iptexplain diff yesterday.snap @live
+
+    \b
+    Exit status: 0 nothing changes, 1 some packets change fate (as diff(1)), 2 usage or input error.
+    """
+    template = _analysis_template(kw)
+
+    def body() -> int:
+        from iptexplain.analysis.diff import Side, diff_rulesets
+        from iptexplain.render.diff_view import diff_json, diff_text
+
+        a = _analysis_input(old, template.family, kw)
+        b = _analysis_input(new, template.family, kw)
+        host = a.host if a.host is not None else b.host
+        res = diff_rulesets(Side(a.ruleset, a.ipsets, a.backend), Side(b.ruleset, b.ipsets, b.backend),
+                            template, host)
+        names = (old, new)
+        click.echo(diff_json(res, *names) if as_json else diff_text(res, *names), nl=False)
+        return 1 if res.changed else 0
+
+    run_guarded(lambda: _internal_errors(body))
+
+
+@main.command(cls=_OneLineUsage, short_help="Who can reach what on this host, and by which rule.")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
+@_analysis_flow_options
+@click.option("--format", "out_format", type=click.Choice(["rich", "json", "dot"]), default="rich",
+              show_default=True, help="Output: the table, JSON (iptexplain.reach/1), or Graphviz.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--color", "color", type=click.Choice(["auto", "always", "never"]), default="auto",
+              show_default=True, help="Colour (auto: only on a terminal, and not with NO_COLOR).")
+@click.option("--width", type=click.IntRange(40, 1000), default=None, help="Width of the table.")
+def reach(file: str | None, out_format: str, as_json: bool, color: str, width: int | None, **kw) -> None:  # type: ignore[no-untyped-def]
+    """The host's reachability table: for each published port (DNAT target), each port of the
+    host and each forwarded destination, which sources on each interface get through, which are
+    dropped or rejected, and by which rule.
+
+    FILE is a dump, a listing or a snapshot ('-': standard input); without FILE the live host's
+    ruleset (as root).  Computed over whole sets of packets, not by sampling.  A published port
+    that the host's INPUT rules would refuse is flagged: DNAT sends its packets to FORWARD.
+
+    \b
+    Examples:
+      iptexplain reach rules.save --iface eth0=198.51.100.10/24 --route default=eth0
+      iptexplain reach host.snap -p tcp --json
+      iptexplain reach rules.save --format dot | dot -Tsvg > reach.svg
+    """
+    template = _analysis_template(kw)
+    if as_json:
+        out_format = "json"
+
+    def body() -> int:
+        from iptexplain.analysis.diff import Side
+        from iptexplain.analysis.reach import reach as reach_table
+
+        given = _analysis_input(file, template.family, kw)
+        res = reach_table(Side(given.ruleset, given.ipsets, given.backend), template, given.host)
+        if out_format == "json":
+            from iptexplain.render.reach_view import reach_json
+
+            click.echo(reach_json(res, given.ruleset.source), nl=False)
+        elif out_format == "dot":
+            from iptexplain.render.reach_view import reach_dot
+
+            click.echo(reach_dot(res), nl=False)
+        else:
+            from rich.console import Console
+
+            from iptexplain.render.reach_view import reach_renderable
+
+            Console(force_terminal=True if color == "always" else None,
+                    no_color=False if color == "always" else None,
+                    color_system=None if color == "never" else "auto", width=width or 140,
+                    highlight=False, emoji=False).print(reach_renderable(res))
+        return 0
+
+    run_guarded(lambda: _internal_errors(body))

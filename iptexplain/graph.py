@@ -231,6 +231,9 @@ class Ruleset:
     # Some chains' rules are still text: the reader's book (iptexplain.parse.deferred.DeferredBook),
     # which counts them; ``references`` are filled by parse_all(), which reads them.
     deferred: Any = None
+    # Tables read from `nft list ruleset` (iptexplain.nft.model.NftTable), in the order printed:
+    # their base chains join the iptables tables' on the hooks (iptexplain.netfilter.hooks.hook_entries).
+    nft_tables: list[Any] = field(default_factory=list)
     # Whether the input is a whole ruleset -- iptables-save, a snapshot, a live host -- in which a
     # table it does not hold is one the kernel has not loaded, so no rules.  False for ``-S`` and
     # ``-L`` text, which show one table per command (filter without ``-t``): the tables they do
@@ -241,7 +244,10 @@ class Ruleset:
         return self.tables.get((family, name))
 
     def families(self) -> list[int]:
-        return sorted({f for f, _ in self.tables})
+        fams = {f for f, _ in self.tables}
+        for t in self.nft_tables:
+            fams.update(t.ip_families)
+        return sorted(fams)
 
     def tables_of(self, family: int) -> list[Table]:
         """Tables of a family in the canonical order (raw, mangle, nat, filter, security)."""
@@ -251,6 +257,8 @@ class Ruleset:
 
     def rules(self) -> Iterator[Rule]:
         for t in self.tables.values():
+            yield from t.rules()
+        for t in self.nft_tables:
             yield from t.rules()
 
     def tables_shown(self, family: int = 4) -> tuple[str, ...]:
@@ -274,7 +282,8 @@ class Ruleset:
     def rule_count(self) -> int:
         if self.deferred is not None:
             return self.deferred.rule_count()
-        return sum(c.size for t in self.tables.values() for c in t.chains.values())
+        return (sum(c.size for t in self.tables.values() for c in t.chains.values())
+                + sum(c.size for t in self.nft_tables for c in t.chains.values()))
 
     def link(self) -> None:
         """Fill every chain's ``references`` with the rules that jump or go to it."""

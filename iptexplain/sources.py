@@ -86,7 +86,7 @@ def resolve(file: str | tuple[str, ...] | list[str] | None = None, example: str 
     else:
         src = _ruleset_and_host(files[0] if files else None, example, family, input_format, backend)
     rs = src.ruleset
-    if src.kind in ("file", "example") and not rs.tables:
+    if src.kind in ("file", "example") and not rs.tables and not rs.nft_tables:
         raise InputError(f"no iptables rules found in the input (expected {ACCEPTED})", rs.source)
     if family is not None and family not in rs.families() and src.kind in ("file", "example"):
         other = 10 - family

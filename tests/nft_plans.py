@@ -7,8 +7,9 @@ entry, and the paths that are refused.  The same plans drive the kernel's side
 (``tests/test_nft_lab.py``) and the tracer's comparison with it.
 
 A flow is *decidable* when the ruleset decides it from the flow alone; flows whose path rests
-on a random choice (``numgen random mod 2``) or on a set packets fill at run time (kube-proxy's
-affinity sets) are not, and the tracer agrees when one of its branches is what the kernel did.
+on a random choice (``numgen random mod 2``), on a set packets fill at run time (kube-proxy's
+affinity sets) or on a rate limit's state are not, and the tracer agrees when one of its
+branches is what the kernel did.
 
 Addresses are documentation and private ranges only (RFC 5737, RFC 1918): the rulesets name
 real addresses too (kube-proxy's test LoadBalancer IPs 1.2.3.4, 5.6.7.8), and no flow goes there.
@@ -46,10 +47,11 @@ def _case(src_ns: str, dst: str, dport: int | None = None, *, label: str, proto:
                      label=label), decidable)
 
 
-INET_SERVER = NftPlan("inet-server", Topology(ifaces=[
+INET_SERVER = NftPlan("inet-server-sets", Topology(ifaces=[
     HostIface("eth0", "198.51.100.1/24", peers=[Peer("client", "198.51.100.2/24")]),
 ]), (
-    _case("client", "198.51.100.1", 22, listen=(HOST,), label="admin to ssh: vmap jump ssh, accept"),
+    _case("client", "198.51.100.1", 22, listen=(HOST,), label="admin to ssh: vmap jump ssh, rate limit, accept",
+          decidable=False),
     _case("client", "198.51.100.1", 22, src="203.0.113.9", listen=(HOST,),
           label="non-admin to ssh: reject with tcp reset"),
     _case("client", "198.51.100.1", 443, listen=(HOST,), label="web port in a named set"),
@@ -57,7 +59,7 @@ INET_SERVER = NftPlan("inet-server", Topology(ifaces=[
     _case("client", "198.51.100.1", 9999, listen=(HOST,), label="closed port: reject icmpx"),
     _case("client", "198.51.100.1", 53, proto="udp", listen=(HOST,), label="dns over udp"),
     _case("client", "198.51.100.1", 80, src="192.0.2.7", listen=(HOST,), label="blocked interval set"),
-    _case("client", "198.51.100.1", proto="icmp", label="ping: limit rate 5/second"),
+    _case("client", "198.51.100.1", proto="icmp", label="ping: limit rate 5/second", decidable=False),
 ))
 
 FIREWALLD = NftPlan("firewalld-nftables-backend", Topology(ifaces=[

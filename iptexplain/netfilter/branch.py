@@ -71,14 +71,40 @@ class State:
     # deciding rules on this path whose unseen parts (a -L listing) may change them
     uncertain: tuple[Rule, ...] = ()
     resume: tuple[Rule, Decision] | None = None  # a fork's matched branch: apply this rule next
+    # The entry packets that take this branch (Outcome.origin), and the header fields rewritten
+    # since the entry: a fork narrows the origin only on fields that still hold entry values.
+    origin: Packets | None = None
+    rewritten: frozenset = frozenset()
 
     def clone(self, pkts: Packets | None = None) -> "State":
         return State(
             pkts if pkts is not None else self.pkts, self.conn.copy(), self.phase, self.entry,
             [Frame(f.chain, f.index) for f in self.frames], self.base, self.table, self.local_out,
             self.looped, self.route, self.out_dst, self.out_mark, self.notrack, self.nat_init,
-            self.flow_state, self.uncertain, self.resume,
+            self.flow_state, self.uncertain, self.resume, self.origin, self.rewritten,
         )
+
+    def rewrite(self, before: Packets, after: Packets) -> None:
+        """Record the header fields a target (or conntrack's NAT, or routing) changed."""
+        self.rewritten = self.rewritten | {f for f in ORIGIN_FIELDS if getattr(before, f) != getattr(after, f)}
+
+
+# The header fields of Packets that a fork may narrow: Outcome.origin follows them back to the
+# packets that entered netfilter.
+ORIGIN_FIELDS = ("src", "dst", "proto", "sport", "dport", "icmp", "tcpflags", "length", "ttl", "tos")
+
+
+def narrow_origin(st: State, sub: State) -> None:
+    """``sub`` forked from ``st``: its origin is ``st``'s, narrowed on each field the fork split
+    that no rewrite has touched (a field rewritten earlier keeps the wider origin)."""
+    if st.origin is None:
+        return
+    changes = {f: getattr(sub.pkts, f) for f in ORIGIN_FIELDS
+               if f not in st.rewritten and getattr(sub.pkts, f) != getattr(st.pkts, f)}
+    if ("ctstate" not in st.rewritten and sub.pkts.ctstate != st.pkts.ctstate
+            and st.pkts.ctstate <= st.origin.ctstate):  # after conntrack gave the flow's states
+        changes["ctstate"] = sub.pkts.ctstate
+    sub.origin = st.origin.copy(**changes) if changes else st.origin
 
 
 class Stop(Exception):
@@ -112,7 +138,7 @@ class Branching:
             why = sorted({w for r in st.uncertain for w in self._unseen(r)})
             kw["uncertain"] = "; ".join(UNSEEN_WHY.get(w, w) for w in why)
             kw["uncertain_rules"] = list(st.uncertain)
-        out = Outcome(kind, rule, summary, packet=st.pkts.summary(), **kw)
+        out = Outcome(kind, rule, summary, packet=st.pkts.summary(), origin=st.origin, **kw)
         path.outcome = out
         self.finals.append((st, out))
         raise Stop
@@ -145,6 +171,7 @@ class Branching:
         for cond, sub, steps in branches:
             if cond.edge is None:
                 cond.edge = edge_of(st.pkts, sub.pkts, self.router)
+            narrow_origin(st, sub)
             p = Path(list(steps))
             fork.branches.append((cond, p))
         path.fork = fork

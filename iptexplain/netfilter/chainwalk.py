@@ -90,7 +90,9 @@ class ChainWalk(Branching):
             if matched is None:
                 if self.verbose:
                     path.steps.append(Step(T.RULE, hook, table, chain.name, rule, False, dec.reason, depth=depth))
-                st.pkts = refused[0][0] if refused else st.pkts
+                # No packet matches: all of them go on.  (Not ``refused[0]``: a rule of several
+                # tests refuses a union of parts -- `-d X -p udp` against tcp packets refuses
+                # "not X" and "X, not udp" -- and keeping only the first part lost the others.)
                 continue
             if refused:
                 effect = self._target_effect(rule, matched, ctx)
@@ -150,6 +152,9 @@ class ChainWalk(Branching):
         target_chain = rule.jump
         if target_chain is not None:
             self._mark_uncertain(st, step, rule)
+            if not isinstance(t, ChainJump) and getattr(t, "apply", None) is not None:
+                # nft: the statements before a jump act first (`meta mark set 0x1 jump x`)
+                self._apply_effect(st, path, rule, t.apply(st.pkts, ctx), depth)
             tchain = st.table.chains.get(target_chain)
             if tchain is None:
                 path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth,
@@ -182,22 +187,7 @@ class ChainWalk(Branching):
                 and not eff.ct_changes):
             # A rule that changes nothing (LOG, a counter) decides nothing, hidden parts or not.
             self._mark_uncertain(st, step, rule)
-        if eff.pkts is not None:
-            before, st.pkts = st.pkts, eff.pkts
-            texts = {f: (b, a) for f, b, a in eff.rewrites}
-            for f, b, a, detail in rewrite_steps(before, st.pkts, list(texts), texts):
-                path.steps.append(Step(T.REWRITE, hook, table, chain, rule, depth=depth,
-                                       reason=f"{extension_name(t)}: {f} {b} → {a}" + (f" ({eff.note})" if eff.note else ""),
-                                       detail=detail))
-        elif eff.note and eff.verdict == CONTINUE:
-            path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth, reason=eff.note))
-        if eff.nat is not None:
-            kind, binding = eff.nat
-            st.conn.nat[kind] = binding
-        if eff.notrack:
-            st.notrack = True
-        if eff.ct_changes.get("helper"):
-            st.conn.helper = eff.ct_changes["helper"]
+        self._apply_effect(st, path, rule, eff, depth)
         v = eff.verdict
         if v == CONTINUE:
             return
@@ -244,11 +234,34 @@ class ChainWalk(Branching):
         path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth, reason=why))
         self._finish(st, path, T.UNDECIDED, why, rule)
 
+    def _apply_effect(self, st: State, path: Path, rule: Rule, eff: Effect, depth: int) -> None:
+        """What a target changed before its verdict: the packets (one step per rewrite), the
+        connection's NAT binding, notrack, the helper."""
+        hook, table, chain = st.phase, st.table.name, st.frames[-1].chain.name
+        t = rule.target
+        if eff.pkts is not None:
+            before, st.pkts = st.pkts, eff.pkts
+            st.rewrite(before, st.pkts)
+            texts = {f: (b, a) for f, b, a in eff.rewrites}
+            for f, b, a, detail in rewrite_steps(before, st.pkts, list(texts), texts):
+                path.steps.append(Step(T.REWRITE, hook, table, chain, rule, depth=depth,
+                                       reason=f"{extension_name(t)}: {f} {b} → {a}" + (f" ({eff.note})" if eff.note else ""),
+                                       detail=detail))
+        elif eff.note and eff.verdict == CONTINUE:
+            path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth, reason=eff.note))
+        if eff.nat is not None:
+            kind, binding = eff.nat
+            st.conn.nat[kind] = binding
+        if eff.notrack:
+            st.notrack = True
+        if eff.ct_changes.get("helper"):
+            st.conn.helper = eff.ct_changes["helper"]
+
     def _queue_fork(self, st: State, path: Path, rule: Rule) -> None:
         """NFQUEUE/QUEUE: a program in user space gives the verdict.  NF_ACCEPT from there
         re-enters after this table; NF_DROP (or no program, without --queue-bypass) drops."""
         hook = st.phase
-        entry = H.entries(self.family, hook, self.backend)[st.entry]
+        entry = self._entries(hook)[st.entry]
         acc = st.clone()
         acc.frames = []
         nat_table_done(acc, hook, entry)

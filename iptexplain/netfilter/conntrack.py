@@ -21,9 +21,10 @@ NAT_KIND = {"DST": "DNAT", "SRC": "SNAT"}
 
 
 def nat_table_done(st: State, hook: str, e: H.HookEntry) -> None:
-    """After the nat table ran at ``hook``, the connection's NAT of that manip type is set up
-    (or null)."""
-    if e.is_nat:
+    """After a nat chain ran at ``hook``: the connection's NAT of that manip type is set up once
+    a chain bound it, or (null) after the hook's last nat chain -- the NAT core calls the nat
+    chains in turn until one binds (nf_nat_inet_fn; measured in the kernel lab)."""
+    if e.is_nat and (e.last_nat or NAT_KIND[H.NAT_MANIP[hook]] in st.conn.nat):
         st.nat_init = st.nat_init | {H.NAT_MANIP[hook]}
 
 
@@ -40,12 +41,14 @@ class ConntrackSteps(Branching):
         if not self.conntrack_on:
             st.conn.tracked = False
             st.pkts = p.copy(ctstate=frozenset({"UNTRACKED"}))
+            st.rewritten = st.rewritten | {"ctstate"}
             path.steps.append(Step(T.CONNTRACK, hook, reason="connection tracking is off: no rule of this "
                                    "ruleset needs it, so the packet has no connection and the nat "
                                    "chains are not traversed"))
             return
         if st.notrack:
             st.pkts = p.copy(ctstate=frozenset({"UNTRACKED"}))
+            st.rewritten = st.rewritten | {"ctstate"}
             st.conn.tracked = False
             path.steps.append(Step(T.CONNTRACK, hook, reason="untracked (NOTRACK in raw): no connection, no NAT",
                                    detail={"state": "UNTRACKED"}))
@@ -87,6 +90,7 @@ class ConntrackSteps(Branching):
         if binding and not st.looped and manip not in st.nat_init:
             before = st.pkts
             st.pkts = before.copy(**binding)
+            st.rewrite(before, st.pkts)
             what = f"the connection's {kind}" if st.conn.direction != "REPLY" else \
                 f"the connection's {'SNAT' if kind == 'DNAT' else 'DNAT'} undone for the reply"
             changed = [f for f in binding if field_text(before, f) != field_text(st.pkts, f)]

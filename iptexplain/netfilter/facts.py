@@ -8,7 +8,7 @@ second question of a 140,000-line kube-proxy dump must not scan it again.
 
 from __future__ import annotations
 
-from iptexplain.graph import Chain, Ruleset
+from iptexplain.graph import Chain, Ruleset, Table
 
 INDEX_MIN_RULES = 32  # chains shorter than this are scanned rule by rule
 
@@ -130,6 +130,21 @@ def conntrack_in_use(rs: Ruleset, family: int) -> bool:
                     break
             if on:
                 break
+        if not on:
+            on = any(_nft_uses_conntrack(t) for t in getattr(rs, "nft_tables", None) or ()
+                     if family in t.ip_families)
         facts.conntrack[family] = on
     return on
+
+
+def _nft_uses_conntrack(table: Table) -> bool:
+    """An nft table turns conntrack on with a nat chain, a ct expression or a NAT statement
+    (their init takes nf_ct_netns_get), as -m conntrack does for iptables."""
+    for c in table.chains.values():
+        if getattr(c, "nft_type", None) == "nat":
+            return True
+        for r in c.rules:
+            if any(getattr(m, "uses_ct", False) for m in r.matches) or getattr(r.target, "uses_ct", False):
+                return True
+    return False
 

@@ -10,6 +10,7 @@ tracer follows can be read and checked here against the kernel's headers, and th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # NF_IP_PRI_* / NF_IP6_PRI_* (the values are the same for both families).
 PRI_CONNTRACK_DEFRAG = -400
@@ -44,13 +45,26 @@ NAT_MANIP = {"PREROUTING": "DST", "OUTPUT": "DST", "INPUT": "SRC", "POSTROUTING"
 
 @dataclass(frozen=True, slots=True)
 class HookEntry:
+    """One row of a hook: a table's base chain, or conntrack's own step.
+
+    Rows made for a ruleset (:func:`hook_entries`) carry the base ``chain`` and its
+    ``table_obj``; ``nat`` rows (iptables' nat table, nft ``type nat`` chains) are run by the
+    NAT core at its own priority, in the order of their ``own_priority``, until one of them
+    sets up the connection's binding (``last_nat``: no nat row follows on this hook)."""
+
     priority: int
     kind: str
     table: str = ""
+    chain: Any = None
+    table_obj: Any = None
+    nat: bool = False
+    own_priority: int = 0
+    order: int = 0  # registration order of nft base chains (later registered runs first)
+    last_nat: bool = True
 
     @property
     def is_nat(self) -> bool:
-        return self.kind == TABLE and self.table == "nat"
+        return self.kind == TABLE and (self.nat or self.table == "nat")
 
 
 # (hook, priority, kind, table) for one family, as the modules register them.
@@ -103,3 +117,61 @@ def entries(family: int, hook: str, backend: str = "nft") -> tuple[HookEntry, ..
     """Who runs at ``hook``, in the order the kernel calls them (``backend``: which iptables
     registered the tables -- see PRI_SECURITY_NFT)."""
     return HOOK_ORDER[backend][family][hook]
+
+
+# The NAT core's hook priorities (nf_nat_ipv4_ops / nf_nat_ipv6_ops): every nat chain of a hook --
+# iptables' nat table and nft's `type nat` chains alike -- is called from there, whatever its own
+# priority, which only orders the nat chains among themselves (nf_nat_register_fn).  Measured in
+# the kernel lab: a `type nat` chain at priority -150 runs after a filter chain at -120.
+NAT_CORE_PRIORITY = {"PREROUTING": PRI_NAT_DST, "OUTPUT": PRI_NAT_DST, "INPUT": PRI_NAT_SRC,
+                     "POSTROUTING": PRI_NAT_SRC}
+# Base chain types of the IP families that the tracer runs (netdev/bridge/arp hook elsewhere).
+NFT_CHAIN_TYPES = ("filter", "nat", "route")
+
+
+def hook_entries(ruleset: Any, family: int, hook: str, backend: str = "nft") -> tuple[HookEntry, ...]:
+    """Who runs at ``hook`` for this ruleset, in the kernel's order: the iptables tables the
+    ruleset has at their fixed priorities, and every nft base chain registered on the hook at its
+    own (``ruleset.nft_tables``) -- one table of rows, sorted by priority.
+
+    At equal priority the chain registered last runs first (the kernel inserts a new entry
+    before those of the same priority): nft base chains are taken in the order the dump lists
+    them, iptables' tables as registered before them.  Nat rows sort at the NAT core's
+    priority, then by their own."""
+    rows: list[HookEntry] = []
+    by_name = {t.name: t for t in ruleset.tables_of(family)}
+    for e in entries(family, hook, backend):
+        if e.kind != TABLE:
+            rows.append(e)
+            continue
+        t = by_name.get(e.table)
+        if t is None or hook not in t.chains:
+            continue
+        nat = e.table == "nat"
+        rows.append(HookEntry(e.priority, TABLE, e.table, t.chains[hook], t, nat, e.priority))
+    n = 0
+    for t in getattr(ruleset, "nft_tables", None) or ():
+        if family not in t.ip_families:
+            continue
+        for c in t.chains.values():
+            n += 1
+            if c.hook != hook or c.nft_type not in NFT_CHAIN_TYPES or c.priority is None:
+                continue
+            nat = c.nft_type == "nat"
+            pri = NAT_CORE_PRIORITY.get(hook, c.priority) if nat else c.priority
+            rows.append(HookEntry(pri, TABLE, t.name, c, t, nat, c.priority, n))
+    rows.sort(key=lambda e: (e.priority, e.own_priority if e.kind == TABLE else e.priority, -e.order))
+    last = max((i for i, e in enumerate(rows) if e.is_nat), default=-1)
+    return tuple(HookEntry(e.priority, e.kind, e.table, e.chain, e.table_obj, e.nat, e.own_priority, e.order,
+                           i == last) if e.is_nat else e for i, e in enumerate(rows))
+
+
+def ties(rows: tuple[HookEntry, ...]) -> list[tuple[HookEntry, HookEntry]]:
+    """Pairs of base chains of different tables at the same priority: their order is the
+    order they were registered in, which a dump does not show."""
+    out = []
+    for a, b in zip(rows, rows[1:]):
+        if a.kind == b.kind == TABLE and a.priority == b.priority and a.own_priority == b.own_priority \
+                and a.table != b.table:
+            out.append((a, b))
+    return out

@@ -5,6 +5,8 @@ entries of :mod:`.hooks` in priority order -- conntrack, then each table's base 
 
 from __future__ import annotations
 
+from typing import Any
+
 from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.branch import Frame, State
@@ -19,6 +21,7 @@ class HookPipeline(ChainWalk, ConntrackSteps, RouteSteps):
     """Phases and hooks: what runs next, and in which order."""
 
     tables: dict
+    hook_rows: dict
 
     def _walk(self, st: State, path: Path) -> None:
         while True:
@@ -64,11 +67,19 @@ class HookPipeline(ChainWalk, ConntrackSteps, RouteSteps):
                          iface=p.outiface)
         raise AssertionError(ph)  # pragma: no cover
 
+    def _entries(self, hook: str) -> tuple[H.HookEntry, ...]:
+        """The hook's rows for this ruleset -- iptables' tables and nft base chains, by priority
+        (:func:`.hooks.hook_entries`), computed once per hook and tracer."""
+        rows = self.hook_rows.get(hook)
+        if rows is None:
+            rows = self.hook_rows[hook] = H.hook_entries(self.rs, self.family, hook, self.backend)
+        return rows
+
     def _hook(self, st: State, path: Path) -> None:
         hook = st.phase
         if st.entry == 0 and not st.frames:
             path.steps.append(Step(T.HOOK, hook, reason=_hook_reason(st)))
-        entries = H.entries(self.family, hook, self.backend)
+        entries = self._entries(hook)
         while st.entry < len(entries):
             e = entries[st.entry]
             if st.frames:  # resuming inside a table after a fork
@@ -79,19 +90,26 @@ class HookPipeline(ChainWalk, ConntrackSteps, RouteSteps):
             if e.kind == H.CONNTRACK:
                 self._conntrack(st, path, hook)
             elif e.kind == H.TABLE:
-                table = self.tables.get(e.table)
-                if table is not None and hook in table.chains:
-                    if e.table == "nat" and not self._nat_applies(st, path, hook):
-                        st.entry += 1
-                        continue
-                    base = table.chains[hook]
-                    st.table = table
-                    st.base = base
-                    st.frames = [Frame(base, 0)]
-                    path.steps.append(Step(T.TABLE, hook, table.name, hook))
-                    self._traverse(st, path)
-                    nat_table_done(st, hook, e)
+                if e.is_nat and not self._nat_applies(st, path, hook):
+                    st.entry += 1
+                    continue
+                table, base = e.table_obj, e.chain
+                st.table = table
+                st.base = base
+                st.frames = [Frame(base, 0)]
+                path.steps.append(Step(T.TABLE, hook, table.name, base.name, detail=_base_detail(base)))
+                self._traverse(st, path)
+                nat_table_done(st, hook, e)
             st.entry += 1
+
+
+def _base_detail(base: Any) -> dict[str, Any]:
+    """What a view shows of a base chain beyond its name: an nft chain's type, priority, handle."""
+    pri = getattr(base, "priority", None)
+    if pri is None:
+        return {}
+    return {"priority": pri, "priority_text": getattr(base, "priority_text", "") or str(pri),
+            "type": getattr(base, "nft_type", None), "handle": getattr(base, "handle", None)}
 
 
 def _hook_reason(st: State) -> str:

@@ -107,6 +107,7 @@ class RouteSteps(Branching):
             src = self.router.source_for(res, d)
             if src is not None:
                 changes["src"] = point(src)
+        st.rewrite(p, p.copy(**changes))
         st.pkts = p = p.copy(**changes)
         what = "routing" if first else "re-routing after OUTPUT changed the " + (
             "destination" if p.dst != st.out_dst else "mark")

@@ -155,6 +155,9 @@ class Outcome:
     # -i/-o): why (None: the verdict is exact), and those rules in the order they decided.
     uncertain: str | None = None
     uncertain_rules: list[Rule] = field(default_factory=list)
+    # The packets, as they entered netfilter, that end here (a Packets box; None when not
+    # known): what diff, reach and lint compare between the leaves of traces.
+    origin: Any = None
 
 
 @dataclass(slots=True)

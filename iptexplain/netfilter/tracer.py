@@ -34,6 +34,7 @@ from typing import Any
 from iptexplain.addr import int_to_ip
 from iptexplain.graph import Ruleset
 from iptexplain.host import HostModel
+from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter.branch import HIDDEN_PARTS, MAX_BRANCHES, State, Stop
 from iptexplain.netfilter.cascades import flatten_cascades
 from iptexplain.netfilter.facts import conntrack_in_use, facts_of
@@ -63,6 +64,7 @@ class Tracer(HookPipeline, Replies):
         self.capped = False
         self.notes: list[str] = []
         self.tables = {t.name: t for t in ruleset.tables_of(family)}
+        self.hook_rows: dict[str, tuple[H.HookEntry, ...]] = {}  # see HookPipeline._entries
         self.conntrack_on = conntrack_in_use(ruleset, family)
         facts = facts_of(ruleset)
         self.indexes = facts.indexes
@@ -79,6 +81,8 @@ class Tracer(HookPipeline, Replies):
     # -- driver ---------------------------------------------------------------------------------
 
     def run(self, state: State) -> Path:
+        if state.origin is None:
+            state.origin = state.pkts.copy(ctstate=state.flow_state)
         root = Path()
         self.leaves = 1
         self.work = [(state, root)]

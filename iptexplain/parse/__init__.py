@@ -10,14 +10,15 @@ from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.parse.partial import name_gaps
 
-FORMATS = ("auto", "save", "S", "listing")
+FORMATS = ("auto", "save", "S", "listing", "nft")
 # Every input iptexplain reads, in the words of the messages that list them.
 ACCEPTED = ("iptables-save / ip6tables-save output (-c or not), iptables -S, an iptables -L / -nL / -nvL "
-            "listing, or an iptexplain snapshot")
+            "listing, `nft list ruleset' output, or an iptexplain snapshot")
 _LISTING_RE = re.compile(r"^\s*(?:>\s?)*Chain \S+ \((?:policy \w+|\d+ references?|user-defined|ERROR)", re.M)
 _SAVE_RE = re.compile(r"^\s*\*(?:raw|mangle|nat|filter|security)\s*$", re.M)
+# `nft list ruleset`: a table block at the start of a line.
+_NFT_RE = re.compile(r"^\s*table\s+(?:(?:ip|ip6|inet|arp|bridge|netdev)\s+)?\S+\s*\{", re.M)
 _S_RE = re.compile(r"^\s*(?:\[\d+:\d+\]\s*)?-[APN] \S+", re.M)
-_NFT_RE = re.compile(r"^[ \t]*table[ \t]+(?:ip|ip6|inet|arp|bridge|netdev)[ \t]+\S+[ \t]*\{", re.M)
 _NFT_JSON_RE = re.compile(r'^\s*\{\s*"nftables"\s*:')
 
 
@@ -25,8 +26,8 @@ def nft_ruleset(text: str) -> tuple[str, int] | None:
     """``nft list ruleset`` text (``("text", line of its first table)``) or its JSON
     (``nft -j``: ``("json", 1)``), else None.
 
-    Until nft input is read this only names the format in the error; the nft reader takes over
-    where parse_text handles ``nft``."""
+    The text is read (:mod:`iptexplain.nft.reader`); the JSON is named in the error until its
+    reader (:mod:`iptexplain.nft.json_text`) is wired in where parse_text handles ``nft``."""
     if _NFT_JSON_RE.match(text):
         return "json", 1
     m = _NFT_RE.search(text)
@@ -37,7 +38,9 @@ def nft_ruleset(text: str) -> tuple[str, int] | None:
 
 def detect_format(text: str) -> str:
     """'save' (iptables-save / restore), 'S' (iptables -S), 'listing' (iptables -L family) or
-    'nft' (``nft list ruleset``, text or JSON)."""
+    'nft' (``nft list ruleset``: table blocks, no iptables-save table header; or its JSON)."""
+    if _NFT_RE.search(text[:200_000]) and not _SAVE_RE.search(text):
+        return "nft"
     if _SAVE_RE.search(text):
         return "save"
     if _LISTING_RE.search(text):
@@ -72,10 +75,12 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
 
         rs = parse_listing(text, source, family=family, table=table)
     elif fmt == "nft":
-        kind, line = nft_ruleset(text) or ("text", 1)
-        raise InputError(f"an nftables ruleset (`nft {'-j ' if kind == 'json' else ''}list ruleset' output), "
-                         f"not iptables rules: iptexplain reads {ACCEPTED}; on an iptables-nft host "
-                         "`iptables-save` prints its rules", source, line)
+        if nft_ruleset(text) == ("json", 1):
+            raise InputError(f"an nftables ruleset in JSON (`nft -j list ruleset' output): iptexplain reads "
+                             f"{ACCEPTED} -- `nft list ruleset' without -j", source, 1)
+        from iptexplain.nft.reader import read_nft
+
+        return read_nft(text, source)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
     name_gaps(rs)

@@ -22,6 +22,14 @@ PALETTE = ("#1b7837", "#2166ac", "#b2182b", "#e08214", "#762a83", "#35978f", "#8
 SHARED = "#000000"
 
 
+def _target_words(rule) -> str:
+    """``DNAT --to-destination …`` of an iptables rule; an nft rule's statements as nft prints them."""
+    parts = getattr(rule, "parts", None)
+    if parts is not None:
+        return parts()[1]
+    return " ".join(rule.target.save()[1:])
+
+
 def q(s: str) -> str:
     """A DOT quoted string."""
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
@@ -39,8 +47,7 @@ def _annotations(walk_steps: Iterable[Step]) -> dict[str, list[str]]:
         text = ""
         if st.kind == RULE and st.matched and st.rule is not None and not st.rule.jump and st.rule.target:
             cid = chain_id(st.rule.table, st.rule.chain)
-            text = f"#{st.rule.number}{'?' if st.detail.get('uncertain') else ''} " \
-                + " ".join(st.rule.target.save()[1:])
+            text = f"#{st.rule.number}{'?' if st.detail.get('uncertain') else ''} " + _target_words(st.rule)
         elif st.kind == REWRITE and st.table and st.chain:
             cid = chain_id(st.table, st.chain)
             text = st.reason or ""

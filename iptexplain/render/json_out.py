@@ -62,7 +62,7 @@ def _plain(value: Any) -> Any:
 def rule_json(rule: Any) -> dict[str, Any] | None:
     if rule is None:
         return None
-    return {
+    out = {
         "table": rule.table,
         "chain": rule.chain,
         "number": rule.number,
@@ -74,6 +74,12 @@ def rule_json(rule: Any) -> dict[str, Any] | None:
         "goto": bool(rule.goto),
         "understood": all(e.understood for e in rule.extensions()),
     }
+    handle = getattr(rule, "handle", None)
+    if handle is not None or getattr(rule, "piece", ""):
+        # an nft rule: the kernel's handle (`nft -a`) and the map element this piece took
+        out["handle"] = handle
+        out["element"] = rule.piece or None
+    return out
 
 
 def step_json(st: Step) -> dict[str, Any]:

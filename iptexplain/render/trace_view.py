@@ -166,6 +166,7 @@ class Node:
     hook: str = ""
     table: str = ""
     base: str = ""
+    where: str = ""  # an nft base chain's hook and priority (iptables' tables have fixed ones)
     skipped: int = 0  # "skipped" nodes: how many rules
 
     def add(self, node: "Node") -> "Node":
@@ -265,7 +266,8 @@ class _Builder:
     def _on_table(self, st: Step) -> None:
         base = st.chain or st.hook
         parent = self.hook or self.root
-        node = parent.add(Node("table", Text(""), hook=st.hook, table=st.table, base=base))
+        node = parent.add(Node("table", Text(""), hook=st.hook, table=st.table, base=base,
+                               where=_base_where(st)))
         node.chains = [base]
         self.table = node
         self.stack = [(0, base, node)]
@@ -421,7 +423,8 @@ class _Builder:
                 if self.table is not None:
                     # the fork happened inside a table's traversal: the branch goes on there
                     t = self.table
-                    node = branch.add(Node("table", Text(""), hook=t.hook, table=t.table, base=t.base))
+                    node = branch.add(Node("table", Text(""), hook=t.hook, table=t.table, base=t.base,
+                                           where=t.where))
                     node.chains = list(t.chains)
                     child.table = node
                     child.stack = [(0, t.base, node)]
@@ -430,11 +433,26 @@ class _Builder:
             self.root.add(Node("outcome", self.v.outcome_text(path.outcome, steps)))
 
 
+def _base_where(st: Step) -> str:
+    """``hook input, priority filter + 10`` for an nft base chain (from the step's detail)."""
+    d = st.detail or {}
+    if d.get("priority") is None:
+        return ""
+    text = str(d.get("priority_text") or d["priority"])
+    shown = text if text == str(d["priority"]) else f"{text} = {d['priority']}"
+    return f"{d.get('type') or 'filter'} hook {st.hook.lower()}, priority {shown}"
+
+
 def rule_parts(rule: Any) -> tuple[str, str, list[str]]:
     """(matches, ``-j TARGET …``, comments) of a rule in its save syntax.  Comments are set
     apart, as ``iptables -L`` prints them (``/* … */``): on a kube-proxy node they are the best
-    explanation of a rule, and inline they would bury its matches."""
+    explanation of a rule, and inline they would bury its matches.  A rule of another language
+    (an nft rule) says its own parts, as that language prints them."""
     from iptexplain.ext.base import extension_name
+
+    parts = getattr(rule, "parts", None)
+    if parts is not None:
+        return parts()
 
     args = rule.header.save_args()
     comments: list[str] = []
@@ -798,6 +816,8 @@ def _finish_table(n: Node, m: Marks) -> None:
     label = Text(f"{n.table} ", _style("table"))
     chains = n.chains or [n.base]
     label.append(chains[0], _style("table"))
+    if n.where:
+        label.append(f" ({n.where})", "dim")
     for c in chains[1:]:
         label.append(f" {m.arrow} ", "dim")
         label.append(c, _style("chainpath"))

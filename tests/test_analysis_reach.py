@@ -1,0 +1,116 @@
+"""reach: the reachability table, each access checked against the tracer on sampled packets."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from iptexplain.analysis.diff import Side
+from iptexplain.analysis.reach import PUBLISHED, reach, without_nat
+from iptexplain.analysis.space import meet, packet_flow, sample
+from iptexplain.analysis.fates import cells
+from iptexplain.hostinfer import parse_host_options
+from iptexplain.netfilter.trace import PASSED, Flow
+from iptexplain.netfilter.tracer import trace_flow
+from iptexplain.parse import load
+
+ROOT = Path(__file__).resolve().parent.parent
+UFW = ROOT / "fixtures" / "ufw-docker-combined.v4.save"
+KUBE = ROOT / "fixtures" / "kube-proxy-k8s-node-flannel.v4.save"
+HOST_OPTS = ["--iface", "eth0=198.51.100.10/24", "--route", "default=eth0,198.51.100.1"]
+
+
+@pytest.fixture(scope="module")
+def ufw():
+    rs = load(str(UFW), "auto")
+    host = parse_host_options(ifaces=["eth0=198.51.100.10/24"], routes=["default=eth0,198.51.100.1"])
+    return rs, reach(Side(rs), Flow(family=4, proto="tcp"), host)
+
+
+def fates_of(rs, flow, host, probe):
+    t = trace_flow(rs, flow, host, verbose=False)
+    return frozenset(f for c in cells(t, rs) if meet(c.box, probe) is not None for f in c.fates)
+
+
+def _flow(p, a):
+    return packet_flow(p, a.scenario.flow, whole_src=p.src == ((0, 0xFFFFFFFF),))
+
+
+def test_published_port_reachable_from_sources_ufw_denies(ufw):
+    rs, res = ufw
+    row = next(r for r in res.rows if r.kind == PUBLISHED and "8080 → 192.0.2.2:80" in r.dest)
+    assert [t.spec for t in row.translated_by] == ["-A DOCKER -p tcp -m tcp --dport 8080 -j DNAT --to-destination 192.0.2.2:80"]
+    eth0 = next(a for a in row.access if a.scenario.name == "arriving on eth0")
+    assert eth0.passed and eth0.words == "any address via eth0" and "filter DOCKER #1" in eth0.rules[0].text
+    assert eth0.bypass == [("any address via eth0 but 10.0.0.0/24,188.95.233.42,188.95.233.200",
+                            f"policy DROP of filter INPUT ({UFW.relative_to(ROOT) if False else rs.source}:16)")]
+    # the same port, had Docker not translated it: ufw refuses those sources on INPUT
+    bare = without_nat(rs)
+    rng = random.Random(80)
+    for box in eth0.bypass_boxes:
+        for _ in range(5):
+            p = sample(box, rng)
+            got = fates_of(bare, _flow(p, eth0), res.host, p)
+            assert got and not any(f.kind in PASSED for f in got)
+            assert fates_of(rs, _flow(p, eth0), res.host, p) == eth0.fates
+
+
+def test_every_access_checked_against_the_tracer(ufw):
+    rs, res = ufw
+    rng = random.Random(5)
+    checked = 0
+    for row in res.rows:
+        for a in row.access:
+            for box in a.boxes[:2]:
+                p = sample(box, rng)
+                assert fates_of(rs, _flow(p, a), res.host, p) == a.fates, (row.dest, a.scenario.name, a.words)
+                checked += 1
+    assert checked > 50
+
+
+def test_host_ports_rows(ufw):
+    _, res = ufw
+    dests = [r.dest for r in res.rows if r.kind == "host"]
+    assert "this host:22" in dests and "this host:80" in dests
+    ssh = next(r for r in res.rows if r.dest == "this host:22")
+    assert all(a.passed for a in ssh.access)
+    other = next(r for r in res.rows if r.kind == "host" and r.dest.startswith("this host:not 22,80"))
+    eth0 = [a for a in other.access if a.scenario.name == "arriving on eth0"]
+    assert {a.passed for a in eth0} == {True, False}  # ufw's allowed sources, and the rest
+
+
+def test_kube_proxy_node_services():
+    rs = load(str(KUBE), "auto")
+    res = reach(Side(rs), Flow(family=4))
+    dns = next(r for r in res.rows if r.proto == "udp" and r.dest.startswith("10.96.0.10:53 → "))
+    assert "10.244.0.2:53" in dns.dest and "10.244.0.3:53" in dns.dest
+    a = dns.access[0]
+    assert a.passed and len(a.fates) == 2  # one fate per endpoint, chosen at random
+    rng = random.Random(53)
+    for row in res.rows:
+        for acc in row.access:
+            p = sample(acc.boxes[0], rng)
+            assert fates_of(rs, _flow(p, acc), res.host, p) == acc.fates
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "iptexplain", *args], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+
+
+def test_cli_json_dot_and_table():
+    r = _cli("reach", str(UFW), *HOST_OPTS, "-p", "tcp", "--dport", "8080", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["schema"] == "iptexplain.reach/1"
+    row = doc["rows"][0]
+    assert row["kind"] == "published" and row["access"][0]["bypasses_input"]
+    r = _cli("reach", str(UFW), *HOST_OPTS, "-p", "tcp", "--dport", "8080", "--format", "dot")
+    assert r.returncode == 0 and r.stdout.startswith("digraph reach {") and "bypasses INPUT" in r.stdout
+    r = _cli("reach", str(UFW), *HOST_OPTS, "-p", "tcp", "--dport", "8080")
+    assert "published tcp this host:8080 → 192.0.2.2:80" in r.stdout and "INPUT rules never see them" in r.stdout
