@@ -118,28 +118,28 @@ table inet firewalld {
 """
 
 
-@pytest.mark.parametrize("text,line,spelled", [
-    (NFT, 2, "`nft list ruleset'"),
-    ('{"nftables": [{"metainfo": {"version": "1.0.6"}}]}\n', 1, "`nft -j list ruleset'"),
-])
 @pytest.mark.parametrize("command", ["trace", "show"])
-def test_an_nft_ruleset_is_named_as_such(tmp_path, text: str, line: int, spelled: str, command: str) -> None:
+def test_nft_json_is_named_as_such_and_nft_text_is_read(tmp_path, command: str) -> None:
     from click.testing import CliRunner
 
     from iptexplain import cli
 
-    f = tmp_path / "ruleset.nft"
-    f.write_text(text)
+    f = tmp_path / "ruleset.json"
+    f.write_text('{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}}]}\n')
     r = CliRunner().invoke(cli.main, [command, str(f)], catch_exceptions=False)
     assert r.exit_code == 2, r.output
     msg, = r.output.strip().splitlines()
-    assert msg.startswith(f"iptexplain: {f}:{line}: an nftables ruleset ({spelled} output)"), msg
-    assert "iptables -L / -nL / -nvL listing" in msg and "iptables-save" in msg
+    assert msg.startswith(f"iptexplain: {f}:1: an nftables ruleset in JSON (`nft -j list ruleset' output)"), msg
+    assert "`nft list ruleset' without -j" in msg and "-nvL listing" in msg
+    t = tmp_path / "ruleset.nft"
+    t.write_text(NFT)
+    r = CliRunner().invoke(cli.main, [command, str(t)], catch_exceptions=False)
+    assert "an nftables ruleset" not in r.output and "nft -j" not in r.output, r.output  # read, not named
 
 
 def test_no_rules_found_lists_every_format_accepted() -> None:
     with pytest.raises(InputError) as e:
         parse_text("hello\nworld\n", "x.txt")
     msg = str(e.value)
-    for fmt in ("iptables-save", "ip6tables-save", "iptables -S", "-nvL listing", "snapshot"):
+    for fmt in ("iptables-save", "ip6tables-save", "iptables -S", "-nvL listing", "nft list ruleset", "snapshot"):
         assert fmt in msg, msg
