@@ -58,7 +58,7 @@ def main() -> None:
     """
 
 
-FORMAT_CHOICE = click.Choice(["auto", "save", "S", "listing", "nft"])
+FORMAT_CHOICE = click.Choice(["auto", "save", "S", "listing", "nft", "nft-json"])
 TABLE_CHOICES = ["raw", "mangle", "nat", "filter", "security"]
 
 
@@ -688,5 +688,36 @@ def reach(file: str | None, out_format: str, as_json: bool, color: str, width: i
                     color_system=None if color == "never" else "auto", width=width or 140,
                     highlight=False, emoji=False).print(reach_renderable(res))
         return 0
+
+    run_guarded(lambda: _internal_errors(body))
+
+
+@main.command(cls=_OneLineUsage, short_help="Rules that can never match, chains nothing reaches.")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("-4", "family", flag_value=4, default=None, help="IPv4 only.")
+@click.option("-6", "family", flag_value=6, help="IPv6 only.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output (schema iptexplain.lint/1).")
+def lint(file: str | None, family: int | None, as_json: bool) -> None:
+    """Findings about the ruleset: rules that can never match (every packet they would match is
+    taken earlier in their chain -- "redundant" when by rules with the same target), and chains
+    no built-in chain reaches; each with the rules involved.
+
+    FILE is a dump, a listing or a snapshot ('-': standard input); without FILE the live host's
+    ruleset (as root).  Computed over packet sets; a rule is judged only when each of its tests
+    is decided by the packet's header and conntrack state.
+
+    \b
+    Exit status: 0 no findings, 1 findings, 2 usage or input error.
+    """
+
+    def body() -> int:
+        from iptexplain.analysis.lint import lint as run_lint
+        from iptexplain.render.lint_view import lint_json, lint_text
+
+        given = _analysis_input(file, family or 4, {})
+        res = run_lint(given.ruleset, family)
+        src = given.ruleset.source
+        click.echo(lint_json(res, src) if as_json else lint_text(res, src), nl=False)
+        return 1 if res.findings else 0
 
     run_guarded(lambda: _internal_errors(body))

@@ -14,12 +14,18 @@ Both kinds of table see every packet when both exist; iptables-nft itself then w
 rules (the ``iptables -V`` default when both or neither do) and says in the ruleset's notes which
 backend was read, how, and what else is loaded that the trace does not include.
 
+nftables tables that iptables did not make (firewalld, Docker 29, kube-proxy's nftables mode, LXD)
+see packets too: they are read with ``nft -j list ruleset`` and traced beside iptables' tables,
+iptables-nft's own tables (which nft lists as well) being read once, from iptables-nft-save
+(:func:`add_nft_tables`).
+
 Strictly read-only: every command is a fixed argument list (no shell) that only reads, and a
 legacy table is opened only when the kernel already has it (opening one creates it).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -29,6 +35,8 @@ from dataclasses import dataclass, field
 from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.host import HostModel
+from iptexplain.nft.json_reader import read_nft_json
+from iptexplain.nft.mixed import is_iptables_nft, join
 
 SEARCH_PATH = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
 SAVE_TIMEOUT = 60.0  # a kube-proxy host's dump is large; iptables-save takes seconds, not minutes
@@ -163,6 +171,7 @@ class Detection:
     legacy_text: dict[int, FamilyRead] = field(default_factory=dict)
     chosen: dict[int, str] = field(default_factory=dict)
     notes: list[tuple[str, str]] = field(default_factory=list)  # (kind, message)
+    nft_json: str | None = None  # `nft -j list ruleset`: every nf_tables table, native ones too
 
     def nft_effect(self, family: int) -> str:
         return effect(self.nft_text.get(family, ""))
@@ -311,30 +320,6 @@ def detect(families: tuple[int, ...] = (4, 6), backend: str | None = None, use_i
     return det
 
 
-def native_nft_tables() -> list[str]:
-    """nftables tables that are not iptables-nft tables (firewalld, Docker 29 nftables, bridge
-    filters): they see packets too but iptables-save does not show them.  Best effort."""
-    exe = find_tool("nft")
-    if exe is None:
-        return []
-    try:
-        p = subprocess.run([exe, "list", "tables"], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    if p.returncode != 0:
-        return []
-    iptables_tables = {"raw", "mangle", "nat", "filter", "security"}
-    out = []
-    for line in p.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == "table":
-            fam, name = parts[1], parts[2]
-            if fam in ("ip", "ip6") and name in iptables_tables:
-                continue
-            out.append(f"{fam} {name}")
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # The ruleset
 
@@ -383,15 +368,29 @@ def read_ruleset(family: int | None = None, backend: str | None = None, use_iptc
     rs = ruleset_from_reads(reads)
     for kind, msg in det.notes:
         rs.note(kind, msg)
+    # Tables iptables-nft-save cannot print whole: nft lists them whole, so they are read from
+    # nft -j list ruleset instead (when nft is there); otherwise a warning says what is missing.
+    det.nft_json = read_nft_ruleset(rs)
+    nft_tables = _nft_table_names(det.nft_json)
     for r in reads:
+        ipfam = "ip" if r.family == 4 else "ip6"
         for t in _INCOMPATIBLE_RE.findall(r.text):
+            if (ipfam, t) in nft_tables:
+                rs.note("live", f"{_fam(r.family)}: table {t} has rules written with nft that {r.source} "
+                                f"cannot print: it is read with {NFT_JSON_SOURCE}")
+                continue
             rs.note("warning", f"{_fam(r.family)}: table {t} has rules written with nft that {r.source} "
                                f"cannot print, so the whole table is missing here (see it with: nft list "
-                               f"table {'ip' if r.family == 4 else 'ip6'} {t})")
+                               f"table {ipfam} {t})")
         for t in _INCOMPATIBLE_CHAINS_RE.findall(r.text):
+            if (ipfam, t) in nft_tables:
+                rs.tables.pop((r.family, t), None)
+                rs.note("live", f"{_fam(r.family)}: table {t} has base chains made with nft that {r.source} "
+                                f"does not show: the table is read with {NFT_JSON_SOURCE}")
+                continue
             rs.note("warning", f"{_fam(r.family)}: table {t} has base chains made with nft that {r.source} "
                                f"does not show; packets pass them too (see them with: nft list table "
-                               f"{'ip' if r.family == 4 else 'ip6'} {t})")
+                               f"{ipfam} {t})")
         if "iptables-legacy tables present" in r.text and not any("legacy" in m for _, m in det.notes):
             rs.note("warning", f"{_fam(r.family)}: {r.source} says iptables-legacy tables are present")
     parts = []
@@ -410,12 +409,66 @@ def read_ruleset(family: int | None = None, backend: str | None = None, use_iptc
     rs.note("live", "read live: " + "; ".join(parts) + (f"; `iptables -V': {det.version}" if det.version else ""))
     if not any(effect(r.text) for r in reads):
         rs.note("live", empty_note(reads))
-    if any(det.chosen[f] == "nft" for f in families):
-        native = native_nft_tables()
-        if native:
-            rs.note("warning", f"nftables tables not made by iptables are loaded ({', '.join(native)}); "
-                               f"they see packets too, and iptexplain does not read them")
+    add_nft_tables(rs, det.nft_json, families, [f for f in families if det.chosen[f] == "nft"])
     return rs, reads, det
+
+
+# ---------------------------------------------------------------------------------------------
+# Native nftables tables (firewalld, Docker 29's nftables backend, kube-proxy's nftables mode,
+# LXD, libvirt…): iptables-save does not show them, but they see packets too.
+
+NFT_JSON_SOURCE = "nft -j list ruleset"
+
+
+def read_nft_ruleset(rs: Ruleset) -> str | None:
+    """``nft -j list ruleset`` of this host (read-only), or None -- with a note -- when nft is
+    not installed or cannot list (then only iptables' tables are traced)."""
+    exe = find_tool("nft")
+    if exe is None:
+        return None
+    try:
+        p = subprocess.run([exe, "-j", "list", "ruleset"], capture_output=True, text=True,
+                           timeout=SAVE_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        rs.note("warning", f"{NFT_JSON_SOURCE} failed ({e}): nftables tables not made by iptables, "
+                           "if any, are not traced")
+        return None
+    if p.returncode != 0:
+        rs.note("warning", f"{NFT_JSON_SOURCE} failed ({(p.stderr or '').strip()[:200]}): nftables tables "
+                           "not made by iptables, if any, are not traced")
+        return None
+    return p.stdout
+
+
+def _nft_table_names(text: str | None) -> set[tuple[str, str]]:
+    """``{(family, name)}`` of the tables an ``nft -j list ruleset`` lists."""
+    if not text:
+        return set()
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        return set()
+    items = doc.get("nftables", []) if isinstance(doc, dict) else []
+    return {(str(o["table"].get("family")), str(o["table"].get("name")))
+            for o in items if isinstance(o, dict) and isinstance(o.get("table"), dict)}
+
+
+def add_nft_tables(rs: Ruleset, text: str | None, families: tuple[int, ...] | list[int],
+                   iptables_nft_families: list[int], source: str = NFT_JSON_SOURCE) -> None:
+    """Add the tables of an ``nft -j list ruleset`` to the ruleset read from iptables: the native
+    ones, and none of iptables-nft's (:func:`iptexplain.nft.mixed.join`); a family not read
+    (``-4``/``-6``) adds none of its iptables-nft tables either."""
+    if not text:
+        return
+    nft = read_nft_json(text, source)
+    tables = [t for t in nft.nft_tables
+              if not (is_iptables_nft(t) and {"ip": 4, "ip6": 6}.get(t.nft_family) not in families)]
+    before = len(rs.nft_tables)
+    join(rs, tables, source=source, iptables_nft_families=iptables_nft_families)
+    added = [t.name for t in rs.nft_tables[before:]]
+    if added:
+        rs.note("live", f"read {len(added)} nftables table{'s' if len(added) != 1 else ''} with "
+                        f"{source}: {', '.join(added)}")
 
 
 def empty_note(reads: list[FamilyRead]) -> str:

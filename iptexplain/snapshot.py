@@ -14,8 +14,14 @@ of that dump -- and goes through the same parser as a saved file.  Layout (versi
                          "text": "*filter\\n..."}, "6": {...}},
       "notes": [{"kind": "live", "message": "..."}],
       "host": {"interfaces": [...], "routes": [...], "sysctls": {...}, "containers": {...}, ...},
-      "ipsets": {"source": "ipset save", "text": "create ..."}     (only when rules use ipsets)
+      "ipsets": {"source": "ipset save", "text": "create ..."},    (only when rules use ipsets)
+      "nftables": {"source": "nft -j list ruleset", "text": "{\"nftables\": [...]}"}
     }
+
+``nftables`` (when the host has nft) keeps every nf_tables table as ``nft -j list ruleset``
+printed it: the native tables (firewalld, Docker 29, kube-proxy's nftables mode, LXD…) are traced
+from it beside iptables' tables, and iptables-nft's own tables, which it lists too, are read from
+the iptables dump only.  A reader that predates the key ignores it.
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ def make_snapshot(family: int | None = None, backend: str | None = None) -> dict
     """Read this host (root, read-only) into the snapshot document."""
     from iptexplain.docker_api import add_containers
     from iptexplain.hostio import host_to_dict, read_host
-    from iptexplain.live import read_ipsets, read_ruleset, uses_ipsets
+    from iptexplain.live import NFT_JSON_SOURCE, read_ipsets, read_ruleset, uses_ipsets
 
     rs, reads, det = read_ruleset(family, backend)
     host = read_host()
@@ -79,6 +85,8 @@ def make_snapshot(family: int | None = None, backend: str | None = None) -> dict
     }
     if ipsets is not None:
         doc["ipsets"] = ipsets
+    if det.nft_json:
+        doc["nftables"] = {"source": NFT_JSON_SOURCE, "text": det.nft_json}
     return doc
 
 
@@ -131,7 +139,7 @@ def load_snapshot(text: str, source: str = "<snapshot>") -> tuple[Ruleset, HostM
 def open_snapshot(text: str, source: str = "<snapshot>") -> Snapshot:
     """A snapshot's ruleset, host model, backends and kept ``ipset save`` text (one JSON read)."""
     from iptexplain.hostio import host_from_dict
-    from iptexplain.live import FamilyRead, ruleset_from_reads
+    from iptexplain.live import NFT_JSON_SOURCE, FamilyRead, add_nft_tables, ruleset_from_reads
 
     try:
         doc = json.loads(text)
@@ -160,6 +168,10 @@ def open_snapshot(text: str, source: str = "<snapshot>") -> Snapshot:
         reads.append(FamilyRead(fam, backend, entry["text"], str(entry.get("source") or f"IPv{fam}"),
                                 str(entry.get("how", "")), 0))
     rs = ruleset_from_reads(reads, source=source, fmt="snapshot", label=source)
+    nft = doc.get("nftables")
+    if isinstance(nft, dict) and isinstance(nft.get("text"), str):
+        add_nft_tables(rs, nft["text"], [r.family for r in reads],
+                       [r.family for r in reads if r.backend == "nft"], source=f"{source}[{NFT_JSON_SOURCE}]")
     for n in doc.get("notes") or []:
         if isinstance(n, dict) and "message" in n:
             rs.note(str(n.get("kind", "live")), str(n["message"]))

@@ -63,7 +63,8 @@ INET_SERVER = NftPlan("inet-server-sets", Topology(ifaces=[
 ))
 
 FIREWALLD = NftPlan("firewalld-nftables-backend", Topology(ifaces=[
-    HostIface("eth0", "198.51.100.1/24", peers=[Peer("client", "198.51.100.2/24")]),
+    HostIface("eth0", ("198.51.100.1/24", "2001:db8:1::1/64"),
+              peers=[Peer("client", ("198.51.100.2/24", "2001:db8:1::2/64"))]),
     HostIface("eth1", "192.168.1.1/24", peers=[Peer("lan", "192.168.1.10/24")]),
 ]), (
     _case("client", "198.51.100.1", 22, listen=(HOST,), label="public zone: ssh service"),
@@ -78,6 +79,10 @@ FIREWALLD = NftPlan("firewalld-nftables-backend", Topology(ifaces=[
     _case("client", "198.51.100.1", 53, proto="udp", listen=(HOST,), label="public zone: udp 53 refused"),
     _case("lan", "192.168.1.1", 445, listen=(HOST,), label="internal zone: samba"),
     _case("lan", "198.51.100.2", 80, label="internal to public: forwarded?"),
+    _case("client", "2001:db8:1::1", 22, listen=(HOST,), label="IPv6: public zone's ssh service"),
+    _case("client", "2001:db8:1::1", 8080, listen=(HOST,), label="IPv6: port 8080/tcp"),
+    _case("client", "2001:db8:1::1", 2222, listen=(HOST,), label="IPv6: the forward-port is IPv4 only"),
+    _case("client", "2001:db8:1::1", 5432, listen=(HOST,), label="IPv6: the IPv4 rich rule does not match"),
 ))
 
 DOCKER29 = NftPlan("docker29-nftables", Topology(ifaces=[
@@ -91,6 +96,7 @@ DOCKER29 = NftPlan("docker29-nftables", Topology(ifaces=[
     _case("client", "198.51.100.1", 9999, listen=(HOST,), label="host port, not published"),
     _case("c1", "198.51.100.2", 80, label="container to the outside: masquerade"),
     _case("c1", "198.51.100.1", 8080, listen=(HOST,), label="container to the host's published port"),
+    _case(HOST, "198.51.100.1", 8080, to_port=80, label="the host to its own published port: nat-OUTPUT"),
 ))
 
 MIXED_DOCKER_LXD = NftPlan("mixed-docker-lxd", Topology(ifaces=[
@@ -124,6 +130,8 @@ KUBE_PROXY = NftPlan("kube-proxy-nftables", Topology(ifaces=[
     _case("p1", "192.168.99.22", 80, label="pod to a Local service's ExternalIP: short-circuit"),
     _case("p2", "172.30.0.45", 80, label="ClusterIP with session affinity (a dynamic set)",
           decidable=False),
+    _case(HOST, "172.30.0.43", 80, label="the node to a ClusterIP: nat-output, masquerade"),
+    _case(HOST, "172.30.0.46", 80, label="the node to a ClusterIP without endpoints: filter-output reject"),
 ))
 
 PLANS: tuple[NftPlan, ...] = (INET_SERVER, FIREWALLD, DOCKER29, MIXED_DOCKER_LXD, KUBE_PROXY)

@@ -113,4 +113,4 @@ def test_cli_json_dot_and_table():
     r = _cli("reach", str(UFW), *HOST_OPTS, "-p", "tcp", "--dport", "8080", "--format", "dot")
     assert r.returncode == 0 and r.stdout.startswith("digraph reach {") and "bypasses INPUT" in r.stdout
     r = _cli("reach", str(UFW), *HOST_OPTS, "-p", "tcp", "--dport", "8080")
-    assert "published tcp this host:8080 → 192.0.2.2:80" in r.stdout and "INPUT rules never see them" in r.stdout
+    assert "published tcp this host:8080 → 192.0.2.2:80" in r.stdout and "refused on INPUT by policy DROP of filter INPUT" in r.stdout

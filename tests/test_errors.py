@@ -36,8 +36,6 @@ CASES = [
      "jump to chain `MISSING' which does not exist in table `filter'"),
     ("goto-to-missing-chain", HEAD + "-A INPUT -g MISSING\nCOMMIT\n", 5,
      "jump to chain `MISSING' which does not exist in table `filter'"),
-    ("missing-commit", HEAD + "-A INPUT -j ACCEPT\n", 5,
-     "COMMIT expected: table `filter' opened at line 1 is never committed"),
     ("no-commit-before-next-table", HEAD + "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n", 5,
      "table `filter' opened at line 1 has no COMMIT before the next table"),
     ("malformed-address", HEAD + "-A INPUT -s 10.0.0.300 -j ACCEPT\nCOMMIT\n", 5,

@@ -314,3 +314,29 @@ def test_cli_traces_an_nft_file(tmp_path: Path) -> None:
     doc = json.loads(r.stdout)
     text = json.dumps(doc)
     assert "inet filter" in text and "tcp dport 22 ip saddr @admin_v4 accept" in text
+
+
+def test_show_lists_nft_rules_as_written_with_hook_priority_and_handle() -> None:
+    from rich.console import Console
+
+    from iptexplain.render.show import render_ruleset
+
+    text = """table ip nat { # handle 3
+	chain PREROUTING { # handle 1
+		type nat hook prerouting priority dstnat - 10; policy accept;
+		tcp dport { 80, 443 } counter packets 12 bytes 720 dnat to 172.17.0.6 # handle 7
+		ip daddr vmap { 10.0.0.1 : goto svc } # handle 8
+	}
+	chain svc { # handle 2
+		xt target CT # handle 9
+	}
+}
+"""
+    console = Console(width=120, record=True, color_system=None)
+    render_ruleset(read_nft(text, "n.nft"), console=console)
+    out = console.export_text()
+    assert "ip nat PREROUTING  type nat hook prerouting priority dstnat - 10 (-110)  policy ACCEPT" in out
+    assert "1 h7   tcp dport { 80, 443 }" in out and "counter dnat to 172.17.0.6" in out
+    assert "2 h8   (every packet)" in out and "ip daddr vmap { 10.0.0.1 : goto svc }" in out
+    assert "xt target CT (not understood)" in out
+    assert "3 rules" in out and "modules not understood: xt (1 rule)" in out

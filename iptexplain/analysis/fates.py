@@ -208,5 +208,15 @@ def _conds(a: Cell, b: Cell) -> tuple[str, ...]:
 
 
 def fates_words(fates: frozenset[Fate]) -> str:
-    ws = [f.words() for f in sorted(fates)]
+    """One fate's words; several that differ only in the translated destination (kube-proxy's
+    endpoints) as one: "forwarded to 10.244.0.2:53 or 10.244.0.3:53 via cni0"."""
+    fs = sorted(fates)
+    if len(fs) > 1:
+        rest = {(f.kind, f.iface, f.reply, tuple((k, v) for k, v in f.nat if k not in ("dst", "dport"))) for f in fs}
+        if len(rest) == 1 and all(dict(f.nat).get("dst") or dict(f.nat).get("dport") for f in fs):
+            dsts = [_endpoint(dict(f.nat).get("dst"), dict(f.nat).get("dport")) or "" for f in fs]
+            one = Fate(fs[0].kind, fs[0].iface, fs[0].reply, tuple((k, v) for k, v in fs[0].nat if k not in ("dst", "dport"))
+                       + (("dst", " or ".join(dsts)),))
+            return one.words()
+    ws = [f.words() for f in fs]
     return ws[0] if len(ws) == 1 else "either " + " or ".join(ws)

@@ -115,6 +115,22 @@ def _hooks(leaf: Leaf) -> list[str]:
     return [st.hook for st in leaf.steps if st.kind == HOOK]
 
 
+def _sent_elsewhere(leaf: Leaf, went: list[str]) -> str:
+    """"DNAT in nat PREROUTING (nat DOCKER #1 …: dst A → B) sent it to FORWARD": the
+    translation before the routing decision that chose the hook the packet took."""
+    nxt = next((h for h in went if h in ("INPUT", "FORWARD")), None)
+    if nxt is None:
+        return ""
+    for st in leaf.steps:
+        if st.kind == ROUTE:
+            break
+        if st.kind == REWRITE and st.rule is not None and st.detail.get("field") in ("dst", "dport"):
+            what = st.reason.split(":", 1)[-1].strip()
+            return (f"{st.rule.target_name} in {st.table} {st.hook} ({rule_ref(st.rule)}: {what}) sent it to "
+                    f"{nxt}")
+    return ""
+
+
 def _journey(leaf: Leaf) -> str:
     """What sent the packet where it went: translations before routing, and routing."""
     parts = []
@@ -180,6 +196,12 @@ def _never_reached(leaf: Leaf, rule: Rule, ruleset: Ruleset, family: int) -> lis
         hooks_went = " → ".join(dict.fromkeys(went)) or "no hook"
         missing = [h for h in hooks if h not in went]
         if missing and len(missing) == len(hooks):
+            sent = _sent_elsewhere(leaf, went)
+            if sent:
+                why.append(f"{sent}; {rule.chain} is on {rule.table} {where}")
+                why.append(f"the packet went through {hooks_went}")
+                ended = _ended_before(leaf, hooks)
+                return why + ([ended] if ended else [])
             why.append(f"{rule.chain} is on {rule.table} {where}; the packet went through {hooks_went}")
         else:
             why.append(f"{rule.chain} is on {rule.table} {where}; the packet went through {hooks_went}, "

@@ -22,6 +22,7 @@ class HookPipeline(ChainWalk, ConntrackSteps, RouteSteps):
 
     tables: dict
     hook_rows: dict
+    notes: list
 
     def _walk(self, st: State, path: Path) -> None:
         while True:
@@ -73,6 +74,12 @@ class HookPipeline(ChainWalk, ConntrackSteps, RouteSteps):
         rows = self.hook_rows.get(hook)
         if rows is None:
             rows = self.hook_rows[hook] = H.hook_entries(self.rs, self.family, hook, self.backend)
+            for a, b in H.ties(rows):
+                self.notes.append(
+                    f"{a.table} {a.chain.name} and {b.table} {b.chain.name} are both at priority "
+                    f"{a.own_priority} on {hook}: the one registered last runs first, which a dump does not "
+                    f"show; taken: {a.table} first (nft tables in the order listed, the later first; "
+                    "iptables' tables as registered before them)")
         return rows
 
     def _hook(self, st: State, path: Path) -> None:

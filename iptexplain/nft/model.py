@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from iptexplain.graph import EMPTY_HEADER, Chain, Rule, Table
+from iptexplain.nft.expr import Lookup
+from iptexplain.nft.expr.base import Statement
 
 # nft family -> the IP families (4, 6) whose packets its base chains see.  arp, bridge and netdev
 # tables hook elsewhere (ARP, the bridge layer, the device's ingress): read, shown, not traced.
@@ -201,6 +203,11 @@ class NftRule(Rule):
             # a map-driven rule as written, and the element this piece stands for
             text = self.text.replace(f' comment "{self.comment}"', "") if self.comment else self.text
             return text, f"[element {self.piece}]", comments
+        if any(isinstance(e, Lookup) for e in self.exprs):
+            # a map-driven rule as written: the key's lookup is its verdict (or NAT target)
+            m = " ".join(e.nft_text() for e in self.exprs if not isinstance(e, (Lookup, Statement)))
+            t = " ".join(e.text for e in self.exprs if isinstance(e, (Lookup, Statement)))
+            return m, t, comments
         m = " ".join(e.nft_text() for e in self.matches)
         t = self.target.nft_text() if self.target is not None else ""
         return m, t, comments

@@ -8,37 +8,27 @@ from pathlib import Path
 
 from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
+from iptexplain.nft.json_text import looks_like_json
 from iptexplain.parse.partial import name_gaps
+from iptexplain.parse.rough import clean, mark_elisions
 
-FORMATS = ("auto", "save", "S", "listing", "nft")
+FORMATS = ("auto", "save", "S", "listing", "nft", "nft-json")
 # Every input iptexplain reads, in the words of the messages that list them.
 ACCEPTED = ("iptables-save / ip6tables-save output (-c or not), iptables -S, an iptables -L / -nL / -nvL "
-            "listing, `nft list ruleset' output, or an iptexplain snapshot")
+            "listing, `nft list ruleset' output (or nft -j), or an iptexplain snapshot")
 _LISTING_RE = re.compile(r"^\s*(?:>\s?)*Chain \S+ \((?:policy \w+|\d+ references?|user-defined|ERROR)", re.M)
 _SAVE_RE = re.compile(r"^\s*\*(?:raw|mangle|nat|filter|security)\s*$", re.M)
 # `nft list ruleset`: a table block at the start of a line.
 _NFT_RE = re.compile(r"^\s*table\s+(?:(?:ip|ip6|inet|arp|bridge|netdev)\s+)?\S+\s*\{", re.M)
 _S_RE = re.compile(r"^\s*(?:\[\d+:\d+\]\s*)?-[APN] \S+", re.M)
-_NFT_JSON_RE = re.compile(r'^\s*\{\s*"nftables"\s*:')
-
-
-def nft_ruleset(text: str) -> tuple[str, int] | None:
-    """``nft list ruleset`` text (``("text", line of its first table)``) or its JSON
-    (``nft -j``: ``("json", 1)``), else None.
-
-    The text is read (:mod:`iptexplain.nft.reader`); the JSON is named in the error until its
-    reader (:mod:`iptexplain.nft.json_text`) is wired in where parse_text handles ``nft``."""
-    if _NFT_JSON_RE.match(text):
-        return "json", 1
-    m = _NFT_RE.search(text)
-    if m:
-        return "text", text.count("\n", 0, m.start()) + 1
-    return None
 
 
 def detect_format(text: str) -> str:
-    """'save' (iptables-save / restore), 'S' (iptables -S), 'listing' (iptables -L family) or
-    'nft' (``nft list ruleset``: table blocks, no iptables-save table header; or its JSON)."""
+    """'save' (iptables-save / restore), 'S' (iptables -S), 'listing' (iptables -L family),
+    'nft' (``nft list ruleset``: table blocks, no iptables-save table header) or 'nft-json'
+    (``nft -j list ruleset``: a JSON object whose first key is ``nftables``)."""
+    if looks_like_json(text):
+        return "nft-json"
     if _NFT_RE.search(text[:200_000]) and not _SAVE_RE.search(text):
         return "nft"
     if _SAVE_RE.search(text):
@@ -47,8 +37,6 @@ def detect_format(text: str) -> str:
         return "listing"
     if _S_RE.search(text):
         return "S"
-    if nft_ruleset(text):
-        return "nft"
     return "save"
 
 
@@ -64,6 +52,8 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
             if family is not None:
                 rs.tables = {k: t for k, t in rs.tables.items() if k[0] == family}
             return rs
+    cleaned = clean(text)  # quoting, stray characters, elision lines (same line numbers)
+    text = cleaned.text
     if fmt == "auto":
         fmt = detect_format(text)
     if fmt in ("save", "S"):
@@ -75,14 +65,18 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
 
         rs = parse_listing(text, source, family=family, table=table)
     elif fmt == "nft":
-        if nft_ruleset(text) == ("json", 1):
-            raise InputError(f"an nftables ruleset in JSON (`nft -j list ruleset' output): iptexplain reads "
-                             f"{ACCEPTED} -- `nft list ruleset' without -j", source, 1)
         from iptexplain.nft.reader import read_nft
 
         return read_nft(text, source)
+    elif fmt == "nft-json":
+        from iptexplain.nft.json_reader import read_nft_json
+
+        return read_nft_json(text, source)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
+    cleaned.note(rs)
+    if cleaned.elisions:
+        mark_elisions(rs, cleaned.elisions)
     name_gaps(rs)
     return rs
 

@@ -5,7 +5,9 @@ People have the pieces of a ruleset, not the whole: ``iptables -S`` in one file 
 another of the chain it jumps to.  Each piece is read on its own (any format, its rules keeping
 their ``FILE:LINE``) and :func:`combine` joins them.  It only deals in rule graphs, so a reader of
 another kind (an nft ruleset of the same host) can join in by handing over its
-:class:`~iptexplain.graph.Ruleset`.
+:class:`~iptexplain.graph.Ruleset`: its nft tables join the iptables ones, and iptables-nft's
+tables, which ``nft list ruleset`` prints too, are read once, from the iptables dump
+(:func:`iptexplain.nft.mixed.join`).
 
 A table given twice is one table to iptables, seen twice: the pieces are views of it, and are
 joined chain by chain --
@@ -26,6 +28,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from iptexplain.graph import BUILTIN_CHAINS, Chain, Note, Ruleset, Table
+from iptexplain.nft.mixed import join
 from iptexplain.parse.partial import name_gaps
 
 
@@ -108,6 +111,8 @@ def combine(parts: Sequence[Ruleset], source: str | None = None) -> Ruleset:
     if len({frozenset(p.hidden) for p in parts}) > 1:
         for p in parts:
             out.hidden_in[p.source] = set(p.hidden) | set(p.hidden_in.get(p.source, ()))
+    for p in parts:  # nft rulesets of the same host: their tables, iptables-nft's read once
+        join(out, p.nft_tables, source=p.source)
     out.link()
     name_gaps(out)
     return out

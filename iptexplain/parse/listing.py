@@ -31,6 +31,7 @@ from iptexplain.ext.base import (ChainJump, ListingTail, Match, OpaqueMatch,
 from iptexplain.graph import (BUILTIN_CHAINS, STANDARD_VERDICTS, Chain, Counters, IPHeader, Rule,
                               Ruleset, Table)
 from iptexplain.parse.partial import name_gaps
+from iptexplain.parse.rough import RedactedValue, add_gap, is_redacted
 from iptexplain.parse.rulespec import IPTABLES_MATCHES, IPTABLES_TARGETS, canonical_proto
 from iptexplain.parse.save import infer_table
 
@@ -512,16 +513,22 @@ class ListingReader:
         self.since_hint = 99
         self.losses: dict[str, int] = {}  # what a module's -L text leaves out -> first line
         self.wrapped: list[int] = []  # continuation lines of wrapped rows
+        self.redacted: list[str] = []  # values hidden by hand (`212.47.x.x')
+        self.last_line = 0  # the last line that is not blank
+        self.ends_open = False
 
     # -- pass 1: lines into sections, blocks and raw rows ---------------------------------------
 
     def scan(self, text: str) -> None:
+        # A text that stops without a line end was cut by a selection, not written by iptables.
+        self.ends_open = bool(text) and not text.endswith("\n")
         for lineno, raw in enumerate(text.splitlines(), 1):
             line = raw.rstrip("\r").rstrip()
             if line.lstrip().startswith(">"):  # quoted in a mail or a forum reply: "> Chain ..."
                 line = _QUOTED_RE.sub("", line)
             if not line.strip():
                 continue
+            self.last_line = lineno
             m = _CHAIN_RE.match(line)
             if m:
                 self._chain(m, lineno)
@@ -667,10 +674,45 @@ class ListingReader:
                 partial.append(sec)
         for t in self.rs.tables.values():
             self._finish_table(t)
+        self._cut_end()
         self._fidelity(no_via, partial)
         self._extension_notes()
         self.rs.link()
         return self.rs
+
+    def _cut_end(self) -> None:
+        """A paste that stops mid-chain: its last line is not a whole row, or its last listing
+        jumps to chains it never shows (iptables -L prints every chain of the table).  That is
+        the end of what is known, not an error: the last chain shown may have more rules (a gap),
+        and the note says the listing looks cut off there."""
+        sec = self.sections[-1]
+        blk = sec.blocks[-1]
+        table = self.rs.tables.get((sec.family, sec.table))
+        chain = table.chains.get(blk.name) if table is not None else None
+        if chain is None:
+            return
+        last_row_cut = (self.ends_open and self.unread and self.unread[-1][0] == self.last_line and chain.rules
+                        and chain.rules[-1].line == self.last_line)
+        if last_row_cut:
+            # The last row's end could not be read (`tcp dp'): the selection stopped inside it.
+            self.unread.pop()
+            chain.rules.pop()
+        if last_row_cut or (self.skipped_inside and self.skipped_inside[-1] == self.last_line):
+            add_gap(chain, len(chain.rules))
+            if not last_row_cut:
+                self.skipped_inside.pop()
+            self.rs.note("fidelity", f"the listing ends with a line that is not a whole row (line "
+                                     f"{self.last_line}): read as cut off there -- chain {blk.name} may have "
+                                     f"more rules", self.last_line)
+            return
+        single = sec.command is not None and (sec.command.chain or sec.command.piped)
+        unseen = [c.name for c in table.chains.values() if not c.listed and not c.builtin]  # type: ignore[union-attr]
+        if unseen and not single:
+            add_gap(chain, len(chain.rules))
+            self.rs.note("fidelity", f"the listing of table {sec.table} ends at line {self.last_line} without "
+                                     f"showing {', '.join(unseen)}, which its rules jump to: it looks cut off "
+                                     f"there (or only some chains were pasted) -- chain {blk.name} may have more "
+                                     f"rules", self.last_line)
 
     def _extension_notes(self) -> None:
         """Notes modules ask for (anonymized MACs…), worded as the save reader words them, over
@@ -782,6 +824,9 @@ class ListingReader:
         header = IPHeader(src, src_inv, dst, dst_inv, iniface, in_inv, outiface, out_inv, proto,
                           proto_inv, fragment)
         goto, matches, target, unread, losses = _TAILS.read(raw.tail, raw.target, fam, proto)
+        if unread and any(is_redacted(w) for text in unread for w in text.split()):
+            # `to:212.47.x': the module could not read a value hidden by hand; kept unread.
+            self.redacted.extend(w for text in unread for w in text.split() if is_redacted(w))
         if unread:
             self.unread.append((raw.line, unread[0]))
         for loss in losses:
@@ -810,6 +855,12 @@ class ListingReader:
             if len(_NUMERIC_ADDRS) < 100_000:
                 _NUMERIC_ADDRS[(tok, fam)] = out
             return out
+        if is_redacted(t):
+            # `212.47.x.x' in the source column: a value hidden by hand, not a host name.
+            self.redacted.append(t)
+            opt = "-s" if direction == "src" else "-d"
+            extra.append(RedactedValue(raw=("!", opt, t) if inv else (opt, t)))
+            return None, False
         known = HOST_NAMES[fam].get(host)
         if known is not None:
             self.names_used = True
@@ -886,6 +937,11 @@ class ListingReader:
                 f"options (first at line {line}: `{text}'); it is kept as a not-understood match",
                 line,
             )
+        if self.redacted:
+            shown = ", ".join(f"`{v}'" for v in dict.fromkeys(self.redacted[:5]))
+            rs.note("fidelity", f"{len(self.redacted)} value(s) hidden by hand or left as a template "
+                                f"({shown}): the tests on them are unknown -- the trace forks on them, or "
+                                f"cannot say what a rule whose target they are does")
         if self.wrapped:
             rs.note("repair", f"{len(self.wrapped)} row(s) wrapped inside a comment or prefix were joined "
                               f"(first continuation at line {self.wrapped[0]})", self.wrapped[0])

@@ -51,7 +51,11 @@ def diff_text(res: DiffResult, old_name: str, new_name: str) -> str:
 
 
 def _when(conds: tuple[str, ...]) -> str:
-    return f"  (depending on: {'; '.join(conds)})" if conds else ""
+    if not conds:
+        return ""
+    if all("random choice" in c for c in conds):
+        return "  (chosen at random, per connection)"
+    return f"  (depending on: {'; '.join(conds)})"
 
 
 def _responsible_json(r: Responsible) -> dict[str, Any]:

@@ -36,6 +36,13 @@ def row_title(row: Row) -> Text:
     return t
 
 
+def depends(conditions: tuple[str, ...]) -> str:
+    """What the fate depends on; kube-proxy's endpoint choice in two words."""
+    if all("random choice" in c for c in conditions):
+        return "chosen at random, per connection"
+    return "depends on: " + "; ".join(conditions[:3])
+
+
 def short(text: str) -> str:
     """``filter DOCKER #4 (line 93)``: the file is the table's heading's business."""
     return re.sub(r"\((?:[^()]*):(\d+)\)", r"(line \1)", text)
@@ -51,7 +58,7 @@ def row_table(row: Row) -> Table:
         who = "\n".join(short(r.text) for r in a.rules) or "—"
         fate = Text(a.fate, _fate_style(a))
         if a.conditions:
-            fate.append(f"\n(depends on: {'; '.join(a.conditions[:3])})", "dim")
+            fate.append("\n(" + depends(a.conditions) + ")", "dim")
         tab.add_row(a.scenario.name, a.words, fate, who)
     return tab
 
@@ -62,9 +69,8 @@ def bypass_notes(row: Row) -> list[Text]:
     for a in row.access:
         for words, rule in a.bypass:
             dnat = ", ".join(short(r.text) for r in row.translated_by) or "DNAT"
-            out.append(Text(f"  ⚠ {a.scenario.name}, {words}: reach it, though {short(rule)} refuses them "
-                            f"-- the DNAT ({dnat}) in nat PREROUTING sends them to FORWARD, so the INPUT "
-                            "rules never see them", "yellow"))
+            out.append(Text(f"  ⚠ {a.scenario.name}, {words}: refused on INPUT by {short(rule)}, and they "
+                            f"reach it: the DNAT ({dnat}) in nat PREROUTING sends them to FORWARD", "yellow"))
     return out
 
 
@@ -104,7 +110,8 @@ def reach_json(res: ReachResult, source: str) -> str:
 
 
 def _q(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A DOT string: quotes and backslashes escaped, line breaks as DOT's centred ``\\n``."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def reach_dot(res: ReachResult) -> str:

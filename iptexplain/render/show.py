@@ -194,6 +194,8 @@ _NO_TARGET = Cell.of([("(no target: counts only)", "dim")])
 
 def cells(rule: Rule, cache: CellCache) -> tuple[Cell, Cell]:
     """The rule cell and the target cell of one rule."""
+    if getattr(rule, "parts", None) is not None:
+        return _own_cells(rule)
     get = cache.get
     hit = get(id(rule.header))
     h = hit[1] if hit is not None else cache.header(rule.header)
@@ -212,6 +214,34 @@ def cells(rule: Rule, cache: CellCache) -> tuple[Cell, Cell]:
     else:
         target = cache.target(t)
     return rule_cell, target
+
+
+def _own_cells(rule: Rule) -> tuple[Cell, Cell]:
+    """A rule of another language (nft) as that language prints it: its expressions, then its
+    statements and verdict; what is not understood is highlighted."""
+    matches, target, comments = rule.parts()  # type: ignore[attr-defined]
+    if getattr(rule, "piece", "") or len(matches.split()) != sum(len(m.nft_text().split()) for m in rule.matches):
+        words = [(x, "") for x in matches.split()]
+    else:
+        words = [(x, "" if m.understood else NOT_UNDERSTOOD_STYLE) for m in rule.matches
+                 for x in m.nft_text().split()]
+    if any(not m.understood for m in rule.matches):
+        words.append(("(not understood)", NOT_UNDERSTOOD_STYLE))
+    words += [(x, "dim") for c in comments for x in f'comment "{c}"'.split()]
+    rule_cell = Cell.of(words) if words else _EVERY_PACKET
+    t = rule.target
+    if t is None and not target:
+        return rule_cell, _NO_TARGET
+    if t is None:
+        return rule_cell, Cell.of([(x, "") for x in target.split()])
+    verdict = getattr(t, "verdict_stmt", None)
+    vwords = verdict.text.split() if verdict is not None else []
+    tw = target.split()
+    style = _verdict_style(vwords[0].upper()) if vwords and tw[-len(vwords):] == vwords else ""
+    out = [(x, style if style and i >= len(tw) - len(vwords) else "") for i, x in enumerate(tw)]
+    if not t.understood:
+        out.append(("(not understood)", NOT_UNDERSTOOD_STYLE))
+    return rule_cell, Cell.of(out)
 
 
 def rule_cells(rule: Rule, cache: CellCache | None = None) -> tuple[Words, Words]:
@@ -456,8 +486,14 @@ def _extend(line: Line, pieces: Line) -> None:
 
 def _chain_title(table: Table, chain: Chain, both_families: bool) -> Line:
     """The chain's title line as (text, style) pieces (blanks included in the pieces)."""
-    fam = f" IPv{table.family}" if both_families else ""
+    fam = f" IPv{table.family}" if both_families and not hasattr(table, "nft_family") else ""
     title: Line = [(f"{table.name}{fam}", "bold"), (" ", ""), (chain.name, "bold underline")]
+    hook = getattr(chain, "hook", None)
+    if hook is not None:
+        # an nft base chain: where it is registered, as nft prints it
+        pri = chain.priority_text or str(chain.priority)  # type: ignore[attr-defined]
+        title.append((f"  type {chain.nft_type} hook {hook.lower()} priority {pri}"  # type: ignore[attr-defined]
+                      + (f" ({chain.priority})" if pri != str(chain.priority) else ""), ""))  # type: ignore[attr-defined]
     if chain.builtin:
         policy = chain.policy or "ACCEPT"
         title += [("  policy ", ""), (policy, _verdict_style(policy))]
@@ -484,11 +520,14 @@ def chain_table(table: Table, chain: Chain, both_families: bool = False,
     title = _chain_title(table, chain, both_families)
     with_counters = False
     rows: list[Row] = []
-    for r in chain.rules:
+    # an nft chain lists its rules as written (a map-driven rule is walked in pieces)
+    for r in getattr(chain, "written", chain.rules):
         rule_cell, target_cell = cells(r, cache)
         c = r.counters
+        handle = getattr(r, "handle", None)
         if c is None:
-            rows.append((str(r.number), "", "", rule_cell, target_cell))
+            rows.append((str(r.number) if handle is None else f"{r.number} h{handle}", "", "", rule_cell,
+                         target_cell))
         else:
             with_counters = True
             rows.append((str(r.number), human(c.packets), human(c.bytes), rule_cell, target_cell))
@@ -525,9 +564,12 @@ def select_tables(rs: Ruleset, table: str | None = None, family: int | None = No
     """The tables to show, in kernel order (raw … security), IPv4 before IPv6."""
     out = [t for fam in rs.families() if family in (None, fam) for t in rs.tables_of(fam)
            if table in (None, t.name)]
+    out += [t for t in getattr(rs, "nft_tables", ()) if table in (None, t.name, t.nft_name)
+            and (family is None or family in t.ip_families)]
     if not out:
         what = " ".join(x for x in (f"table {table}" if table else "", f"IPv{family}" if family else "") if x)
-        have = ", ".join(f"{t.name} (IPv{t.family})" for t in rs.tables.values()) or "none"
+        have = ", ".join([f"{t.name} (IPv{t.family})" for t in rs.tables.values()]
+                         + [f"table {t.name}" for t in getattr(rs, "nft_tables", ())]) or "none"
         raise InputError(f"no {what or 'table'} in this ruleset (it has: {have})", rs.source)
     return out
 
@@ -571,7 +613,7 @@ def iter_view(rs: Ruleset, table: str | None = None, family: int | None = None,
                 summary.builtin_chains += 1
             else:
                 summary.user_chains += 1
-            summary.rules += len(c.rules)
+            summary.rules += len(getattr(c, "written", c.rules))
             for r in c.rules:
                 for e in r.matches:
                     if not e.understood:

@@ -21,10 +21,11 @@ def parse(cur: Cursor) -> Any:
         if cur.peek() == "name":
             cur.pos += 1
             cur.take()
+        named = words_text(cur.words[start:cur.pos])
         while cur.peek() in COUNTER_WORDS:
             cur.pos += 1
             cur.take()
-        return NoEffect(words_text(cur.words[start:cur.pos]))
+        return NoEffect(named)  # its values change with every packet (`nft -s` drops them)
     while cur.peek() in LOG_OPTIONS:
         cur.pos += 1
         cur.take()

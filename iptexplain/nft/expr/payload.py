@@ -10,14 +10,14 @@ saddr``, ``vlan id``…) are understood as words and fork.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from iptexplain.addr import int_to_ip, parse_address, parse_ip
 from iptexplain.errors import OptionError
 from iptexplain.ext.base import parse_port
 from iptexplain.netfilter.ipheader import proto_text
 from iptexplain.netfilter.packets import (Decision, IntSet, Packets, fmt_set, masked_set, point, span)
-from iptexplain.nft.expr.base import (Cursor, FieldSelector, ForkSelector, Selector, Word, number,
+from iptexplain.nft.expr.base import (Cursor, FieldSelector, ForkSelector, Selector, Word, int_words, number,
                                       word_text)
 from iptexplain.parse.rulespec import PROTO_NUMBERS, canonical_proto
 
@@ -165,6 +165,27 @@ def _flags(text: str) -> int:
     return v
 
 
+class VersionSelector(Selector):
+    """``ip version 4`` / ``ip6 version 6``: the header's version field is the packet's IP
+    family (LXD writes ``ip version 4 oifname "lxdbr0" accept`` in its inet table).  In an inet
+    table nft adds the family check (``meta nfproto``), so the other family never matches."""
+
+    def __init__(self, text: str, family: int) -> None:
+        self.text = text
+        self.family = family
+        self.bits = 4
+
+    def parse(self, words: Sequence[Word]) -> IntSet:
+        return int_words(words, number, 4)
+
+    def decide(self, pkts: Packets, ctx: Any, value: Any, invert: bool) -> Decision:
+        if pkts.family != self.family:
+            return Decision.none(pkts, f"not an IPv{self.family} packet ({self.text})")
+        hit = any(lo <= self.family <= hi for lo, hi in value) != invert
+        shown = f"{self.text} {'!= ' if invert else ''}{fmt_set(value)}"
+        return Decision.all(pkts, shown) if hit else Decision.none(pkts, f"not {shown}")
+
+
 def parse(cur: Cursor) -> Selector:
     """A payload selector: ``PROTO FIELD``."""
     proto = cur.take_word()
@@ -176,6 +197,9 @@ def parse(cur: Cursor) -> Selector:
         if fld in ("saddr", "daddr"):
             cur.pos += 1
             return AddrSelector(f"{proto} {fld}", "src" if fld == "saddr" else "dst", fam, fam_dep)
+        if fld == "version":
+            cur.pos += 1
+            return VersionSelector(f"{proto} version", fam)
         if fld in ("protocol", "nexthdr"):
             cur.pos += 1
             return FieldSelector(f"{proto} {fld}", "proto", 8, _proto_value, proto_text, family=fam)

@@ -1,0 +1,100 @@
+"""diff and reach against the kernel: a class's packet sent through the kernel lab with each
+ruleset loaded, and a published port's bypass of ufw's INPUT rules sent through the lab.
+
+The analyses run on the lab's own host model (tests/differential.py derives the lab host from
+the ruleset and gives the tracer the same host), so their words are about the lab's addresses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import differential as D
+import kernel_lab as KL
+from iptexplain.analysis.diff import Side, diff_rulesets
+from iptexplain.analysis.reach import PUBLISHED, reach
+from iptexplain.analysis.space import meet
+from iptexplain.netfilter.packets import point
+from iptexplain.netfilter.trace import Flow
+from iptexplain.parse import parse_text
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+
+def _lab(kernel_labs, plan):
+    KL.require_lab("nft")
+    lab = kernel_labs(plan.topology(), counters=False, timeout=0.3)
+    D.setup_lab(lab, plan)
+    return lab
+
+
+def _ip(text: str) -> int:
+    from iptexplain.addr import parse_ip
+
+    return parse_ip(text, 4)[1]
+
+
+def test_docker_28_to_29_class_in_the_kernel(kernel_labs):
+    old_text = (FIXTURES / "moby28.5-usernet-portmap.v4.save").read_text()
+    new_text = (FIXTURES / "moby29.0-usernet-portmap.v4.save").read_text()
+    plan = D.plan_for("moby28.5-usernet-portmap.v4.save", old_text)
+    host = plan.host_model()
+    old, new = parse_text(old_text, "old.save"), parse_text(new_text, "new.save")
+    res = diff_rulesets(Side(old), Side(new), Flow(family=4, proto="tcp", dport=8080, iniface="docker0"), host)
+    (c,) = res.classes
+    assert {f.kind for f in c.before} == {"delivered"}
+    (after,) = c.after
+    assert after.kind == "forwarded" and dict(after.nat)["dst"] == "192.0.2.2" and dict(after.nat)["dport"] == "80"
+    # a container of the lab on docker0, to the host's docker0 address: inside the class
+    peer = next(p for p in plan.peers if p.iface == "docker0")
+    dst = plan.host_addr("docker0")
+    probe = c.boxes[0].copy(src=point(_ip(peer.addr)), dst=point(_ip(dst)), dport=point(8080))
+    assert any(meet(b, probe) for b in c.boxes)
+    target = plan.owner("192.0.2.2")
+    lab = _lab(kernel_labs, plan)
+    try:
+        lab.load(old_text, "nft")
+        before = lab.send(KL.Flow(peer.name, dst, 8080, listen=(KL.HOST,), listen_port=8080))
+        assert before.outcome == "delivered" and before.delivery.ns == KL.HOST, before.describe()
+        lab.load(new_text, "nft")
+        after_obs = lab.send(KL.Flow(peer.name, dst, 8080, listen=(target,), listen_port=80))
+        assert after_obs.outcome == "delivered", after_obs.describe()
+        d = after_obs.delivery
+        assert (d.ns, d.dst, d.dport) == (target, "192.0.2.2", 80), after_obs.describe()
+    finally:
+        lab.close()
+
+
+def test_ufw_bypass_in_the_kernel(kernel_labs):
+    """reach says: a client ufw refuses on INPUT reaches the published port 8080 (DNAT sends it
+    to FORWARD), and not a port of the host itself.  The kernel agrees."""
+    text = (FIXTURES / "ufw-docker-combined.v4.save").read_text()
+    plan = D.plan_for("ufw-docker-combined.v4.save", text)
+    host = plan.host_model()
+    rs = parse_text(text, "ufw-docker-combined.v4.save")
+    res = reach(Side(rs), Flow(family=4, proto="tcp", iniface=plan.external), host)
+    client = plan.peer(plan.client)
+    ext = plan.host_addr()
+    probe_pub = None
+    for row in res.rows:
+        if row.kind == PUBLISHED and row.dest.startswith("this host:8080 → 192.0.2.2:80"):
+            (acc,) = [a for a in row.access if a.passed]
+            probe_pub = acc
+    assert probe_pub is not None and probe_pub.bypass
+    me = point(_ip(client.addr))
+    assert any(meet(b, b.copy(src=me)) for b in probe_pub.bypass_boxes)  # the client is among them
+    closed = next(r for r in res.rows if r.kind == "host" and r.dest.startswith("this host:not 22,80"))
+    refused = [a for a in closed.access
+               if a.passed is False and any(meet(b, b.copy(src=me, dport=point(8081))) for b in a.boxes)]
+    assert refused
+    target = plan.owner("192.0.2.2")
+    lab = _lab(kernel_labs, plan)
+    try:
+        lab.load(text, "nft")
+        obs = lab.send(KL.Flow(plan.client, ext, 8080, listen=(target,), listen_port=80))
+        assert obs.outcome == "delivered" and obs.delivery.ns == target, obs.describe()
+        obs = lab.send(KL.Flow(plan.client, ext, 8081, listen=(KL.HOST,), listen_port=8081))
+        assert obs.outcome == "dropped", obs.describe()
+    finally:
+        lab.close()
