@@ -581,6 +581,11 @@ def _analysis_template(kw: dict) -> "object":
     fams = {6 if ":" in a else 4 for a in (kw.get("src"), kw.get("dst")) if a}
     if len(fams) > 1:
         _fail("iptexplain: -s and -d are of different families (IPv4 and IPv6)")
+    if (kw.get("state") or "NEW") in ("ESTABLISHED", "RELATED"):
+        # A later packet keeps the NAT its connection's first packet got; over a whole set of
+        # packets that is a different binding per part, which the set-wide trace cannot pair up.
+        _fail(f"iptexplain: --state {kw['state']}: these analyses compare the packets that decide a "
+              "connection's fate (NEW, INVALID or UNTRACKED); trace one flow with --state for later packets")
     family = kw.get("family") or next(iter(fams), 4)
     return Flow(family=family, proto=proto, src=kw.get("src"), dst=kw.get("dst"), sport=kw.get("sport"),
                 dport=kw.get("dport"), iniface=kw.get("iniface"), state=kw.get("state") or "NEW",

@@ -231,6 +231,9 @@ class Ruleset:
     # Some chains' rules are still text: the reader's book (iptexplain.parse.deferred.DeferredBook),
     # which counts them; ``references`` are filled by parse_all(), which reads them.
     deferred: Any = None
+    # Rules whose hidden parts were filled in from a tool's standard rules
+    # (iptexplain.parse.toolshapes.fill_in): rule -> Filled (what, from which tool).
+    filled: dict = field(default_factory=dict)
     # Tables read from `nft list ruleset` (iptexplain.nft.model.NftTable), in the order printed:
     # their base chains join the iptables tables' on the hooks (iptexplain.netfilter.hooks.hook_entries).
     nft_tables: list[Any] = field(default_factory=list)
@@ -287,7 +290,7 @@ class Ruleset:
 
     def link(self) -> None:
         """Fill every chain's ``references`` with the rules that jump or go to it."""
-        for t in self.tables.values():
+        for t in [*self.tables.values(), *self.nft_tables]:
             for c in t.chains.values():
                 c.references = []
             for r in t.rules():
@@ -332,7 +335,9 @@ class Ruleset:
             return frozenset()
         out: set[str] = set()
         h = rule.header
-        if "interfaces" in hidden and h.iniface is None and h.outiface is None:
+        if rule in self.filled:
+            out.add("filled")
+        elif "interfaces" in hidden and h.iniface is None and h.outiface is None:
             out.add("interfaces")
         for m in rule.matches:
             if not m.understood:

@@ -1007,6 +1007,10 @@ def _check_packet(plan: Plan, case: Case, what: str, tf: T.Flow, pkt: KL.TracedP
 # ---------------------------------------------------------------------------------------------
 # Running a plan
 
+RUNS: dict[tuple[str, str], "Report"] = {}
+"""Reports of the suite's own runs, by (ruleset, backend): a later judge of the same ruleset in
+another form (its listings) reuses the kernel's observations instead of sending every flow again."""
+
 
 @dataclass
 class Report:
@@ -1014,6 +1018,10 @@ class Report:
     backend: str
     results: list[Result] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # What the kernel did with each flow of the plan (kept for judges of other inputs of the
+    # same ruleset: tests/test_partial_kernel.py traces its listings against them).
+    observations: list[tuple[Case, KL.Observation]] = field(default_factory=list)
+    index: Optional["RuleIndex"] = None
 
     def count(self, *statuses: str) -> int:
         return sum(1 for r in self.results if r.status in statuses)
@@ -1055,6 +1063,8 @@ def run_plan(lab: KL.Lab, plan: Plan, backend: str, *, ipsets=None, established:
             # packet): the rest of the traces would be lost too.
             rep.notes.append("xtables-monitor overflowed (ENOBUFS): stopped sending")
             break
+    rep.observations = list(zip(plan.cases, observations))
+    rep.index = index
     for case, obs in zip(plan.cases, observations):
         try:
             tr = trace_flow(plan.ruleset, case.tflow, host, ipsets=ipsets)

@@ -11,7 +11,7 @@ Used two ways: from tests, :func:`run_jobs` starts ``unshare -n -m python3 listi
 exchanges JSON; inside the namespace, ``main()`` runs the jobs read on stdin.
 
 A job: ``{"text", "family": 4|6, "backend": "nft"|"legacy", "tables": [...], "sets":
-[[name, dim, family]], "names": bool}``; its result: ``{"rc", "stderr", "save", "listings":
+[[name, dim, family]], "names": bool, "forms": [...]}`` (forms: by default all but ``S``); its result: ``{"rc", "stderr", "save", "listings":
 {table: {form: text}}}`` with forms ``nvL``, ``nvxL``, ``nL`` and (when ``names``) ``L``.
 """
 
@@ -32,6 +32,7 @@ FORMS = {
     "nvxL": ["-n", "-v", "-x", "-L"],
     "nL": ["-n", "-L"],
     "L": ["-L"],
+    "S": ["-S"],
 }
 
 
@@ -84,9 +85,11 @@ def _run_job(job: dict[str, Any]) -> dict[str, Any]:
     if p.returncode != 0:
         return out
     out["save"] = subprocess.run([_tool(backend, fam, "-save")], capture_output=True, text=True).stdout
-    forms = dict(FORMS)
+    forms = {f: FORMS[f] for f in job["forms"]} if job.get("forms") else dict(FORMS)
     if not job.get("names"):
-        forms.pop("L")
+        forms.pop("L", None)
+    if not job.get("forms"):
+        forms.pop("S")
     for table in job["tables"]:
         out["listings"][table] = {
             form: subprocess.run([_tool(backend, fam), "-t", table] + args, capture_output=True, text=True,

@@ -17,7 +17,9 @@ the kernel's handles, so rules are compared by handle), or, for a mixed host, th
 iptables rules' kernel handles are their positions in the listed chains.
 
 A flow whose trace forks (``numgen``, a dynamic set, a rate limit) agrees when one of its
-branches is what the kernel did; the plan says which flows must not fork.
+branches is what the kernel did; the plan says which flows must not fork.  A branch the tracer
+cannot decide (an xtables target nft -j prints without options) agrees when its path up to that
+rule is the kernel's; such flows are counted apart and are never decidable ones.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def tracer_input(plan: NftPlan) -> TracerInput:
     fx = nft_fixtures.fixture(plan.fixture)
     doc_text = Path(fx.json_path).read_text()
     doc = json.loads(doc_text)
-    if fx.native_only:
+    if fx.native_only or plan.json_alone:
         return TracerInput(read_nft_json(doc_text, Path(fx.json_path).name))
     # A mixed host as a user gives it: iptables-save of the iptables-nft side, and the native
     # tables (nft -j list ruleset without iptables-nft's tables, which iptables-save shows).
@@ -164,8 +166,9 @@ def kernel_events(steps: Iterable[NftStep]) -> list[Event]:
     return [s.key for s in steps if s.kind in ("rule", "policy")]
 
 
-def align(kernel: list[Event], tracer: list[tuple[Event, bool]]) -> bool:
-    """The kernel's events are the tracer's, optional ones taken or left out."""
+def align(kernel: list[Event], tracer: list[tuple[Event, bool]], *, prefix: bool = False) -> bool:
+    """The kernel's events are the tracer's, optional ones taken or left out (``prefix``: the
+    tracer's events are a beginning of the kernel's)."""
     i = j = 0
     while j < len(tracer):
         ev, optional = tracer[j]
@@ -176,7 +179,22 @@ def align(kernel: list[Event], tracer: list[tuple[Event, bool]]) -> bool:
             j += 1
         else:
             return False
-    return i == len(kernel)
+    return prefix or i == len(kernel)
+
+
+def undecided_agrees(kernel: list[Event], leaf: T.Leaf, family: int, inp: TracerInput) -> bool:
+    """A leaf the tracer could not decide (a target it does not know: iptables-nft's ``xt
+    target DNAT`` as nft -j prints it, without options) agrees when its path up to that rule is
+    the beginning of the kernel's, and the kernel took that rule too."""
+    events = tracer_events(leaf.steps, family, inp)
+    if not events:
+        return True
+    *before, (last, _) = events
+    if not align(kernel, before, prefix=True):
+        return False
+    n = sum(1 for _, opt in before if not opt)
+    rest = kernel[n:]
+    return bool(rest) and rest[0][:4] == last[:4]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,10 +232,14 @@ class Result:
     path_ok: bool
     forked: bool
     why: str
+    undecided: bool = False
+    """The kernel's way is a leaf the tracer could not decide (its path agrees up to the rule it
+    does not know): counted apart, never for a decidable flow."""
 
     @property
     def agrees(self) -> bool:
-        return self.outcome_ok and self.path_ok and (not self.forked or not self.case.decidable)
+        return (self.outcome_ok and self.path_ok and (not self.forked or not self.case.decidable)
+                and not (self.undecided and self.case.decidable))
 
 
 def compare(plan: NftPlan, case: Case, inp: TracerInput, obs: KL.Observation) -> Result:
@@ -227,12 +249,15 @@ def compare(plan: NftPlan, case: Case, inp: TracerInput, obs: KL.Observation) ->
     kernel = kernel_events(obs.steps or [])
     agreeing = [lf for lf in leaves if outcome_agrees(plan.topology, flow, lf, obs)]
     path_ok = [lf for lf in agreeing if align(kernel, tracer_events(lf.steps, flow.family, inp))]
+    undecided = [lf for lf in leaves if lf.outcome.kind == T.UNDECIDED
+                 and undecided_agrees(kernel, lf, flow.family, inp)]
     lines = [obs.describe(), "  kernel events:"] + [f"    {e}" for e in kernel]
     for n, lf in enumerate(leaves):
         lines.append(f"  tracer leaf {n}: {[c.text for c in lf.conditions]} {lf.outcome.kind}: "
                      f"{lf.outcome.summary}")
         lines += [f"    {e}{' (optional)' if o else ''}" for e, o in tracer_events(lf.steps, flow.family, inp)]
-    return Result(case, obs, leaves, bool(agreeing), bool(path_ok), len(leaves) > 1, "\n".join(lines))
+    return Result(case, obs, leaves, bool(agreeing) or bool(undecided), bool(path_ok) or bool(undecided),
+                  len(leaves) > 1, "\n".join(lines), undecided=bool(undecided) and not path_ok)
 
 
 @dataclass
@@ -243,8 +268,10 @@ class Report:
     def summary(self) -> str:
         n = len(self.results)
         agreed = sum(r.agrees for r in self.results)
-        forked = sum(r.forked for r in self.results)
-        return f"{self.fixture}: {n} flows, {agreed} agreed ({forked} forked, kernel among the branches)"
+        forked = sum(r.forked and not r.undecided for r in self.results)
+        undecided = sum(r.undecided for r in self.results)
+        return (f"{self.fixture}: {n} flows, {agreed} agreed ({forked} forked, kernel among the branches; "
+                f"{undecided} undecided, path agreed up to the rule not understood)")
 
     def disagreements(self) -> list[Result]:
         return [r for r in self.results if not r.agrees]
@@ -252,7 +279,7 @@ class Report:
 
 def run_plan(lab: KL.Lab, plan: NftPlan) -> Report:
     inp = tracer_input(plan)
-    rep = Report(plan.fixture)
+    rep = Report(plan.name)
     for case in plan.cases:
         rep.results.append(compare(plan, case, inp, lab.send(case.flow)))
     return rep

@@ -33,6 +33,13 @@ class NftPlan:
     fixture: str
     topology: Topology
     cases: tuple[Case, ...] = field(default_factory=tuple)
+    json_alone: bool = False
+    """The tracer reads the fixture's ``nft -j list ruleset`` alone, iptables-nft's tables
+    included (for a mixed host: as nft lists them, their xt extensions without options)."""
+
+    @property
+    def name(self) -> str:
+        return self.fixture + (" (nft -j alone)" if self.json_alone else "")
 
     @property
     def flows(self) -> list[Flow]:
@@ -60,6 +67,22 @@ INET_SERVER = NftPlan("inet-server-sets", Topology(ifaces=[
     _case("client", "198.51.100.1", 53, proto="udp", listen=(HOST,), label="dns over udp"),
     _case("client", "198.51.100.1", 80, src="192.0.2.7", listen=(HOST,), label="blocked interval set"),
     _case("client", "198.51.100.1", proto="icmp", label="ping: limit rate 5/second", decidable=False),
+))
+
+# Every flow passes `ip saddr @blocked drop`, a set the rate limit fills at run time: all fork.
+INET_RATELIMIT = NftPlan("inet-server-ratelimit", Topology(ifaces=[
+    HostIface("eth0", "198.51.100.1/24", peers=[Peer("client", ("198.51.100.2/24", "198.51.100.7/24"))]),
+]), (
+    _case("client", "198.51.100.1", 22, src="198.51.100.7", listen=(HOST,), decidable=False,
+          label="ssh from an admin address (interval set)"),
+    _case("client", "198.51.100.1", 22, listen=(HOST,), decidable=False,
+          label="ssh from elsewhere: the rate limit that fills @blocked"),
+    _case("client", "198.51.100.1", 443, listen=(HOST,), decidable=False, label="https (a named set)"),
+    _case("client", "198.51.100.1", 53, proto="udp", src="10.0.0.5", listen=(HOST,), decidable=False,
+          label="dns from 10.0.0.0/8"),
+    _case("client", "198.51.100.1", 53, proto="udp", listen=(HOST,), decidable=False,
+          label="dns from elsewhere: logged, policy drop"),
+    _case("client", "198.51.100.1", proto="icmp", decidable=False, label="ping: limit rate 10/second"),
 ))
 
 FIREWALLD = NftPlan("firewalld-nftables-backend", Topology(ifaces=[
@@ -99,6 +122,17 @@ DOCKER29 = NftPlan("docker29-nftables", Topology(ifaces=[
     _case(HOST, "198.51.100.1", 8080, to_port=80, label="the host to its own published port: nat-OUTPUT"),
 ))
 
+DOCKER29_V6 = NftPlan("docker29-nftables-ipv6", Topology(ifaces=[
+    HostIface("eth0", "2001:db8:1::1/64", peers=[Peer("client", "2001:db8:1::2/64")]),
+    HostIface("br-dummy", "fd49:efd7:54aa::ff/64", bridge=True, peers=[Peer("c1", "fd49:efd7:54aa::1/64")]),
+]), (
+    _case("client", "2001:db8:1::1", 8080, to_port=80, label="IPv6 published port 8080 -> [fd49:efd7:54aa::1]:80"),
+    _case("client", "fd49:efd7:54aa::1", 80, label="IPv6 direct access to the container: raw drop"),
+    _case("c1", "2001:db8:1::2", 80, label="IPv6 container to the outside: masquerade"),
+    _case("c1", "2001:db8:1::1", 8080, listen=(HOST,), label="IPv6 container to the host's published port"),
+    _case(HOST, "2001:db8:1::1", 8080, to_port=80, label="IPv6 host to its own published port: nat-OUTPUT"),
+))
+
 MIXED_DOCKER_LXD = NftPlan("mixed-docker-lxd", Topology(ifaces=[
     HostIface("eth0", "198.51.100.1/24", peers=[Peer("client", "198.51.100.2/24")]),
     HostIface("docker0", "172.17.0.1/16", bridge=True, peers=[Peer("c1", "172.17.0.6/16")]),
@@ -134,4 +168,12 @@ KUBE_PROXY = NftPlan("kube-proxy-nftables", Topology(ifaces=[
     _case(HOST, "172.30.0.46", 80, label="the node to a ClusterIP without endpoints: filter-output reject"),
 ))
 
-PLANS: tuple[NftPlan, ...] = (INET_SERVER, FIREWALLD, DOCKER29, MIXED_DOCKER_LXD, KUBE_PROXY)
+# The mixed host as `nft -j list ruleset` alone shows it: Docker's rules in iptables-nft's tables,
+# `-m conntrack` and `-m addrtype` as `{"xt": …}` without options (they fork).
+MIXED_DOCKER_LXD_JSON = NftPlan(MIXED_DOCKER_LXD.fixture, MIXED_DOCKER_LXD.topology, tuple(
+    Case(c.flow, decidable=False) for c in MIXED_DOCKER_LXD.cases), json_alone=True)
+
+PLANS: tuple[NftPlan, ...] = (INET_SERVER, INET_RATELIMIT, FIREWALLD, DOCKER29, DOCKER29_V6, MIXED_DOCKER_LXD, KUBE_PROXY,
+                              MIXED_DOCKER_LXD_JSON)
+KERNEL_PLANS: tuple[NftPlan, ...] = tuple(p for p in PLANS if not p.json_alone)
+"""One plan per fixture (what the kernel does does not depend on what the tracer reads)."""

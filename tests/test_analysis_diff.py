@@ -136,3 +136,5 @@ def test_cli_exit_status_and_json():
     assert r.returncode == 0 and "no packet's fate differs" in r.stdout
     r = _cli("diff", str(DOCKER28), "/nonexistent.save")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    r = _cli("diff", str(DOCKER28), str(DOCKER29), "--state", "ESTABLISHED")
+    assert r.returncode == 2 and "NEW, INVALID or UNTRACKED" in r.stderr and not r.stdout

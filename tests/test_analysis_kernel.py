@@ -1,5 +1,6 @@
-"""diff and reach against the kernel: a class's packet sent through the kernel lab with each
-ruleset loaded, and a published port's bypass of ufw's INPUT rules sent through the lab.
+"""diff, reach and --why against the kernel: a class's packet sent through the kernel lab with
+each ruleset loaded, and a published port's bypass of ufw's INPUT rules sent through the lab
+(the kernel's own rule trace never enters INPUT, as --why says).
 
 The analyses run on the lab's own host model (tests/differential.py derives the lab host from
 the ruleset and gives the tracer the same host), so their words are about the lab's addresses.
@@ -14,8 +15,10 @@ import kernel_lab as KL
 from iptexplain.analysis.diff import Side, diff_rulesets
 from iptexplain.analysis.reach import PUBLISHED, reach
 from iptexplain.analysis.space import meet
+from iptexplain.analysis.why import NEVER_REACHED, explain, find_rules
 from iptexplain.netfilter.packets import point
 from iptexplain.netfilter.trace import Flow
+from iptexplain.netfilter.tracer import trace_flow
 from iptexplain.parse import parse_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,6 +97,14 @@ def test_ufw_bypass_in_the_kernel(kernel_labs):
         lab.load(text, "nft")
         obs = lab.send(KL.Flow(plan.client, ext, 8080, listen=(target,), listen_port=80))
         assert obs.outcome == "delivered" and obs.delivery.ns == target, obs.describe()
+        # trace --why for the same packet: ufw's rule is never reached, the packet went FORWARD;
+        # the kernel's own trace of it holds no INPUT chain and no ufw-user-input
+        t = trace_flow(rs, Flow(family=4, proto="tcp", src=client.addr, dst=ext, dport=8080), host)
+        ((_, (answer,)),) = explain(t, find_rules(rs, "ufw-user-input:1", 4), rs).answers
+        assert answer.verdict == NEVER_REACHED and "sent it to FORWARD" in answer.because[0]
+        chains = obs.chains()
+        assert chains is not None and ("filter", "FORWARD") in chains, obs.describe()
+        assert not any(c in ("INPUT", "ufw-user-input") for _, c in chains), chains
         obs = lab.send(KL.Flow(plan.client, ext, 8081, listen=(KL.HOST,), listen_port=8081))
         assert obs.outcome == "dropped", obs.describe()
     finally:

@@ -289,7 +289,7 @@ def test_listing_fidelity_warning_comes_first():
     listing = ROOT / "fixtures" / "seed-blog-listing.txt"
     r = run([str(listing), "-p", "tcp", "-s", "203.0.113.7", "-i", "eth0", "-d", "198.51.100.1",
              "--dport", "9525", "--iface", "eth0=198.51.100.1/24", "--width", "200"])
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 3, r.output  # uncertain: it rests on what the listing hid
     lines = r.stdout.splitlines()
     assert "(iptables -L listing," in lines[1]
     notes = [line for line in lines[2:] if line.startswith((" ! ", " i "))]
@@ -301,15 +301,26 @@ def test_listing_fidelity_warning_comes_first():
 
 
 def test_seed_listing_verdict_is_marked_uncertain():
-    # `iptexplain trace fixtures/seed-blog-listing.txt --dport 9525`: as listed the flow is
-    # delivered, while the real ruleset (`-i docker0 -j RETURN`) sends it to the container.
+    # `iptexplain trace fixtures/seed-blog-listing.txt --dport 9525` (issue 19's seed): -nL hid
+    # Docker's `-i docker0 -j RETURN`; Docker's standard rules fill it in, and the answer is the
+    # kernel's -- DNAT to 172.17.0.6:9525, FORWARD through Docker's chains, forwarded -- said to
+    # rest on that inference, with the way to confirm it; exit status 3 (uncertain).
     listing = ROOT / "fixtures" / "seed-blog-listing.txt"
     r = run([str(listing), "--dport", "9525", "--width", "200"])
-    assert r.exit_code == 0, r.output  # the outcome as listed; `uncertain` says it may differ
+    assert r.exit_code == 3, r.output
     text = r.stdout
-    assert "✔? DELIVERED" in text and "✓? DOCKER #1  -j RETURN" in text
-    assert "UNCERTAIN: this verdict rests on" in text and "nat DOCKER #1 `-j RETURN` (line 154)" in text
+    assert "✔? FORWARDED to 172.17.0.6:9525 via docker0" in text
+    assert "DNAT: dst 198.51.100.1:9525 → 172.17.0.6:9525" in text
+    assert "filter FORWARD → DOCKER-USER → DOCKER-ISOLATION-STAGE-1 → DOCKER" in text
+    assert "hidden `! -i docker0` filled in from Docker's standard rules" in text
+    assert "printed without -v, which does not show interface matches" in text  # the -nL warning
+    assert "UNCERTAIN: every way rests on" in text and "`iptables-save`" in text
     doc = json.loads(run([str(listing), "--dport", "9525", "--json"]).stdout)
     assert doc["uncertain"] is True and doc["outcomes"][0]["outcome"]["uncertain"] is True
+    assert doc["outcomes"][0]["outcome"]["kind"] == "forwarded"
+    assert "Docker's standard rules" in doc["outcomes"][0]["outcome"]["uncertain_reason"]
+    # --reply keeps the doubt: the answer rests on the same rules.
+    rep = run([str(listing), "--dport", "9525", "--reply", "--json"])
+    assert rep.exit_code == 3 and json.loads(rep.stdout)["uncertain"] is True
     exact = json.loads(run([str(SEED), "--dport", "9525", "--json"]).stdout)
     assert exact["uncertain"] is False

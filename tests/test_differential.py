@@ -97,6 +97,8 @@ def run(kernel_labs, name: str, backend: str = "nft", *, cap: Optional[int] = No
         rep = D.run_plan(lab, plan, backend, ipsets=parse_ipset_save(dump) if dump else None)
     finally:
         lab.close()
+    if cap == D.FLOW_CAP:
+        D.RUNS[(name, backend)] = rep
     return rep
 
 

@@ -336,7 +336,41 @@ def test_show_lists_nft_rules_as_written_with_hook_priority_and_handle() -> None
     render_ruleset(read_nft(text, "n.nft"), console=console)
     out = console.export_text()
     assert "ip nat PREROUTING  type nat hook prerouting priority dstnat - 10 (-110)  policy ACCEPT" in out
-    assert "1 h7   tcp dport { 80, 443 }" in out and "counter dnat to 172.17.0.6" in out
-    assert "2 h8   (every packet)" in out and "ip daddr vmap { 10.0.0.1 : goto svc }" in out
+    assert "tcp dport { 80, 443 }" in out and "counter dnat to 172.17.0.6" in out
+    assert "1 h7     12     720" in out  # the counter's values in the counter columns
+    assert "2 h8                  (every packet)" in out
+    assert "ip nat svc  1 reference  ← ↪ PREROUTING#2" in out and "ip daddr vmap { 10.0.0.1 : goto svc }" in out
     assert "xt target CT (not understood)" in out
     assert "3 rules" in out and "modules not understood: xt (1 rule)" in out
+
+
+def test_named_limits_and_flowtable_offload_are_understood() -> None:
+    rs = read_nft("""table inet t {
+	limit ssh-rate { rate 3/minute }
+	flowtable ft { hook ingress priority filter; devices = { eth0 }; }
+	chain f {
+		type filter hook forward priority filter; policy drop;
+		ip protocol tcp flow add @ft
+		tcp dport 22 limit name "ssh-rate" accept
+	}
+}
+""", "o.nft")
+    assert not rs.not_understood()
+    got = outcomes(rs, Flow(proto="tcp", src="198.51.100.2", dst="172.17.0.6", dport=22, iniface="eth0"))
+    assert sorted((c, k) for c, k, _ in got) == [(("over the limit ssh-rate",), "dropped"),
+                                                (("within the limit ssh-rate",), "forwarded")]
+
+
+@pytest.mark.parametrize("kind,reroute", [("filter", False), ("route", True)])
+def test_only_route_chains_reroute_on_a_new_mark(kind: str, reroute: bool) -> None:
+    """Measured: with `ip rule fwmark 1 lookup 100`, a mark set in a route chain sends the packet
+    by table 100, the same mark set in a filter chain does not (the kernel re-routes only for
+    route chains and iptables' mangle table)."""
+    rs = read_nft(f"""table ip t {{
+	chain out {{ type {kind} hook output priority mangle; policy accept; tcp dport 80 meta mark set 0x1; }}
+}}
+""", "o.nft")
+    leaf, = trace_flow(rs, Flow(proto="tcp", dst="198.51.100.2", dport=80, from_host=True), host()).leaves()
+    routes = [s.hook for s in leaf.steps if s.kind == T.ROUTE]
+    assert any(h.startswith("re-routing") for h in routes) == reroute, routes
+    assert leaf.outcome.packet["mark"] == "0x1"

@@ -17,7 +17,7 @@ import nft_plans
 from nft_lab import NftLab
 
 
-@pytest.mark.parametrize("plan", nft_plans.PLANS, ids=lambda p: p.fixture)
+@pytest.mark.parametrize("plan", nft_plans.PLANS, ids=lambda p: p.name)
 def test_tracer_agrees_with_the_kernel(kernel_labs, plan: nft_plans.NftPlan) -> None:
     lab = kernel_labs(plan.topology, cls=NftLab)
     lab.load_fixture(nft_fixtures.fixture(plan.fixture))

@@ -134,14 +134,14 @@ def _zero(text: str) -> str:
 def plan_observations(kernel_labs) -> dict[str, dict[str, object]]:
     """Every plan's flows sent once through the kernel: {fixture: {label: Observation}}."""
     out: dict[str, dict[str, object]] = {}
-    for plan in nft_plans.PLANS:
+    for plan in nft_plans.KERNEL_PLANS:
         lab = kernel_labs(plan.topology, cls=NftLab)
         lab.load_fixture(nft_fixtures.fixture(plan.fixture))
         out[plan.fixture] = {c.flow.label: lab.send(c.flow) for c in plan.cases}
     return out
 
 
-@pytest.mark.parametrize("plan", nft_plans.PLANS, ids=lambda p: p.fixture)
+@pytest.mark.parametrize("plan", nft_plans.KERNEL_PLANS, ids=lambda p: p.name)
 def test_every_flow_is_traced_through_the_fixture(plan_observations, plan: nft_plans.NftPlan) -> None:
     """The kernel's path of every flow's first packet is there, in the fixture's own tables,
     with handles for its rules, and ends where the packet ended."""

@@ -1009,18 +1009,22 @@ def test_cli_reply_option():
 
 def test_listing_without_interfaces_marks_deciding_rules_uncertain():
     # The seed blog post's own listing (iptables -nL): Docker's `-i docker0 -j RETURN` shows as
-    # a rule for every packet, so the path as listed differs from the kernel's.
+    # a bare `RETURN all`.  Docker's standard rules fill the hidden interfaces in (the kernel's
+    # answer: DNAT, forwarded), and the verdict says it rests on that inference.
     rs = load(str(FIXTURES / "seed-blog-listing.txt"))
     assert "interfaces" in rs.hidden
     tr = trace_flow(rs, Flow(dport=9525))
-    leaf = only_leaf(tr)
-    assert "interfaces hidden" in leaf.outcome.uncertain
+    # The listing has no raw and mangle tables: a second way says what they could do.
+    leaf, lacking = list(tr.leaves())
+    assert lacking.outcome.kind == T.DROPPED and "raw or mangle" in lacking.conditions[0].text
+    assert leaf.outcome.kind == T.FORWARDED and leaf.outcome.packet["dst"] == "172.17.0.6"
+    assert "filled in from Docker's standard rules" in leaf.outcome.uncertain
     marked = [s for s in leaf.steps if s.kind == T.RULE and s.matched and "uncertain" in s.detail]
-    assert [s.chain for s in marked] == ["PREROUTING", "DOCKER"]
-    # the outcome names the rules it rests on, in the order they decided: DOCKER #1 is the
-    # listed `RETURN` that really is `-i docker0 -j RETURN`
-    assert [(r.chain, r.number, r.target_name) for r in leaf.outcome.uncertain_rules] == \
-        [("PREROUTING", 1, "DOCKER"), ("DOCKER", 1, "RETURN")]
+    assert ("nat", "DOCKER", 2) in [(s.table, s.chain, s.rule.number) for s in marked]
+    dnat = next(s for s in marked if s.chain == "DOCKER" and s.table == "nat")
+    assert dnat.detail["filled"] == "hidden `! -i docker0` filled in from Docker's standard rules"
+    assert [(r.table, r.chain, r.number) for r in leaf.outcome.uncertain_rules][:2] == \
+        [("nat", "PREROUTING", 1), ("nat", "DOCKER", 2)]
     assert any("iptables -nvL" in n for n in tr.notes)
     # The same rules from iptables-save: nothing uncertain.
     exact = only_leaf(trace_flow(load(str(FIXTURES / "seed-docker.v4.save")), Flow(dport=9525)))
@@ -1040,9 +1044,16 @@ DROP       tcp  --  0.0.0.0/0            0.0.0.0/0            tcp dpt:22
 
     rs = parse_text(text, "input.txt")
     assert "interfaces" in rs.hidden
-    leaf = only_leaf(trace_flow(rs, Flow(dst="198.51.100.1", dport=22)))
+    # The DROP may hide an -i: the trace forks on it (as listed first); the LOG does not fork.
+    tr = trace_flow(rs, Flow(dst="198.51.100.1", dport=22))
+    leaves = list(tr.leaves())  # and, after each, what the tables the paste lacks could do
+    leaf = leaves[0]
+    other = next(lf for lf in leaves if lf.outcome.kind == T.DELIVERED)
     assert leaf.outcome.kind == T.DROPPED
+    assert "INPUT #2's hidden -i/-o admit" in leaf.conditions[0].text
+    assert "INPUT #2 has a hidden -i/-o that excludes" in other.conditions[0].text
     assert [(r.number, r.target_name) for r in leaf.outcome.uncertain_rules] == [(2, "DROP")]
+    assert other.outcome.uncertain and [r.number for r in other.outcome.uncertain_rules] == [2]
     log = [s for s in leaf.steps if s.kind == T.RULE and s.rule is not None and s.rule.number == 1]
     assert log and log[0].matched and "uncertain" not in log[0].detail
 

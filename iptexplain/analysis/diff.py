@@ -21,7 +21,7 @@ from iptexplain.analysis.space import (box_words, example, meet, merge_boxes, pa
                                        without_martians)
 from iptexplain.graph import Ruleset
 from iptexplain.host import HostModel
-from iptexplain.netfilter.packets import Packets, subtract
+from iptexplain.netfilter.packets import Packets, subtract, union
 from iptexplain.netfilter.trace import Flow, Trace
 from iptexplain.netfilter.tracer import trace_flow
 
@@ -52,13 +52,14 @@ class ChangeClass:
     entry: Packets | None = None  # the scenario's entry set (what the words narrow)
     entry_words: dict[str, str] = field(default_factory=dict)
     names: list = field(default_factory=list)  # (address set, words): "this host"
+    prefer_dst: list[int] = field(default_factory=list)  # the address of the entry interface
 
     def words(self, limit: int = 3) -> list[str]:
         return [box_words(b, self.entry, self.entry_words, self.names) for b in self.boxes[:limit]]
 
     @property
     def example(self) -> Packets:
-        return example(self.boxes[0])
+        return example(self.boxes[0], {"dst": self.prefer_dst})
 
     def example_flow(self) -> Flow:
         b = self.boxes[0]
@@ -123,12 +124,20 @@ def address_names(host: HostModel, family: int) -> list:
     """Address sets a class's words name rather than list: the host's own addresses."""
     from iptexplain.netfilter.routing import Router
 
-    local = Router(host, family).local_addrs
+    r = Router(host, family)
+    local = r.local_addrs
     if family == 4:
         local = subtract(local, ((0x7F000000, 0x7FFFFFFF),))
     else:
         local = subtract(local, ((1, 1),))
-    return [(local, "this host")]
+    full = ((0, (1 << r.bits) - 1),)
+    bcast: tuple = ()
+    for part, res in r.split(full):
+        if res.type == "broadcast":
+            bcast = union(bcast, part)
+    if family == 4:
+        bcast = subtract(bcast, ((0x7F000000, 0x7FFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF)))
+    return [(local, "this host")] + ([(bcast, "the host's subnet broadcast addresses")] if bcast else [])
 
 
 def trace_scenario(side: Side, sc: Scenario, host: HostModel) -> Trace:
@@ -157,6 +166,9 @@ def diff_rulesets(old: Side, new: Side, template: Flow, host: HostModel | None =
     h = shared_host([old.ruleset, new.ruleset], host, template.family, template.iniface)
     scs = scenarios(h, template)
     names = address_names(h, template.family)
+    from iptexplain.netfilter.routing import Router
+
+    router = Router(h, template.family)
     classes: list[ChangeClass] = []
     incomplete: list[str] = []
     notes: list[str] = []
@@ -168,13 +180,14 @@ def diff_rulesets(old: Side, new: Side, template: Flow, host: HostModel | None =
             if any("branches: the trace stops" in n for n in t.notes) and sc.key not in incomplete:
                 incomplete.append(sc.key)
         entry, entry_words = entry_box(t_old)
+        prefer = [a for a, _ in router.addresses(sc.flow.iniface)] if sc.flow.iniface else []
         groups: dict[tuple, ChangeClass] = {}
         for x, a, b in compare(cells(t_old, old.ruleset), cells(t_new, new.ruleset)):
             key = (a.fates, b.fates, a.rules, b.rules)
             c = groups.get(key)
             if c is None:
                 groups[key] = ChangeClass(sc, [x], a.fates, b.fates, a.rules, b.rules, a.conditions,
-                                          b.conditions, entry, entry_words, names)
+                                          b.conditions, entry, entry_words, names, prefer)
             else:
                 c.boxes.append(x)
         for c in groups.values():

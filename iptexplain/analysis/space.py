@@ -119,8 +119,19 @@ def cidrs(s: IntSet, bits: int) -> list[tuple[int, int]]:
 
 
 def addr_words(s: IntSet, family: int, limit: int = 3) -> str:
+    """An address set as CIDR blocks; a block with a few holes as "10.244.0.0/16 but
+    10.244.0.0/24"."""
     bits = 32 if family == 4 else 128
     blocks = cidrs(s, bits)
+    if len(blocks) > 2:
+        lo, hi = s[0][0], s[-1][1]
+        plen = bits - (lo ^ hi).bit_length()
+        net = lo >> (bits - plen) << (bits - plen) if plen < bits else lo
+        hull = ((net, net | ((1 << (bits - plen)) - 1)),)
+        holes = cidrs(subtract(hull, s), bits)
+        if 0 < len(holes) <= 2:
+            show = lambda v, p: int_to_ip(v, family) + ("" if p == bits else f"/{p}")  # noqa: E731
+            return f"{show(net, plen)} but " + ",".join(show(v, p) for v, p in holes)
     parts = [int_to_ip(v, family) + ("" if p == bits else f"/{p}") for v, p in blocks[:limit]]
     if len(blocks) > limit:
         parts.append(f"… ({len(blocks)} blocks)")
@@ -233,6 +244,7 @@ def without_martians(box: Packets, loopback: bool) -> Packets | None:
 PREFERRED = {
     "proto": (6, 17, 1, 58),
     "sport": (40000, 50000, 1024),
+    "dport": (80, 443, 22, 8080, 53, 1024),
     "icmp": (8 << 8, 128 << 8),
     "tcpflags": (0x02, 0x10),
     "length": (60, 100),
@@ -264,9 +276,16 @@ def pick(s: IntSet, f: str, family: int) -> int:
     return s[0][0]
 
 
-def example(box: Packets) -> Packets:
-    """One concrete packet of the box."""
-    return box.copy(**{f: ((pick(getattr(box, f), f, box.family),) * 2,) for f in FIELDS},
+def example(box: Packets, prefer: dict[str, list[int]] | None = None) -> Packets:
+    """One concrete packet of the box (``prefer``: values to take where the box has them, as
+    the address of the interface the packet arrives on)."""
+    def value(f: str) -> int:
+        for v in (prefer or {}).get(f, ()):
+            if contains(getattr(box, f), v):
+                return v
+        return pick(getattr(box, f), f, box.family)
+
+    return box.copy(**{f: ((value(f),) * 2,) for f in FIELDS},
                     ctstate=frozenset({sorted(box.ctstate)[0]}) if box.ctstate else box.ctstate)
 
 

@@ -26,6 +26,7 @@ UNSEEN_WHY = {
     "interfaces": "interfaces hidden by the -nL listing",
     "address": "an address printed as a name that could not be read back",
     "match": "match text the listing could not read back",
+    "filled": "hidden interfaces filled in from a tool's standard rules",
 }
 
 # Ruleset.hidden kinds that make a rule's match uncertain, and why.
@@ -71,6 +72,13 @@ class State:
     # deciding rules on this path whose unseen parts (a -L listing) may change them
     uncertain: tuple[Rule, ...] = ()
     resume: tuple[Rule, Decision] | None = None  # a fork's matched branch: apply this rule next
+    # rules whose hidden -i/-o this branch has already forked on (id()), and what else the
+    # verdict rests on that no rule shows (a built-in chain the input lacks, a missing table)
+    assumed: frozenset = frozenset()
+    doubts: tuple[str, ...] = ()
+    # rules (id()) this branch took as excluding its packets by a hidden -i/-o: skipped when met
+    # again (a later packet of the same way)
+    excluded: frozenset = frozenset()
     # The entry packets that take this branch (Outcome.origin), and the header fields rewritten
     # since the entry: a fork narrows the origin only on fields that still hold entry values.
     origin: Packets | None = None
@@ -81,8 +89,14 @@ class State:
             pkts if pkts is not None else self.pkts, self.conn.copy(), self.phase, self.entry,
             [Frame(f.chain, f.index) for f in self.frames], self.base, self.table, self.local_out,
             self.looped, self.route, self.out_dst, self.out_mark, self.notrack, self.nat_init,
-            self.flow_state, self.uncertain, self.resume, self.origin, self.rewritten,
+            self.flow_state, self.uncertain, self.resume, self.assumed, self.doubts, self.excluded,
+            self.origin, self.rewritten,
         )
+
+    def doubt(self, why: str) -> None:
+        """The verdict will rest on something the input does not show (said once)."""
+        if why not in self.doubts:
+            self.doubts = self.doubts + (why,)
 
     def rewrite(self, before: Packets, after: Packets) -> None:
         """Record the header fields a target (or conntrack's NAT, or routing) changed."""
@@ -129,19 +143,103 @@ class Branching:
     stat_forks: set[int]  # id() of forks made by statistic-like probabilities
     finals: list[tuple[State, Outcome]]
     hidden_why: str
+    missing_tables: tuple[str, ...]  # tables whose rules the input does not show (unknown, not empty)
+    hidden_forks: set[int]  # id() of forks made on a rule's hidden -i/-o
+    lacking: tuple[State, Path] | None  # the first way to end while the input lacks tables
     work: list[tuple[State, Path]]
     reply_depth: int  # >0 while tracing REJECT's answer (whose own REJECT is not followed)
 
     def _finish(self, st: State, path: Path, kind: str, summary: str, rule: Rule | None = None,
                 **kw: Any) -> None:
+        whys: list[str] = []
         if st.uncertain:
-            why = sorted({w for r in st.uncertain for w in self._unseen(r)})
-            kw["uncertain"] = "; ".join(UNSEEN_WHY.get(w, w) for w in why)
+            kinds = {w for r in st.uncertain for w in self._unseen(r)}
+            filled = [f for r in st.uncertain if (f := self.rs.filled.get(r)) is not None]
+            some = sorted({f.tool for f in filled if f.iniface or f.outiface})
+            none = sorted({f.tool for f in filled if not (f.iniface or f.outiface)} - set(some))
+            whys += [UNSEEN_WHY.get(w, w) for w in sorted(kinds - {"filled"})]
+            if some:
+                whys.append(f"hidden -i/-o filled in from {' and '.join(some)}'s standard rules")
+            if none:
+                whys.append(f"rules taken to have no -i/-o, as {' and '.join(none)}'s standard rules have none")
             kw["uncertain_rules"] = list(st.uncertain)
+        whys += [d for d in st.doubts if d not in whys]
+        whys += [d for d in self._missing_doubts(st, kind) if d not in whys]
+        if whys:
+            kw["uncertain"] = "; ".join(whys)
         out = Outcome(kind, rule, summary, packet=st.pkts.summary(), origin=st.origin, **kw)
         path.outcome = out
         self.finals.append((st, out))
+        if self.reply_depth == 0 and self.lacking is None and self._missing_for(st):
+            self.lacking = (st, path)  # the first way: where the lacking tables' ways are shown
         raise Stop
+
+    def _lacking_ways(self, root: Path) -> None:
+        """Tables the input lacks could have ended the packet's journey otherwise, whatever way
+        it took: dropped by one of them, rejected, or rewritten by the missing nat table to where
+        the input cannot say.  Shown once, as a fork after the first way (every way carries the
+        doubt in its outcome)."""
+        if self.lacking is None:
+            return
+        st = self.lacking[0]
+        path = root
+        while path.fork is not None:  # the first way (forks folded since keep their first way)
+            path = path.fork.branches[0][1]
+        out = path.outcome
+        if out is None:
+            return
+        alts = self._missing_ways(st, out)
+        if not alts:
+            return
+        fork = Fork("what the tables the input lacks could do: " + ", ".join(self._missing_for(st)))
+        fork.branches.append((Condition("if the tables the input lacks let it through unchanged"), Path([], out)))
+        fork.branches += [(c, Path([], o)) for c, o in alts]
+        self.leaves += len(alts)
+        path.outcome, path.fork = None, fork
+
+    def _missing_for(self, st: State) -> list[str]:
+        missing = [t for t in ("raw", "mangle", "nat", "filter") if t in self.missing_tables]
+        if "NEW" not in st.flow_state and "nat" in missing:
+            missing.remove("nat")  # the nat chains see a connection's first packet only
+        return missing
+
+    def _missing_ways(self, st: State, out: Outcome) -> list[tuple[Condition, Outcome]]:
+        """The other ways the packet can end because the input lacks tables: dropped by one of
+        them, or rewritten by the missing nat table to where the input cannot say."""
+        missing = self._missing_for(st)
+        why = "; ".join(self._missing_doubts(st, out.kind))
+        ways: list[tuple[Condition, Outcome]] = []
+        droppers = [t for t in missing if t != "nat"]
+        if droppers and out.kind not in (T.DROPPED, T.REJECTED):
+            ways.append((Condition(f"if the {' or '.join(droppers)} table (not in the input) drops it"),
+                         Outcome(T.DROPPED, None, f"dropped by the {' or '.join(droppers)} table the input lacks",
+                                 packet=st.pkts.summary(), uncertain=why)))
+        if "filter" in missing and out.kind != T.REJECTED:
+            ways.append((Condition("if the filter table (not in the input) rejects it"),
+                         Outcome(T.REJECTED, None, "rejected by the filter table the input lacks",
+                                 packet=st.pkts.summary(), uncertain=why)))
+        if "nat" in missing:
+            ways.append((Condition("if the nat table (not in the input) rewrites it"),
+                         Outcome(T.UNDECIDED, None, "rewritten by the nat table the input lacks: where it goes "
+                                 "is unknown", packet=st.pkts.summary(), uncertain=why)))
+        return ways
+
+    def _missing_doubts(self, st: State, kind: str) -> list[str]:
+        """Why a verdict may differ because the input lacks whole tables (``iptables -S`` and
+        ``-L`` print one table: filter without ``-t``): each missing table that runs where this
+        packet went could have changed it."""
+        missing = set(self._missing_for(st))
+        if not missing:
+            return []
+        out = []
+        what = {"nat": "a nat table (not in the input) can DNAT or REDIRECT it elsewhere",
+                "filter": "a filter table (not in the input) can drop it",
+                "mangle": "a mangle table (not in the input) can drop or re-mark it",
+                "raw": "a raw table (not in the input) can drop it or exempt it from conntrack"}
+        for t in ("raw", "mangle", "nat", "filter"):
+            if t in missing:
+                out.append(what[t])
+        return out
 
     def _unseen(self, rule: Rule) -> frozenset[str]:
         unseen = getattr(self.rs, "unseen", None)
@@ -152,12 +250,20 @@ class Branching:
         goes on as listed, the step and every outcome after it say the kernel may differ."""
         unseen = self._unseen(rule)
         if unseen:
-            step.detail["uncertain"] = ("; ".join(UNSEEN_WHY.get(w, w) for w in sorted(unseen))
-                                        + ": the kernel may not match this rule")
-            st.uncertain = st.uncertain + (rule,)
+            filled = self.rs.filled.get(rule)
+            if filled is not None:
+                if filled.iniface is not None or filled.outiface is not None:
+                    step.detail["uncertain"] = filled.text
+                step.detail["filled"] = filled.text
+            else:
+                step.detail["uncertain"] = ("; ".join(UNSEEN_WHY.get(w, w) for w in sorted(unseen))
+                                            + ": the kernel may not match this rule")
+            if rule not in st.uncertain:
+                st.uncertain = st.uncertain + (rule,)
 
     def _fork(self, st: State, path: Path, reason: str,
-              branches: list[tuple[Condition, State, list[Step]]], stat: bool = False) -> None:
+              branches: list[tuple[Condition, State, list[Step]]], stat: bool = False,
+              hidden: bool = False) -> None:
         """Split the walk: each branch continues from ``st``'s point with its own state."""
         if self.leaves + len(branches) - 1 > self.max_branches:
             if not self.capped:
@@ -177,6 +283,8 @@ class Branching:
         path.fork = fork
         if stat:
             self.stat_forks.add(id(fork))
+        if hidden:
+            self.hidden_forks.add(id(fork))
         # Depth-first, first branch first.
         for (_, sub, _), (_, p) in reversed(list(zip(branches, fork.branches))):
             self.work.append((sub, p))

@@ -18,6 +18,7 @@ from iptexplain.netfilter.branch import Branching, Frame, State
 from iptexplain.netfilter.context import ACCEPT, CONTINUE, DROP, QUEUE, REJECT, RETURN, Effect, MatchContext
 from iptexplain.netfilter.conntrack import nat_table_done
 from iptexplain.netfilter.facts import INDEX_MIN_RULES, ChainIndex
+from iptexplain.netfilter.hidden import MAX_HIDDEN_FORKS
 from iptexplain.netfilter.ipheader import header_deciders
 from iptexplain.netfilter.packets import Decision, Packets, single
 from iptexplain.netfilter.rewrites import rewrite_steps
@@ -82,6 +83,12 @@ class ChainWalk(Branching):
                 continue
             rule = rules[fr.index]
             fr.index += 1
+            if st.excluded and id(rule) in st.excluded:
+                if self.verbose:
+                    path.steps.append(Step(T.RULE, hook, table, chain.name, rule, False,
+                                           "taken on this way to have a hidden -i/-o that excludes these packets",
+                                           depth=depth))
+                continue
             ctx.chain = chain.name
             ctx.rule = rule
             dec = self._decide(rule, st.pkts, ctx)
@@ -141,7 +148,43 @@ class ChainWalk(Branching):
             return None
         return apply(pkts, ctx)
 
+    def _hidden_fork(self, st: State, path: Path, rule: Rule, dec: Decision, ctx: MatchContext,
+                     depth: int) -> None:
+        """A rule that would decide this packet's way but may test an interface the listing hid
+        (``iptables -nL``): fork -- as listed (its hidden match admits the packet), or not (the
+        walk goes on with the next rule).  Returns when there is nothing to fork on."""
+        if id(rule) in st.assumed or "interfaces" not in self._unseen(rule):
+            return
+        if rule.jump is None:
+            eff = self._target_effect(rule, st.pkts, ctx)
+            if eff is None or _no_effect(eff):
+                return  # LOG, a counter: decides nothing
+        if len(st.assumed) >= MAX_HIDDEN_FORKS:
+            st.uncertain = st.uncertain + (rule,)
+            path.steps.append(Step(T.NOTE, st.phase, st.table.name, rule.chain, rule, depth=depth,
+                                   reason=f"more than {MAX_HIDDEN_FORKS} rules on this way may test hidden -i/-o: "
+                                   "not followed further"))
+            self._finish(st, path, T.UNDECIDED, f"more than {MAX_HIDDEN_FORKS} rules on this way may test "
+                         "interfaces the listing hid (read iptables -nvL or iptables-save)", rule)
+        hook, table, chain = st.phase, st.table.name, st.frames[-1].chain.name
+        where = f"{table} {chain} #{rule.number}"
+        yes = st.clone()
+        yes.assumed = st.assumed | {id(rule)}
+        yes.resume = (rule, dec)
+        no = st.clone()
+        no.assumed = yes.assumed
+        no.excluded = st.excluded | {id(rule)}
+        no.uncertain = st.uncertain + (rule,)
+        why = "its hidden -i/-o (not shown by iptables -nL) exclude this packet"
+        skip = Step(T.RULE, hook, table, chain, rule, False, why, depth=depth,
+                    detail={"uncertain": f"interfaces hidden by the -nL listing: {why}"})
+        self._fork(st, path, f"{where}: its -i/-o, if any, are hidden by the listing",
+                   [(Condition(f"if {where}'s hidden -i/-o admit this packet (as listed)"), yes, []),
+                    (Condition(f"if {where} has a hidden -i/-o that excludes this packet"), no, [skip])],
+                   hidden=True)
+
     def _matched(self, st: State, path: Path, rule: Rule, dec: Decision, ctx: MatchContext, depth: int) -> None:
+        self._hidden_fork(st, path, rule, dec, ctx, depth)
         hook, table, chain = st.phase, st.table.name, st.frames[-1].chain.name
         reason = dec.reason or "matches every packet"
         step = Step(T.RULE, hook, table, chain, rule, True, reason, depth=depth)
@@ -279,6 +322,13 @@ class ChainWalk(Branching):
     def _policy(self, st: State, path: Path, chain: Chain, depth: int) -> None:
         hook, table = st.phase, st.table.name
         pol = chain.policy or "ACCEPT"
+        if not getattr(chain, "listed", True):
+            st.doubt(f"{table} {chain.name} is not in the input: its rules and policy are unknown "
+                     f"(taken as empty, policy {pol})")
+        elif not getattr(chain, "policy_known", True):
+            st.doubt(f"the policy of {table} {chain.name} is not in the input (taken as {pol})")
+        if getattr(chain, "gaps", ()):
+            st.doubt(f"the input leaves out rules of {table} {chain.name}")
         path.steps.append(Step(T.POLICY, hook, table, chain.name, verdict=pol, depth=0,
                                reason=f"policy {pol} of {table} {chain.name}"))
         st.frames = []

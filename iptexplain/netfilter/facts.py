@@ -97,6 +97,11 @@ class RulesetFacts:
 _FACTS: dict[int, tuple[Ruleset, RulesetFacts]] = {}
 
 
+def forget_facts(rs: Ruleset) -> None:
+    """Drop what was derived from ``rs`` (its rules changed: a listing's hidden parts filled in)."""
+    _FACTS.pop(id(rs), None)
+
+
 def facts_of(rs: Ruleset) -> RulesetFacts:
     hit = _FACTS.get(id(rs))
     if hit is not None and hit[0] is rs:

@@ -105,9 +105,20 @@ class HookPipeline(ChainWalk, ConntrackSteps, RouteSteps):
                 st.base = base
                 st.frames = [Frame(base, 0)]
                 path.steps.append(Step(T.TABLE, hook, table.name, base.name, detail=_base_detail(base)))
+                mark = st.pkts.mark
                 self._traverse(st, path)
+                _no_reroute(st, hook, base, mark)
                 nat_table_done(st, hook, e)
             st.entry += 1
+
+
+def _no_reroute(st: State, hook: str, base: Any, mark: int) -> None:
+    """A mark set in OUTPUT by an nft chain of type filter does not re-route the packet: only
+    iptables' mangle table and nft chains of type route (nf_route_table_hook4) call
+    ip_route_me_harder when the mark changes (measured in the kernel lab with an fwmark rule)."""
+    if hook == "OUTPUT" and getattr(base, "nft_type", None) == "filter" and st.pkts.mark != mark \
+            and st.out_mark == mark:
+        st.out_mark = st.pkts.mark
 
 
 def _base_detail(base: Any) -> dict[str, Any]:

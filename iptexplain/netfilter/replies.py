@@ -88,6 +88,10 @@ class Replies(Branching):
             rst = reply_state(st0, out0, tr.router, established="NEW" not in flow.state.upper().split(","))
             if flow.tcp_flags is not None and single(rst.pkts.proto) == 6:
                 rst.pkts.tcpflags = tcp_flags_set(flow.tcp_flags)  # the user knows the reply's segment
+            # What the first packet's way rested on, the answer rests on too.  (Not its forks on
+            # hidden -i/-o: the answer comes in and goes out by other interfaces, and meets
+            # those rules afresh.)
+            rst.uncertain, rst.doubts = st0.uncertain, st0.doubts
             path = tr.run(rst)
             path.steps.insert(0, Step(T.NOTE, reason=f"reply to the connection: {out0.summary}",
                                       detail={"original": out0.packet}))

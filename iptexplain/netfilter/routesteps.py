@@ -12,7 +12,11 @@ from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.branch import Branching, State
 from iptexplain.netfilter.packets import point, single
 from iptexplain.netfilter.rewrites import endpoint
+from iptexplain.netfilter.routing import RouteResult
 from iptexplain.netfilter.trace import Condition, Path, Step
+
+
+OWN_ADDRESS = "own-address?"  # State.assumed: the branch already forked on the named destination
 
 
 class RouteSteps(Branching):
@@ -55,6 +59,7 @@ class RouteSteps(Branching):
                                  sub, []))
             self._fork(st, path, "the destination decides the route", branches)
         res = parts[0][1]
+        self._fork_on_own_address(st, path, res)
         st.route = res
         if res.local:
             path.steps.append(Step(T.ROUTE, "routing", reason=f"{p.addr_text('dst')} is local: {res.describe(self.family)}",
@@ -80,6 +85,47 @@ class RouteSteps(Branching):
                                detail={"type": res.type, "dev": res.dev, "inferred": res.inferred}))
         st.pkts = p.copy(outiface=res.dev)
         st.phase = "FORWARD"
+
+    def _fork_on_own_address(self, st: State, path: Path, res: RouteResult) -> None:
+        """With no host model, whether the address the user named is the host's own is unknown
+        (the host's addresses are assumed): where that decides the way -- it would be routed out
+        of an assumed interface -- fork, local first when the input suggests it."""
+        addr = getattr(self, "named_dst", None)
+        if (addr is None or self.host.source != "inferred" or st.looped or st.local_out
+                or OWN_ADDRESS in st.assumed or res.local or res.type != "unicast"):
+            return
+        if any("dst" in b for b in st.conn.nat.values()):
+            return  # rewritten by DNAT: the rules, not the user, named this destination
+        iface = self.host.interfaces.get(res.dev or "")
+        if iface is None or not iface.inferred or iface.kind == "bridge":
+            return
+        local, why = self._suggest_own(addr)
+        own = st.clone()
+        own.assumed = st.assumed | {OWN_ADDRESS}
+        own.route = RouteResult("local", "lo", prefix="local")
+        own.phase = "INPUT"
+        other = st.clone()
+        other.assumed = own.assumed
+        step = Step(T.ROUTE, "routing", reason=f"{addr} taken as this host's own address: local delivery",
+                    detail={"type": "local"})
+        ways = [(Condition(f"if {addr} is this host's own address"), own, [step]),
+                (Condition(f"if {addr} is another machine's, routed via {res.dev}"), other, [])]
+        if not local:
+            ways.reverse()
+        self.notes.append(f"whether {addr} is this host's own address is unknown (no host model: give "
+                          f"--local {addr} or --iface): the trace follows both; {why}")
+        self._fork(st, path, f"is {addr} this host's address?", ways)
+
+    def _suggest_own(self, addr: str) -> tuple[bool, str]:
+        """Which way the input suggests: rules about the host's own traffic only (INPUT) suggest
+        the address is the host's; FORWARD rules, that it is routed."""
+        filt = self.tables.get("filter")
+        fwd = filt.chains.get("FORWARD") if filt else None
+        inp = filt.chains.get("INPUT") if filt else None
+        fwd_rules = fwd is not None and getattr(fwd, "listed", True) and fwd.size > 0
+        if inp is not None and inp.size > 0 and not fwd_rules:
+            return True, "the input has INPUT rules and no FORWARD rules, which suggests it is the host's own"
+        return False, "the input has FORWARD rules, which suggests it is routed (the local way comes second)"
 
     def _route_local(self, st: State, path: Path, first: bool) -> None:
         """The route of a locally generated packet, and the re-route after OUTPUT."""

@@ -36,14 +36,16 @@ from iptexplain.graph import Ruleset
 from iptexplain.host import HostModel
 from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter.branch import HIDDEN_PARTS, MAX_BRANCHES, State, Stop
+from iptexplain.netfilter.hidden import merge_alike, missing_tables
 from iptexplain.netfilter.cascades import flatten_cascades
-from iptexplain.netfilter.facts import conntrack_in_use, facts_of
+from iptexplain.netfilter.facts import conntrack_in_use, facts_of, forget_facts
 from iptexplain.netfilter.flowstate import initial_state
-from iptexplain.netfilter.packets import IntSet, fmt_set
+from iptexplain.netfilter.packets import IntSet, fmt_set, single
 from iptexplain.netfilter.pipeline import HookPipeline
 from iptexplain.netfilter.replies import Replies
 from iptexplain.netfilter.routing import Router
 from iptexplain.netfilter.trace import Flow, Fork, Outcome, Path, Trace
+from iptexplain.parse.toolshapes import fill_in
 
 
 class Tracer(HookPipeline, Replies):
@@ -76,6 +78,10 @@ class Tracer(HookPipeline, Replies):
         # not match as it really is (an -L listing without -v hides -i/-o; without -n, names).
         hidden = getattr(ruleset, "hidden", set()) or set()
         self.hidden_why = "; ".join(w for k, w in HIDDEN_PARTS.items() if k in hidden)
+        self.missing_tables = missing_tables(ruleset, family)
+        self.hidden_forks: set[int] = set()
+        self.lacking: tuple[State, Path] | None = None
+        self.named_dst: str | None = None  # the destination the user named (trace_flow sets it)
         self.work: list[tuple[State, Path]] = []
 
     # -- driver ---------------------------------------------------------------------------------
@@ -97,6 +103,8 @@ class Tracer(HookPipeline, Replies):
             except Stop:
                 pass
         flatten_cascades(root, self.stat_forks)
+        merge_alike(root, self.hidden_forks)
+        self._lacking_ways(root)
         return root
 
 
@@ -116,6 +124,9 @@ def trace_flow(ruleset: Ruleset, flow: Flow, host: HostModel | None = None, *, i
     """
     from iptexplain.hostinfer import complete_host
 
+    host_given = host is not None  # a caller's host model, even an inferred one, is taken as known
+    if fill_in(ruleset, host):
+        forget_facts(ruleset)  # rules changed: their cached deciders are stale
     host = complete_host(host, ruleset, flow)
     notes: list[str] = list(host.notes)
     hidden = [w for k, w in HIDDEN_PARTS.items() if k in (getattr(ruleset, "hidden", None) or ())]
@@ -158,6 +169,8 @@ def trace_flow(ruleset: Ruleset, flow: Flow, host: HostModel | None = None, *, i
             notes.append("the connection's first packet got " + ", ".join(
                 f"{k} to {', '.join(f'{f} {_set_text(v, f, flow.family)}' for f, v in b.items())}"
                 for k, b in nat.items() if b) + "; this packet keeps it")
+    if flow.dst and not host_given and not flow.from_host and single(st.pkts.dst) is not None:
+        tr.named_dst = flow.dst.split("/")[0]
     root = tr.run(st)
     notes.extend(tr.notes)
     return Trace(flow, root, notes, host)

@@ -22,7 +22,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from iptexplain.errors import InputError, OptionError
-from iptexplain.graph import Ruleset
+from iptexplain.graph import Counters, Ruleset
 from iptexplain.parse import _NFT_RE
 from iptexplain.nft.expr import Lookup, ParsedRule, parse_rule, split_elements
 from iptexplain.nft.expr import verdict as V
@@ -68,6 +68,7 @@ def read_nft(text: str, source: str = "<input>") -> Ruleset:
             rs.nft_tables.append(table)
     if not rs.nft_tables:
         raise InputError("no nft table found", source, None)
+    rs.link()
     for table in rs.nft_tables:
         if not table.ip_families:
             rs.note("fidelity", f"table {table.name}: the {table.nft_family} family hooks outside IP "
@@ -290,9 +291,22 @@ def _chain_rules(it: Tree, table: NftTable, c: NftChain, source: str) -> None:
             pieces = _pieces(parsed, table, c, text, line, number, source, _handle(ln))
         except OptionError as e:
             raise InputError(f"{e}", source, line) from None
-        c.written.append(pieces[0] if len(pieces) == 1 and not pieces[0].piece else
-                         _written(parsed, table, c, text, line, number, source, _handle(ln)))
+        written = pieces[0] if len(pieces) == 1 and not pieces[0].piece else \
+            _written(parsed, table, c, text, line, number, source, _handle(ln))
+        written.counters = _counters(words)
+        c.written.append(written)
         c.rules.extend(pieces)
+
+
+def _counters(words: list[Any]) -> Counters | None:
+    """``counter packets 12 bytes 720`` -> its values (None without, or with ``nft -s``)."""
+    for i, w in enumerate(words):
+        if w == "counter" and i + 4 < len(words) and words[i + 1] == "packets" and words[i + 3] == "bytes":
+            try:
+                return Counters(int(words[i + 2]), int(words[i + 4]))
+            except ValueError:
+                return None
+    return None
 
 
 def _text(words: list[Any]) -> str:

@@ -28,6 +28,7 @@ the general reader, which repairs or reports it exactly.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Iterable
 
 from iptexplain.graph import BUILTIN_CHAINS, Chain, Counters, Ruleset, Table
@@ -119,11 +120,20 @@ class DeferredChain(Chain):
         text, start, end = pending
         if start == end:
             return False
-        run = text[start:end]
-        return any(f" {name} " in run or f" {name}\n" in run for name in names)
+        return _module_words(names).search(text, start, end) is not None
 
 
 _EMPTY = ("", 0, 0)
+
+
+@lru_cache(maxsize=8)
+def _module_words(names: frozenset[str]) -> re.Pattern[str]:
+    """A module named where iptables-save names one -- after ``-m``/``--match`` or
+    ``-j``/``--jump``/``-g``/``--goto`` -- not anywhere in the text: kube-proxy's comments say
+    "cluster IP" on every service, and a bare word test would read all of KUBE-SERVICES to learn
+    that ``-m cluster`` is not used.  A comment quoting ``-m cluster`` only costs a read."""
+    alts = "|".join(re.escape(n) for n in sorted(names))
+    return re.compile(rf"(?:-m|--match|-j|--jump|-g|--goto) (?:{alts})(?=[ \n])")
 
 
 class DeferredBook:

@@ -35,9 +35,13 @@ def result_of(trace: Trace) -> str:
 
 def exit_status(trace: Trace) -> int:
     """0 when every way the flow can go passes (delivered, forwarded, sent), 1 when every way
-    is dropped or rejected, 3 otherwise: the ways disagree, or one is queued or undecided.
+    is dropped or rejected, 3 otherwise: the ways disagree, one is queued or undecided, or one
+    is uncertain (it rests on what the input did not show: a script must not take it as exact).
     Ways only edge packets take do not count, unless there is no other (:func:`ordinary_leaves`)."""
-    kinds = {lf.outcome.kind for lf in ordinary_leaves(trace)}
+    ordinary = ordinary_leaves(trace)
+    if any(lf.outcome.uncertain for lf in ordinary):
+        return EXIT_FORKED
+    kinds = {lf.outcome.kind for lf in ordinary}
     if kinds and all(k in PASSED for k in kinds):
         return EXIT_PASSED
     if kinds and all(k in BLOCKED for k in kinds):
@@ -204,8 +208,13 @@ def trace_json(trace: Trace, ruleset: Any = None) -> dict[str, Any]:
         })
     rs = None
     if ruleset is not None:
+        fam = trace.flow.family
+        lacking = getattr(ruleset, "missing_tables", None)
         rs = {"source": ruleset.source, "format": ruleset.format, "families": ruleset.families(),
-              "rules": ruleset.rule_count()}
+              "rules": ruleset.rule_count(),
+              # the tables the answer rests on, and those the input lacks (unknown, not empty)
+              "tables": [t.name for t in ruleset.tables_of(fam)],
+              "tables_lacking": list(lacking(fam)) if lacking is not None else []}
     return {
         "schema": SCHEMA,
         "flow": flow_json(trace),

@@ -525,12 +525,12 @@ def chain_table(table: Table, chain: Chain, both_families: bool = False,
         rule_cell, target_cell = cells(r, cache)
         c = r.counters
         handle = getattr(r, "handle", None)
+        number = str(r.number) if handle is None else f"{r.number} h{handle}"
         if c is None:
-            rows.append((str(r.number) if handle is None else f"{r.number} h{handle}", "", "", rule_cell,
-                         target_cell))
+            rows.append((number, "", "", rule_cell, target_cell))
         else:
             with_counters = True
-            rows.append((str(r.number), human(c.packets), human(c.bytes), rule_cell, target_cell))
+            rows.append((number, human(c.packets), human(c.bytes), rule_cell, target_cell))
     return ChainRows(title, rows, with_counters)
 
 

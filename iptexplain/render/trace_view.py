@@ -634,27 +634,46 @@ class TraceView:
             text.append(f" (reply {outcome.reply})", "")
         return text
 
-    def uncertain_text(self, outcome: Outcome, m: Marks, brief: bool = False) -> Text | None:
+    @staticmethod
+    def reasons(outcome: Outcome) -> list[str]:
+        """The reasons an uncertain outcome gives, one by one."""
+        return [r for r in (outcome.uncertain or "").split("; ") if r]
+
+    def uncertain_text(self, outcome: Outcome, m: Marks, brief: bool = False,
+                       common: frozenset[str] = frozenset()) -> Text | None:
         """Why a verdict read from a listing that hid parts of rules may not be the kernel's,
         naming the rules it rests on, and what to read instead for the exact answer.  ``brief``
         (one way among several): the last such rule and how many before it; the advice is
         given once, after every way (:meth:`uncertain_advice`)."""
         if not outcome.uncertain:
             return None
+        # One way among several: the reasons every way shares are said once, after them.
+        why = "; ".join(r for r in self.reasons(outcome) if r not in common) if brief else outcome.uncertain
         rules = list(outcome.uncertain_rules)
+        if brief and not rules and not why:
+            return None
         shown = rules[-(1 if brief else MAX_UNCERTAIN_RULES):]  # the latest decided last: they matter most
         names = []
         for r in shown:
             matches, target, _ = rule_parts(r)
             spec = " ".join(x for x in (matches, target) if x)
             names.append(f"{r.table} {r.chain} #{r.number} `{spec}`" + (f" (line {r.line})" if r.line else ""))
+        if not names:
+            # Nothing a rule hid: a table or chain the input lacks.
+            text = Text.assemble((f"{m.uncertain} {'uncertain' if brief else 'UNCERTAIN'}: ", _style("note")),
+                                 (f"rests on what the input does not show ({why})",
+                                  _style("uncertain")))
+            if not brief:
+                text.append("; the packet may go another way. For the full picture read `iptables-save` "
+                            "(every table) instead.", "")
+            return text
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
         if len(rules) > len(shown):  # the count and the list agree: "5 rules, the last 4: A, B, C and D"
             listed = f"{len(rules)} rules, the last {'' if len(shown) == 1 else f'{len(shown)}: '}{listed}"
         them = "it" if len(rules) == 1 else "them"
         if brief:
             return Text.assemble((f"{m.uncertain} uncertain: ", _style("note")),
-                                 (f"rests on {listed} ({outcome.uncertain})", _style("uncertain")))
+                                 (f"rests on {listed}" + (f" ({why})" if why else ""), _style("uncertain")))
         text = Text(f"{m.uncertain} UNCERTAIN: ", _style("note"))
         text.append(f"this verdict rests on {listed} ({outcome.uncertain}); the kernel may not match "
                     f"{them} and the packet may go another way. For the full picture read "
@@ -703,6 +722,8 @@ class TraceView:
         grid.add_column(width=2)
         grid.add_column(justify="right", no_wrap=True)
         grid.add_column(ratio=1, overflow="fold")
+        sets = [set(self.reasons(lf.outcome)) for lf in leaves if lf.outcome.uncertain]
+        common = frozenset(set.intersection(*sets)) if len(sets) == len(leaves) and sets else frozenset()
         for leaf in leaves:
             p = leaf.probability
             conds = Text(" and ".join(c.text for c in leaf.conditions if not edge or c.edge), _style("cond"))
@@ -710,7 +731,7 @@ class TraceView:
                 conds.append(f" — {leaf.edge}", "dim")
             conds.append("\n")
             conds.append_text(self.outcome_text(leaf.outcome, leaf.steps, m))
-            unsure = self.uncertain_text(leaf.outcome, m, brief=True)
+            unsure = self.uncertain_text(leaf.outcome, m, brief=True, common=common)
             if unsure is not None:
                 conds.append("\n")
                 conds.append_text(unsure)
@@ -728,7 +749,7 @@ class TraceView:
         out: list[Any] = [head, self._grid(leaves, m)]
         unsure_ways = [lf for lf in leaves if lf.outcome.uncertain]
         if unsure_ways:
-            why = "; ".join(sorted({lf.outcome.uncertain or "" for lf in unsure_ways}))
+            why = "; ".join(dict.fromkeys(r for lf in unsure_ways for r in self.reasons(lf.outcome)))
             some = "every way rests" if len(unsure_ways) == len(leaves) else \
                 f"{len(unsure_ways)} of {len(leaves)} ways rest"
             text = Text(f"{m.uncertain} UNCERTAIN: ", _style("note"))

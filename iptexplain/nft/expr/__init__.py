@@ -16,7 +16,8 @@ from typing import Any, Sequence
 
 from iptexplain.errors import OptionError
 from iptexplain.nft.expr import ct, fib, log, meta, nat, numgen, payload, rate, verdict, xt
-from iptexplain.nft.expr.base import (Braces, Cursor, NftMatch, Opaque, Quoted, Relational, Selector,
+from iptexplain.nft.expr.payload import tcp_flags
+from iptexplain.nft.expr.base import (Braces, Cursor, NftMatch, Opaque, Relational, Selector,
                                       Statement, Word, number, word_text, words_text)
 
 MODULES: tuple[ModuleType, ...] = (payload, meta, ct, fib, numgen, rate, log, verdict, nat, xt)
@@ -129,8 +130,7 @@ def _relation(cur: Cursor, first: Selector, start: int) -> Relational | Lookup:
         mask_t = "".join(mask_words)
         sel = sels[0]
         if sel.text == "tcp flags":
-            from iptexplain.nft.expr.payload import _flags
-            sels = (sel.masked(_flags(mask_t)),)
+            sels = (sel.masked(tcp_flags(mask_t)),)
         else:
             sels = (sel.masked(number(mask_t)),)
     op = "=="

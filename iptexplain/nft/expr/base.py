@@ -19,11 +19,12 @@ module understands is kept verbatim (:class:`Opaque`) and forks, as an unknown i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence
 
 from iptexplain.errors import OptionError
 from iptexplain.ext.base import Match, Target
+from iptexplain.netfilter.ipheader import proto_text
 from iptexplain.netfilter.context import ACCEPT, CONTINUE, Effect, MatchContext
 from iptexplain.netfilter.packets import (EMPTY, Decision, IntSet, Packets, fmt_set, intersect,
                                           normalize, single, span, subtract, union)
@@ -236,8 +237,6 @@ class FieldSelector(Selector):
 
 
 def _proto_show(s: IntSet) -> str:
-    from iptexplain.netfilter.ipheader import proto_text
-
     return proto_text(s)
 
 

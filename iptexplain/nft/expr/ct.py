@@ -14,8 +14,9 @@ from iptexplain.addr import int_to_ip
 from iptexplain.errors import OptionError
 from iptexplain.netfilter.context import CONTINUE, Effect, MatchContext
 from iptexplain.netfilter.packets import CT_STATES, Decision, Packets, fmt_set
-from iptexplain.nft.expr.base import Cursor, ForkSelector, Fork, Selector, Statement, Word, word_text
-from iptexplain.nft.expr.meta import MarkSelector, MarkSet, parse_set_value
+from iptexplain.ext.base import parse_port
+from iptexplain.nft.expr.base import Cursor, Fork, ForkSelector, Selector, Statement, Word, int_words, word_text
+from iptexplain.nft.expr.meta import MarkSelector, MarkSet, UnknownStatement, parse_set_value
 from iptexplain.nft.expr.payload import AddrSelector
 
 KEYWORDS = ("ct", "notrack")
@@ -135,8 +136,6 @@ class TupleSelector(AddrSelector):
 
     def parse(self, words: Sequence[Word]):
         if self.key.startswith("proto-"):
-            from iptexplain.ext.base import parse_port
-            from iptexplain.nft.expr.base import int_words
             return int_words(words, parse_port, 16)
         t = "".join(word_text(w) for w in words)
         if self.any_family and ":" in t:
@@ -232,7 +231,6 @@ def parse(cur: Cursor) -> Any:
         if key == "helper":
             name = cur.take_word("a helper name")
             return HelperSet(" ".join(str(x) for x in cur.words[start:cur.pos]), name)
-        from iptexplain.nft.expr.meta import UnknownStatement
         cur.take()
         return UnknownStatement(" ".join(str(x) for x in cur.words[start:cur.pos]))
     if key == "count":

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from iptexplain.errors import OptionError
 from iptexplain.netfilter.context import MatchContext
-from iptexplain.netfilter.packets import EMPTY, Decision, Packets, union
+from iptexplain.netfilter.packets import EMPTY, Decision, Packets, subtract, union
 from iptexplain.nft.expr.base import Cursor, ForkSelector, Selector, Word, word_text
 
 KEYWORDS = ("fib",)
@@ -83,7 +83,6 @@ class FibOif(Selector):
         if want_exists:
             accept = exists
         else:
-            from iptexplain.netfilter.packets import subtract
             full = ((0, (1 << pkts.bits) - 1),)
             accept = subtract(full, exists)
         text = f"{self.text} {self.show(value)}"

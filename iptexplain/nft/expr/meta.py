@@ -14,8 +14,9 @@ from typing import Any, Sequence
 from iptexplain.errors import OptionError
 from iptexplain.netfilter.context import CONTINUE, Effect, MatchContext
 from iptexplain.netfilter.ipheader import proto_text
-from iptexplain.netfilter.packets import Decision, Packets, contains, intersect, masked_set, point
-from iptexplain.nft.expr.base import Cursor, FieldSelector, ForkSelector, Selector, Statement, Word, number, word_text
+from iptexplain.netfilter.packets import Decision, Packets, contains, intersect, masked_set, point, union
+from iptexplain.nft.expr.base import (Cursor, FieldSelector, ForkSelector, Selector, Statement, Word, int_words,
+                                      number, word_text)
 from iptexplain.nft.expr.payload import _proto_value
 
 KEYWORDS = ("meta", "iifname", "oifname", "iif", "oif", "mark", "l4proto", "nfproto", "pkttype",
@@ -63,7 +64,6 @@ class MarkSelector(Selector):
         self.text, self.field, self.mask = text, field, mask
 
     def parse(self, words: Sequence[Word]):
-        from iptexplain.nft.expr.base import int_words
         return int_words(words, number, 32)
 
     def masked(self, mask: int) -> Selector:
@@ -122,7 +122,6 @@ class PkttypeSelector(Selector):
         types = ctx.router.addr_types(pkts.dst, None)
         kinds = {"MULTICAST": "multicast", "BROADCAST": "broadcast"}
         accept = ()
-        from iptexplain.netfilter.packets import union
         for k, part in types.items():
             if kinds.get(k, "host") in value:
                 accept = union(accept, part)

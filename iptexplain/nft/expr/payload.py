@@ -16,7 +16,8 @@ from iptexplain.addr import int_to_ip, parse_address, parse_ip
 from iptexplain.errors import OptionError
 from iptexplain.ext.base import parse_port
 from iptexplain.netfilter.ipheader import proto_text
-from iptexplain.netfilter.packets import (Decision, IntSet, Packets, fmt_set, masked_set, point, span)
+from iptexplain.netfilter.packets import (Decision, IntSet, Packets, fmt_set, masked_set, normalize, point, span,
+                                          union)
 from iptexplain.nft.expr.base import (Cursor, FieldSelector, ForkSelector, Selector, Word, int_words, number,
                                       word_text)
 from iptexplain.parse.rulespec import PROTO_NUMBERS, canonical_proto
@@ -130,9 +131,9 @@ class TcpFlagsSelector(FieldSelector):
     def parse(self, words: Sequence[Word]) -> IntSet:
         text = "".join(word_text(w) for w in words).replace("(", "").replace(")", "")
         value_t, _, mask_t = text.partition("/")
-        value = _flags(value_t)
+        value = tcp_flags(value_t)
         if mask_t:
-            s = masked_set(value, _flags(mask_t), 8)
+            s = masked_set(value, tcp_flags(mask_t), 8)
             assert s is not None
             return s
         if self.mask != 0xFF:
@@ -141,7 +142,6 @@ class TcpFlagsSelector(FieldSelector):
             return s
         # A bare flag list on a bitmask type: any of those bits set.
         out: IntSet = ()
-        from iptexplain.netfilter.packets import union
         for bit in range(8):
             if value >> bit & 1:
                 s = masked_set(1 << bit, 1 << bit, 8)
@@ -155,7 +155,7 @@ class TcpFlagsSelector(FieldSelector):
         return s
 
 
-def _flags(text: str) -> int:
+def tcp_flags(text: str) -> int:
     v = 0
     for f in text.replace("|", ",").split(","):
         f = f.strip()
@@ -214,7 +214,6 @@ def parse(cur: Cursor) -> Selector:
             cur.pos += 1
             p = point(PORT_PROTOS[proto]) if proto in PORT_PROTOS else None
             if proto == "th":
-                from iptexplain.netfilter.packets import normalize
                 p = normalize([(n, n) for n in PORT_PROTOS.values()])
             return FieldSelector(f"{proto} {fld}", fld, 16, parse_port, fmt_set, proto=p)
         if proto == "tcp" and fld == "flags":

@@ -10,12 +10,26 @@ from typing import Any
 from iptexplain.nft.expr.base import Braces, Cursor, Fork, Quoted, words_text
 from iptexplain.nft.expr.meta import NoEffect
 
-KEYWORDS = ("limit", "quota", "meter", "add", "update")
+KEYWORDS = ("limit", "quota", "meter", "add", "update", "flow")
 
 
 def parse(cur: Cursor) -> Any:
     start = cur.pos
     kw = cur.take_word()
+    if kw in ("limit", "quota") and cur.peek() == "name":
+        # a named stateful object of the table (`limit name "ssh-rate"`)
+        cur.pos += 1
+        name = cur.take_word("an object name")
+        text = words_text(cur.words[start:cur.pos])
+        return Fork(text=text, yes=f"within the {kw} {name}", no=f"over the {kw} {name}", spelled=kw)
+    if kw == "flow":
+        # `flow add @ft`: the connection is offloaded to a flowtable once established; its later
+        # packets skip the hooks (the first packet, traced here, goes through them all)
+        cur.take_if("add")
+        ft = cur.take_word("a flowtable")
+        return NoEffect(words_text(cur.words[start:cur.pos]),
+                        note=f"the connection is offloaded to flowtable {ft} once established: its later "
+                        "packets skip the hooks")
     if kw == "limit":
         cur.expect("rate")
         over = cur.take_if("over")
