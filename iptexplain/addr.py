@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from iptexplain.errors import OptionError
+from iptexplain.numbers import is_decimal, shown
 
 V4_BITS = 32
 V6_BITS = 128
@@ -130,10 +131,10 @@ def parse_address(text: str, family: int | None = None) -> Address:
     full = (1 << bits) - 1
     if not sep:
         mask = full
-    elif mask_text.isdigit():
+    elif is_decimal(mask_text):
+        if len(mask_text) > 3 or int(mask_text) > bits:
+            raise OptionError(f"invalid mask `{shown(mask_text)}' specified")
         plen = int(mask_text)
-        if plen > bits:
-            raise OptionError(f"invalid mask `{mask_text}' specified")
         mask = full ^ ((1 << (bits - plen)) - 1)
     else:
         try:

@@ -13,11 +13,13 @@ import click
 
 F = TypeVar("F", bound=Callable)
 
-EXIT_OK, EXIT_DROPPED, EXIT_USAGE, EXIT_FORKED = 0, 1, 2, 3
+EXIT_OK, EXIT_DROPPED, EXIT_USAGE, EXIT_FORKED, EXIT_BUG, EXIT_MEMORY = 0, 1, 2, 3, 4, 5
 
 
 def _fail(message: str) -> None:
-    click.echo(message, err=True)
+    from iptexplain.terminal import one_line
+
+    click.echo(one_line(message), err=True)
     sys.exit(EXIT_USAGE)
 
 
@@ -31,21 +33,47 @@ def _waiting_for_stdin(command: str) -> None:
 
 
 def run_guarded(fn: Callable[[], int | None]) -> None:
-    """Run a command body; bad input becomes one line on stderr and exit status 2."""
+    """Every command's body runs here, so each answers a problem the same way: bad input is one
+    line on stderr and exit 2; running out of memory is one line and exit 5 (the input is too big
+    for this machine, not a bug); anything else unexpected is a bug: one line and exit 4, the
+    traceback only with IPTEXPLAIN_DEBUG set."""
+    import os
+
     from iptexplain.errors import InputError
+    from iptexplain.terminal import one_line
 
     try:
         code = fn()
     except InputError as e:
         _fail(f"iptexplain: {e}")
+    except MemoryError:
+        click.echo("iptexplain: out of memory: the input is too large for the memory available "
+                   "to this process", err=True)
+        sys.exit(EXIT_MEMORY)
     except BrokenPipeError:
         sys.exit(0)
     except KeyboardInterrupt:
         sys.exit(130)
+    except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001 -- the last line of defence
+        if os.environ.get("IPTEXPLAIN_DEBUG"):
+            raise
+        click.echo(one_line(f"iptexplain: internal error: {type(e).__name__}: {e} "
+                            f"(a bug: please report it; IPTEXPLAIN_DEBUG=1 shows the traceback)"), err=True)
+        sys.exit(EXIT_BUG)
     sys.exit(code or 0)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _GuardedGroup(click.Group):
+    """The group's dispatch — option parsing and its callbacks included — runs under the same
+    guard as each command's body: no input reaches the user as a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        return run_guarded(lambda: super(_GuardedGroup, self).invoke(ctx))
+
+
+@click.group(cls=_GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="iptexplain")
 def main() -> None:
     """What does netfilter do to this packet, and why?
@@ -193,7 +221,9 @@ class _OneLineUsage(click.Command):
         except click.UsageError as e:
             if e.ctx is None:
                 raise
-            click.echo(f"iptexplain {info_name}: {e.format_message()} (see iptexplain {info_name} --help)",
+            from iptexplain.terminal import one_line
+
+            click.echo(one_line(f"iptexplain {info_name}: {e.format_message()} (see iptexplain {info_name} --help)"),
                        err=True)
             raise click.exceptions.Exit(EXIT_USAGE) from None
 
@@ -262,16 +292,13 @@ def _check_addr(ctx: click.Context, param: click.Parameter, value: str | None) -
 def _check_proto(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    from iptexplain.parse.rulespec import PROTO_ALIASES, PROTO_NAMES, PROTO_NUMBERS
+    from iptexplain.errors import OptionError
+    from iptexplain.parse.rulespec import canonical_proto
 
-    v = PROTO_ALIASES.get(value.lower(), value.lower())
-    if v in ("all", "0"):
-        return None
-    if v.isdigit() and 0 < int(v) < 256:
-        return PROTO_NAMES.get(int(v), v)
-    if v not in PROTO_NUMBERS:
-        raise click.BadParameter(f"unknown protocol `{value}' specified")
-    return v
+    try:
+        return canonical_proto(value)  # ASCII digits only: `-p ²' is refused, not a traceback
+    except OptionError:
+        raise click.BadParameter(f"unknown protocol `{value}' specified") from None
 
 
 def _check_mark(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -314,6 +341,7 @@ Exit status:
   2  usage or input error (one line on stderr: FILE:LINE: what is wrong)
   3  the ways disagree (a fork), or the outcome is queued or undecided
   4  internal error (a bug: please report it; IPTEXPLAIN_DEBUG=1 shows the traceback)
+  5  out of memory (the input is too large for the memory available)
 
 \b
 Colour only on a terminal; NO_COLOR=1 or --color never turns it off.
@@ -326,6 +354,9 @@ JSON schema: docs/trace-json.md (iptexplain.trace/1)."""
 @click.option("-t", "--table", "table", type=click.Choice(TABLE_CHOICES), default=None,
               help="The table of -S / -L text that does not name its own (iptables -S and -L "
                    "print filter without -t).")
+@click.option("--chain", "start_chain", metavar="[TABLE:]CHAIN", default=None,
+              help="Start in this user chain, as if every built-in chain of its table jumped to it "
+                   "(for a chain the input shows without its callers).")
 @click.option("--example", type=click.Choice(EXAMPLES), help="Trace on a bundled example ruleset instead of FILE.")
 @click.option("-p", "--proto", "--protocol", "proto", callback=_check_proto, metavar="PROTO",
               help="Protocol: tcp, udp, icmp, ipv6-icmp, sctp, a name or number.")
@@ -386,9 +417,9 @@ JSON schema: docs/trace-json.md (iptexplain.trace/1)."""
 @click.option("--why", "why", metavar="RULE",
               help="Why RULE (CHAIN:N, TABLE:CHAIN:N, a line number of FILE, or rule text) did or did not "
                    "decide this flow: never reached, reached but not matched, or matched but overridden.")
-def trace(files: tuple[str, ...], table: str | None, example: str | None, proto: str | None,  # type: ignore[no-untyped-def]
-          src: str | None, dst: str | None, sport, dport, sports, dports, syn: bool, not_syn: bool,
-          tcp_flags: tuple[int, int] | None, not_tcp_flags: tuple[int, int] | None,
+def trace(files: tuple[str, ...], table: str | None, start_chain: str | None, example: str | None,  # type: ignore[no-untyped-def]
+          proto: str | None, src: str | None, dst: str | None, sport, dport, sports, dports, syn: bool,
+          not_syn: bool, tcp_flags: tuple[int, int] | None, not_tcp_flags: tuple[int, int] | None,
           iniface: str | None, outiface: str | None, state: str,
           mark: int | None, icmp_type: str | None, from_host: bool, from_container: str | None, reply: bool,
           family: int | None, input_format: str, backend: str, ipset_files: tuple[str, ...],
@@ -406,6 +437,22 @@ def trace(files: tuple[str, ...], table: str | None, example: str | None, proto:
     file = files[0] if len(files) == 1 else None
     if files and example is not None:
         _fail("iptexplain trace: give FILE or --example, not both (see iptexplain trace --help)")
+    # options that contradict each other are refused, never silently resolved one way
+    ctx = click.get_current_context()
+    explicit_format = ctx.get_parameter_source("out_format") == click.core.ParameterSource.COMMANDLINE
+    if as_json and explicit_format and out_format != "json":
+        _fail(f"iptexplain trace: --json and --format {out_format} contradict each other: give one "
+              "(see iptexplain trace --help)")
+    if from_host and iniface is not None:
+        _fail("iptexplain trace: --from-host and -i contradict each other: a locally generated packet "
+              "arrives on no interface (use -o for the way out)")
+    if from_host and from_container is not None:
+        _fail("iptexplain trace: --from-host and --from-container contradict each other: give one")
+    if from_container is not None and iniface is not None:
+        _fail("iptexplain trace: --from-container and -i contradict each other: the container's "
+              "bridge is the in-interface")
+    if icmp_type is not None and proto not in (None, "icmp", "ipv6-icmp"):
+        _fail(f"iptexplain trace: --icmp-type needs -p icmp (or ipv6-icmp), not `{proto}'")
     if as_json:
         out_format = "json"
     for one, many, name in ((sport, sports, "--sport and --sports"), (dport, dports, "--dport and --dports")):
@@ -447,7 +494,13 @@ def trace(files: tuple[str, ...], table: str | None, example: str | None, proto:
         given = resolve(files or None, example, fam, input_format, backend=None if backend == "auto" else backend,
                         host_files=host_files, local=local, ifaces=ifaces, routes=routes,
                         ipset_files=ipset_files, table=table)
-        flow = Flow(family=given.family, proto=proto, src=src, dst=dst, sport=sport, dport=dport,
+        if icmp_type is not None:
+            _check_icmp_type(icmp_type, given.family)
+        if start_chain is not None:
+            from iptexplain.parse.partial import enter_chain
+
+            enter_chain(given.ruleset, start_chain, given.family)
+        flow = Flow(family=given.family, proto=proto or ("icmp" if icmp_type is not None else None), src=src, dst=dst, sport=sport, dport=dport,
                     iniface=iniface, outiface=outiface, state=state.upper(), mark=mark,
                     icmp_type=icmp_type, from_host=from_host, from_container=from_container, reply=reply,
                     tcp_flags=flags)
@@ -459,7 +512,7 @@ def trace(files: tuple[str, ...], table: str | None, example: str | None, proto:
             return _render_why(result, given.ruleset, why, out_format)
         return _render_trace(result, given.ruleset, out_format, verbose, color, width)
 
-    run_guarded(lambda: _internal_errors(body))
+    run_guarded(body)
 
 
 def _render_why(result, ruleset, spec: str, out_format: str) -> int:  # type: ignore[no-untyped-def]
@@ -480,25 +533,18 @@ def _render_why(result, ruleset, spec: str, out_format: str) -> int:  # type: ig
     return exit_status(result)
 
 
-def _internal_errors(body: Callable[[], int]) -> int:
-    """A bug must never show a traceback to the operator: one line, exit 4, and the traceback
-    when IPTEXPLAIN_DEBUG is set."""
-    import os
-
-    from iptexplain.errors import InputError
+def _check_icmp_type(value: str, family: int) -> None:
+    """--icmp-type is a type of the flow's family (``packet-too-big`` is ICMPv6's, 256 no type)."""
+    from iptexplain.errors import InputError, OptionError
+    from iptexplain.ext.libip6t_icmp6 import ICMPV6_TYPES
+    from iptexplain.ext.libxt_icmp import ICMP_TYPES, parse_icmp_type
 
     try:
-        return body()
-    except (InputError, BrokenPipeError, KeyboardInterrupt, SystemExit):
-        raise
-    except click.ClickException:
-        raise
-    except Exception as e:  # noqa: BLE001 -- the last line of defence
-        if os.environ.get("IPTEXPLAIN_DEBUG"):
-            raise
-        click.echo(f"iptexplain: internal error: {type(e).__name__}: {e} "
-                   f"(a bug: please report it; IPTEXPLAIN_DEBUG=1 shows the traceback)", err=True)
-        return 4
+        parse_icmp_type(value, ICMPV6_TYPES if family == 6 else ICMP_TYPES)
+    except OptionError:
+        raise InputError(f"--icmp-type `{value}': not an ICMP{'v6' if family == 6 else ''} type "
+                         f"(a name of `iptables -p {'ipv6-icmp' if family == 6 else 'icmp'} -h`, "
+                         "TYPE or TYPE/CODE, each 0-255)", "<options>") from None
 
 
 def _render_trace(result, ruleset, out_format: str, verbose: bool, color: str, width: int | None) -> int:  # type: ignore[no-untyped-def]
@@ -638,7 +684,7 @@ def diff(old: str, new: str, as_json: bool, **kw) -> None:  # type: ignore[no-un
         click.echo(diff_json(res, *names) if as_json else diff_text(res, *names), nl=False)
         return 1 if res.changed else 0
 
-    run_guarded(lambda: _internal_errors(body))
+    run_guarded(body)
 
 
 @main.command(cls=_OneLineUsage, short_help="Who can reach what on this host, and by which rule.")
@@ -694,7 +740,7 @@ def reach(file: str | None, out_format: str, as_json: bool, color: str, width: i
                     highlight=False, emoji=False).print(reach_renderable(res))
         return 0
 
-    run_guarded(lambda: _internal_errors(body))
+    run_guarded(body)
 
 
 @main.command(cls=_OneLineUsage, short_help="Rules that can never match, chains nothing reaches.")
@@ -725,4 +771,4 @@ def lint(file: str | None, family: int | None, as_json: bool) -> None:
         click.echo(lint_json(res, src) if as_json else lint_text(res, src), nl=False)
         return 1 if res.findings else 0
 
-    run_guarded(lambda: _internal_errors(body))
+    run_guarded(body)

@@ -147,6 +147,9 @@ class Chain:
     gaps: tuple[int, ...] = ()
     # The input whose ``line`` it is, when the ruleset was read from several (""): the ruleset's).
     source: str = ""
+    # How many rules jump to it in the kernel, as a listing's ``(N references)`` header says
+    # (None: not shown).  More than the input's own jumps: its callers are not in the input.
+    kernel_references: int | None = None
 
     def __repr__(self) -> str:
         return f"<Chain {self.table}/{self.name} {self.size} rules>"

@@ -25,6 +25,7 @@ from iptexplain.addr import int_to_ip, parse_address, parse_ip
 from iptexplain.errors import InputError, OptionError
 from iptexplain.graph import Ruleset
 from iptexplain.host import HostModel, IfAddr, Interface, Route
+from iptexplain.numbers import decimal, shown
 
 # Documentation addresses (RFC 5737 / RFC 3849) for an external interface nobody described.
 ASSUMED_EXTERNAL = {4: ("198.51.100.1", 24, "198.51.100.254"), 6: ("2001:db8::1", 64, "2001:db8::fffe")}
@@ -75,9 +76,11 @@ def _ifaddr(text: str, what: str) -> IfAddr:
     except OptionError as e:
         raise InputError(f"{what}: {e}", "<options>") from None
     bits = 32 if fam == 4 else 128
-    if sep and (not plen.isdigit() or int(plen) > bits):
-        raise InputError(f"{what}: bad prefix length `{plen}'", "<options>")
-    return IfAddr(addr, int(plen) if sep else bits, fam)
+    try:
+        length = decimal(plen, "prefix length", bits) if sep else bits
+    except OptionError:
+        raise InputError(f"{what}: bad prefix length `{shown(plen)}'", "<options>") from None
+    return IfAddr(addr, length, fam)
 
 
 def _has_family(host: HostModel, name: str, family: int) -> bool:

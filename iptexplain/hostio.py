@@ -24,8 +24,12 @@ import subprocess
 from pathlib import Path
 from typing import Any, Iterable
 
-from iptexplain.errors import InputError
+from iptexplain.addr import parse_ip
+from iptexplain.errors import InputError, OptionError
 from iptexplain.host import HostModel, IfAddr, Interface, Route
+from iptexplain.numbers import decimal, shown
+from iptexplain.schema import (Where, want_address, want_bool, want_dict, want_family, want_int, want_list,
+                               want_name, want_prefix, want_str)
 
 # ip(8) and its helpers live in sbin, which a non-login root shell may not have on PATH.
 SEARCH_PATH = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
@@ -82,18 +86,25 @@ def parse_ip_addr_json(text: str, source: str = "<ip -j addr>") -> list[Interfac
     if not isinstance(data, list) or any(not isinstance(x, dict) or "ifname" not in x for x in data):
         raise InputError("not `ip -j addr' output (expected a list of interfaces with `ifname')", source)
     out: list[Interface] = []
-    for obj in data:
-        flags = obj.get("flags") or []
+    top = Where(source)
+    for i, obj in enumerate(data):
+        w = top[i]
+        flags = want_list(obj.get("flags"), w["flags"], optional=True)
         iface = Interface(
-            name=str(obj["ifname"]),
+            name=str(want_str(obj["ifname"], w["ifname"])),
             kind=_iface_kind(obj),
             up="UP" in flags,
         )
-        for a in obj.get("addr_info") or []:
-            fam = _FAMILIES.get(a.get("family", ""))
+        for j, a in enumerate(want_list(obj.get("addr_info"), w["addr_info"], optional=True)):
+            wa = w["addr_info"][j]
+            a = want_dict(a, wa)
+            word = a.get("family")
+            fam = _FAMILIES.get(word) if isinstance(word, str) else None
             if fam is None or "local" not in a:
                 continue
-            iface.addrs.append(IfAddr(str(a["local"]), int(a.get("prefixlen", 32 if fam == 4 else 128)), fam))
+            bits = 32 if fam == 4 else 128
+            iface.addrs.append(IfAddr(want_address(a["local"], wa["local"], fam),
+                                      want_int(a.get("prefixlen", bits), wa["prefixlen"], 0, bits), fam))
         out.append(iface)
     return out
 
@@ -102,28 +113,35 @@ def parse_ip_addr_json(text: str, source: str = "<ip -j addr>") -> list[Interfac
 # ip -j route
 
 
-def _route_from_json(obj: dict, family_hint: int | None) -> Route | None:
-    dst = str(obj.get("dst", "default"))
-    gateway = obj.get("gateway")
+def _route_from_json(obj: dict, family_hint: int | None, w: Where | None = None) -> Route | None:
+    w = w or Where("<ip -j route>")
+    dst = want_prefix(obj.get("dst", "default"), w["dst"])
+    gateway = want_str(obj.get("gateway"), w["gateway"], optional=True)
     via = obj.get("via")
-    if gateway is None and isinstance(via, dict):
-        gateway = via.get("host")
-    dev = obj.get("dev")
-    nexthops = obj.get("nexthops")
-    if dev is None and isinstance(nexthops, list) and nexthops:
-        first = nexthops[0]
-        dev = first.get("dev")
-        gateway = gateway or first.get("gateway")
-    family = _family_of(dst) or _family_of(gateway) or _family_of(obj.get("prefsrc")) or family_hint or 4
-    rtype = str(obj.get("type", "unicast"))
+    if via is not None:
+        via = want_dict(via, w["via"])
+        gateway = gateway or want_str(via.get("host"), w["via"]["host"], optional=True)
+    dev = want_str(obj.get("dev"), w["dev"], optional=True)
+    nexthops = want_list(obj.get("nexthops"), w["nexthops"], optional=True)
+    if dev is None and nexthops:
+        first = want_dict(nexthops[0], w["nexthops"][0])
+        dev = want_str(first.get("dev"), w["nexthops"][0]["dev"], optional=True)
+        gateway = gateway or want_str(first.get("gateway"), w["nexthops"][0]["gateway"], optional=True)
+    if gateway:
+        want_address(gateway, w["gateway"])
+    prefsrc = want_str(obj.get("prefsrc"), w["prefsrc"], optional=True)
+    if prefsrc:
+        want_address(prefsrc, w["prefsrc"])
+    family = _family_of(dst) or _family_of(gateway) or _family_of(prefsrc) or family_hint or 4
+    rtype = want_name(obj.get("type", "unicast"), w["type"])
     return Route(
         dst=_prefix(dst, family),
-        dev=str(dev or ""),
-        via=str(gateway) if gateway else None,
-        src=str(obj["prefsrc"]) if obj.get("prefsrc") else None,
+        dev=dev or "",
+        via=gateway or None,
+        src=prefsrc or None,
         family=family,
         type=rtype,
-        table=str(obj.get("table", "main")),
+        table=want_name(obj.get("table", "main"), w["table"]),
     )
 
 
@@ -136,8 +154,9 @@ def parse_ip_route_json(text: str, source: str = "<ip -j route>", family: int | 
     if data and not any("dst" in x or "dev" in x for x in data):
         raise InputError("not `ip -j route' output (no route has `dst' or `dev')", source)
     out = []
-    for obj in data:
-        r = _route_from_json(obj, family)
+    top = Where(source)
+    for i, obj in enumerate(data):
+        r = _route_from_json(obj, family, top[i])
         if r is not None:
             out.append(r)
     return out
@@ -146,9 +165,11 @@ def parse_ip_route_json(text: str, source: str = "<ip -j route>", family: int | 
 # ---------------------------------------------------------------------------------------------
 # Plain text: ip addr, ip -o addr, ip -br addr, ip route
 
-_LINK_RE = re.compile(r"^(\d+):\s+([^:@\s]+)(?:@\S+)?:\s+<([^>]*)>")
-_ADDR_RE = re.compile(r"^\s*(inet6?)\s+(\S+?)(?:/(\d+))?(?:\s+peer\s+\S+)?(?:\s|$)")
-_ONELINE_RE = re.compile(r"^(\d+):\s+(\S+?)(?:@\S+)?\s+(inet6?)\s+(\S+?)(?:/(\d+))?\s")
+_LINK_RE = re.compile(r"^([0-9]+):\s+([^:@\s]+)(?:@\S+)?:\s+<([^>]*)>")
+# Each word is one character class up to a separator it cannot contain (no lazy `\S+?` before an
+# optional `@\S+`: on a 40 KB line of `x@x@…` that backtracks quadratically, 30 s).
+_ADDR_RE = re.compile(r"^\s*(inet6?)\s+([^\s/]+)(?:/([0-9]+))?(?:\s+peer\s+\S+)?(?:\s|$)")
+_ONELINE_RE = re.compile(r"^([0-9]+):\s+([^\s@]+)(?:@\S+)?\s+(inet6?)\s+([^\s/]+)(?:/([0-9]+))?\s")
 _KIND_RE = re.compile(r"^\s*link/(\S+)")
 _INFO_KIND_RE = re.compile(r"^\s*(bridge|veth|vxlan|dummy|bond|vlan|macvlan|ipvlan|tun|wireguard|geneve|gre|ipip|sit)\b")
 
@@ -166,7 +187,7 @@ def parse_ip_addr_text(text: str, source: str = "<ip addr>") -> list[Interface]:
             name, fam_word, addr, plen = m.group(2), m.group(3), m.group(4), m.group(5)
             iface = ifaces.setdefault(name, Interface(name))
             fam = 6 if fam_word == "inet6" else 4
-            iface.addrs.append(IfAddr(addr, int(plen) if plen else (32 if fam == 4 else 128), fam))
+            iface.addrs.append(_text_ifaddr(addr, plen, fam, source, lineno))
             seen_any = True
             continue
         m = _LINK_RE.match(line)
@@ -184,8 +205,7 @@ def parse_ip_addr_text(text: str, source: str = "<ip addr>") -> list[Interface]:
             m2 = _ADDR_RE.match(line)
             if m2:
                 fam = 6 if m2.group(1) == "inet6" else 4
-                plen = m2.group(3)
-                current.addrs.append(IfAddr(m2.group(2), int(plen) if plen else (32 if fam == 4 else 128), fam))
+                current.addrs.append(_text_ifaddr(m2.group(2), m2.group(3), fam, source, lineno))
                 continue
             m3 = _KIND_RE.match(line)
             if m3 and not current.kind:
@@ -214,6 +234,18 @@ def parse_ip_addr_text(text: str, source: str = "<ip addr>") -> list[Interface]:
     if not seen_any:
         raise InputError("not `ip addr' output (no interface found)", source)
     return list(ifaces.values())
+
+
+def _text_ifaddr(addr: str, plen: str | None, fam: int, source: str, lineno: int) -> IfAddr:
+    """An ``inet``/``inet6`` address of ``ip addr`` text, checked: a bad one is the line's error."""
+    bits = 32 if fam == 4 else 128
+    try:
+        parse_ip(addr, fam)
+        length = decimal(plen, "prefix length", bits) if plen else bits
+    except OptionError as e:
+        raise InputError(f"bad {'inet6' if fam == 6 else 'inet'} address `{shown(addr)}"
+                         f"{'/' + shown(plen) if plen else ''}': {e}", source, lineno) from None
+    return IfAddr(addr, length, fam)
 
 
 _ROUTE_KEYS_1 = {"via", "dev", "src", "table", "proto", "scope", "metric", "mtu", "pref", "realm",
@@ -247,6 +279,12 @@ def parse_ip_route_text(text: str, source: str = "<ip route>", family: int | Non
         if dst in _ROUTE_KEYS_1 or not (dst == "default" or _looks_like_prefix(dst)):
             raise InputError(f"not `ip route' output: `{stripped[:60]}'", source, lineno)
         kv = _pairs(words)
+        for key in ("via", "src"):
+            if key in kv:
+                try:
+                    parse_ip(kv[key])
+                except OptionError:
+                    raise InputError(f"bad `{key}' address `{shown(kv[key])}'", source, lineno) from None
         fam = _family_of(dst) or _family_of(kv.get("via")) or _family_of(kv.get("src")) or family or 4
         last = Route(
             dst=_prefix(dst, fam), dev=kv.get("dev", ""), via=kv.get("via"), src=kv.get("src"),
@@ -549,24 +587,56 @@ def host_to_dict(host: HostModel) -> dict:
     }
 
 
-def host_from_dict(d: dict, source: str = "<snapshot>") -> HostModel:
-    try:
-        host = HostModel(source=str(d.get("source", "snapshot")))
-        for i in d.get("interfaces", []):
-            host.add_interface(Interface(
-                name=str(i["name"]), kind=str(i.get("kind", "")), up=bool(i.get("up", True)),
-                inferred=bool(i.get("inferred", False)),
-                addrs=[IfAddr(str(a["address"]), int(a["prefixlen"]), int(a.get("family", 4))) for a in i.get("addrs", [])],
-            ))
-        for r in d.get("routes", []):
-            host.routes.append(Route(
-                dst=str(r["dst"]), dev=str(r.get("dev") or ""), via=r.get("via"), src=r.get("src"),
-                family=int(r.get("family", 4)), type=str(r.get("type", "unicast")),
-                table=str(r.get("table", "main")), inferred=bool(r.get("inferred", False)),
-            ))
-        host.sysctls.update({str(k): str(v) for k, v in (d.get("sysctls") or {}).items()})
-        host.notes.extend(str(n) for n in d.get("notes", []))
-        host.containers.update(d.get("containers") or {})
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise InputError(f"bad host model in snapshot: {e.__class__.__name__}: {e}", source) from None
+def host_from_dict(d: Any, source: str = "<snapshot>") -> HostModel:
+    """A snapshot's host model, every value checked (:mod:`iptexplain.schema`): a wrong type or
+    a bad address is one error naming its place, ``host.routes[3].via: expected a string``."""
+    top = Where(source, "host")
+    d = want_dict(d, top)
+    host = HostModel(source=want_str(d.get("source"), top["source"], optional=True) or "snapshot")
+    for n, i in enumerate(want_list(d.get("interfaces"), top["interfaces"], optional=True)):
+        w = top["interfaces"][n]
+        i = want_dict(i, w)
+        addrs = []
+        for k, a in enumerate(want_list(i.get("addrs"), w["addrs"], optional=True)):
+            wa = w["addrs"][k]
+            a = want_dict(a, wa)
+            fam = want_family(a.get("family", 4), wa["family"])
+            addrs.append(IfAddr(want_address(a.get("address"), wa["address"], fam),
+                                want_int(a.get("prefixlen"), wa["prefixlen"], 0, 32 if fam == 4 else 128), fam))
+        host.add_interface(Interface(
+            name=str(want_str(i.get("name"), w["name"])),
+            kind=want_str(i.get("kind"), w["kind"], optional=True) or "",
+            up=want_bool(i.get("up", True), w["up"]),
+            inferred=want_bool(i.get("inferred", False), w["inferred"]),
+            addrs=addrs,
+        ))
+    for n, r in enumerate(want_list(d.get("routes"), top["routes"], optional=True)):
+        w = top["routes"][n]
+        r = want_dict(r, w)
+        fam = want_family(r.get("family", 4), w["family"])
+        via = want_str(r.get("via"), w["via"], optional=True)
+        src = want_str(r.get("src"), w["src"], optional=True)
+        host.routes.append(Route(
+            dst=want_prefix(r.get("dst"), w["dst"], fam),
+            dev=want_str(r.get("dev"), w["dev"], optional=True) or "",
+            via=want_address(via, w["via"], fam) if via else None,
+            src=want_address(src, w["src"], fam) if src else None,
+            family=fam,
+            type=want_name(r.get("type", "unicast"), w["type"]),
+            table=want_name(r.get("table", "main"), w["table"]),
+            inferred=want_bool(r.get("inferred", False), w["inferred"]),
+        ))
+    for k, v in want_dict(d.get("sysctls"), top["sysctls"], optional=True).items():
+        host.sysctls[k] = want_name(v, top["sysctls"][k])
+    for n, note in enumerate(want_list(d.get("notes"), top["notes"], optional=True)):
+        host.notes.append(str(want_str(note, top["notes"][n])))
+    for addr, info in want_dict(d.get("containers"), top["containers"], optional=True).items():
+        w = top["containers"][addr]
+        want_address(addr, w)
+        info = want_dict(info, w)
+        for key in ("name", "image", "id", "network"):
+            want_str(info.get(key), w[key], optional=True)
+        for n, port in enumerate(want_list(info.get("ports"), w["ports"], optional=True)):
+            want_str(port, w["ports"][n])
+        host.containers[addr] = dict(info)
     return host

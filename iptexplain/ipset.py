@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from iptexplain.addr import parse_address
 from iptexplain.errors import InputError, OptionError
 from iptexplain.netfilter.packets import masked_set, point, span
+from iptexplain.numbers import decimal
 from iptexplain.parse.rulespec import PROTO_NUMBERS
 
 
@@ -71,10 +72,10 @@ def _element(s: IpSet, text: str) -> tuple:
             proto, sep, port = part.rpartition(":")
             pnum = PROTO_NUMBERS.get(proto.lower() if sep else "tcp", 6)
             if "-" in port:
-                lo, hi = port.split("-")
-                out.append((pnum, span(int(lo), int(hi))))
+                lo, _, hi = port.partition("-")
+                out.append((pnum, span(decimal(lo, "port", 65535), decimal(hi, "port", 65535))))
             else:
-                out.append((pnum, point(int(port))))
+                out.append((pnum, point(decimal(port, "port", 65535))))
         else:
             out.append(part)
     return tuple(out)

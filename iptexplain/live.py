@@ -43,7 +43,7 @@ SAVE_TIMEOUT = 60.0  # a kube-proxy host's dump is large; iptables-save takes se
 PROC_NET = "/proc/net"
 BACKENDS = ("nft", "legacy")
 PERMISSION_HINT = ("run as root, or pipe a saved dump: sudo iptables-save | iptexplain trace -")
-_RULE_RE = re.compile(r"^(?:\[\d+:\d+\]\s+)?-A\s", re.M)
+_RULE_RE = re.compile(r"^(?:\[[0-9]+:[0-9]+\]\s+)?-A\s", re.M)
 _TABLE_RE = re.compile(r"^\*(\S+)", re.M)
 # iptables-nft-save's comments on tables nft changed beyond what iptables can print.
 _INCOMPATIBLE_RE = re.compile(r"^#\s*Table `?([^' ]+)'? is incompatible", re.M)

@@ -30,12 +30,16 @@ import json
 import os
 import re
 import socket
+import stat
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.host import HostModel
+from iptexplain.numbers import shown
+from iptexplain.schema import Where, describe, want_dict, want_list, want_str
 
 SCHEMA = "iptexplain-snapshot"
 VERSION = 1
@@ -95,10 +99,54 @@ def dumps(doc: dict) -> str:
 
 
 def write_file(path: str, text: str) -> None:
-    """Write a snapshot readable by its owner only (it maps the host's network and firewall);
-    an existing file keeps its mode.  InputError on failure."""
+    """Write a snapshot readable by its owner only (mode 0600: it maps the host's network and
+    firewall), atomically: the text goes to a new temporary file in the same directory, which is
+    then renamed over ``path``.  A symbolic link to a file (or to nothing yet) is refused: as
+    root, following it would overwrite whatever it points at and keep that file's mode.  A pipe
+    or a terminal (``-o /dev/stdout``, ``/proc/self/fd/1``) is written to as it is: nothing there
+    can be clobbered.  InputError on failure; a failed write leaves no temporary file behind."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise InputError(e.strerror or str(e), path) from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        try:
+            target = os.stat(path)
+        except OSError:
+            target = None
+        if target is not None and (stat.S_ISFIFO(target.st_mode) or stat.S_ISCHR(target.st_mode)
+                                   or stat.S_ISSOCK(target.st_mode)):
+            _write_stream(path, text)
+            return
+        if stat.S_ISLNK(st.st_mode):
+            raise InputError("is a symbolic link: not written (give the path of the file itself)", path)
+        raise InputError("exists and is not a regular file: not written", path)
+    directory = os.path.dirname(path) or "."
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".iptexplain-snapshot-", dir=directory)  # 0600, O_EXCL
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise InputError(e.strerror or str(e), path) from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _write_stream(path: str, text: str) -> None:
+    """Write to a pipe, socket or terminal named by ``path`` (no file is created or truncated)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOCTTY)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
     except OSError as e:
@@ -154,33 +202,41 @@ def open_snapshot(text: str, source: str = "<snapshot>") -> Snapshot:
     rulesets = doc.get("rulesets")
     if not isinstance(rulesets, dict):
         raise InputError("snapshot has no `rulesets'", source)
+    top = Where(source)
+    recorded = want_dict(doc.get("backend"), top["backend"], optional=True)
     reads = []
     for fam_key in sorted(rulesets):
         entry = rulesets[fam_key]
         if fam_key not in ("4", "6") or not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
-            raise InputError(f"bad ruleset entry `{fam_key}' in snapshot", source)
+            raise InputError(f"bad ruleset entry `{shown(fam_key)}' in snapshot", source)
         fam = int(fam_key)
-        recorded = doc.get("backend")
-        backend = recorded.get(fam_key, "nft") if isinstance(recorded, dict) else "nft"
+        backend = recorded.get(fam_key, "nft")
         if backend not in ("nft", "legacy"):
-            raise InputError(f"bad backend {backend!r} for IPv{fam} in snapshot (expected nft or legacy)",
+            raise InputError(f"bad backend {describe(backend)} for IPv{fam} in snapshot (expected nft or legacy)",
                              source)
-        reads.append(FamilyRead(fam, backend, entry["text"], str(entry.get("source") or f"IPv{fam}"),
-                                str(entry.get("how", "")), 0))
-    rs = ruleset_from_reads(reads, source=source, fmt="snapshot", label=source)
-    nft = doc.get("nftables")
-    if isinstance(nft, dict) and isinstance(nft.get("text"), str):
-        add_nft_tables(rs, nft["text"], [r.family for r in reads],
-                       [r.family for r in reads if r.backend == "nft"], source=f"{source}[{NFT_JSON_SOURCE}]")
-    for n in doc.get("notes") or []:
-        if isinstance(n, dict) and "message" in n:
-            rs.note(str(n.get("kind", "live")), str(n["message"]))
-    when = doc.get("created", "?")
-    rs.note("snapshot", f"snapshot of {doc.get('hostname', '?')} taken {when} ({doc.get('tool', '?')})")
+        w = top["rulesets"][fam_key]
+        reads.append(FamilyRead(fam, backend, entry["text"],
+                                want_str(entry.get("source"), w["source"], optional=True) or f"IPv{fam}",
+                                want_str(entry.get("how"), w["how"], optional=True) or "", 0))
+    notes = []
+    for n, note in enumerate(want_list(doc.get("notes"), top["notes"], optional=True)):
+        note = want_dict(note, top["notes"][n])
+        notes.append((want_str(note.get("kind"), top["notes"][n]["kind"], optional=True) or "live",
+                      want_str(note.get("message"), top["notes"][n]["message"])))
+    about = {key: want_str(doc.get(key), top[key], optional=True) or "?" for key in ("created", "hostname", "tool")}
+    entry = want_dict(doc.get("ipsets"), top["ipsets"], optional=True)
+    ipsets = None
+    if entry:
+        ipsets = (str(want_str(entry.get("text"), top["ipsets"]["text"])), f"{source}[ipset save]")
     host = host_from_dict(doc.get("host") or {}, source)
     host.source = "snapshot"
-    entry = doc.get("ipsets")
-    ipsets = None
-    if isinstance(entry, dict) and isinstance(entry.get("text"), str):
-        ipsets = (entry["text"], f"{source}[ipset save]")
+    nft = want_dict(doc.get("nftables"), top["nftables"], optional=True)
+    nft_text = want_str(nft.get("text"), top["nftables"]["text"]) if nft else None
+    rs = ruleset_from_reads(reads, source=source, fmt="snapshot", label=source)
+    if nft_text is not None:
+        add_nft_tables(rs, nft_text, [r.family for r in reads],
+                       [r.family for r in reads if r.backend == "nft"], source=f"{source}[{NFT_JSON_SOURCE}]")
+    for kind, message in notes:
+        rs.note(kind, message)
+    rs.note("snapshot", f"snapshot of {about['hostname']} taken {about['created']} ({about['tool']})")
     return Snapshot(rs, host, {r.family: r.backend for r in reads}, ipsets, reads)

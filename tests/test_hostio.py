@@ -266,7 +266,7 @@ def test_bad_input_is_one_line_with_position() -> None:
     assert str(e.value) == "sysctl.txt:1: not `sysctl' output: `net.ipv4.ip_forward 1'"
     with pytest.raises(InputError) as e:
         host_from_dict({"interfaces": [{"addrs": []}]}, "x.snap")
-    assert str(e.value).startswith("x.snap: bad host model in snapshot: KeyError")
+    assert str(e.value) == "x.snap: host.interfaces[0].name: expected a string, got null"
 
 
 def test_policy_routing_rules_beyond_the_standard_ones() -> None:

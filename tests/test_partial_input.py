@@ -16,6 +16,7 @@ import pytest
 from iptexplain.errors import InputError
 from iptexplain.parse import load, parse_text
 from iptexplain.parse.combine import combine
+from iptexplain.parse.partial import enter_chain, entry_chains
 from iptexplain.parse.rough import RedactedValue
 from iptexplain.sources import read_files
 
@@ -346,3 +347,62 @@ def test_several_tables_in_one_paste_without_prompts() -> None:
         if t[1] not in ("filter", "nat"):
             del save.tables[t]
     assert save.difference(rs, ignore={"counters"}) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Where a trace of a fragment starts: a chain shown without its callers.
+
+
+def test_chain_shown_without_callers_is_suggested_as_the_start() -> None:
+    rs = parse_text(_block(D20_NVL, "DOCKER-ISOLATION-STAGE-1"), "one-chain.nvL")
+    assert [c.name for c in entry_chains(rs)] == ["DOCKER-ISOLATION-STAGE-1"]
+    assert rs.table("filter").chains["DOCKER-ISOLATION-STAGE-1"].kernel_references == 1
+    assert any(n.kind == "partial" and "--chain DOCKER-ISOLATION-STAGE-1" in n.message for n in rs.notes)
+    # With its caller shown (FORWARD jumps to it once, as the header counts), nothing to suggest.
+    rs = parse_text(_block(D20_NVL, "FORWARD") + _block(D20_NVL, "DOCKER-ISOLATION-STAGE-1"), "two.nvL")
+    assert "DOCKER-ISOLATION-STAGE-1" not in [c.name for c in entry_chains(rs)]
+    # DOCKER (4 references) shown with none of its callers: suggested; a whole dump: never.
+    rs = parse_text(_block(D20_NVL, "DOCKER"), "docker.nvL")
+    assert [c.name for c in entry_chains(rs)] == ["DOCKER"]
+    assert entry_chains(load(str(GEN / "docker20_containers_nft.v4.save"))) == []
+
+
+def test_enter_chain_jumps_from_every_builtin_and_leaves_the_rest_unknown() -> None:
+    rs = parse_text(_block(D20_NVL, "DOCKER-ISOLATION-STAGE-1"), "one-chain.nvL")
+    enter_chain(rs, "DOCKER-ISOLATION-STAGE-1")
+    f = rs.table("filter")
+    for b in ("INPUT", "FORWARD", "OUTPUT"):
+        chain = f.chains[b]
+        assert [r.jump for r in chain.rules] == ["DOCKER-ISOLATION-STAGE-1"]
+        assert chain.gaps == (1,) and not chain.policy_known  # after it returns: unknown
+    assert len(f.chains["DOCKER-ISOLATION-STAGE-1"].references) == 3
+    assert any("--chain" in n.message and "unknown" in n.message for n in rs.notes)
+
+
+def test_enter_chain_errors_name_the_choice() -> None:
+    rs = parse_text(D20_NVL + "\n" + D20_NAT, "both.nvL")
+    with pytest.raises(InputError, match="tables nat and filter both have it.*--chain nat:DOCKER"):
+        enter_chain(rs, "DOCKER")
+    enter_chain(rs, "nat:DOCKER")
+    assert rs.table("nat").chains["PREROUTING"].rules[0].jump == "DOCKER"
+    with pytest.raises(InputError, match="no IPv4 table of the input has a chain `NOPE'"):
+        enter_chain(parse_text(D20_NVL, "f.nvL"), "NOPE")
+
+
+def test_trace_chain_on_the_command_line() -> None:
+    out = subprocess.run([sys.executable, "-m", "iptexplain", "trace", "-", "--chain", "DOCKER-ISOLATION-STAGE-1",
+                          "-i", "docker0", "-s", "172.17.0.2", "-d", "192.0.2.2", "--dport", "80",
+                          "--color", "never", "--width", "200"],
+                         input=_block(D20_NVL, "DOCKER-ISOLATION-STAGE-1"), capture_output=True, text=True)
+    assert out.returncode in (0, 1, 3), out.stderr
+    assert "DOCKER-ISOLATION-STAGE-1 #6" in out.stdout  # the trace walked the chain
+    assert "the trace starts in chain DOCKER-ISOLATION-STAGE-1" in out.stdout
+
+
+def test_show_names_what_the_input_does_not_show() -> None:
+    text = "-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -j RETURN\n"
+    out = subprocess.run([sys.executable, "-m", "iptexplain", "show", "-"], input=text,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "filter FORWARD  policy not shown (unknown)" in out.stdout
+    assert "filter INPUT  not in the input: rules and policy unknown" in out.stdout

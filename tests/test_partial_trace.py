@@ -91,7 +91,7 @@ def test_tables_the_input_lacks_add_their_ways() -> None:
     tr = trace_flow(rs, Flow(proto="tcp", src="203.0.113.7", dst="198.51.100.1", dport=80, iniface="eth0"), h)
     leaves = list(tr.leaves())
     assert [lf.outcome.kind for lf in leaves] == [T.DROPPED, T.UNDECIDED]
-    assert "if the tables the input lacks let it through unchanged" in leaves[0].conditions[0].text
+    assert "if what the input lacks lets it through unchanged" in leaves[0].conditions[0].text
     assert "if the nat table (not in the input) rewrites it" in leaves[1].conditions[0].text
     assert "a nat table (not in the input) can DNAT or REDIRECT it elsewhere" in leaves[0].outcome.uncertain
     doc = trace_json(tr, rs)
@@ -110,9 +110,13 @@ def test_a_built_in_chain_the_input_never_showed_is_unknown() -> None:
     rs = parse_text("-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n", "excerpt.S")
     h = host(("eth0", "198.51.100.1/24"), ("eth1", "10.0.0.1/24"))
     tr = trace_flow(rs, Flow(proto="tcp", src="203.0.113.7", dst="10.0.0.9", dport=80, iniface="eth0"), h)
-    leaf = next(iter(tr.leaves()))
+    leaves = list(tr.leaves())
+    leaf = leaves[0]
     assert leaf.outcome.kind == T.FORWARDED
     assert "filter FORWARD is not in the input: its rules and policy are unknown" in leaf.outcome.uncertain
+    # ... and its policy could be DROP: that way follows, named with what else the input lacks.
+    dropped = [lf for lf in leaves if lf.outcome.kind == T.DROPPED]
+    assert dropped and "filter FORWARD (not in the input) drops it" in dropped[0].conditions[0].text
 
 
 def test_whether_a_named_address_is_the_hosts_own_is_a_fork_without_a_host_model() -> None:
@@ -144,3 +148,25 @@ def test_uncertainty_survives_reply_json_dot_and_exit_status() -> None:
     # The exact input: exit status of the outcome, nothing uncertain.
     exact = runner.invoke(cli.main, ["trace", str(ROOT / "fixtures" / "seed-docker.v4.save"), "--dport", "9525"])
     assert exact.exit_code == 0, exact.output
+
+
+def test_rules_the_input_left_out_make_the_verdict_uncertain() -> None:
+    # An -S excerpt of one chain with an elision: the flow passes the elided place, where a
+    # left-out rule may have decided it; and a chain only jumped to is unknown, not empty.
+    from iptexplain.graph import Chain
+
+    rs = parse_text("-P INPUT ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"
+                    "-A INPUT -p tcp -m tcp --dport 25 -j DROP\n-A INPUT -j audit\n", "excerpt.S")
+    filt = rs.table("filter")
+    filt.chains["INPUT"].gaps = (1,)  # the paste elided rules after the first one
+    if "audit" not in filt.chains or filt.chains["audit"].listed:
+        filt.chains["audit"] = Chain("audit", "filter", False, listed=False)
+    rs.link()
+    h = host(("eth0", "198.51.100.1/24"))
+    seen = trace_flow(rs, Flow(proto="tcp", src="203.0.113.7", dst="198.51.100.1", dport=22, iniface="eth0"), h)
+    first = next(iter(seen.leaves())).outcome
+    assert first.kind == T.DELIVERED and "leaves out rules" not in (first.uncertain or "")
+    past = trace_flow(rs, Flow(proto="tcp", src="203.0.113.7", dst="198.51.100.1", dport=80, iniface="eth0"), h)
+    out = next(iter(past.leaves())).outcome
+    assert "the input leaves out rules of filter INPUT after its rule 1" in out.uncertain
+    assert "filter audit is not in the input (only jumped to)" in out.uncertain

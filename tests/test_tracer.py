@@ -1016,7 +1016,7 @@ def test_listing_without_interfaces_marks_deciding_rules_uncertain():
     tr = trace_flow(rs, Flow(dport=9525))
     # The listing has no raw and mangle tables: a second way says what they could do.
     leaf, lacking = list(tr.leaves())
-    assert lacking.outcome.kind == T.DROPPED and "raw or mangle" in lacking.conditions[0].text
+    assert lacking.outcome.kind == T.DROPPED and "the raw table or the mangle table" in lacking.conditions[0].text
     assert leaf.outcome.kind == T.FORWARDED and leaf.outcome.packet["dst"] == "172.17.0.6"
     assert "filled in from Docker's standard rules" in leaf.outcome.uncertain
     marked = [s for s in leaf.steps if s.kind == T.RULE and s.matched and "uncertain" in s.detail]

@@ -24,6 +24,7 @@ from iptexplain.errors import InputError
 from iptexplain.graph import Chain, Rule, Ruleset, Table
 from iptexplain.netfilter.trace import (CONNTRACK, HOOK, NOTE, REWRITE, ROUTE, RULE, TABLE, VERDICT, Leaf,
                                         Trace)
+from iptexplain.numbers import is_decimal
 from iptexplain.render.outcome import find_decider, outcome_sentence, rule_ref
 
 DECIDED, TRANSLATED, OVERRIDDEN = "decided", "translated", "overridden"
@@ -37,13 +38,13 @@ def find_rules(ruleset: Ruleset, spec: str, family: int) -> list[Rule]:
     part of it that only one rule has)."""
     tables = ruleset.tables_of(family)
     text = spec.strip()
-    if text.isdigit():
-        found = [r for t in tables for r in t.rules() if r.line == int(text)]
+    if is_decimal(text):
+        found = [r for t in tables for r in t.rules() if len(text) <= 12 and r.line == int(text)]
         if not found:
             raise InputError(f"--why {spec}: no rule on line {text} of the input", "--why")
         return found
     parts = text.split(":")
-    if len(parts) in (2, 3) and parts[-1].isdigit() and " " not in text:
+    if len(parts) in (2, 3) and is_decimal(parts[-1]) and len(parts[-1]) <= 12 and " " not in text:
         table = parts[0] if len(parts) == 3 else None
         chain, n = parts[-2], int(parts[-1])
         found = [c.rules[n - 1] for t in tables if table in (None, t.name)

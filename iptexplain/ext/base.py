@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 from iptexplain.errors import OptionError
+from iptexplain.numbers import decimal, is_decimal, shown, strtoul
 
 # ---------------------------------------------------------------------------------------------
 # Option value types.  Each parses the argument tokens into a canonical Python value and formats
@@ -53,18 +54,13 @@ def save_string(value: str) -> str:
 
 def parse_uint(text: str, bits: int = 32) -> int:
     """Read a number as strtoul(…, 0) does: decimal, 0x hex, leading-0 octal."""
+    t = text.strip(" \t")
     try:
-        t = text.strip()
-        if t.lower().startswith("0x"):
-            v = int(t, 16)
-        elif len(t) > 1 and t.startswith("0") and t.isdigit():
-            v = int(t, 8)
-        else:
-            v = int(t, 10)
-    except ValueError:
-        raise OptionError(f"invalid number `{text}'") from None
-    if v < 0 or v >= (1 << bits):
-        raise OptionError(f"number `{text}' out of range (0-{(1 << bits) - 1})")
+        v = strtoul(t)
+    except OptionError:
+        raise OptionError(f"invalid number `{shown(text)}'") from None
+    if v >= (1 << bits):
+        raise OptionError(f"number `{shown(text)}' out of range (0-{(1 << bits) - 1})")
     return v
 
 
@@ -94,14 +90,14 @@ for _name, _port in SERVICES.items():
 
 
 def parse_port(text: str) -> int:
-    if text.isdigit():
-        v = int(text)
-        if v > 65535:
-            raise OptionError(f"invalid port/service `{text}' specified")
-        return v
-    if text in SERVICES:
+    if is_decimal(text):
+        try:
+            return decimal(text, "port", 65535)
+        except OptionError:
+            pass
+    elif text in SERVICES:
         return SERVICES[text]
-    raise OptionError(f"invalid port/service `{text}' specified")
+    raise OptionError(f"invalid port/service `{shown(text)}' specified")
 
 
 def parse_portrange(text: str) -> tuple[int, int]:
@@ -458,8 +454,8 @@ def listing_service(text: str, proto: str | None = "tcp") -> str:
     """A port word of a -L listing as a number: ``-L`` without ``-n`` prints /etc/services
     names of the machine that printed it.  Known names first, then this machine's services
     database (the same on most systems); an unknown name is left for the caller to reject."""
-    if text.isdigit() or text in SERVICES:
-        return text if text.isdigit() else str(SERVICES[text])
+    if is_decimal(text) or text in SERVICES:
+        return text if is_decimal(text) else str(SERVICES[text])
     import socket
 
     try:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from iptexplain.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target
+from iptexplain.numbers import hexadecimal
 
 
 def _class(text: str) -> tuple[int, int]:
     major, sep, minor = text.partition(":")
     try:
-        a, b = int(major, 16), int(minor, 16)
-    except ValueError:
+        a, b = hexadecimal(major, maximum=0xFFFF), hexadecimal(minor, maximum=0xFFFF)
+    except OptionError:
         raise OptionError(f"Bad class value \"{text}\"") from None
     if not sep or a > 0xFFFF or b > 0xFFFF:
         raise OptionError(f"Bad class value \"{text}\"")

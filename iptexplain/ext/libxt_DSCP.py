@@ -6,6 +6,7 @@ from iptexplain.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target
 from iptexplain.ext.dscp_helper import dscp, dscp_class
+from iptexplain.numbers import is_decimal
 
 
 @register
@@ -37,7 +38,7 @@ class DscpTarget(Target):
     def from_listing(cls, tail) -> "DscpTarget":
         tail.expect("DSCP", "set")
         w = tail.take()
-        flag = "--set-dscp" if w[:1].isdigit() else "--set-dscp-class"
+        flag = "--set-dscp" if is_decimal(w[:1]) else "--set-dscp-class"
         return cls.build([(flag, False, [w])], spelled="DSCP")  # type: ignore[return-value]
 
     def apply(self, pkts, ctx):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from iptexplain.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target, types
+from iptexplain.numbers import decimal, is_decimal, shown
 
 LEVELS = {"emerg": 0, "alert": 1, "crit": 2, "error": 3, "err": 3, "warning": 4, "warn": 4,
           "notice": 5, "info": 6, "debug": 7, "panic": 0}
@@ -13,9 +14,9 @@ LEVELS = {"emerg": 0, "alert": 1, "crit": 2, "error": 3, "err": 3, "warning": 4,
 def _level(text: str) -> int:
     if text.lower() in LEVELS:
         return LEVELS[text.lower()]
-    if text.isdigit() and int(text) <= 7:
+    if is_decimal(text) and len(text) <= 3 and int(text) <= 7:
         return int(text)
-    raise OptionError(f"log-level `{text}' unknown")
+    raise OptionError(f"log-level `{shown(text)}' unknown")
 
 
 def _prefix(text: str) -> str:
@@ -71,7 +72,7 @@ class Log(Target):
         tail.expect("LOG")
         opts: list = []
         if tail.take_if("flags"):
-            bits = int(tail.take())
+            bits = decimal(tail.take(), "LOG flags", 0xFF)
             if bits & ~0x2F:
                 raise OptionError(f"LOG: unknown flags 0x{bits:x}")
             opts += [(flag, False, []) for key, bit, word in LOG_FLAGS

@@ -5,6 +5,7 @@ from __future__ import annotations
 from iptexplain.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, types
+from iptexplain.numbers import is_decimal
 
 
 @register
@@ -38,7 +39,7 @@ class Cgroup(Match):
             start = tail.pos
             inv = tail.invert()
             w = tail.peek()
-            if w is None or (flag == "--path") == w.isdigit():  # a class id is a number, a path not
+            if w is None or (flag == "--path") == is_decimal(w):  # a class id is a number, a path not
                 tail.pos = start
                 continue
             tail.pos += 1

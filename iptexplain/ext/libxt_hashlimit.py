@@ -13,6 +13,7 @@ from iptexplain.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uint, types
 from iptexplain.ext.rate import _atoi, parse_rate, print_rate
+from iptexplain.numbers import DIGITS, MAX_DIGITS
 
 SCALE = 1_000_000  # XT_HASHLIMIT_SCALE_v2
 BYTE_SHIFT = 4
@@ -69,7 +70,7 @@ def parse_hash_rate(text: str) -> HashRate:
 def parse_burst(text: str) -> int:
     digits = ""
     for ch in text:
-        if not ch.isdigit():
+        if ch not in DIGITS or len(digits) > MAX_DIGITS:
             break
         digits += ch
     rest = text[len(digits):]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from iptexplain.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType
+from iptexplain.numbers import decimal, is_decimal, shown
 
 # name -> (type, code_min, code_max), from iptables' icmp_codes table.
 ICMP_TYPES: dict[str, tuple[int, int, int]] = {
@@ -42,17 +43,13 @@ def parse_icmp_type(text: str, table: dict[str, tuple[int, int, int]] = ICMP_TYP
         return low[text.lower()]
     t, sep, c = text.partition("/")
     try:
-        typ = int(t)
-        if not 0 <= typ <= 255:
-            raise ValueError
+        typ = decimal(t, maximum=255)
         if sep:
-            code = int(c)
-            if not 0 <= code <= 255:
-                raise ValueError
+            code = decimal(c, maximum=255)
             return (typ, code, code)
         return (typ, 0, 0xFF)
-    except ValueError:
-        raise OptionError(f"Invalid ICMP type `{text}'") from None
+    except OptionError:
+        raise OptionError(f"Invalid ICMP type `{shown(text)}'") from None
 
 
 def fmt_icmp_type(v: tuple[int, int, int]) -> str:
@@ -132,7 +129,7 @@ def read_listing_icmp_type(tail, word: str, table: dict[str, tuple[int, int, int
             inv, nxt = True, nxt[1:]
         if nxt == "type":  # older iptables: "icmp type 8"
             typ = tail.take()
-        elif nxt.startswith("type") and nxt[4:].isdigit():
+        elif nxt.startswith("type") and is_decimal(nxt[4:]):
             typ = nxt[4:]
         else:
             if nxt not in table:
@@ -140,8 +137,8 @@ def read_listing_icmp_type(tail, word: str, table: dict[str, tuple[int, int, int
             return nxt, inv
     else:
         raise OptionError(f"not an {word} match")
-    if not typ.isdigit():
-        raise OptionError(f"bad ICMP type `{typ}'")
+    if not is_decimal(typ):
+        raise OptionError(f"bad ICMP type `{shown(typ)}'")
     if tail.peek() == "code":
         tail.pos += 1
         return f"{typ}/{tail.take()}", inv

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from iptexplain.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType
+from iptexplain.numbers import hexadecimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +41,8 @@ def parse_mac(text: str) -> MacAddress:
     if len(text) != 17 or len(parts) != 6:
         raise OptionError("Invalid MAC address specified.")
     try:
-        octets = tuple(int(p, 16) for p in parts)
-    except ValueError:
+        octets = tuple(hexadecimal(p, maximum=0xFF) for p in parts)
+    except OptionError:
         raise OptionError("Invalid MAC address specified.") from None
     if any(len(p) != 2 for p in parts):
         raise OptionError("Invalid MAC address specified.")

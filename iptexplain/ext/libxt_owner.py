@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from iptexplain.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
+from iptexplain.numbers import decimal, is_decimal, shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,13 +30,17 @@ class IdRange:
 
 def parse_id_range(text: str) -> IdRange:
     lo, sep, hi = text.partition("-")
-    if lo.isdigit() and (not sep or hi.isdigit()):
-        a, b = int(lo), int(hi) if sep else int(lo)
-        if a > 0xFFFFFFFE or b > 0xFFFFFFFE or b < a:
-            raise OptionError(f"owner: bad id range `{text}'")
+    if is_decimal(lo) and (not sep or is_decimal(hi)):
+        try:
+            a = decimal(lo, "id", 0xFFFFFFFE)
+            b = decimal(hi, "id", 0xFFFFFFFE) if sep else a
+        except OptionError:
+            raise OptionError(f"owner: bad id range `{shown(text)}'") from None
+        if b < a:
+            raise OptionError(f"owner: bad id range `{shown(text)}'")
         return IdRange(a, b)
-    if not text or sep and lo.isdigit():
-        raise OptionError(f"owner: bad id `{text}'")
+    if not text or sep and is_decimal(lo):
+        raise OptionError(f"owner: bad id `{shown(text)}'")
     return IdRange(None, None, text)
 
 
@@ -124,7 +129,7 @@ class Owner(Match):
 def _listed_id(text: str, key: str) -> str:
     """-L without -n prints user and group names of the machine that printed it: back to the
     number where this machine knows the name (root is 0 everywhere)."""
-    if text.replace("-", "").isdigit():
+    if is_decimal(text.replace("-", "")):
         return text
     try:
         if key == "uid":

@@ -13,6 +13,7 @@ from iptexplain.addr import Address, int_to_ip, parse_address
 from iptexplain.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, Value, parse_uint, types
+from iptexplain.numbers import is_decimal
 
 POLICY_PROTOS = {"ah": 51, "esp": 50, "ipcomp": 108}
 PROTO_PRINT = {51: "ah", 50: "esp", 108: "ipcomp"}
@@ -206,7 +207,7 @@ class Policy(Match):
                 i += 1
             else:
                 value = words[i + 1]
-                if w == "--proto" and numeric and not value.isdigit():
+                if w == "--proto" and numeric and not is_decimal(value):
                     from iptexplain.parse.rulespec import PROTO_NUMBERS
 
                     value = str(PROTO_NUMBERS.get(value, value))
@@ -229,7 +230,7 @@ class Policy(Match):
         element = 0
         while not tail.at_end():
             w = tail.peek()
-            if w is not None and w.startswith("[") and w.endswith("]") and w[1:-1].isdigit():
+            if w is not None and w.startswith("[") and w.endswith("]") and is_decimal(w[1:-1]) and len(w) < 8:
                 if int(w[1:-1]) > element:
                     opts.append(("--next", False, []))
                     element = int(w[1:-1])

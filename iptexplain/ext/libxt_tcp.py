@@ -5,6 +5,7 @@ from __future__ import annotations
 from iptexplain.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import ListingTail, Match, Opt, OptType, listing_port, listing_service, types
+from iptexplain.numbers import hexadecimal
 
 TCP_FLAGS = (("FIN", 0x01), ("SYN", 0x02), ("RST", 0x04), ("PSH", 0x08), ("ACK", 0x10), ("URG", 0x20))
 _FLAG_BITS = dict(TCP_FLAGS) | {"ALL": 0x3F, "NONE": 0}
@@ -181,7 +182,7 @@ class Tcp(Match):
             if not sep:
                 raise OptionError(f"bad tcp flags `{value}'")
             if mask_t.lower().startswith("0x"):
-                mask, cmp = int(mask_t, 16), int(cmp_t, 16)
+                mask, cmp = hexadecimal(mask_t, "tcp flags", 0xFF), hexadecimal(cmp_t, "tcp flags", 0xFF)
             else:
                 mask, cmp = parse_flags(mask_t), parse_flags(cmp_t)
             opts.append(("--tcp-flags", inv, [fmt_flags(mask), fmt_flags(cmp)]))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from iptexplain.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
+from iptexplain.numbers import decimal, is_decimal, shown
 
 WEEK_DAYS = ("", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 ALL_WEEKDAYS = 0xFE
@@ -26,11 +27,9 @@ def parse_daytime(text: str) -> int:
     try:
         if len(parts) not in (2, 3):
             raise ValueError
-        h, m = int(parts[0]), int(parts[1])
-        s = int(parts[2]) if len(parts) == 3 else 0
-        if not (0 <= h <= 23 and 0 <= m <= 59 and 0 <= s <= 59):
-            raise ValueError
-    except ValueError:
+        h, m = decimal(parts[0], maximum=23), decimal(parts[1], maximum=59)
+        s = decimal(parts[2], maximum=59) if len(parts) == 3 else 0
+    except (ValueError, OptionError):
         raise OptionError(f"invalid time \"{text}\" specified, should be hh:mm[:ss] format") from None
     return h * 3600 + m * 60 + s
 
@@ -39,7 +38,7 @@ def parse_date(text: str) -> int:
     """``YYYY[-MM[-DD[Thh[:mm[:ss]]]]]`` in UTC -> seconds since the epoch."""
     import re
 
-    m = re.fullmatch(r"(\d+)(?:-(\d+)(?:-(\d+)(?:T(\d+)(?::(\d+)(?::(\d+))?)?)?)?)?", text)
+    m = re.fullmatch(r"([0-9]{1,4})(?:-([0-9]{1,2})(?:-([0-9]{1,2})(?:T([0-9]{1,2})(?::([0-9]{1,2})(?::([0-9]{1,2}))?)?)?)?)?", text)
     bad = OptionError(f"Invalid date \"{text}\" specified. Should be YYYY[-MM[-DD[Thh[:mm[:ss]]]]]")
     if not m:
         raise bad
@@ -53,7 +52,7 @@ def parse_date(text: str) -> int:
 def parse_weekdays(text: str) -> int:
     mask = 0
     for tok in text.split(","):
-        if tok.isdigit() and 1 <= int(tok) <= 7:
+        if is_decimal(tok) and len(tok) == 1 and 1 <= int(tok) <= 7:
             mask |= 1 << int(tok)
             continue
         for i in range(1, 8):
@@ -69,8 +68,8 @@ def parse_weekdays(text: str) -> int:
 def parse_monthdays(text: str) -> int:
     mask = 0
     for tok in text.split(","):
-        if not tok.isdigit() or not 1 <= int(tok) <= 31:
-            raise OptionError(f"invalid date `{tok}' specified")
+        if not is_decimal(tok) or len(tok) > 2 or not 1 <= int(tok) <= 31:
+            raise OptionError(f"invalid date `{shown(tok)}' specified")
         mask |= 1 << int(tok)
     return mask
 
@@ -197,7 +196,7 @@ class Time(Match):
             opts.append(("--timestop", False, [tail.take()]))
         while tail.take_if("on"):
             days = tail.take()
-            if days[:1].isdigit():
+            if is_decimal(days[:1]):
                 opts.append(("--monthdays", False, [",".join(d.rstrip("stndrh") for d in days.split(","))]))
             else:
                 opts.append(("--weekdays", False, [days]))

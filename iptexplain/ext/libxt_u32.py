@@ -37,6 +37,8 @@ def _number(s: str, i: int, start: int) -> tuple[int, int]:
     if not m:
         raise OptionError(f"u32: at char {i - start}: not a number or out of range")
     text = m.group(1)
+    if len(text) > 12:
+        raise OptionError(f"u32: at char {i - start}: not a number or out of range")
     value = int(text, 16) if text[:2].lower() == "0x" else int(text, 8) if text.startswith("0") else int(text)
     if value > 0xFFFFFFFF:
         raise OptionError(f"u32: at char {i - start}: not a number or out of range")

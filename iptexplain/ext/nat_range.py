@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from iptexplain.addr import int_to_ip, parse_ip
 from iptexplain.errors import OptionError
+from iptexplain.numbers import decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +53,9 @@ def parse_nat_range(text: str) -> NatRange:
     if port_part:
         lo, sep, hi = port_part.partition("-")
         try:
-            pmin = int(lo)
-            pmax = int(hi) if sep else pmin
-        except ValueError:
+            pmin = decimal(lo, "port", 65535)
+            pmax = decimal(hi, "port", 65535) if sep else pmin
+        except OptionError:
             raise OptionError(f"Port `{port_part}' not valid") from None
         if not (0 < pmin <= 65535 and 0 < pmax <= 65535) or pmax < pmin:
             raise OptionError(f"Port `{port_part}' not valid")
@@ -80,9 +81,9 @@ def parse_port_range(text: str) -> tuple[int, int]:
     """``--to-ports 8080`` / ``1024-65535`` (REDIRECT, MASQUERADE)."""
     lo, sep, hi = text.partition("-")
     try:
-        a = int(lo)
-        b = int(hi) if sep else a
-    except ValueError:
+        a = decimal(lo, "port", 65535)
+        b = decimal(hi, "port", 65535) if sep else a
+    except OptionError:
         raise OptionError(f"Port `{text}' not valid") from None
     if not (0 < a <= 65535 and 0 < b <= 65535) or b < a:
         raise OptionError(f"Port `{text}' not valid")

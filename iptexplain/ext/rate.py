@@ -8,6 +8,7 @@ largest unit that keeps it exact, so ``60/min`` is saved as ``1/sec``.
 from __future__ import annotations
 
 from iptexplain.errors import OptionError
+from iptexplain.numbers import DIGITS, MAX_DIGITS
 
 UNITS = (("second", 1), ("minute", 60), ("hour", 3600), ("day", 86400))
 PRINT_UNITS = (("day", 86400), ("hour", 3600), ("min", 60), ("sec", 1))
@@ -17,10 +18,10 @@ def _atoi(text: str) -> int:
     """C's atoi/atoll: leading digits, 0 when there are none."""
     digits = ""
     for ch in text.lstrip():
-        if not ch.isdigit():
+        if ch not in DIGITS:
             break
         digits += ch
-    return int(digits) if digits else 0
+    return int(digits.lstrip("0")[:MAX_DIGITS] or "0") if digits else 0
 
 
 def rate_unit(text: str) -> int:

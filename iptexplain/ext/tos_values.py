@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from iptexplain.errors import OptionError
 from iptexplain.ext.base import OptType, parse_uint
+from iptexplain.numbers import is_decimal
 
 TOS_NAMES = {"minimize-delay": 0x10, "maximize-throughput": 0x08, "maximize-reliability": 0x04,
              "minimize-cost": 0x02, "normal-service": 0x00}
@@ -15,7 +16,7 @@ TOS_NAMES = {"minimize-delay": 0x10, "maximize-throughput": 0x08, "maximize-reli
 
 def parse_tosmask(text: str) -> tuple[int, int]:
     value_t, sep, mask_t = text.partition("/")
-    if value_t[:1].isdigit():
+    if is_decimal(value_t[:1]):
         value = parse_uint(value_t, 8)
         mask = parse_uint(mask_t, 8) if sep else 0xFF
         return value, mask

@@ -47,6 +47,9 @@ class Frame:
 
     chain: Chain
     index: int  # next rule to look at
+    # The chains this frame's chain was reached through with -g (each goto replaces the frame):
+    # with them the frames spell the walk's path in the chain graph, where a goto loop shows.
+    via: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -79,6 +82,8 @@ class State:
     # rules (id()) this branch took as excluding its packets by a hidden -i/-o: skipped when met
     # again (a later packet of the same way)
     excluded: frozenset = frozenset()
+    # built-in chains the input never showed whose policy this branch took ("filter INPUT")
+    unknown: tuple[str, ...] = ()
     # The entry packets that take this branch (Outcome.origin), and the header fields rewritten
     # since the entry: a fork narrows the origin only on fields that still hold entry values.
     origin: Packets | None = None
@@ -87,10 +92,10 @@ class State:
     def clone(self, pkts: Packets | None = None) -> "State":
         return State(
             pkts if pkts is not None else self.pkts, self.conn.copy(), self.phase, self.entry,
-            [Frame(f.chain, f.index) for f in self.frames], self.base, self.table, self.local_out,
+            [Frame(f.chain, f.index, f.via) for f in self.frames], self.base, self.table, self.local_out,
             self.looped, self.route, self.out_dst, self.out_mark, self.notrack, self.nat_init,
             self.flow_state, self.uncertain, self.resume, self.assumed, self.doubts, self.excluded,
-            self.origin, self.rewritten,
+            self.unknown, self.origin, self.rewritten,
         )
 
     def doubt(self, why: str) -> None:
@@ -170,7 +175,7 @@ class Branching:
         out = Outcome(kind, rule, summary, packet=st.pkts.summary(), origin=st.origin, **kw)
         path.outcome = out
         self.finals.append((st, out))
-        if self.reply_depth == 0 and self.lacking is None and self._missing_for(st):
+        if self.reply_depth == 0 and self.lacking is None and (self._missing_for(st) or st.unknown):
             self.lacking = (st, path)  # the first way: where the lacking tables' ways are shown
         raise Stop
 
@@ -191,8 +196,9 @@ class Branching:
         alts = self._missing_ways(st, out)
         if not alts:
             return
-        fork = Fork("what the tables the input lacks could do: " + ", ".join(self._missing_for(st)))
-        fork.branches.append((Condition("if the tables the input lacks let it through unchanged"), Path([], out)))
+        lacking = self._missing_for(st) + [c for c in st.unknown if c.split()[0] not in self._missing_for(st)]
+        fork = Fork("what the tables and chains the input lacks could do: " + ", ".join(lacking))
+        fork.branches.append((Condition("if what the input lacks lets it through unchanged"), Path([], out)))
         fork.branches += [(c, Path([], o)) for c, o in alts]
         self.leaves += len(alts)
         path.outcome, path.fork = None, fork
@@ -209,11 +215,13 @@ class Branching:
         missing = self._missing_for(st)
         why = "; ".join(self._missing_doubts(st, out.kind))
         ways: list[tuple[Condition, Outcome]] = []
-        droppers = [t for t in missing if t != "nat"]
+        droppers = [f"the {t} table" for t in missing if t != "nat"]
+        droppers += [c for c in st.unknown if c.split()[0] not in missing]
         if droppers and out.kind not in (T.DROPPED, T.REJECTED):
-            ways.append((Condition(f"if the {' or '.join(droppers)} table (not in the input) drops it"),
-                         Outcome(T.DROPPED, None, f"dropped by the {' or '.join(droppers)} table the input lacks",
-                                 packet=st.pkts.summary(), uncertain=why)))
+            who = " or ".join(droppers)
+            ways.append((Condition(f"if {who} (not in the input) drops it"),
+                         Outcome(T.DROPPED, None, f"dropped by {who}, which the input lacks",
+                                 packet=st.pkts.summary(), uncertain=why or None)))
         if "filter" in missing and out.kind != T.REJECTED:
             ways.append((Condition("if the filter table (not in the input) rejects it"),
                          Outcome(T.REJECTED, None, "rejected by the filter table the input lacks",

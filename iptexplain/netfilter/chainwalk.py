@@ -26,6 +26,7 @@ from iptexplain.netfilter.routing import BITS
 from iptexplain.netfilter.trace import Condition, Path, Step
 
 MAX_DEPTH = 64  # chain nesting the tracer follows before giving up (loops are caught earlier)
+MAX_PATH = 1024  # chains on one path, gotos included (a goto does not nest, so MAX_DEPTH misses it)
 
 
 class ChainWalk(Branching):
@@ -55,6 +56,7 @@ class ChainWalk(Branching):
             chain = fr.chain
             rules = chain.rules
             depth = len(st.frames) - 1
+            at = fr.index
             # Skip the rules written for other destinations (kube-proxy's big dispatch chains).
             idx = self._index(chain)
             d = dp = None
@@ -73,6 +75,12 @@ class ChainWalk(Branching):
                                                f"{'s' if skipped > 1 else ''} for other destinations or ports, not matching",
                                                detail={"skipped": skipped, "first": fr.index + 1, "last": nxt}))
                     fr.index = nxt
+            gap = next((g for g in chain.gaps if at <= g <= fr.index), None) if chain.gaps else None
+            if gap is not None:
+                # Past a place where the input left rules out (an elision, a cut-off paste):
+                # one of them may have matched.
+                st.doubt(f"the input leaves out rules of {table} {chain.name} after its rule {gap}; "
+                         "one of them may decide this packet")
             if fr.index >= len(rules):
                 st.frames.pop()
                 if not st.frames:  # the base chain ended (or a chain it went to with -g)
@@ -199,22 +207,30 @@ class ChainWalk(Branching):
                 # nft: the statements before a jump act first (`meta mark set 0x1 jump x`)
                 self._apply_effect(st, path, rule, t.apply(st.pkts, ctx), depth)
             tchain = st.table.chains.get(target_chain)
+            if tchain is not None and not tchain.listed:
+                st.doubt(f"{table} {target_chain} is not in the input (only jumped to): its rules are unknown "
+                         "(taken as empty)")
             if tchain is None:
                 path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth,
                                        reason=f"chain {target_chain} does not exist"))
                 self._finish(st, path, T.UNDECIDED, f"jump to missing chain {target_chain}", rule)
-            names = [f.chain.name for f in st.frames]
+            # the walk's path in the chain graph, gotos included: `-A A -g B`, `-A B -g A` loops
+            # although the frame stack never holds A and B at once
+            names = [n for f in st.frames for n in (*f.via, f.chain.name)]
             if target_chain in names:
                 path.steps.append(Step(T.NOTE, hook, table, chain, rule, depth=depth,
                                        reason=f"loop: {' → '.join(names + [target_chain])}"))
                 self._finish(st, path, T.UNDECIDED, f"chain loop through {target_chain} (iptables refuses to load it)", rule)
             if len(st.frames) >= MAX_DEPTH:
                 self._finish(st, path, T.UNDECIDED, f"chains nested deeper than {MAX_DEPTH}", rule)
+            if len(names) >= MAX_PATH:
+                self._finish(st, path, T.UNDECIDED, f"a path of more than {MAX_PATH} chains (jumps and gotos)", rule)
             if rule.goto:
                 path.steps.append(Step(T.GOTO, hook, table, chain, rule, depth=depth,
                                        reason=f"goto {target_chain}: its end returns to the chain above",
                                        detail={"to": target_chain}))
-                st.frames[-1] = Frame(tchain, 0)
+                here = st.frames[-1]
+                st.frames[-1] = Frame(tchain, 0, (*here.via, here.chain.name))
             else:
                 path.steps.append(Step(T.JUMP, hook, table, chain, rule, depth=depth, reason=f"jump to {target_chain}",
                                        detail={"to": target_chain}))
@@ -322,13 +338,13 @@ class ChainWalk(Branching):
     def _policy(self, st: State, path: Path, chain: Chain, depth: int) -> None:
         hook, table = st.phase, st.table.name
         pol = chain.policy or "ACCEPT"
-        if not getattr(chain, "listed", True):
+        if not chain.listed:
             st.doubt(f"{table} {chain.name} is not in the input: its rules and policy are unknown "
                      f"(taken as empty, policy {pol})")
-        elif not getattr(chain, "policy_known", True):
+            if f"{table} {chain.name}" not in st.unknown:
+                st.unknown = st.unknown + (f"{table} {chain.name}",)
+        elif not chain.policy_known:
             st.doubt(f"the policy of {table} {chain.name} is not in the input (taken as {pol})")
-        if getattr(chain, "gaps", ()):
-            st.doubt(f"the input leaves out rules of {table} {chain.name}")
         path.steps.append(Step(T.POLICY, hook, table, chain.name, verdict=pol, depth=0,
                                reason=f"policy {pol} of {table} {chain.name}"))
         st.frames = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from iptexplain.addr import int_to_ip, parse_address
+from iptexplain.errors import InputError
 from iptexplain.host import HostModel
 from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter.branch import State
@@ -98,8 +99,6 @@ def initial_state(flow: Flow, host: HostModel, router: Router, notes: list[str])
     if flow.from_container:
         caddr = _container_address(flow.from_container, host, fam)
         if caddr is None:
-            from iptexplain.errors import InputError
-
             raise InputError(f"no container {flow.from_container!r} in the host model", "<flow>")
         src = point(caddr)
         iniface = iniface or router.iface_of(caddr)
@@ -125,11 +124,22 @@ def initial_state(flow: Flow, host: HostModel, router: Router, notes: list[str])
             notes.append(f"arriving on {iniface}, the external interface (use -i to change)")
         if flow.src:
             src = _addr_set(flow.src, fam)
+        elif iniface == "lo":
+            # what arrives on lo was sent by this host: its source is one of the host's addresses
+            # (no address is reverse-routed through lo, so the rule below would leave none)
+            src = router.local_addrs
+            extra.setdefault("labels", {})["src"] = (src, "an address of this host")
+            notes.append("source: an address of this host (a packet arriving on lo was sent by it)")
         else:
             src = reverse_path_sources(router, iniface)
             extra.setdefault("labels", {})["src"] = (src, f"any address via {iniface}")
             notes.append(f"source: any address reached through {iniface} "
                          f"(reverse path; not the host's own nor a martian)")
+        if not src:  # no route leads back through iniface: an empty set would trace nothing
+            src = subtract(full, router.local_addrs)
+            extra.setdefault("labels", {})["src"] = (src, "any address not the host's own")
+            notes.append(f"source: no route of the host model leads back through {iniface}: any address "
+                         "not the host's own assumed (give -s)")
     if flow.dst:
         dst = _addr_set(flow.dst, fam)
     elif local_out:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
+from typing import BinaryIO
 
 from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
@@ -16,11 +16,14 @@ FORMATS = ("auto", "save", "S", "listing", "nft", "nft-json")
 # Every input iptexplain reads, in the words of the messages that list them.
 ACCEPTED = ("iptables-save / ip6tables-save output (-c or not), iptables -S, an iptables -L / -nL / -nvL "
             "listing, `nft list ruleset' output (or nft -j), or an iptexplain snapshot")
-_LISTING_RE = re.compile(r"^\s*(?:>\s?)*Chain \S+ \((?:policy \w+|\d+ references?|user-defined|ERROR)", re.M)
-_SAVE_RE = re.compile(r"^\s*\*(?:raw|mangle|nat|filter|security)\s*$", re.M)
+# Blanks within a line only: a `\s*` after `^` under re.M also eats the newlines that follow, so
+# every line of a run of blank lines would rescan the whole run (30 KB of them: 18 s).
+_B = r"[^\S\n]"
+_LISTING_RE = re.compile(rf"^{_B}*(?:>{_B}?)*Chain \S+ \((?:policy \w+|[0-9]+ references?|user-defined|ERROR)", re.M)
+_SAVE_RE = re.compile(rf"^{_B}*\*(?:raw|mangle|nat|filter|security){_B}*$", re.M)
 # `nft list ruleset`: a table block at the start of a line.
-_NFT_RE = re.compile(r"^\s*table\s+(?:(?:ip|ip6|inet|arp|bridge|netdev)\s+)?\S+\s*\{", re.M)
-_S_RE = re.compile(r"^\s*(?:\[\d+:\d+\]\s*)?-[APN] \S+", re.M)
+_NFT_RE = re.compile(rf"^{_B}*table{_B}+(?:(?:ip|ip6|inet|arp|bridge|netdev){_B}+)?\S+{_B}*\{{", re.M)
+_S_RE = re.compile(rf"^{_B}*(?:\[[0-9]+:[0-9]+\]{_B}*)?-[APN] \S+", re.M)
 
 
 def detect_format(text: str) -> str:
@@ -81,19 +84,54 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
     return rs
 
 
+# The most text any input may hold: ~4x the iptables-save dump of a 30,000-service kube-proxy
+# node (60 MB).  `trace /dev/zero`, `yes | iptexplain show -` or a wrong file are refused with one
+# line instead of filling memory.
+MAX_INPUT = 256 << 20
+READ_CHUNK = 1 << 20
+
+
+def too_large(name: str, limit: int = MAX_INPUT) -> InputError:
+    return InputError(f"input larger than {limit >> 20} MiB: not an iptables ruleset iptexplain can read",
+                      name, None)
+
+
+def read_bounded(f: BinaryIO, name: str, head: bytes = b"", limit: int = MAX_INPUT) -> bytes:
+    """The rest of ``f`` after ``head`` (bytes already read from it), refused past ``limit``
+    bytes, and refused at once when the first 4 KiB hold a NUL byte (binary data)."""
+    parts = [head]
+    n = len(head)
+    checked = False
+    while True:
+        if not checked and n >= 4096:
+            checked = True
+            if b"\0" in b"".join(parts)[:4096]:
+                raise InputError("binary data, not iptables text", name, None)
+        chunk = f.read(READ_CHUNK if n >= 4096 else 4096 - n)
+        if not chunk:
+            break
+        n += len(chunk)
+        if n > limit:
+            raise too_large(name, limit)
+        parts.append(chunk)
+    data = b"".join(parts)
+    if b"\0" in data[:4096]:
+        raise InputError("binary data, not iptables text", name, None)
+    return data
+
+
 def read_input(path: str) -> tuple[str, str]:
-    """(text, display name) of a file, or of standard input for ``-``."""
+    """(text, display name) of a file, or of standard input for ``-``; at most MAX_INPUT bytes."""
     if path == "-":
-        data = sys.stdin.buffer.read()
+        data = read_bounded(sys.stdin.buffer, "<stdin>")
         name = "<stdin>"
     else:
         try:
-            data = Path(path).read_bytes()
+            with open(path, "rb") as f:
+                data = read_bounded(f, path)
         except OSError as e:
             raise InputError(e.strerror or str(e), path) from None
         name = path
-    if b"\0" in data[:4096]:
-        raise InputError("binary data, not iptables text", name, None)
     return data.decode("utf-8", errors="replace"), name
 
 

@@ -31,6 +31,7 @@ from socket import AF_INET6, inet_aton, inet_pton
 
 from iptexplain.errors import InputError, OptionError
 from iptexplain.graph import STANDARD_VERDICTS, Rule
+from iptexplain.numbers import is_decimal
 
 _HEADER = Rule.__dict__["header"]
 _MATCHES = Rule.__dict__["matches"]
@@ -181,7 +182,7 @@ class LazyRule(Rule):
                 return None
             e = t.find(" ", i + 9)
             word = t[i + 9:] if e < 0 else t[i + 9:e]
-            if not (word.isascii() and word.isdigit()) or int(word) > 65535:
+            if not is_decimal(word) or len(word) > 5 or int(word) > 65535:
                 return None
             dport = int(word)
         return dst, dport
@@ -305,7 +306,7 @@ def _host_v4(word: str) -> int | None:
     if plen and plen != "32":
         return None
     parts = ip.split(".")
-    if len(parts) != 4 or not ip.replace(".", "").isdigit() or not ip.isascii() or "" in parts:
+    if len(parts) != 4 or not is_decimal(ip.replace(".", "")) or "" in parts or any(len(p) > 3 for p in parts):
         return None
     if ".0" in "." + ip and any(len(p) > 1 and p[0] == "0" for p in parts):
         return None

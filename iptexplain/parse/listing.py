@@ -30,6 +30,7 @@ from iptexplain.ext.base import (ChainJump, ListingTail, Match, OpaqueMatch,
                                  OpaqueTarget, Target)
 from iptexplain.graph import (BUILTIN_CHAINS, STANDARD_VERDICTS, Chain, Counters, IPHeader, Rule,
                               Ruleset, Table)
+from iptexplain.numbers import is_decimal
 from iptexplain.parse.partial import name_gaps
 from iptexplain.parse.rough import RedactedValue, add_gap, is_redacted
 from iptexplain.parse.rulespec import IPTABLES_MATCHES, IPTABLES_TARGETS, canonical_proto
@@ -37,10 +38,10 @@ from iptexplain.parse.save import infer_table
 
 TABLES = tuple(BUILTIN_CHAINS)
 _CHAIN_RE = re.compile(
-    r"^\s*Chain (\S+) \((?:policy (\S+)(?: (\d+[KMGT]?) packets, (\d+[KMGT]?) bytes)?"
-    r"|(\d+) references?|ERROR obtaining refs|user-defined)\)\s*$"
+    r"^\s*Chain (\S+) \((?:policy (\S+)(?: ([0-9]{1,20}[KMGT]?) packets, ([0-9]{1,20}[KMGT]?) bytes)?"
+    r"|([0-9]{1,20}) references?|ERROR obtaining refs|user-defined)\)\s*$"
 )
-_COUNT_RE = re.compile(r"^\d+[KMGT]?$")
+_COUNT_RE = re.compile(r"^[0-9]{1,20}[KMGT]?$")
 _OPT_RE = re.compile(r"^[-!][-f]$")
 _TOKEN_RE = re.compile(r"\S+")
 _CMD_RE = re.compile(
@@ -50,7 +51,7 @@ _TABLE_WORD_RE = re.compile(r"(?<![\w-])(raw|mangle|nat|filter|security)(?![\w-]
 _SUFFIX = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 # A heading or remark that names a table the way iptables does (`-t nat`), without the command.
 _TABLE_FLAG_RE = re.compile(r"(?:^|[\s(`'\"])(?:-t\s*|--table[\s=])(raw|mangle|nat|filter|security)\b")
-_ROWISH_RE = re.compile(r"(?:^|\s)!?(?:anywhere|0\.0\.0\.0/0|::/0|\d+\.\d+\.\d+\.\d+(?:/\d+)?)(?:\s|$)")
+_ROWISH_RE = re.compile(r"(?:^|\s)!?(?:anywhere|0\.0\.0\.0/0|::/0|[0-9]{1,20}\.[0-9]{1,20}\.[0-9]{1,20}\.[0-9]{1,20}(?:/[0-9]{1,20})?)(?:\s|$)")
 _NUMERIC_HOST = frozenset("0123456789abcdefABCDEF.:")
 _NUMERIC_ADDRS: dict[tuple[str, int], tuple] = {}  # "10.0.0.1", "!127.0.0.0/8" -> (Address, inverted)
 
@@ -289,7 +290,7 @@ def split_row(line: str, layout: Layout) -> RawRow | None:
     i = 0
     num = None
     if layout.num:
-        if not words or not words[0].isdigit():
+        if not words or not is_decimal(words[0]) or len(words[0]) > 12:
             return None
         num = int(words[0])
         i = 1
@@ -740,7 +741,7 @@ class ListingReader:
                 for a in (r.src, r.dst):
                     if ":" in a:
                         v6 = True
-                    elif a[-1:].isdigit() and "." in a:
+                    elif is_decimal(a[-1:]) and "." in a:
                         v4 = True
                 p = r.proto.lstrip("!")
                 if p in ("58", "ipv6-icmp", "icmpv6") or "icmp6" in r.tail or "ipv6-icmp" in r.tail:
@@ -793,7 +794,8 @@ class ListingReader:
         policy = blk.policy if builtin else None
         if builtin and policy is None:
             policy = "ACCEPT"
-        chain = Chain(blk.name, sec.table, builtin, policy, counters, line=blk.line)
+        chain = Chain(blk.name, sec.table, builtin, policy, counters, line=blk.line,
+                      kernel_references=blk.references)
         for i, raw in enumerate(blk.rows, 1):
             chain.rules.append(self._rule(sec, blk, raw, i))
         return chain, chain.rules
@@ -849,7 +851,7 @@ class ListingReader:
             self.names_used = True
             return (parse_address("::/0" if fam == 6 else "0.0.0.0/0") if inv else None), inv
         host, sep, mask = t.partition("/")
-        if host and set(host) <= _NUMERIC_HOST and (":" in host or host[0].isdigit()):
+        if host and set(host) <= _NUMERIC_HOST and (":" in host or is_decimal(host[0])):
             a = parse_address(t, fam)
             out = (None, False) if a.mask == 0 and not inv else (a, inv)
             if len(_NUMERIC_ADDRS) < 100_000:

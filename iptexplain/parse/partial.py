@@ -12,7 +12,9 @@ which reader saw the gap.
 
 from __future__ import annotations
 
-from iptexplain.graph import Ruleset
+from iptexplain.errors import InputError
+from iptexplain.ext.base import ChainJump
+from iptexplain.graph import BUILTIN_CHAINS, EMPTY_HEADER, Chain, Rule, Ruleset
 
 # The command that prints a table a user did not give, as iptables spells it.
 _LIST_CMD = {"S": "-S", "listing": "-nvL"}
@@ -49,6 +51,31 @@ def name_gaps(rs: Ruleset) -> None:
         if policies:
             rs.note("partial", f"{where}: the policy of {_and(policies)} is not shown (no `-P' line): "
                                f"unknown")
+    starts = entry_chains(rs)
+    if starts:
+        names = [c.name for c in starts]
+        one = len(names) == 1
+        rs.note("partial", f"{'chain ' if one else 'chains '}{_and(names[:6])}{' ...' if len(names) > 6 else ''} "
+                           f"{'is' if one else 'are'} shown without {'its' if one else 'their'} callers "
+                           f"(nothing in the input jumps to {'it' if one else 'them'}): "
+                           f"`iptexplain trace --chain {names[0]} ...' starts the trace there")
+
+
+def entry_chains(rs: Ruleset) -> list[Chain]:
+    """User chains a partial input shows whose callers it does not: nothing in it jumps to them,
+    or fewer rules than the listing's ``(N references)`` header counts.  Where a trace of the
+    input may have to start (``trace --chain``).  None for a whole ruleset, where a chain nothing
+    jumps to is one no packet reaches."""
+    if rs.whole:
+        return []
+    out = []
+    for t in rs.tables.values():
+        for c in t.chains.values():
+            if c.builtin or not c.listed or c.kernel_references == 0:
+                continue
+            if not c.references or (c.kernel_references or 0) > len(c.references):
+                out.append(c)
+    return out
 
 
 def missing_tables_note(rs: Ruleset) -> None:
@@ -72,3 +99,47 @@ def missing_tables_note(rs: Ruleset) -> None:
             f"`{prog} -t TABLE {flag}' of each as a further input",
         )
 
+
+
+def enter_chain(rs: Ruleset, name: str, family: int = 4) -> Ruleset:
+    """The ruleset with packets entering chain ``name`` straight from every built-in chain of its
+    table (``trace --chain NAME``): for a user chain the input shows without its callers, the
+    trace starts where the knowledge does.
+
+    ``name`` may be ``TABLE:CHAIN`` when several tables have such a chain.  Each built-in chain of
+    that table becomes one rule, ``-j NAME``, followed by a gap (:attr:`Chain.gaps`) and an unknown
+    policy: what a caller does after NAME returns, or falls off its end, is not in the input and
+    must not read as ACCEPT.  Other tables are kept as they are.  ``rs`` is changed and returned.
+    Raises InputError when no table, or more than one, has the chain.
+    """
+    want_table, _, chain_name = name.rpartition(":")
+    found = [t for t in rs.tables_of(family) if chain_name in t.chains and (not want_table or t.name == want_table)]
+    if not found:
+        have = sorted({c for t in rs.tables_of(family) for c, ch in t.chains.items() if not ch.builtin})
+        raise InputError(f"--chain {name}: no IPv{family} table of the input has a chain `{chain_name}'"
+                         + (f" (user chains: {', '.join(have[:8])}{', ...' if len(have) > 8 else ''})" if have else ""),
+                         rs.source)
+    if len(found) > 1:
+        raise InputError(f"--chain {name}: tables {_and([t.name for t in found])} both have it: name one, "
+                         f"as in --chain {found[0].name}:{chain_name}", rs.source)
+    table = found[0]
+    target = table.chains[chain_name]
+    if target.builtin:
+        raise InputError(f"--chain {name}: {chain_name} is a built-in chain, where every trace starts "
+                         f"already; --chain names a user chain", rs.source)
+    chains: dict[str, Chain] = {}
+    for b in BUILTIN_CHAINS[table.name]:
+        entry = Chain(b, table.name, True, "ACCEPT", policy_known=False, gaps=(1,), source="--chain")
+        entry.rules.append(Rule(table.name, b, EMPTY_HEADER, (), ChainJump(chain=chain_name), line=0,
+                                number=1, source="--chain"))
+        chains[b] = entry
+    for c in table.chains.values():
+        if not c.builtin:
+            chains[c.name] = c
+    table.chains = chains
+    rs.whole = False
+    rs.link()
+    rs.note("partial", f"the trace starts in chain {chain_name} of table {table.name} (--chain): packets "
+                       f"enter it from every built-in chain of {table.name} as if jumped to; what a caller "
+                       f"does after {chain_name} returns or ends is not in the input, and is unknown")
+    return rs

@@ -25,12 +25,13 @@ from typing import Any, ClassVar
 
 from iptexplain.ext.base import Match, Target, _requote
 from iptexplain.graph import Rule, Ruleset
+from iptexplain.numbers import is_decimal
 
 # ``> `` quoting of a mail or forum reply, nested or not.
 _QUOTE_RE = re.compile(r"^[ \t]*(?:>[ \t]?)+")
 # A Chain header or an -S / save line with a few stray characters before it: ``[Chain INPUT``,
 # ``|  Chain FORWARD (policy DROP)``, ``$ -A INPUT ...``.
-_STRAY_RE = re.compile(r"^[ \t]*([^\w\s\[\-*:#>]{1,3}|\[)[ \t]*(?=Chain \S+ \((?:policy|\d+ ref|user-def|ERROR))")
+_STRAY_RE = re.compile(r"^[ \t]*([^\w\s\[\-*:#>]{1,3}|\[)[ \t]*(?=Chain \S+ \((?:policy|[0-9]+ ref|user-def|ERROR))")
 # Lines that stand for rules left out: "...", "…", "// ......", "# ...", "[...]", "<snip>", "---8<---".
 _ELISION_RE = re.compile(
     r"^[ \t]*(?:(?://|#|;|--)[ \t]*)?(?:\.{3,}|…+|\[(?:\.{3}|…|snip)\]|\((?:\.{3}|…|snip)\)|<(?:\.{3}|…|snip)>"
@@ -41,7 +42,7 @@ _ELISION_RE = re.compile(
 # 212.47.x, 10.0.x.x, xxx.xxx.xxx.xxx, XXXX, ***, REDACTED.
 REDACTION_RE = re.compile(
     r"\{\{[^{}]*\}\}|\{%[^%]*%\}|\$\{\w+\}|(?<![\w$])\$[A-Za-z_]\w*|<[A-Za-z_][\w .-]*>"
-    r"|(?<![\w.])(?:\d{1,3}|[xX]{1,3}|\*{1,3})(?:\.(?:\d{1,3}|[xX]{1,3}|\*{1,3})){1,3}(?=[/:,\s]|$)"
+    r"|(?<![\w.])(?:[0-9]{1,3}|[xX]{1,3}|\*{1,3})(?:\.(?:[0-9]{1,3}|[xX]{1,3}|\*{1,3})){1,3}(?=[/:,\s]|$)"
     r"|(?<![\w-])(?:X{3,}|x{3,}|\*{3,}|REDACTED|redacted|<redacted>)(?![\w-])")
 
 
@@ -49,7 +50,7 @@ def is_redacted(word: str) -> bool:
     """Whether a word holds a hand-redacted or templated value (``212.47.x``, ``{{ port }}``)."""
     for m in REDACTION_RE.finditer(word):
         t = m.group(0)
-        if t[0].isdigit() or t[0] in "xX*" and "." in t:
+        if is_decimal(t[0]) or t[0] in "xX*" and "." in t:
             if re.search(r"[xX*]", t):
                 return True
             continue
@@ -231,7 +232,7 @@ def redact(words: list[str]) -> tuple[list[str], list[RedactedValue], RedactedTa
             drop |= set(range(jump, len(words)))
             continue
         o = k - 1
-        while o >= 0 and not (words[o].startswith("-") and not words[o][1:2].isdigit()):
+        while o >= 0 and not (words[o].startswith("-") and not is_decimal(words[o][1:2])):
             o -= 1
         if o < 0:
             o = k

@@ -17,6 +17,7 @@ from iptexplain.errors import OptionError
 from iptexplain.ext import match_class, target_class
 from iptexplain.ext.base import ChainJump, Extension, Match, OpaqueMatch, OpaqueTarget, Target
 from iptexplain.graph import STANDARD_VERDICTS, IPHeader
+from iptexplain.numbers import decimal, is_decimal, shown
 
 # Every match and target iptables 1.8 ships (and the common xtables-addons ones).  A name here
 # that no iptexplain module implements is kept verbatim and flagged "not understood"; a name that
@@ -56,13 +57,14 @@ def canonical_proto(text: str) -> str | None:
     t = PROTO_ALIASES.get(t, t)
     if t in ("all", "0"):
         return None
-    if t.isdigit():
-        n = int(t)
-        if n > 255:
-            raise OptionError(f"unknown protocol \"{text}\" specified")
-        return PROTO_NAMES.get(n, t)
+    if is_decimal(t):
+        try:
+            n = decimal(t, "protocol", 255)
+        except OptionError:
+            raise OptionError(f"unknown protocol \"{shown(text)}\" specified") from None
+        return PROTO_NAMES.get(n, str(n)) if n else None
     if t not in PROTO_NUMBERS:
-        raise OptionError(f"unknown protocol \"{text}\" specified")
+        raise OptionError(f"unknown protocol \"{shown(text)}\" specified")
     return t
 
 
@@ -496,8 +498,8 @@ def _parse_rulespec(args: list[str], family: int | None = None) -> RuleSpec:
             elif key == "counters":
                 vals = need(2, tok)
                 try:
-                    counters = (int(vals[0]), int(vals[1]))
-                except ValueError:
+                    counters = (decimal(vals[0]), decimal(vals[1]))
+                except OptionError:
                     raise OptionError("-c packet counter not numeric") from None
                 i += 3
             invert = False

@@ -144,7 +144,7 @@ def read_ruleset_or_text(path: str, fmt: str = "auto", family: int | None = None
     standard input.  Raises InputError (unreadable file, binary data, bad rules).  ``lazy``: a
     streamed ruleset's rules are read on first access (:mod:`iptexplain.parse.lazy`), and the
     ruleset says so in a note."""
-    from iptexplain.parse import _SAVE_RE, read_input
+    from iptexplain.parse import _SAVE_RE, MAX_INPUT, read_bounded, read_input, too_large
 
     if fmt not in ("auto", "save"):
         text, name = read_input(path)
@@ -160,6 +160,8 @@ def read_ruleset_or_text(path: str, fmt: str = "auto", family: int | None = None
             st = os.stat(path)
         except OSError as e:
             raise InputError(e.strerror or str(e), path) from None
+        if st.st_size > MAX_INPUT:
+            raise too_large(path)
         if not os.path.isfile(path) or st.st_size < STREAM_MIN:
             text, name = read_input(path)
             return None, text, name
@@ -178,8 +180,8 @@ def read_ruleset_or_text(path: str, fmt: str = "auto", family: int | None = None
         if not streamable or (total is None and len(head) < HEAD):
             # a short head is the end of the input: asking again would wait for a second
             # Ctrl-D on a terminal
-            rest = f.read() if len(head) == HEAD else b""
-            return None, (head + rest).decode("utf-8", errors="replace"), name
+            data = read_bounded(f, name, head) if len(head) == HEAD else head
+            return None, data.decode("utf-8", errors="replace"), name
         from iptexplain.parse.save import parse_save_lines
 
         done = [len(head)]
@@ -188,6 +190,8 @@ def read_ruleset_or_text(path: str, fmt: str = "auto", family: int | None = None
             for chunk in _chunks(f, head):
                 if chunk is not head:
                     done[0] += len(chunk)
+                    if done[0] > MAX_INPUT:
+                        raise too_large(name)
                 yield chunk
 
         chunks: Iterable[bytes] = counted()

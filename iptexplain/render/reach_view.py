@@ -45,7 +45,7 @@ def depends(conditions: tuple[str, ...]) -> str:
 
 def short(text: str) -> str:
     """``filter DOCKER #4 (line 93)``: the file is the table's heading's business."""
-    return re.sub(r"\((?:[^()]*):(\d+)\)", r"(line \1)", text)
+    return re.sub(r"\((?:[^()]*):([0-9]+)\)", r"(line \1)", text)
 
 
 def row_table(row: Row) -> Table:

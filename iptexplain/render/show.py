@@ -42,6 +42,7 @@ from rich.style import Style
 from iptexplain.errors import InputError
 from iptexplain.ext.base import ChainJump, Extension, extension_name
 from iptexplain.graph import Chain, Counters, IPHeader, Rule, Ruleset, Table
+from iptexplain.terminal import printable
 
 NOT_UNDERSTOOD_STYLE = "bold magenta"
 MAX_REFERENCES_SHOWN = 6
@@ -488,13 +489,23 @@ def _chain_title(table: Table, chain: Chain, both_families: bool) -> Line:
     """The chain's title line as (text, style) pieces (blanks included in the pieces)."""
     fam = f" IPv{table.family}" if both_families and not hasattr(table, "nft_family") else ""
     title: Line = [(f"{table.name}{fam}", "bold"), (" ", ""), (chain.name, "bold underline")]
+    if not getattr(chain, "listed", True):
+        # A placeholder (iptexplain.graph.Chain.listed): the input never showed this chain.
+        title.append(("  not in the input: rules and policy unknown" if chain.builtin
+                      else "  not in the input: rules unknown", "yellow"))
+        if not chain.builtin and chain.references:
+            refs = chain.references
+            title.append((f"  ← {', '.join(f'{r.chain}#{r.number}' for r in refs[:MAX_REFERENCES_SHOWN])}", ""))
+        return title
     hook = getattr(chain, "hook", None)
     if hook is not None:
         # an nft base chain: where it is registered, as nft prints it
         pri = chain.priority_text or str(chain.priority)  # type: ignore[attr-defined]
         title.append((f"  type {chain.nft_type} hook {hook.lower()} priority {pri}"  # type: ignore[attr-defined]
                       + (f" ({chain.priority})" if pri != str(chain.priority) else ""), ""))  # type: ignore[attr-defined]
-    if chain.builtin:
+    if chain.builtin and not getattr(chain, "policy_known", True):
+        title += [("  policy not shown (unknown)", "yellow")]
+    elif chain.builtin:
         policy = chain.policy or "ACCEPT"
         title += [("  policy ", ""), (policy, _verdict_style(policy))]
         if chain.counters is not None:
@@ -506,8 +517,16 @@ def _chain_title(table: Table, chain: Chain, both_families: bool) -> Line:
             shown = ", ".join(("↪ " if r.goto else "") + f"{r.chain}#{r.number}" for r in refs[:MAX_REFERENCES_SHOWN])
             more = f", … {len(refs) - MAX_REFERENCES_SHOWN} more" if len(refs) > MAX_REFERENCES_SHOWN else ""
             title.append((f"  ← {shown}{more}", ""))
+        elif getattr(chain, "kernel_references", None):
+            title.append((f"  (its {chain.kernel_references} caller(s) are not in the input)", "yellow"))
+        elif any(not getattr(c, "complete", True) for c in table.chains.values()):
+            title.append(("  (no caller in the input, which does not show all of the table)", "yellow"))
         else:
             title.append(("  (unreferenced: no packet reaches it)", "yellow"))
+    gaps = getattr(chain, "gaps", ())
+    if gaps:
+        title.append((f"  (rules may be missing after #{', #'.join(map(str, gaps))})"
+                      if gaps != (0,) else "  (rules may be missing)", "yellow"))
     if not chain.rules:
         title.append(("  (no rules)", "dim"))
     return title
@@ -641,7 +660,7 @@ def _segments(parts: Iterable[Part], console: Console, width: int, blank_between
                 style = styles.get(st, False)
                 if style is False:
                     style = styles[st] = console.get_style(st)
-                yield Segment(text, style)  # type: ignore[arg-type]
+                yield Segment(printable(text), style)  # type: ignore[arg-type]
             yield newline
 
 
@@ -675,7 +694,7 @@ def write_plain(parts: Iterable[Part], width: int, file: IO[str]) -> None:
         if n:
             out.append("")
         for line in part.lines(width):
-            out.append(line[0][0] if len(line) == 1 else "".join([t for t, _ in line]))
+            out.append(printable(line[0][0] if len(line) == 1 else "".join([t for t, _ in line])))
         if len(out) >= 4096:
             out.append("")
             file.write("\n".join(out))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.segment import Segment
 from rich.table import Table as RichTable
 from rich.text import Text
 from rich.tree import Tree
@@ -33,6 +34,7 @@ from iptexplain.netfilter.trace import (
 )
 from iptexplain.render.outcome import (OUTCOME_WORDS, decided_by, find_decider, format_packet, ordinary_leaves,
                                        outcome_sentence)
+from iptexplain.terminal import printable
 
 # ---------------------------------------------------------------------------------------------
 # Markers: Unicode on a UTF-8 console, ASCII otherwise (rich tells us through ascii_only).
@@ -139,7 +141,7 @@ class ContainerNames:
                 names[str(addr)] = str(name).lstrip("/")
         self.names = names
         alts = "|".join(re.escape(a) for a in sorted(names, key=len, reverse=True))
-        self._re = re.compile(rf"(?<![\w.:/])({alts})(:\d+)?(?![\w./:])") if names else None
+        self._re = re.compile(rf"(?<![\w.:/])({alts})(:[0-9]+)?(?![\w./:])") if names else None
 
     def __call__(self, text: str) -> str:
         if self._re is None or not text:
@@ -686,6 +688,7 @@ class TraceView:
         for n in _walk(root):
             if n.kind == "table":
                 _finish_table(n, m)
+        _bound_depth(root)
         return root.children
 
     def summary(self, m: Marks) -> list[Any]:
@@ -791,7 +794,13 @@ class TraceView:
         return parts
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield Group(*self.renderables(options.ascii_only))
+        # input text (comments, chain names, file names) may hold terminal controls: every
+        # segment is made printable, rich's own control segments aside
+        for seg in console.render(Group(*self.renderables(options.ascii_only)), options):
+            if seg.control or seg.text.isprintable() or seg.text == "\n":
+                yield seg
+            else:
+                yield Segment(printable(seg.text), seg.style)
 
 
 def asciify(text: Text) -> Text:
@@ -826,9 +835,34 @@ def _hanging(text: Text, indent: int) -> RichTable:
 
 
 def _walk(node: Node) -> Iterable[Node]:
-    yield node
-    for c in node.children:
-        yield from _walk(c)
+    """The node and its descendants, in order (iteratively: a tree may be deep)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(reversed(n.children))
+
+
+# Each -g nests the chain gone to under the rule that went, so a path of 1,000 gotos would be a
+# tree 1,000 levels deep, 4,000 columns of guides wide (rich stops drawing at the width of the
+# terminal); below this depth, what is deeper is shown flat.
+VIEW_DEPTH = 14
+
+
+def _bound_depth(root: Node) -> None:
+    """Flatten what lies deeper than VIEW_DEPTH levels, in order, under a note that says so."""
+    stack = [(root, 0)]
+    while stack:
+        node, d = stack.pop()
+        if d >= VIEW_DEPTH - 1 and any(c.children for c in node.children):
+            flat = [n for c in node.children for n in list(_walk(c))]
+            for n in flat:
+                n.children = []
+            note = Node("other", Text(f"… nested deeper than {VIEW_DEPTH} levels: the rest is shown flat",
+                                      _style("note")))
+            node.children = [note, *flat]
+            continue
+        stack.extend((c, d + 1) for c in node.children)
 
 
 def _finish_table(n: Node, m: Marks) -> None:
@@ -868,9 +902,11 @@ def _to_rich(node: Node, ascii_only: bool) -> Tree | Text:
 
 
 def _fill(tree: Tree, node: Node) -> None:
-    for c in node.children:
-        sub = tree.add(c.label)
-        _fill(sub, c)
+    stack = [(tree, node)]
+    while stack:
+        t, n = stack.pop()
+        for c in n.children:
+            stack.append((t.add(c.label), c))
 
 
 def render_text(trace: Trace, ruleset: Any = None, *, verbose: bool = False, width: int = 100,

@@ -20,6 +20,7 @@ from iptexplain.netfilter.packets import (Decision, IntSet, Packets, fmt_set, ma
                                           union)
 from iptexplain.nft.expr.base import (Cursor, FieldSelector, ForkSelector, Selector, Word, int_words, number,
                                       word_text)
+from iptexplain.numbers import decimal, is_decimal
 from iptexplain.parse.rulespec import PROTO_NUMBERS, canonical_proto
 
 KEYWORDS = ("ip", "ip6", "tcp", "udp", "udplite", "sctp", "dccp", "th", "icmp", "icmpv6", "ether",
@@ -47,8 +48,8 @@ TCP_FLAGS = {"fin": 0x01, "syn": 0x02, "rst": 0x04, "psh": 0x08, "ack": 0x10, "u
 
 
 def _proto_value(text: str) -> int:
-    if text.isdigit():
-        return int(text)
+    if is_decimal(text):
+        return decimal(text, "protocol", 255)
     name = canonical_proto(text)
     if name is None or name not in PROTO_NUMBERS:
         raise OptionError(f"unknown protocol `{text}'")
