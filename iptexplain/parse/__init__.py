@@ -13,6 +13,9 @@ from iptexplain.parse.partial import name_gaps
 from iptexplain.parse.rough import clean, mark_elisions
 
 FORMATS = ("auto", "save", "S", "listing", "nft", "nft-json")
+# Every input iptexplain reads, in the words of the messages that list them.
+ACCEPTED = ("iptables-save / ip6tables-save output (-c or not), iptables -S, an iptables -L / -nL / -nvL "
+            "listing, `nft list ruleset' output (or nft -j), or an iptexplain snapshot")
 # Blanks within a line only: a `\s*` after `^` under re.M also eats the newlines that follow, so
 # every line of a run of blank lines would rescan the whole run (30 KB of them: 18 s).
 _B = r"[^\S\n]"
