@@ -25,6 +25,10 @@ class Condition:
 
     text: str
     probability: float | None = None
+    # Why every packet of this branch is an edge case, invalid or exceptional on the wire (source
+    # port 0, a martian source, a broadcast destination…: :mod:`iptexplain.netfilter.edges`); None:
+    # ordinary packets.
+    edge: str | None = None
 
 
 IntSet = tuple[tuple[int, int], ...]

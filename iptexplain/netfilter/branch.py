@@ -18,6 +18,9 @@ from iptexplain.graph import Chain, Rule, Ruleset, Table
 from iptexplain.host.model import HostModel
 from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter import trace as T
+from iptexplain.core.context import Connection
+from iptexplain.netfilter.edges import edge_of
+from iptexplain.core.packets import Decision, IntSet, Packets
 from iptexplain.netfilter.routing import RouteResult, Router
 from iptexplain.netfilter.trace import Condition, Fork, Outcome, Path, Step
 
@@ -284,6 +287,8 @@ class Branching:
         self.leaves += len(branches) - 1
         fork = Fork(reason)
         for cond, sub, steps in branches:
+            if cond.edge is None:
+                cond.edge = edge_of(st.pkts, sub.pkts, self.router)
             narrow_origin(st, sub)
             p = Path(list(steps))
             fork.branches.append((cond, p))

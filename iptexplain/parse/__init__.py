@@ -11,22 +11,50 @@ import re
 import sys
 from typing import BinaryIO
 from iptexplain.graph import Ruleset
-from iptexplain.parse.detect import FORMATS, detect_format
+from iptexplain.parse.detect import _LISTING_RE, ACCEPTED, FORMATS, SAVE_RE, detect_format
 from iptexplain.parse.partial import name_gaps
 from iptexplain.parse.rough import clean, mark_elisions
 from iptexplain.parse.save import parse_save
 
-__all__ = ["FORMATS", "detect_format", "parse_text"]
+__all__ = ["ACCEPTED", "FORMATS", "detect_format", "parse_text"]
 
+
+_S_LINE_RE = re.compile(r"^\s*(?:\[\d+:\d+\]\s*)?-[APN] \S+")
+_S_PROMPT_RE = re.compile(r"ip6?tables(?:-legacy|-nft)?\s(?:[^|;]*\s)?(?:-S|--list-rules)(?:\s|$)")
+
+
+def split_mixed(text: str) -> tuple[str, str] | None:
+    """A paste of ``iptables -S`` output and ``iptables -L`` listings together (a terminal
+    session): ``(the -S text, the listing text)``, each with the other's lines blanked so that
+    line numbers stay; None when the text is of one format.  The -S text keeps the prompts that
+    name its tables (``iptables -t nat -S``)."""
+    if not _LISTING_RE.search(text) or SAVE_RE.search(text):
+        return None
+    lines = text.split("\n")
+    s_lines = [bool(_S_LINE_RE.match(ln)) for ln in lines]
+    if not any(s_lines):
+        return None
+    s_text = "\n".join(ln if s or _S_PROMPT_RE.search(ln) else "" for ln, s in zip(lines, s_lines))
+    l_text = "\n".join("" if s else ln for ln, s in zip(lines, s_lines))
+    return s_text, l_text
 
 def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: int | None = None,
                table: str | None = None) -> Ruleset:
     """Read any supported format; raise InputError (``FILE:LINE: message``) on bad input."""
     cleaned = clean(text)  # quoting, stray characters, elision lines (same line numbers)
     text = cleaned.text
-    if fmt == "auto":
+    mixed = split_mixed(text) if fmt == "auto" else None
+    if fmt == "auto" and mixed is None:
         fmt = detect_format(text)
-    if fmt in ("save", "S"):
+    if mixed is not None:
+        # A terminal session with `iptables -S' and `iptables -L' output: one ruleset.
+        from iptexplain.parse.combine import combine
+
+        rs = combine([parse_text(mixed[0], source, "S", family, table),
+                      parse_text(mixed[1], source, "listing", family, table)], source)
+    elif fmt in ("save", "S"):
+        from iptexplain.parse.save import parse_save
+
         rs = parse_save(text, source, family=family, table=table)
     elif fmt == "listing":
         # The listing reader compiles its many patterns at import (~25 ms): only for a listing.

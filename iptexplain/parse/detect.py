@@ -6,6 +6,9 @@ import re
 
 from iptexplain.nft.json_text import looks_like_json
 
+# Every input iptexplain reads, in the words of the messages that list them.
+ACCEPTED = ("iptables-save / ip6tables-save output (-c or not), iptables -S, an iptables -L / -nL / -nvL "
+            "listing, `nft list ruleset' output (or nft -j), or an iptexplain snapshot")
 FORMATS = ("auto", "save", "S", "listing", "nft", "nft-json")
 # Blanks within a line only: a `\s*` after `^` under re.M also eats the newlines that follow, so
 # every line of a run of blank lines would rescan the whole run (30 KB of them: 18 s).
