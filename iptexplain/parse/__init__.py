@@ -11,6 +11,7 @@ import re
 import sys
 from typing import BinaryIO
 from iptexplain.graph import Ruleset
+from iptexplain.parse.combine import combine
 from iptexplain.parse.detect import _LISTING_RE, ACCEPTED, FORMATS, SAVE_RE, detect_format
 from iptexplain.parse.partial import name_gaps
 from iptexplain.parse.rough import clean, mark_elisions
@@ -48,13 +49,10 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
         fmt = detect_format(text)
     if mixed is not None:
         # A terminal session with `iptables -S' and `iptables -L' output: one ruleset.
-        from iptexplain.parse.combine import combine
 
         rs = combine([parse_text(mixed[0], source, "S", family, table),
                       parse_text(mixed[1], source, "listing", family, table)], source)
     elif fmt in ("save", "S"):
-        from iptexplain.parse.save import parse_save
-
         rs = parse_save(text, source, family=family, table=table)
     elif fmt == "listing":
         # The listing reader compiles its many patterns at import (~25 ms): only for a listing.
