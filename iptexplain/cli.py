@@ -23,6 +23,15 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
+def _waiting_for_stdin(command: str) -> None:
+    """``FILE`` is ``-`` and standard input is a terminal: say what is awaited rather than
+    seem to hang (the user may mean to paste a dump)."""
+    if sys.stdin.isatty():
+        click.echo(f"iptexplain {command}: reading a dump from standard input (a terminal): paste it, "
+                   "then Ctrl-D -- or pipe it: sudo iptables-save | iptexplain "
+                   f"{command} - …", err=True)
+
+
 def run_guarded(fn: Callable[[], int | None]) -> None:
     """Every command's body runs here, so each answers a problem the same way: bad input is one
     line on stderr and exit 2; running out of memory is one line and exit 5 (the input is too big
@@ -83,18 +92,25 @@ TABLE_CHOICES = ["raw", "mangle", "nat", "filter", "security"]
 
 @main.command()
 @click.argument("files", nargs=-1)
-@click.option("--format", "fmt", type=FORMAT_CHOICE, default="auto", show_default=True,
-              help="Input format (detected when auto).")
+@click.option("--input-format", "fmt", type=FORMAT_CHOICE, default="auto", show_default=True,
+              help="Format of FILE (detected when auto), as for trace.")
+# `--format' is the output format in trace; show's older spelling of --input-format is kept for
+# scripts, hidden, so that one word has one meaning in the helps.
+@click.option("--format", "old_fmt", type=FORMAT_CHOICE, default=None, hidden=True)
 @click.option("-t", "--table", "table", type=click.Choice(TABLE_CHOICES), default=None,
               help="Show only this table; also the table of -S / -L text that does not name its own.")
 @click.option("-4", "family", flag_value=4, default=None, help="IPv4 only.")
 @click.option("-6", "family", flag_value=6, help="IPv6 only.")
 @click.option("--chain", "chain", default=None, metavar="NAME", help="Show only this chain.")
-def show(files: tuple[str, ...], fmt: str, table: str | None, family: int | None, chain: str | None) -> None:
+def show(files: tuple[str, ...], fmt: str, old_fmt: str | None, table: str | None, family: int | None,
+         chain: str | None) -> None:
     """Show a ruleset as tables and chains, with jump edges and counters.
 
-    FILE is an iptables-save dump (with or without -c), iptables -S output or an iptables -L
-    listing; '-' reads standard input; several FILEs are pieces of one ruleset, read as one.  Each chain is a table of its rules: number, counters
+    FILE is an iptables-save dump (with or without -c), iptables -S output, an iptables -L
+    listing or an iptexplain snapshot; '-' reads standard input, and so does no FILE when
+    standard input is not a terminal (unlike trace, show never reads the live host: pipe
+    `sudo iptables-save` to it); several FILEs are pieces of one ruleset, read as one.  Each
+    chain is a table of its rules: number, counters
     when present, rule text, target (-> CHAIN for a jump, ↪ CHAIN for a goto); user chains
     list the rules that reach them; modules iptexplain does not understand are highlighted.
 
@@ -104,10 +120,13 @@ def show(files: tuple[str, ...], fmt: str, table: str | None, family: int | None
       iptexplain show rules.save -t nat --chain DOCKER
     """
 
-    file = files[0] if files else "-"
-    if file == "-" and len(files) <= 1 and sys.stdin.isatty():
+    fmt = old_fmt or fmt
+    if not files and sys.stdin.isatty():
         _fail("iptexplain show: no FILE given and standard input is a terminal: "
               "pass a file, or pipe a dump: sudo iptables-save | iptexplain show -")
+    file = files[0] if files else "-"
+    if "-" in files:
+        _waiting_for_stdin("show")
 
     def body() -> int:
         from iptexplain.parse import load
@@ -170,9 +189,31 @@ def snapshot(output: str, family: int | None, backend: str) -> None:
 
 
 class _OneLineUsage(click.Command):
-    """Usage errors as one line on stderr (and exit status 2): scripts read the first line."""
+    """Usage errors as one line on stderr (and exit status 2): scripts read the first line.
+
+    iptables' negation, ``! --syn`` and ``! --tcp-flags MASK COMP``, is read too: the ``!``
+    before one of these options selects its hidden negated twin (``--not-syn``…)."""
+
+    NEGATABLE = {"--syn": "--not-syn", "--tcp-flags": "--not-tcp-flags"}
 
     def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[no-untyped-def]
+        out: list[str] = []
+        it = iter(range(len(args)))
+        for i in it:
+            a = args[i]
+            if a == "--":
+                out += args[i:]
+                break
+            if a == "!" and i + 1 < len(args) and args[i + 1] in self.NEGATABLE:
+                out.append(self.NEGATABLE[args[i + 1]])
+                next(it)
+                continue
+            if a == "!":
+                click.echo(f"iptexplain {info_name}: `!' negates only {' and '.join(self.NEGATABLE)} "
+                           f"(see iptexplain {info_name} --help)", err=True)
+                raise click.exceptions.Exit(EXIT_USAGE)
+            out.append(a)
+        args = out
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.exceptions.Exit:
@@ -187,16 +228,52 @@ class _OneLineUsage(click.Command):
             raise click.exceptions.Exit(EXIT_USAGE) from None
 
 
-def _check_port(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+def _check_port(ctx: click.Context, param: click.Parameter, value: str | None):  # type: ignore[no-untyped-def]
+    """``--sport``/``--dport`` as the tcp match spells them: ``22``, ``1:1024``, ``:1024``,
+    ``1024:`` (a one-port range is the port)."""
     if value is None:
         return None
-    from iptexplain.ext.base import parse_port
+    from iptexplain.ext.base import parse_portrange
     from iptexplain.errors import OptionError
 
     try:
-        return parse_port(value)
+        lo, hi = parse_portrange(value)
     except OptionError as e:
         raise click.BadParameter(str(e)) from None
+    if lo > hi:
+        raise click.BadParameter(f"invalid portrange `{value}' (the first port is above the last)")
+    return lo if lo == hi else ((lo, hi),)
+
+
+def _check_ports(ctx: click.Context, param: click.Parameter, value: str | None):  # type: ignore[no-untyped-def]
+    """``--sports``/``--dports`` as multiport spells them: ``22,80,8000:8080``."""
+    if value is None:
+        return None
+    from iptexplain.netfilter.packets import normalize
+
+    ranges = []
+    for item in value.split(","):
+        r = _check_port(ctx, param, item) if item else None
+        if r is None:
+            raise click.BadParameter(f"`{value}': an empty port in the list")
+        ranges += [(r, r)] if isinstance(r, int) else list(r)
+    merged = normalize(ranges)
+    return merged[0][0] if len(merged) == 1 and merged[0][0] == merged[0][1] else tuple(merged)
+
+
+def _check_tcp_flags(ctx: click.Context, param: click.Parameter, value: tuple[str, str] | None):  # type: ignore[no-untyped-def]
+    if not value:
+        return None
+    from iptexplain.errors import OptionError
+    from iptexplain.ext.libxt_tcp import parse_flags
+
+    try:
+        mask, comp = parse_flags(value[0]), parse_flags(value[1])
+    except OptionError as e:
+        raise click.BadParameter(str(e)) from None
+    if comp & ~mask:
+        raise click.BadParameter(f"`{value[0]} {value[1]}': COMP has flags outside MASK (no segment has them)")
+    return (mask, comp)
 
 
 def _check_addr(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -286,9 +363,22 @@ JSON schema: docs/trace-json.md (iptexplain.trace/1)."""
 @click.option("-s", "--src", "--source", "src", callback=_check_addr, metavar="ADDR[/MASK]", help="Source address.")
 @click.option("-d", "--dst", "--destination", "dst", callback=_check_addr, metavar="ADDR[/MASK]",
               help="Destination address.")
-@click.option("--sport", "--source-port", "sport", callback=_check_port, metavar="PORT", help="Source port.")
-@click.option("--dport", "--destination-port", "dport", callback=_check_port, metavar="PORT",
-              help="Destination port (tcp assumed when -p is not given).")
+@click.option("--sport", "--source-port", "sport", callback=_check_port, metavar="PORT[:PORT]",
+              help="Source port or range (1024:65535).")
+@click.option("--dport", "--destination-port", "dport", callback=_check_port, metavar="PORT[:PORT]",
+              help="Destination port or range (1:1024); tcp assumed when -p is not given.")
+@click.option("--sports", "--source-ports", "sports", callback=_check_ports, metavar="PORT[,PORT|,PORT:PORT]",
+              help="Source ports, a list as multiport spells it.")
+@click.option("--dports", "--destination-ports", "dports", callback=_check_ports,
+              metavar="PORT[,PORT|,PORT:PORT]", help="Destination ports, a list as multiport spells it (22,80,443).")
+@click.option("--syn", "syn", is_flag=True,
+              help="The TCP segment is a SYN: --tcp-flags FIN,SYN,RST,ACK SYN ('! --syn': any other).")
+@click.option("--not-syn", "not_syn", is_flag=True, hidden=True)
+@click.option("--tcp-flags", "tcp_flags", nargs=2, callback=_check_tcp_flags, metavar="MASK COMP",
+              help="The TCP segment's flags: of MASK, those in COMP are set, the others clear "
+                   "(SYN,ACK,FIN,RST,URG,PSH,ALL,NONE; '! --tcp-flags' negates). Default: a SYN for "
+                   "NEW, an ACK without SYN otherwise. With --reply: the reply's.")
+@click.option("--not-tcp-flags", "not_tcp_flags", nargs=2, callback=_check_tcp_flags, hidden=True)
 @click.option("-i", "--in-interface", "iniface", metavar="IFACE", help="Interface the packet arrives on.")
 @click.option("-o", "--out-interface", "outiface", metavar="IFACE", help="Interface it leaves by (else routed).")
 @click.option("--state", callback=_check_state, default="NEW", show_default=True, metavar="STATE",
@@ -327,8 +417,10 @@ JSON schema: docs/trace-json.md (iptexplain.trace/1)."""
 @click.option("--why", "why", metavar="RULE",
               help="Why RULE (CHAIN:N, TABLE:CHAIN:N, a line number of FILE, or rule text) did or did not "
                    "decide this flow: never reached, reached but not matched, or matched but overridden.")
-def trace(files: tuple[str, ...], table: str | None, start_chain: str | None, example: str | None, proto: str | None, src: str | None, dst: str | None,
-          sport: int | None, dport: int | None, iniface: str | None, outiface: str | None, state: str,
+def trace(files: tuple[str, ...], table: str | None, start_chain: str | None, example: str | None,  # type: ignore[no-untyped-def]
+          proto: str | None, src: str | None, dst: str | None, sport, dport, sports, dports, syn: bool,
+          not_syn: bool, tcp_flags: tuple[int, int] | None, not_tcp_flags: tuple[int, int] | None,
+          iniface: str | None, outiface: str | None, state: str,
           mark: int | None, icmp_type: str | None, from_host: bool, from_container: str | None, reply: bool,
           family: int | None, input_format: str, backend: str, ipset_files: tuple[str, ...],
           host_files: tuple[str, ...],
@@ -339,8 +431,8 @@ def trace(files: tuple[str, ...], table: str | None, start_chain: str | None, ex
     FILE is an iptables-save dump, iptables -S output, an iptables -L/-nvL listing or an
     iptexplain snapshot; '-' reads standard input.  Several FILEs are pieces of one host's
     ruleset (`iptables -S` in one, `iptables -t nat -nvL` in another) read as one.  Without FILE
-    (and without --example) the live host's ruleset is read (as root).  Flow options are spelled
-    as iptables spells them.
+    (and without --example) the live host's ruleset is read (as root) -- unlike show, which reads
+    standard input.  Flow options are spelled as iptables spells them.
     """
     file = files[0] if len(files) == 1 else None
     if files and example is not None:
@@ -363,9 +455,24 @@ def trace(files: tuple[str, ...], table: str | None, start_chain: str | None, ex
         _fail(f"iptexplain trace: --icmp-type needs -p icmp (or ipv6-icmp), not `{proto}'")
     if as_json:
         out_format = "json"
-    if (sport is not None or dport is not None) and proto is None:
+    for one, many, name in ((sport, sports, "--sport and --sports"), (dport, dports, "--dport and --dports")):
+        if one is not None and many is not None:
+            _fail(f"iptexplain trace: give one of {name} (see iptexplain trace --help)")
+    sport = sport if sport is not None else sports
+    dport = dport if dport is not None else dports
+    flag_opts = [f for f, given in (("--syn", syn), ("! --syn", not_syn), ("--tcp-flags", tcp_flags),
+                                    ("! --tcp-flags", not_tcp_flags)) if given]
+    if len(flag_opts) > 1:
+        _fail(f"iptexplain trace: give one of {', '.join(flag_opts)} (see iptexplain trace --help)")
+    from iptexplain.ext.libxt_tcp import SYN_FLAGS
+
+    flags = (SYN_FLAGS + (False,) if syn else SYN_FLAGS + (True,) if not_syn else
+             tcp_flags + (False,) if tcp_flags else not_tcp_flags + (True,) if not_tcp_flags else None)
+    if flags is not None and proto not in (None, "tcp"):
+        _fail(f"iptexplain trace: {flag_opts[0]} describes a TCP segment, not `{proto}'")
+    if (sport is not None or dport is not None or flags is not None) and proto is None:
         proto = "tcp"
-        assumed = ["proto tcp assumed (--sport/--dport given without -p)"]
+        assumed = ["proto tcp assumed (" + ("--sport/--dport" if sport is not None or dport is not None else flag_opts[0]) + " given without -p)"]
     else:
         assumed = []
     if proto not in (None, "tcp", "udp", "sctp", "dccp", "udplite") and (sport is not None or dport is not None):
@@ -376,6 +483,8 @@ def trace(files: tuple[str, ...], table: str | None, start_chain: str | None, ex
     if family is not None and addr_families and addr_families != {family}:
         _fail(f"iptexplain trace: -{family} given with an IPv{10 - family} address")
     fam = family or next(iter(addr_families), None)
+    if "-" in files:
+        _waiting_for_stdin("trace")
 
     def body() -> int:
         from iptexplain.netfilter.trace import Flow
@@ -393,7 +502,8 @@ def trace(files: tuple[str, ...], table: str | None, start_chain: str | None, ex
             enter_chain(given.ruleset, start_chain, given.family)
         flow = Flow(family=given.family, proto=proto or ("icmp" if icmp_type is not None else None), src=src, dst=dst, sport=sport, dport=dport,
                     iniface=iniface, outiface=outiface, state=state.upper(), mark=mark,
-                    icmp_type=icmp_type, from_host=from_host, from_container=from_container, reply=reply)
+                    icmp_type=icmp_type, from_host=from_host, from_container=from_container, reply=reply,
+                    tcp_flags=flags)
         # trace_flow completes the host model from the ruleset where it says nothing (noted)
         result = trace_flow(given.ruleset, flow, given.host, ipsets=given.ipsets, verbose=True,
                             backend=given.backend)

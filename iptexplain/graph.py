@@ -181,6 +181,7 @@ class Table:
     family: int
     chains: dict[str, Chain] = field(default_factory=dict)
     line: int = 0
+    source: str = ""  # the input it was read from (its rules' Rule.source), when known
 
     def chain(self, name: str) -> Chain | None:
         return self.chains.get(name)

@@ -396,7 +396,9 @@ def read_ruleset(family: int | None = None, backend: str | None = None, use_iptc
     parts = []
     for r in reads:
         if not r.rules and not _TABLE_RE.search(r.text):
-            parts.append(f"{_fam(r.family)}: no tables in either backend")
+            # with --backend the other one was not read: it may hold tables (a note says so)
+            where = "either backend" if backend is None else f"the {backend} backend (--backend {backend})"
+            parts.append(f"{_fam(r.family)}: no tables in {where}")
         else:
             parts.append(f"{_fam(r.family)} from the {'nf_tables' if r.backend == 'nft' else 'legacy'} "
                          f"backend ({r.how}, {r.rules} rules)")

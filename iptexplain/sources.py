@@ -25,6 +25,7 @@ from typing import Any
 from iptexplain.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.host import HostModel
+from iptexplain.parse import ACCEPTED
 
 BACKENDS = ("nft", "legacy")
 
@@ -86,7 +87,7 @@ def resolve(file: str | tuple[str, ...] | list[str] | None = None, example: str 
         src = _ruleset_and_host(files[0] if files else None, example, family, input_format, backend)
     rs = src.ruleset
     if src.kind in ("file", "example") and not rs.tables and not rs.nft_tables:
-        raise InputError("no iptables rules found in the input", rs.source)
+        raise InputError(f"no iptables rules found in the input (expected {ACCEPTED})", rs.source)
     if family is not None and family not in rs.families() and src.kind in ("file", "example"):
         other = 10 - family
         raise InputError(f"the input has no IPv{family} tables (only IPv{other}: give -{other} and "

@@ -241,7 +241,10 @@ class Flow:
     is chosen by the lab (unique per flow) unless given; for ICMP it is the echo id.
     ``listen``: namespaces that listen on ``listen_port`` (default: ``dport``) during this
     flow; ``None`` means every peer, never the host (so a flow to the host's own address
-    meets no listener unless ``listen`` names ``"host"``).
+    meets no listener unless ``listen`` names ``"host"``).  ``greet`` (TCP): the listener
+    sends one byte as soon as it accepts, and the sender reads it before it closes, so the
+    connection has a segment in the reply direction that is not the SYN,ACK (a plain
+    ESTABLISHED ACK,PSH segment, in ``Observation.packets``).
     """
 
     src_ns: str
@@ -254,8 +257,11 @@ class Flow:
     listen_port: Optional[int] = None
     timeout: Optional[float] = None
     label: str = ""
+    greet: bool = False
 
     def __post_init__(self) -> None:
+        if self.greet and self.proto != "tcp":
+            raise ValueError("greet is for TCP flows")
         if self.listen is not None:
             object.__setattr__(self, "listen", _tuple(self.listen))
         if self.proto not in ("tcp", "udp", "icmp"):
@@ -863,6 +869,7 @@ class _Agent:
         self.ns = ns
         self.proc = proc
         self.listening: set[tuple[str, int, int]] = set()
+        self.greet = False
 
     def call(self, op: str, rpc_timeout: float = 15.0, **kw: Any) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -1335,9 +1342,10 @@ class Lab:
         port = flow.listen_port if flow.listen_port is not None else flow.dport
         for ns, agent in self.agents.items():
             want = {(flow.proto, flow.family, port)} if ns in wanted_ns and port is not None else set()
-            if want != agent.listening:
-                agent.call("listen", specs=sorted(want))
+            if want != agent.listening or flow.greet != agent.greet:
+                agent.call("listen", specs=sorted(want), greet=flow.greet)
                 agent.listening = want
+                agent.greet = flow.greet
 
     SEND_ATTEMPTS = 3
     """How often a flow is sent when packets foreign to it were counted during it."""
@@ -1483,7 +1491,7 @@ class Lab:
         start = self.monitor.mark() if (traced and self.monitor) else 0
         res = self.agents[flow.src_ns].call(
             "send", proto=flow.proto, family=family, src=flow.src, sport=sport, dst=flow.dst,
-            dport=flow.dport, timeout=timeout, token=token, rpc_timeout=timeout + 10)
+            dport=flow.dport, timeout=timeout, token=token, greet=flow.greet, rpc_timeout=timeout + 10)
         sender = SenderResult(status=res["status"], errno=res.get("errno"),
                               local=tuple(res["local"]) if res.get("local") else None,
                               reply_from=res.get("reply_from"), icmp=None,
@@ -1692,6 +1700,7 @@ class _AgentServer:
         self.lock = threading.Lock()
         self.listeners: dict[tuple[str, int, int], socket.socket] = {}
         self.accepted: list[socket.socket] = []
+        self.greet = False  # send one byte on every accepted connection (Flow.greet)
         self.sniffers: list[tuple[int, socket.socket]] = []
         self.sink: Optional[socket.socket] = None
         self.wake_r, self.wake_w = os.pipe()
@@ -1784,9 +1793,10 @@ class _AgentServer:
 
     # -- listeners ---------------------------------------------------------------------
 
-    def listen(self, specs: list[list[Any]]) -> dict[str, Any]:
+    def listen(self, specs: list[list[Any]], greet: bool = False) -> dict[str, Any]:
         wanted = {(str(p), int(f), int(port)) for p, f, port in specs}
         with self.lock:
+            self.greet = bool(greet)
             for key in list(self.listeners):
                 if key not in wanted:
                     old = self.listeners.pop(key)
@@ -1851,6 +1861,9 @@ class _AgentServer:
                         conn, _ = s.accept()
                         with self.lock:
                             self.accepted.append(conn)
+                            greet = self.greet
+                        if greet:
+                            conn.send(b"!")
                     else:
                         self._echo(s, fam)
                 except (BlockingIOError, InterruptedError, OSError):
@@ -1914,7 +1927,8 @@ class _AgentServer:
         return "error", name
 
     def send(self, proto: str, family: int, src: Optional[str], sport: int, dst: str,
-             dport: Optional[int], timeout: float, token: str, **_: Any) -> dict[str, Any]:
+             dport: Optional[int], timeout: float, token: str, greet: bool = False,
+             **_: Any) -> dict[str, Any]:
         af = socket.AF_INET if family == 4 else socket.AF_INET6
         t0 = time.monotonic()
         result: dict[str, Any] = {}
@@ -1936,6 +1950,8 @@ class _AgentServer:
                     result["local"] = list(s.getsockname()[:2])
                     if proto == "tcp":
                         result["status"] = "connected"
+                        if greet:  # the listener's byte: a reply-direction data segment
+                            result["greeted"] = s.recv(1) == b"!"
                     else:
                         s.send(token.encode())
                         data, addr = s.recvfrom(65535)
@@ -2080,7 +2096,7 @@ class _AgentServer:
         if op == "arrivals":
             return self.arrivals(**req)
         if op == "listen":
-            return self.listen(req["specs"])
+            return self.listen(req["specs"], bool(req.get("greet")))
         if op == "marker":
             return self.marker(**req)
         if op == "sysctl":

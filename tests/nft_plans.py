@@ -173,7 +173,12 @@ KUBE_PROXY = NftPlan("kube-proxy-nftables", Topology(ifaces=[
 MIXED_DOCKER_LXD_JSON = NftPlan(MIXED_DOCKER_LXD.fixture, MIXED_DOCKER_LXD.topology, tuple(
     Case(c.flow, decidable=False) for c in MIXED_DOCKER_LXD.cases), json_alone=True)
 
+# An iptables-nft host (firewalld's iptables backend) as `nft -j list ruleset` alone shows it:
+# REJECT, LOG, CT, conntrack, rpfilter… as `{"xt": …}` without options (they fork or stay undecided).
+IPTABLES_NFT_FIREWALLD_JSON = NftPlan("iptables-nft-firewalld", FIREWALLD.topology, tuple(
+    Case(c.flow, decidable=False) for c in FIREWALLD.cases if ":" not in c.flow.dst), json_alone=True)
+
 PLANS: tuple[NftPlan, ...] = (INET_SERVER, INET_RATELIMIT, FIREWALLD, DOCKER29, DOCKER29_V6, MIXED_DOCKER_LXD, KUBE_PROXY,
-                              MIXED_DOCKER_LXD_JSON)
+                              MIXED_DOCKER_LXD_JSON, IPTABLES_NFT_FIREWALLD_JSON)
 KERNEL_PLANS: tuple[NftPlan, ...] = tuple(p for p in PLANS if not p.json_alone)
 """One plan per fixture (what the kernel does does not depend on what the tracer reads)."""

@@ -183,7 +183,7 @@ def test_a_rule_outside_a_table_of_a_restore_file_is_refused(tmp_path: Path, tex
 def test_s_text_alone_still_reads(tmp_path: Path) -> None:
     path = rules(tmp_path, "-P INPUT ACCEPT\n-A INPUT -p tcp --dport 22 -j DROP\n", "r.S")
     r = invoke(["trace", path, "--dport", "22"])
-    assert r.exit_code in (1, 3) and "DROPPED by filter INPUT rule 1" in r.stdout  # 3: other tables unknown
+    assert r.exit_code in (1, 3) and "DROPPED by filter INPUT #1" in r.stdout  # 3: other tables unknown
 
 
 def test_format_detection_over_a_run_of_blank_lines_is_linear() -> None:

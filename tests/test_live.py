@@ -335,6 +335,19 @@ def test_detect_legacy_only(netns) -> None:
     assert sorted(ans["legacy_after"]["4"]) == ["filter", "nat"]
 
 
+def test_forced_backend_without_tables_says_so_once(netns) -> None:
+    """--backend legacy on a host whose rules are in nft: the legacy backend has no tables (not
+    "either backend", which would contradict the note that the nft one has some)."""
+    req = load_request(SEED, "nft")
+    req["backend"] = "legacy"  # read_live(…, backend="legacy")
+    ans = in_namespace(req)
+    notes = _notes(ans)
+    how = [m for k, m in notes if k == "live"]
+    assert any("IPv4: no tables in the legacy backend (--backend legacy)" in m for m in how), notes
+    assert not any("either backend" in m for _, m in notes), notes
+    assert any(m.startswith("IPv4: the nft backend also has tables (filter, nat; 18 rules)") for _, m in notes)
+
+
 def test_detect_both_backends_with_rules_warns(netns) -> None:
     other = FIXTURES / "live" / "docker20_containers_nft.v4.save"
     req = load_request(SEED, "nft")

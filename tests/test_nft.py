@@ -115,7 +115,7 @@ def test_firewalld_rulesets_read(path: Path) -> None:
         # iptables-nft's tables: read, and their xtables targets shown as not understood
         managed = {t.name for t in rs.nft_tables if t.managed_by == "iptables-nft"}
         assert {"ip raw", "ip nat", "ip filter", "ip6 raw", "ip6 mangle", "ip6 filter"} == managed
-        assert rs.not_understood() == {"xt": 4}
+        assert rs.not_understood() == {"xt target CT": 4}
     else:
         assert not rs.not_understood()
 
@@ -341,7 +341,7 @@ def test_show_lists_nft_rules_as_written_with_hook_priority_and_handle() -> None
     assert "2 h8                  (every packet)" in out
     assert "ip nat svc  1 reference  ← ↪ PREROUTING#2" in out and "ip daddr vmap { 10.0.0.1 : goto svc }" in out
     assert "xt target CT (not understood)" in out
-    assert "3 rules" in out and "modules not understood: xt (1 rule)" in out
+    assert "3 rules" in out and "modules not understood: xt target CT (1 rule)" in out
 
 
 def test_named_limits_and_flowtable_offload_are_understood() -> None:
@@ -374,3 +374,19 @@ def test_only_route_chains_reroute_on_a_new_mark(kind: str, reroute: bool) -> No
     routes = [s.hook for s in leaf.steps if s.kind == T.ROUTE]
     assert any(h.startswith("re-routing") for h in routes) == reroute, routes
     assert leaf.outcome.packet["mark"] == "0x1"
+
+
+def test_header_rewrites_are_kept_as_written_and_not_modelled() -> None:
+    rs = read_nft("""table inet t {
+	chain post {
+		type filter hook forward priority mangle; policy accept;
+		tcp flags syn tcp option maxseg size set rt mtu
+		ip dscp set cs1 accept
+	}
+}
+""", "w.nft")
+    rules = rs.nft_tables[0].chains["post"].rules
+    assert [r.target.nft_text() for r in rules] == ["tcp option maxseg size set rt mtu", "ip dscp set cs1 accept"]
+    assert rs.not_understood() == {"tcp option maxseg size set": 1, "ip dscp set": 1}
+    out = only(rs, Flow(proto="tcp", src="198.51.100.2", dst="172.17.0.6", dport=80, iniface="eth0"))
+    assert out.kind == T.FORWARDED

@@ -406,3 +406,18 @@ def test_show_names_what_the_input_does_not_show() -> None:
     assert out.returncode == 0, out.stderr
     assert "filter FORWARD  policy not shown (unknown)" in out.stdout
     assert "filter INPUT  not in the input: rules and policy unknown" in out.stdout
+
+
+def test_one_session_of_S_and_a_listing_is_one_ruleset() -> None:
+    # A terminal session: `iptables -S' then `iptables -t nat -nvL', pasted as one text.
+    text = "root@h:~# iptables -S\n" + D20_S + "root@h:~# iptables -t nat -nvL\n" + D20_NAT
+    rs = parse_text(text, "session.txt")
+    assert rs.format == "mixed" and set(rs.tables_shown(4)) == {"filter", "nat"}
+    save = load(str(GEN / "docker20_containers_nft.v4.save"))
+    for t in list(save.tables):
+        if t[1] not in ("filter", "nat"):
+            del save.tables[t]
+    assert save.difference(rs, ignore={"counters"}) is None
+    lines = text.splitlines()
+    for r in rs.rules():
+        assert r.source == "session.txt" and lines[r.line - 1].strip()

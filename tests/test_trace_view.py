@@ -269,7 +269,7 @@ def test_loop_note_and_nested_fork():
     assert doc["result"] == "forked" and doc["forks"] is True
     assert [o["probability"] for o in doc["outcomes"]] == [None, None, 0.75]
     branch = doc["path"]["fork"]["branches"][0]
-    assert branch["condition"] == {"text": "statistic matched", "probability": 0.25}
+    assert branch["condition"] == {"text": "statistic matched", "probability": 0.25, "edge": None}
     assert branch["path"]["fork"]["reason"] == "limit: rate unknown"
 
 

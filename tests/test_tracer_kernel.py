@@ -24,7 +24,7 @@ import pytest
 
 import kernel_lab
 from kernel_lab import HOST, Topology, docker_topology, require_lab
-from iptexplain.host import HostModel, IfAddr, Interface
+from iptexplain.host import HostModel, IfAddr, Interface, Route
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.trace import Flow as TFlow
 from iptexplain.netfilter.tracer import trace_flow
@@ -48,6 +48,15 @@ def host_model(topo: Topology) -> HostModel:
         for a in i.addrs:
             ip = ipaddress.ip_interface(a)
             iface.addrs.append(IfAddr(str(ip.ip), ip.network.prefixlen, ip.version))
+    # A peer's address outside the host's subnets has a host route (as the lab adds it).
+    for i in topo.ifaces:
+        for p in i.peers:
+            for fam in (4, 6):
+                mine, gws = p.addresses(fam), i.addresses(fam)
+                for a in mine:
+                    if not any(a.ip in g.network for g in gws):
+                        via = str(mine[0].ip) if a != mine[0] else None
+                        h.routes.append(Route(f"{a.ip}/{a.max_prefixlen}", i.name, via, family=fam))
     h.sysctls.update(kernel_lab.DEFAULT_HOST_SYSCTLS)
     h.sysctls.update(topo.sysctls)
     return h
@@ -127,6 +136,15 @@ DNAT_9525 = NAT_HEAD + "\n-A PREROUTING -d 198.51.100.1/32 -p tcp -m tcp --dport
 
 THREE = docker_topology(("172.17.0.6", "172.17.0.7", "172.17.0.8"))
 TO_HOST_22 = LF("client", "198.51.100.1", 22, listen=(HOST,))
+# The outside client also answers for a service address (10.96.0.1), routed to it by the host.
+SERVICE_ROUTE = Topology(ifaces=[
+    kernel_lab.HostIface("eth0", ["198.51.100.1/24"],
+                         peers=[kernel_lab.Peer("client", ["198.51.100.2/24", "10.96.0.1/32"])]),
+    docker_topology().ifaces[1]])
+MASQ_LO_FLOWS = (LF(HOST, "10.96.0.1", 443, listen=(HOST,), listen_port=6443),
+                 LF(HOST, "127.0.0.1", 6443, listen=(HOST,)),
+                 LF(HOST, "198.51.100.1", 6443, listen=(HOST,)),
+                 LF(HOST, "172.17.0.1", 6443, listen=(HOST,)))
 
 CASES: dict[str, Case] = {
     # The seed's Docker host (Docker 19/20 rules).
@@ -251,6 +269,37 @@ CASES: dict[str, Case] = {
 :FORWARD ACCEPT [0:0]
 :OUTPUT DROP [0:0]
 -A INPUT -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset"""), (TO_HOST_22,)),
+    # The reset is attached to the connection it answers as RELATED (nf_ct_attach), not
+    # ESTABLISHED: an OUTPUT rule for RELATED lets it out, one for ESTABLISHED does not see it.
+    "reject-reset-is-related": Case(save(FILTER_OPEN + """
+-A INPUT -p tcp -m tcp --dport 113 -j REJECT --reject-with tcp-reset
+-A OUTPUT -p tcp -m conntrack --ctstate RELATED -j ACCEPT
+-A OUTPUT -p tcp -m conntrack --ctstate ESTABLISHED -j DROP"""), (LF("client", "198.51.100.1", 113),)),
+    # MASQUERADE of a packet leaving through lo: inet_select_addr skips lo's 127.0.0.1 (host
+    # scope) and takes the first global address of the first interface that has one (by
+    # ifindex), whatever the destination -- a kube-proxy node's own traffic to the apiserver
+    # service, DNATed to its own address; the host to 127.0.0.1 and to its own addresses.
+    "masquerade-through-lo": Case(save(NAT_HEAD + """
+-A OUTPUT -d 10.96.0.1/32 -p tcp -m tcp --dport 443 -j DNAT --to-destination 198.51.100.1:6443
+-A POSTROUTING -o lo -j MASQUERADE""", FILTER_OPEN), MASQ_LO_FLOWS, topology=SERVICE_ROUTE),
+    "masquerade-through-lo-docker0-first": Case(save(NAT_HEAD + """
+-A OUTPUT -d 10.96.0.1/32 -p tcp -m tcp --dport 443 -j DNAT --to-destination 198.51.100.1:6443
+-A POSTROUTING -o lo -j MASQUERADE""", FILTER_OPEN), MASQ_LO_FLOWS,
+        topology=Topology(tuple(reversed(SERVICE_ROUTE.ifaces)))),
+    # Two addresses on eth0: through lo the first global one, even to the host's other address;
+    # out of eth0 the one in the next hop's subnet.
+    "masquerade-two-addresses": Case(save(NAT_HEAD + """
+-A POSTROUTING -o lo -j MASQUERADE
+-A POSTROUTING -s 172.17.0.0/16 -o eth0 -j MASQUERADE""", FILTER_OPEN),
+        (LF(HOST, "203.0.113.1", 6443, listen=(HOST,)), LF("c1", "198.51.100.2", 8080),
+         LF("c1", "203.0.113.2", 8080)),
+        topology=Topology(ifaces=[
+            kernel_lab.HostIface("eth0", ["198.51.100.1/24", "203.0.113.1/24"],
+                                 peers=[kernel_lab.Peer("client", ["198.51.100.2/24", "203.0.113.2/24"])]),
+            docker_topology().ifaces[1]])),
+    # SNAT of the host's own traffic through lo takes the address it is given, whatever it is.
+    "snat-through-lo": Case(save(NAT_HEAD + """
+-A POSTROUTING -o lo -j SNAT --to-source 172.17.0.1""", FILTER_OPEN), MASQ_LO_FLOWS[1:], topology=SERVICE_ROUTE),
     # LOG, MARK and CONNMARK continue; later rules see the marks.
     "log-mark-connmark-continue": Case(save("""*mangle
 :PREROUTING ACCEPT [0:0]
@@ -334,7 +383,9 @@ def check(lab: kernel_lab.Lab, case: Case, flow: kernel_lab.Flow) -> None:
         assert obs.outcome == "rejected", why
     else:
         pytest.fail(f"tracer outcome {out.kind}\n{why}")
-    if obs.delivery is not None and out.kind in T.PASSED and obs.delivered_to != flow.src_ns:
+    # (a host's packet to itself arrives on lo after its NAT: its source is MASQUERADE's choice)
+    if obs.delivery is not None and out.kind in T.PASSED and (obs.delivered_to != flow.src_ns
+                                                             or flow.src_ns == HOST):
         assert obs.delivery.dst == out.packet["dst"], why
         if "," not in out.packet["src"] and "-" not in out.packet["src"] and " " not in out.packet["src"]:
             assert obs.delivery.src == out.packet["src"], why
@@ -411,3 +462,42 @@ def test_reply_path_matches_kernel_counters(labs, i: int) -> None:
     # The reply reaches the sender with the addresses it expects (the NAT undone).
     assert leaf.outcome.packet["dst"] == (tflow.src or leaf.outcome.packet["dst"])
     assert leaf.outcome.packet["src"] == flow.dst
+
+
+# The reply's TCP flags: a NEW connection's first answer is the SYN,ACK; once the connection is
+# ESTABLISHED its answers are plain segments (ACK, PSH…, never SYN).  The lab's listener greets
+# (one byte after accept), so the kernel's trace has both; each is compared with the tracer's
+# --reply of the flow in that state.  The FORWARD rules tell the two apart: the SYN,ACK is let
+# through by the first, any other SYN is dropped by the second, data falls to the policy.
+SYN_FILTER = save(NAT_HEAD + "\n-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE", FILTER_OPEN + """
+-A FORWARD -i eth0 -p tcp -m tcp --tcp-flags SYN,ACK SYN,ACK -m conntrack --ctstate ESTABLISHED -j ACCEPT
+-A FORWARD -i eth0 -p tcp -m tcp --tcp-flags SYN,RST SYN -j DROP""")
+
+
+@pytest.mark.parametrize("state", ["NEW", "ESTABLISHED"])
+def test_reply_flags_match_kernel(kernel_labs, state: str) -> None:
+    import dataclasses
+
+    require_lab("nft")
+    topo = docker_topology()
+    lab = kernel_labs(topo)
+    lab.load(SYN_FILTER, "nft")
+    flow = LF("c1", "198.51.100.2", 443, greet=True)
+    obs = lab.send(flow)
+    assert obs.outcome == "delivered", obs.describe()
+
+    def answer(p: kernel_lab.TracedPacket) -> bool:
+        h = p.first
+        return h is not None and h.src == "198.51.100.2" and h.sport == 443 and "RST" not in h.flags
+
+    if state == "NEW":
+        kernel = [p for p in obs.packets if answer(p) and "SYN" in p.first.flags]
+    else:
+        kernel = [p for p in obs.packets if answer(p) and "SYN" not in p.first.flags and "PSH" in p.first.flags]
+    assert len(kernel) == 1, obs.describe()
+    kpath = [s.key for s in kernel[0].steps]
+    tflow = dataclasses.replace(tracer_flow(topo, flow), sport=obs.sport, reply=True, state=state)
+    tr = trace_flow(parse_text(SYN_FILTER, "<case>"), tflow, host_model(topo))
+    leaf, = list(tr.leaves())
+    assert kernel_path(leaf.steps) == kpath, (state, kpath, kernel_path(leaf.steps))
+    assert leaf.outcome.kind == T.FORWARDED and leaf.outcome.iface == "docker0", leaf.outcome.summary

@@ -135,3 +135,19 @@ def test_show_without_file_on_a_terminal_says_so_instead_of_waiting() -> None:
     out = child.before.replace("\r", "")
     assert child.exitstatus == 2, out
     assert out.strip().count("\n") == 0 and "standard input is a terminal" in out, out
+
+
+@pytest.mark.parametrize("command", [["trace", "-", "--dport", "22"], ["show", "-"]])
+def test_dash_on_a_terminal_says_it_waits_for_a_dump(command: list[str]) -> None:
+    """`trace -` / `show -` on a terminal: the user may paste a dump; say so, then read it."""
+    child = pexpect.spawn(SCRIPT, command, env=clean_env(NO_COLOR="1"), dimensions=(50, 120),
+                          encoding="utf-8", timeout=20)
+    child.expect("reading a dump from standard input")
+    child.expect("Ctrl-D")
+    child.send("*filter\r:INPUT DROP [0:0]\r:FORWARD ACCEPT [0:0]\r:OUTPUT ACCEPT [0:0]\rCOMMIT\r")
+    child.sendeof()  # one Ctrl-D ends the dump
+    child.expect(pexpect.EOF)
+    child.close()
+    out = child.before.replace("\r", "")
+    assert ("DROPPED" in out) if command[0] == "trace" else ("INPUT" in out and "DROP" in out), out
+    assert child.exitstatus == (1 if command[0] == "trace" else 0), out

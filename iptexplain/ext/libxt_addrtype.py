@@ -103,7 +103,9 @@ class AddrType(Match):
                     rel = "is" if d.unmatched is None else "is not"
                     if v.invert:
                         rel = "is not" if d.unmatched is None else "is"
-                    d.reason = f"{'source' if field == 'src' else 'destination'} {p.addr_text(field)} {rel} {want} ({have})"
+                    # "(UNICAST)" says what the address is when it is not (or not only) what is asked
+                    d.reason = (f"{'source' if field == 'src' else 'destination'} {p.addr_text(field)} {rel} {want}"
+                                + (f" ({have})" if have != want else ""))
                 else:
                     d.yes.text = f"{'source' if field == 'src' else 'destination'} {'not ' if v.invert else ''}{want}"
                     d.no.text = f"{'source' if field == 'src' else 'destination'} {'' if v.invert else 'not '}{want}"

@@ -16,6 +16,7 @@ from iptexplain.graph import Chain, Rule, Ruleset, Table
 from iptexplain.host import HostModel
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.context import Connection
+from iptexplain.netfilter.edges import edge_of
 from iptexplain.netfilter.packets import Decision, IntSet, Packets
 from iptexplain.netfilter.routing import RouteResult, Router
 from iptexplain.netfilter.trace import Condition, Fork, Outcome, Path, Step
@@ -282,6 +283,8 @@ class Branching:
         self.leaves += len(branches) - 1
         fork = Fork(reason)
         for cond, sub, steps in branches:
+            if cond.edge is None:
+                cond.edge = edge_of(st.pkts, sub.pkts, self.router)
             narrow_origin(st, sub)
             p = Path(list(steps))
             fork.branches.append((cond, p))

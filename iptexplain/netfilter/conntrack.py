@@ -106,7 +106,7 @@ class ConntrackSteps(Branching):
         (quietly) and return each distinct binding with the condition (and probability) of
         getting it."""
         first = cls(ruleset, host, flow.family, ipsets=ipsets, verbose=False, max_branches=64, backend=backend)
-        s0 = initial_state(dataclasses.replace(flow, state="NEW"), host, first.router, [])
+        s0 = initial_state(dataclasses.replace(flow, state="NEW", tcp_flags=None), host, first.router, [])
         root = first.run(s0)
         conds = {id(l.outcome): l.conditions for l in Trace(flow, root).leaves()}
         out: dict[str, tuple[dict, list[str], float | None]] = {}

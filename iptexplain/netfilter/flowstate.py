@@ -12,7 +12,8 @@ from iptexplain.host import HostModel
 from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter.branch import State
 from iptexplain.netfilter.context import Connection
-from iptexplain.netfilter.packets import U8, U16, IntSet, Packets, masked_set, point, single, span, subtract, union
+from iptexplain.netfilter.packets import (U8, U16, IntSet, Packets, masked_set, normalize, point, single, span,
+                                          subtract, union)
 from iptexplain.netfilter.routing import BITS, Router
 from iptexplain.netfilter.trace import Flow
 
@@ -20,6 +21,17 @@ PROTO_ALIASES = {"icmpv6": "ipv6-icmp", "icmp6": "ipv6-icmp"}
 TCP_SYN = 0x02
 EPHEMERAL = span(32768, 60999)  # net.ipv4.ip_local_port_range's default
 TCP_ACK = 0x10
+
+
+def _port_set(v: int | tuple[tuple[int, int], ...]) -> IntSet:
+    return point(v) if isinstance(v, int) else normalize(v)
+
+
+def tcp_flags_set(v: tuple[int, int, bool]) -> IntSet:
+    """The segments ``--tcp-flags MASK COMP`` describes (``!``: every other one)."""
+    mask, comp, inv = v
+    s = masked_set(comp, mask, 8) or U8
+    return subtract(U8, s) if inv else s
 
 
 def _addr_set(text: str, family: int) -> IntSet:
@@ -54,10 +66,10 @@ def initial_state(flow: Flow, host: HostModel, router: Router, notes: list[str])
     else:
         proto = span(0, 255)
     pnum = single(proto)
-    sport = point(flow.sport) if flow.sport is not None else U16
+    sport = _port_set(flow.sport) if flow.sport is not None else U16
     if flow.sport is None and flow.from_host and single(proto) in (6, 17, 132):
         sport = EPHEMERAL  # a local socket binds a port of ip_local_port_range
-    dport = point(flow.dport) if flow.dport is not None else U16
+    dport = _port_set(flow.dport) if flow.dport is not None else U16
     icmp = U16
     if pnum in (1, 58):
         if flow.icmp_type:
@@ -74,7 +86,9 @@ def initial_state(flow: Flow, host: HostModel, router: Router, notes: list[str])
     states = frozenset(s.strip().upper() for s in flow.state.split(",") if s.strip()) or frozenset({"NEW"})
     tcpflags = U8
     if pnum == 6:
-        if states == {"NEW"}:
+        if flow.tcp_flags is not None and not flow.reply:
+            tcpflags = tcp_flags_set(flow.tcp_flags)  # the user knows the segment
+        elif states == {"NEW"}:
             tcpflags = point(TCP_SYN)  # a connection's first packet: SYN
         elif "NEW" not in states:
             tcpflags = masked_set(TCP_ACK, TCP_ACK | TCP_SYN, 8)  # ACK set, SYN clear

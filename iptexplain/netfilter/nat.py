@@ -90,8 +90,13 @@ def masquerade(pkts: Packets, ctx: MatchContext, to_ports: tuple[int, int] | Non
     if src is None:
         return Effect(DROP, None, note=f"MASQUERADE: {dev or 'the out-interface'} has no address: the packet is dropped")
     ports = span(*to_ports) if to_ports else (random_ports(pkts.sport) if random_fully else None)
-    eff = rewrite(pkts, "SNAT", ((src, src),), ports,
-                  note=f"{dev}'s primary address {int_to_ip(src, pkts.family)}")
+    if any(v == src for v, _ in router.addresses(dev or "")):
+        note = f"{dev}'s primary address {int_to_ip(src, pkts.family)}"
+    else:  # inet_select_addr's fallback: lo's 127.0.0.1 has host scope
+        owner = router.addr_dev.get(src, "")
+        note = (f"{dev} has no global address: the host's first one, {int_to_ip(src, pkts.family)}"
+                + (f" ({owner})" if owner else ""))
+    eff = rewrite(pkts, "SNAT", ((src, src),), ports, note=note)
     return eff
 
 

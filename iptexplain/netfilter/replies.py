@@ -11,8 +11,8 @@ from iptexplain.graph import Ruleset
 from iptexplain.host import HostModel
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.branch import Branching, State
-from iptexplain.netfilter.flowstate import initial_state
-from iptexplain.netfilter.packets import U8, Packets, point, single
+from iptexplain.netfilter.flowstate import TCP_ACK, TCP_SYN, initial_state, tcp_flags_set
+from iptexplain.netfilter.packets import U8, Packets, masked_set, point, single
 from iptexplain.netfilter.routing import Router
 from iptexplain.netfilter.trace import Condition, Flow, Fork, Outcome, Path, Step, Trace
 
@@ -37,9 +37,11 @@ class Replies(Branching):
             own = self.router.select_source(p.iniface, s)
             src = own if own is not None else d
         sport, dport = single(p.dport), single(p.sport)
+        # The reset, like the ICMP error, is attached to the connection it answers as RELATED
+        # (nf_ct_attach), not ESTABLISHED: OUTPUT's --ctstate ESTABLISHED rules do not see it.
         flow = Flow(fam, "tcp" if tcp else ("icmp" if fam == 4 else "ipv6-icmp"), src=self.router.text(src),
                     dst=self.router.text(s), sport=sport if tcp else None, dport=dport if tcp else None,
-                    state="ESTABLISHED" if tcp else "RELATED", from_host=True,
+                    state="RELATED", from_host=True,
                     icmp_type=None if tcp else ("3" if fam == 4 else "1"))
         sub = type(self)(self.rs, self.host, fam, ipsets=self.ipsets, verbose=False, max_branches=16,
                                backend=self.backend)
@@ -69,7 +71,8 @@ class Replies(Branching):
         go (kube-proxy's endpoints each answer with their own probability)."""
         first = cls(ruleset, host, flow.family, ipsets=ipsets, verbose=False, max_branches=max_branches,
                     backend=backend)
-        s0 = initial_state(dataclasses.replace(flow, reply=False, state="NEW"), host, first.router, notes)
+        s0 = initial_state(dataclasses.replace(flow, reply=False, state="NEW", tcp_flags=None), host,
+                           first.router, notes)
         first_root = first.run(s0)
         conds = {id(l.outcome): l.conditions for l in Trace(flow, first_root).leaves()}
         passed = [(s, o) for s, o in first.finals if o.kind in T.PASSED]
@@ -82,7 +85,9 @@ class Replies(Branching):
         for st0, out0 in passed:
             tr = cls(ruleset, host, flow.family, ipsets=ipsets, verbose=verbose, max_branches=max_branches,
                      backend=backend)
-            rst = reply_state(st0, out0, tr.router)
+            rst = reply_state(st0, out0, tr.router, established="NEW" not in flow.state.upper().split(","))
+            if flow.tcp_flags is not None and single(rst.pkts.proto) == 6:
+                rst.pkts.tcpflags = tcp_flags_set(flow.tcp_flags)  # the user knows the reply's segment
             # What the first packet's way rested on, the answer rests on too.  (Not its forks on
             # hidden -i/-o: the answer comes in and goes out by other interfaces, and meets
             # those rules afresh.)
@@ -103,8 +108,10 @@ class Replies(Branching):
         return Path(fork=Fork("the reply depends on where the first packet went", branches))
 
 
-def reply_state(st0: State, out0: Outcome, router: Router) -> State:
-    """The first reply packet of the connection ``st0`` ended in."""
+def reply_state(st0: State, out0: Outcome, router: Router, established: bool = False) -> State:
+    """The reply packet of the connection ``st0`` ended in: for TCP the SYN,ACK when the flow
+    is the connection's first packet, a segment with ACK and without SYN (data, FIN, RST…)
+    once it is ``established`` -- as the kernel lab's greeting connection shows."""
     p = st0.pkts
     icmp = p.icmp
     echo = {8 << 8: 0, 128 << 8: 129 << 8}
@@ -115,7 +122,8 @@ def reply_state(st0: State, out0: Outcome, router: Router) -> State:
     conn.status = frozenset({"SEEN_REPLY", "CONFIRMED"})
     local = out0.kind == T.DELIVERED
     pk = Packets(p.family, p.dst, p.src, p.proto, p.dport, p.sport, icmp,
-                 point(0x12) if single(p.proto) == 6 else U8,  # SYN,ACK
+                 (masked_set(TCP_ACK, TCP_ACK | TCP_SYN, 8) if established else point(TCP_SYN | TCP_ACK))
+                 if single(p.proto) == 6 else U8,
                  ctstate=frozenset({"INVALID"}), iniface=None if local else out0.iface,
                  connmark=p.connmark, from_host=local)
     return State(pk, conn, "LOCAL_ROUTE" if local else "PREROUTING", local_out=local,

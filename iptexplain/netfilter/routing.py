@@ -28,6 +28,9 @@ def _set(addr) -> IntSet:
     return prefix_set(addr.value, addr.mask, BITS[addr.family])
 
 
+_V4_LOOPBACK_SET = _set(V4_LOOPBACK)  # host scope: inet_select_addr never picks these
+
+
 @dataclass(frozen=True, slots=True)
 class RouteResult:
     """One routing decision: ``type`` local / broadcast / multicast / unicast / blackhole /
@@ -135,9 +138,24 @@ class Router:
         return self.primary.get(dev, [])
 
     def select_source(self, dev: str | None, toward: int | None) -> int | None:
-        """``inet_select_addr``: the device's primary address in the subnet of ``toward``
-        (the gateway or destination), else its first address of global scope."""
+        """``inet_select_addr(dev, toward, RT_SCOPE_UNIVERSE)``: the device's primary address
+        of global scope in the subnet of ``toward`` (the gateway or destination), else its
+        first one of global scope.
+
+        IPv4: an address of 127.0.0.0/8 has host scope and is never taken.  A device without
+        a global address (``lo``, whose only address is 127.0.0.1; a known device without
+        IPv4) gives the first global address of the first interface that has one, in
+        interface order (ifindex), whatever ``toward`` -- measured in the kernel lab
+        (tests/test_tracer_kernel.py, masquerade-through-lo).  An interface the host model
+        does not know gives None: the tracer cannot tell."""
         addrs = self.primary.get(dev or "", [])
+        if self.family == 4:
+            addrs = [(v, plen) for v, plen in addrs if not _V4_LOOPBACK_SET[0][0] <= v <= _V4_LOOPBACK_SET[0][1]]
+            if not addrs:
+                if dev != "lo" and dev not in self.host.interfaces:
+                    return None
+                return next((v for name in self.host.interfaces for v, _ in self.primary.get(name, [])
+                             if not _V4_LOOPBACK_SET[0][0] <= v <= _V4_LOOPBACK_SET[0][1]), None)
         if not addrs:
             return None
         if toward is not None:

@@ -11,7 +11,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from iptexplain.ext.libxt_tcp import SYN_FLAGS, fmt_flags
 from iptexplain.graph import Rule
+
+# A flow's port: one port, or ranges in iptables' spelling (``--dport 1:1024``, multiport's
+# ``--dports 22,80,8000:8080``) as inclusive (low, high) pairs; None = any.
+Ports = int | tuple[tuple[int, int], ...] | None
+
+
+def ports_text(v: int | tuple[tuple[int, int], ...]) -> str:
+    """A flow's port as iptables spells it: ``22``, ``1:1024``, ``22,80,8000:8080``."""
+    if isinstance(v, int):
+        return str(v)
+    return ",".join(str(lo) if lo == hi else f"{lo}:{hi}" for lo, hi in v)
+
+
+def tcp_flags_text(v: tuple[int, int, bool]) -> str:
+    """``--tcp-flags`` as iptables spells it: ``! --tcp-flags SYN,RST SYN``."""
+    mask, comp, inv = v
+    if (mask, comp) == SYN_FLAGS:
+        return f"{'! ' if inv else ''}--syn"
+    return f"{'! ' if inv else ''}--tcp-flags {fmt_flags(mask)} {fmt_flags(comp)}"
 
 
 @dataclass(slots=True)
@@ -22,8 +42,8 @@ class Flow:
     proto: str | None = None  # tcp, udp, icmp, ipv6-icmp, a name or number; None = any
     src: str | None = None  # an address or a prefix ("10.0.0.0/8")
     dst: str | None = None
-    sport: int | None = None
-    dport: int | None = None
+    sport: Ports = None
+    dport: Ports = None
     iniface: str | None = None
     outiface: str | None = None
     state: str = "NEW"  # NEW, ESTABLISHED, RELATED, INVALID, UNTRACKED
@@ -34,12 +54,24 @@ class Flow:
     # Trace the answer to this flow instead: the reply packet of the connection the flow opens,
     # with conntrack undoing the connection's NAT (the tracer finds the connection first).
     reply: bool = False
+    # The TCP segment's flags as ``--tcp-flags`` tests them: (mask, comp, inverted); None: the
+    # state's usual segment (a SYN for NEW, an ACK without SYN once ESTABLISHED, FIN/RST open).
+    # With --reply they describe the reply.
+    tcp_flags: tuple[int, int, bool] | None = None
 
     def describe(self) -> str:
         parts = [self.proto or "any-proto"]
         s = self.src or "*"
         d = self.dst or "*"
-        parts.append(f"{s}{':' + str(self.sport) if self.sport else ''} → {d}{':' + str(self.dport) if self.dport else ''}")
+        # one port after its address (*:22); a range or list spelled as the option (--dport 1:1024)
+        sp = f":{self.sport}" if isinstance(self.sport, int) else ""
+        dp = f":{self.dport}" if isinstance(self.dport, int) else ""
+        parts.append(f"{s}{sp} → {d}{dp}")
+        for opt, v in (("--sport", self.sport), ("--dport", self.dport)):
+            if v is not None and not isinstance(v, int):
+                parts.append(f"{opt}{'s' if len(v) > 1 else ''} {ports_text(v)}")
+        if self.tcp_flags is not None:
+            parts.append(tcp_flags_text(self.tcp_flags))
         if self.iniface:
             parts.append(f"in {self.iniface}")
         if self.outiface:
@@ -94,6 +126,9 @@ class Condition:
 
     text: str
     probability: float | None = None
+    # Why every packet of this branch is an edge case, invalid or exceptional on the wire (source
+    # port 0, a martian source, a broadcast destination…: :mod:`.edges`); None: ordinary packets.
+    edge: str | None = None
 
 
 # Outcome kinds.
@@ -145,6 +180,11 @@ class Leaf:
     conditions: list[Condition]
     steps: list[Step]
     outcome: Outcome
+
+    @property
+    def edge(self) -> str | None:
+        """Why this way is taken only by edge packets (the first such condition), else None."""
+        return next((c.edge for c in self.conditions if c.edge), None)
 
     @property
     def probability(self) -> float | None:

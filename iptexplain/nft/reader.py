@@ -302,10 +302,9 @@ def _counters(words: list[Any]) -> Counters | None:
     """``counter packets 12 bytes 720`` -> its values (None without, or with ``nft -s``)."""
     for i, w in enumerate(words):
         if w == "counter" and i + 4 < len(words) and words[i + 1] == "packets" and words[i + 3] == "bytes":
-            try:
-                return Counters(int(words[i + 2]), int(words[i + 4]))
-            except ValueError:
-                return None
+            p, b = words[i + 2], words[i + 4]
+            return Counters(int(p), int(b)) if isinstance(p, str) and p.isdigit() and \
+                isinstance(b, str) and b.isdigit() else None
     return None
 
 
@@ -327,7 +326,11 @@ def _action(statements: list[Statement]) -> Action | None:
     if not statements:
         return None
     verdict = next((s for s in statements if isinstance(s, (V.Verdict, V.Reject))), None)
-    return Action(statements=tuple(statements), verdict_stmt=verdict, spelled=(verdict or statements[-1]).text.split()[0])
+    unknown = next((s for s in statements if not s.understood), None)
+    # the name a report of what is not understood gives (`ip dscp set`, `xt target CT`)
+    name = unknown.text.split(" set ")[0] + (" set" if " set " in unknown.text else "") if unknown is not None \
+        else (verdict or statements[-1]).text.split()[0]
+    return Action(statements=tuple(statements), verdict_stmt=verdict, spelled=name)
 
 
 def _rule(parsed_matches: list[Any], statements: list[Statement], table: NftTable, c: NftChain, text: str,

@@ -13,6 +13,9 @@ from iptexplain.parse.partial import name_gaps
 from iptexplain.parse.rough import clean, mark_elisions
 
 FORMATS = ("auto", "save", "S", "listing", "nft", "nft-json")
+# Every input iptexplain reads, in the words of the messages that list them.
+ACCEPTED = ("iptables-save / ip6tables-save output (-c or not), iptables -S, an iptables -L / -nL / -nvL "
+            "listing, `nft list ruleset' output (or nft -j), or an iptexplain snapshot")
 # Blanks within a line only: a `\s*` after `^` under re.M also eats the newlines that follow, so
 # every line of a run of blank lines would rescan the whole run (30 KB of them: 18 s).
 _B = r"[^\S\n]"
@@ -40,6 +43,25 @@ def detect_format(text: str) -> str:
     return "save"
 
 
+_S_LINE_RE = re.compile(r"^\s*(?:\[\d+:\d+\]\s*)?-[APN] \S+")
+_S_PROMPT_RE = re.compile(r"ip6?tables(?:-legacy|-nft)?\s(?:[^|;]*\s)?(?:-S|--list-rules)(?:\s|$)")
+
+
+def split_mixed(text: str) -> tuple[str, str] | None:
+    """A paste of ``iptables -S`` output and ``iptables -L`` listings together (a terminal
+    session): ``(the -S text, the listing text)``, each with the other's lines blanked so that
+    line numbers stay; None when the text is of one format.  The -S text keeps the prompts that
+    name its tables (``iptables -t nat -S``)."""
+    if not _LISTING_RE.search(text) or _SAVE_RE.search(text):
+        return None
+    lines = text.split("\n")
+    s_lines = [bool(_S_LINE_RE.match(ln)) for ln in lines]
+    if not any(s_lines):
+        return None
+    s_text = "\n".join(ln if s or _S_PROMPT_RE.search(ln) else "" for ln, s in zip(lines, s_lines))
+    l_text = "\n".join("" if s else ln for ln, s in zip(lines, s_lines))
+    return s_text, l_text
+
 def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: int | None = None,
                table: str | None = None) -> Ruleset:
     """Read any supported format; raise InputError (``FILE:LINE: message``) on bad input."""
@@ -54,9 +76,16 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
             return rs
     cleaned = clean(text)  # quoting, stray characters, elision lines (same line numbers)
     text = cleaned.text
-    if fmt == "auto":
+    mixed = split_mixed(text) if fmt == "auto" else None
+    if fmt == "auto" and mixed is None:
         fmt = detect_format(text)
-    if fmt in ("save", "S"):
+    if mixed is not None:
+        # A terminal session with `iptables -S' and `iptables -L' output: one ruleset.
+        from iptexplain.parse.combine import combine
+
+        rs = combine([parse_text(mixed[0], source, "S", family, table),
+                      parse_text(mixed[1], source, "listing", family, table)], source)
+    elif fmt in ("save", "S"):
         from iptexplain.parse.save import parse_save
 
         rs = parse_save(text, source, family=family, table=table)

@@ -178,7 +178,9 @@ def read_ruleset_or_text(path: str, fmt: str = "auto", family: int | None = None
         head_text = head.decode("utf-8", errors="replace")
         streamable = _SAVE_RE.search(head_text) is not None and not head_text.lstrip().startswith("{")
         if not streamable or (total is None and len(head) < HEAD):
-            data = read_bounded(f, name, head)
+            # a short head is the end of the input: asking again would wait for a second
+            # Ctrl-D on a terminal
+            data = read_bounded(f, name, head) if len(head) == HEAD else head
             return None, data.decode("utf-8", errors="replace"), name
         from iptexplain.parse.save import parse_save_lines
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from iptexplain.netfilter.trace import (
-    DROPPED, HOOK, PASSED, REJECTED, REWRITE, ROUTE, RULE, TABLE, Leaf, Step, Trace,
+    DROPPED, HOOK, PASSED, POLICY, REJECTED, REWRITE, ROUTE, RULE, TABLE, Leaf, Step, Trace,
 )
 from iptexplain.render.outcome import decided_by, find_decider, outcome_sentence
 
@@ -139,12 +139,16 @@ def render_dot(trace: Trace, ruleset: Any = None) -> str:
     by_table: dict[str, list[str]] = {}
     for cid, (table, _name, _b, _p) in chain_info.items():
         by_table.setdefault(table, []).append(cid)
+    # Built-in chains whose policy some way applied: on the highlighted path a policy that did not
+    # decide (nat PREROUTING's, when a DNAT accepted) must not read as applied.
+    applied = {chain_id(st.table, st.chain) for leaf in trace.leaves() for st in leaf.steps if st.kind == POLICY}
     for table in sorted(by_table, key=_table_rank):
         lines.append(f"  subgraph {q('cluster_' + table)} {{")
         lines.append(f"    label={q(table)}; style=dashed; color=\"#999999\";")
         for cid in sorted(by_table[table]):
             _t, name, builtin, policy = chain_info[cid]
-            label = name + (f"\npolicy {policy}" if builtin and policy else "")
+            label = name + (f"\npolicy {policy}" + (" (not reached)" if cid in visited and cid not in applied else "")
+                            if builtin and policy else "")
             if cid in notes:
                 label += "\n" + "\n".join(notes[cid])
             attrs = [f"label={q(label)}"]

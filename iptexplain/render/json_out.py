@@ -12,8 +12,9 @@ import json
 from typing import Any
 
 from iptexplain.netfilter.trace import (
-    DROPPED, PASSED, REJECTED, Condition, Fork, Outcome, Path, Step, Trace,
+    DROPPED, PASSED, REJECTED, Condition, Fork, Outcome, Path, Step, Trace, ports_text, tcp_flags_text,
 )
+from iptexplain.render.outcome import ordinary_leaves
 
 SCHEMA = "iptexplain.trace/1"
 
@@ -23,8 +24,8 @@ FORKED = "forked"
 
 
 def result_of(trace: Trace) -> str:
-    """The outcome kind shared by every leaf, or ``forked`` when the leaves differ."""
-    kinds = trace.outcome_kinds()
+    """The outcome kind shared by every ordinary way, or ``forked`` when they differ."""
+    kinds = {lf.outcome.kind for lf in ordinary_leaves(trace)}
     if len(kinds) == 1:
         return next(iter(kinds))
     if not kinds:
@@ -35,10 +36,12 @@ def result_of(trace: Trace) -> str:
 def exit_status(trace: Trace) -> int:
     """0 when every way the flow can go passes (delivered, forwarded, sent), 1 when every way
     is dropped or rejected, 3 otherwise: the ways disagree, one is queued or undecided, or one
-    is uncertain (it rests on what the input did not show: a script must not take it as exact)."""
-    if any(lf.outcome.uncertain for lf in trace.leaves()):
+    is uncertain (it rests on what the input did not show: a script must not take it as exact).
+    Ways only edge packets take do not count, unless there is no other (:func:`ordinary_leaves`)."""
+    ordinary = ordinary_leaves(trace)
+    if any(lf.outcome.uncertain for lf in ordinary):
         return EXIT_FORKED
-    kinds = trace.outcome_kinds()
+    kinds = {lf.outcome.kind for lf in ordinary}
     if kinds and all(k in PASSED for k in kinds):
         return EXIT_PASSED
     if kinds and all(k in BLOCKED for k in kinds):
@@ -102,7 +105,7 @@ def step_json(st: Step) -> dict[str, Any]:
 
 
 def condition_json(c: Condition) -> dict[str, Any]:
-    return {"text": c.text, "probability": c.probability}
+    return {"text": c.text, "probability": c.probability, "edge": c.edge}
 
 
 def outcome_json(o: Outcome, steps: list[Step], ruleset: Any = None, family: int = 4) -> dict[str, Any]:
@@ -143,11 +146,17 @@ def fork_json(f: Fork, prefix: list[Step], ruleset: Any = None, family: int = 4)
     }
 
 
+def _ports(v: Any) -> int | str | None:
+    """One port as a number, a range or list as iptables spells it ("1:1024", "22,80")."""
+    return v if v is None or isinstance(v, int) else ports_text(v)
+
+
 def flow_json(trace: Trace) -> dict[str, Any]:
     f = trace.flow
     return {
-        "family": f.family, "proto": f.proto, "src": f.src, "sport": f.sport, "dst": f.dst,
-        "dport": f.dport, "iniface": f.iniface, "outiface": f.outiface, "state": f.state,
+        "family": f.family, "proto": f.proto, "src": f.src, "sport": _ports(f.sport), "dst": f.dst,
+        "dport": _ports(f.dport), "tcp_flags": tcp_flags_text(f.tcp_flags) if f.tcp_flags else None,
+        "iniface": f.iniface, "outiface": f.outiface, "state": f.state,
         "mark": f.mark, "icmp_type": f.icmp_type, "from_host": f.from_host,
         "from_container": f.from_container, "reply": bool(getattr(f, "reply", False)),
         "text": f.describe(),
@@ -194,6 +203,7 @@ def trace_json(trace: Trace, ruleset: Any = None) -> dict[str, Any]:
         leaves.append({
             "conditions": [condition_json(c) for c in leaf.conditions],
             "probability": leaf.probability,
+            "edge": leaf.edge,
             "outcome": outcome_json(leaf.outcome, leaf.steps, ruleset, trace.flow.family),
         })
     rs = None

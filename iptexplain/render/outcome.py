@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from iptexplain.netfilter.trace import (
-    DELIVERED, DROPPED, FORWARDED, PASSED, POLICY, QUEUED, REJECTED, SENT, UNDECIDED, VERDICT, Outcome,
-    Step,
+    DELIVERED, DROPPED, FORWARDED, PASSED, POLICY, QUEUED, REJECTED, SENT, UNDECIDED, VERDICT, Leaf,
+    Outcome, Step, Trace,
 )
 
 OUTCOME_WORDS = {
@@ -128,7 +128,9 @@ def _chain_where(ruleset: Any, family: int, table: str, chain: str) -> str:
     c = t.chain(chain) if t is not None else None
     if c is None or not c.line:
         return ""
-    return c.located(ruleset.source)
+    # the chain's or table's own input (a live host's IPv4 tables come from iptables-nft-save), as
+    # its rules' references say it: one reference format for rules and policies alike
+    return c.located(getattr(t, "source", "") or ruleset.source)
 
 
 _VERB = {
@@ -142,3 +144,12 @@ def decided_by(outcome: Outcome, leaf_steps: list[Step], ruleset: Any = None, fa
     FORWARD (rules.save:9)``; empty when nothing in the ruleset decided."""
     who = responsible(leaf_steps, outcome, ruleset, family)
     return f"{_VERB.get(outcome.kind, 'by')} {who}" if who else ""
+
+
+def ordinary_leaves(trace: Trace) -> list[Leaf]:
+    """The ways ordinary packets take: every way but those only edge packets take (source port 0,
+    a martian source, a broadcast destination…, see :mod:`iptexplain.netfilter.edges`) -- unless
+    every way is an edge one.  The answer and the exit status are theirs."""
+    leaves = list(trace.leaves())
+    ordinary = [lf for lf in leaves if not lf.edge]
+    return ordinary or leaves

@@ -32,7 +32,8 @@ from rich.tree import Tree
 from iptexplain.netfilter.trace import (
     DROPPED, GOTO, PASSED, REJECTED, REWRITE, RULE, UNDECIDED, Condition, Leaf, Outcome, Path, Step, Trace,
 )
-from iptexplain.render.outcome import OUTCOME_WORDS, decided_by, format_packet, outcome_sentence
+from iptexplain.render.outcome import (OUTCOME_WORDS, decided_by, find_decider, format_packet, ordinary_leaves,
+                                       outcome_sentence)
 from iptexplain.terminal import printable
 
 # ---------------------------------------------------------------------------------------------
@@ -101,6 +102,7 @@ _VERDICT_STYLE = {
 }
 _NAT_TARGETS = {"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP", "MARK", "CONNMARK", "TPROXY"}
 
+_ASSUMED = re.compile(r"assumed\b|[\w.-]+ assumed\b")  # "assumed: eth0 has …", "proto tcp assumed (…)"
 MAX_UNCERTAIN_RULES = 4  # rules an uncertain verdict names in the closing summary
 
 def _style(key: str) -> str:
@@ -552,9 +554,13 @@ class TraceView:
             out.append(Text(f"ruleset {rs.source} ({fmt}, {count} rule{'s' if count != 1 else ''})", "dim"))
         notes = list(self.notes())
         warnings = [n for n in notes if n[0] in WARNING_NOTES]
-        others = [n for n in notes if n[0] not in WARNING_NOTES]
+        # facts made up for lack of a host model ("assumed: eth0 has address 198.51.100.1"): the
+        # answer rests on them, so they are shown as warnings are, always
+        assumed = [n for n in notes if n[0] not in WARNING_NOTES and _ASSUMED.match(n[1])]
+        others = [n for n in notes if n[0] not in WARNING_NOTES and not _ASSUMED.match(n[1])]
         # warnings first and always; the rest (inferences, where facts came from) up to a few
-        shown = warnings + (others if self.verbose else others[: max(self.max_notes - len(warnings), 2)])
+        shown = warnings + assumed + (others if self.verbose else
+                                      others[: max(self.max_notes - len(warnings) - len(assumed), 2)])
         for kind, msg in shown:
             warn = kind in WARNING_NOTES
             line = Text.assemble(
@@ -568,9 +574,12 @@ class TraceView:
         return out
 
     def notes(self) -> Iterator[tuple[str, str]]:
-        """Ruleset notes (with their line), then the trace's, each once."""
+        """Ruleset notes (with their line), then the trace's, each once.  The input is named
+        once, in the header: "from rules.save:166: -A …" reads "from line 166: -A …"."""
         seen: set[str] = set()
         rs = self.ruleset
+        src = getattr(rs, "source", "") or ""
+        here = re.compile(rf"(?<![\w/.]){re.escape(src)}:(\d+)") if src else None
         for n in (getattr(rs, "notes", None) or []):
             # the ruleset line above names the file: "line 72: …" is enough here
             line = getattr(n, "line", None)
@@ -581,6 +590,8 @@ class TraceView:
                 yield n.kind, msg
         for n in self.trace.notes:
             msg = n if isinstance(n, str) else getattr(n, "message", str(n))
+            if here is not None:
+                msg = here.sub(r"line \1", msg)
             kind = getattr(n, "kind", "trace")
             if msg not in seen:
                 seen.add(msg)
@@ -593,6 +604,16 @@ class TraceView:
             mark += m.uncertain  # "✔?": as listed; the kernel may decide otherwise
         style = outcome_style(outcome.kind)
         sentence = self.names(outcome_sentence(outcome, steps))
+        decider = find_decider(steps, outcome, self.ruleset, self.trace.flow.family)
+        said = False
+        if decider is not None and decider.rule is not None:
+            # the tracer's "dropped by filter X rule 7" names the rule the reference names: say it
+            # once, as the reference ("dropped by filter X #7 (rules.save:112)")
+            r = decider.rule
+            short = f"by {r.table} {r.chain} rule {r.number}"
+            if short in sentence:
+                sentence = sentence.replace(short, f"by {decider.text}", 1)
+                said = True
         first, _, rest = sentence.partition(" ")
         text = Text(f"{mark} ", style)
         word = first.lower().rstrip(":,;")
@@ -602,7 +623,7 @@ class TraceView:
         else:
             text.append(outcome.kind.upper(), style)
             text.append(f"  {sentence}", style.replace("bold ", ""))
-        who = decided_by(outcome, steps, self.ruleset, self.trace.flow.family)
+        who = "" if said else decided_by(outcome, steps, self.ruleset, self.trace.flow.family)
         if who:
             policy = re.match(r"\w+ by policy \w+ of (.+?)(?: \((.+)\))?$", who)
             if policy and outcome.rule is None and "policy" in text.plain and policy.group(1) in text.plain:
@@ -639,8 +660,6 @@ class TraceView:
             matches, target, _ = rule_parts(r)
             spec = " ".join(x for x in (matches, target) if x)
             names.append(f"{r.table} {r.chain} #{r.number} `{spec}`" + (f" (line {r.line})" if r.line else ""))
-        if len(rules) > len(shown):
-            names.insert(0, f"{len(rules) - len(shown)} earlier rule{'s' if len(rules) - len(shown) > 1 else ''}")
         if not names:
             # Nothing a rule hid: a table or chain the input lacks.
             text = Text.assemble((f"{m.uncertain} {'uncertain' if brief else 'UNCERTAIN'}: ", _style("note")),
@@ -651,6 +670,8 @@ class TraceView:
                             "(every table) instead.", "")
             return text
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        if len(rules) > len(shown):  # the count and the list agree: "5 rules, the last 4: A, B, C and D"
+            listed = f"{len(rules)} rules, the last {'' if len(shown) == 1 else f'{len(shown)}: '}{listed}"
         them = "it" if len(rules) == 1 else "them"
         if brief:
             return Text.assemble((f"{m.uncertain} uncertain: ", _style("note")),
@@ -671,29 +692,35 @@ class TraceView:
         return root.children
 
     def summary(self, m: Marks) -> list[Any]:
+        """The answer: the outcome of the ordinary packets (one way, or the ways they fork into),
+        then the ways only edge packets take (source port 0, a broadcast destination…) as the
+        exceptions they are (:mod:`iptexplain.netfilter.edges`)."""
         leaves = list(self.trace.leaves())
         if not leaves:
             return [Text(f"{m.maybe} UNDECIDED  the trace has no outcome", outcome_style(UNDECIDED))]
-        if len(leaves) == 1:
-            leaf = leaves[0]
-            line = self.outcome_text(leaf.outcome, leaf.steps, m)
-            line = self._a(line)
-            indent = line.plain.index(" ") + 1
-            out: list[Any] = [_hanging(line, indent)]
-            pkt = self._final_packet(leaf)
-            if pkt:
-                what = "packet as it leaves" if leaf.outcome.kind in PASSED else "the packet then"
-                extra = Text(f"{' ' * indent}{what}: {self.names(pkt)}", "dim")
-                out.append(_hanging(self._a(extra), indent + 2))
-            unsure = self.uncertain_text(leaf.outcome, m)
-            if unsure is not None:
-                out.append(_hanging(self._a(Text(" " * indent) + unsure), indent + 2))
-            return out
-        kinds = sorted({lf.outcome.kind for lf in leaves}, key=list(OUTCOME_WORDS).index)
-        head = Text.assemble(
-            (f"{m.fork} FORKS", _style("fork")),
-            (f"  {len(leaves)} ways, " + (f"all {kinds[0]}" if len(kinds) == 1 else " / ".join(kinds)), ""),
-        )
+        main = ordinary_leaves(self.trace)
+        edges = [lf for lf in leaves if lf.edge and lf not in main]
+        out = self._one_way(main[0], m) if len(main) == 1 else self._ways(main, m)
+        if edges:
+            out.extend(self._edge_ways(edges, m))
+        return out
+
+    def _one_way(self, leaf: Leaf, m: Marks) -> list[Any]:
+        line = self.outcome_text(leaf.outcome, leaf.steps, m)
+        line = self._a(line)
+        indent = line.plain.index(" ") + 1
+        out: list[Any] = [_hanging(line, indent)]
+        pkt = self._final_packet(leaf)
+        if pkt:
+            what = "packet as it leaves" if leaf.outcome.kind in PASSED else "the packet then"
+            extra = Text(f"{' ' * indent}{what}: {self.names(pkt)}", "dim")
+            out.append(_hanging(self._a(extra), indent + 2))
+        unsure = self.uncertain_text(leaf.outcome, m)
+        if unsure is not None:
+            out.append(_hanging(self._a(Text(" " * indent) + unsure), indent + 2))
+        return out
+
+    def _grid(self, leaves: list[Leaf], m: Marks, *, edge: bool = False) -> RichTable:
         grid = RichTable.grid(padding=(0, 1))
         grid.add_column(width=2)
         grid.add_column(justify="right", no_wrap=True)
@@ -702,7 +729,9 @@ class TraceView:
         common = frozenset(set.intersection(*sets)) if len(sets) == len(leaves) and sets else frozenset()
         for leaf in leaves:
             p = leaf.probability
-            conds = Text(" and ".join(c.text for c in leaf.conditions), _style("cond"))
+            conds = Text(" and ".join(c.text for c in leaf.conditions if not edge or c.edge), _style("cond"))
+            if edge:
+                conds.append(f" — {leaf.edge}", "dim")
             conds.append("\n")
             conds.append_text(self.outcome_text(leaf.outcome, leaf.steps, m))
             unsure = self.uncertain_text(leaf.outcome, m, brief=True, common=common)
@@ -710,8 +739,17 @@ class TraceView:
                 conds.append("\n")
                 conds.append_text(unsure)
             conds = self._a(conds)
-            grid.add_row("", Text(f"{p:.0%}" if p is not None else "?", "bold"), conds)
-        out = [head, grid]
+            grid.add_row("", Text(f"{p:.0%}" if p is not None and not edge else "" if edge else "?", "bold"),
+                         conds)
+        return grid
+
+    def _ways(self, leaves: list[Leaf], m: Marks) -> list[Any]:
+        kinds = sorted({lf.outcome.kind for lf in leaves}, key=list(OUTCOME_WORDS).index)
+        head = Text.assemble(
+            (f"{m.fork} FORKS", _style("fork")),
+            (f"  {len(leaves)} ways, " + (f"all {kinds[0]}" if len(kinds) == 1 else " / ".join(kinds)), ""),
+        )
+        out: list[Any] = [head, self._grid(leaves, m)]
         unsure_ways = [lf for lf in leaves if lf.outcome.uncertain]
         if unsure_ways:
             why = "; ".join(dict.fromkeys(r for lf in unsure_ways for r in self.reasons(lf.outcome)))
@@ -723,6 +761,11 @@ class TraceView:
                         "`iptables-save` (or `iptables -nvL`, `iptables -t nat -nvL`) instead.", "")
             out.append(_hanging(self._a(text), 2))
         return out
+
+    def _edge_ways(self, leaves: list[Leaf], m: Marks) -> list[Any]:
+        head = Text.assemble(("  except", _style("fork")),
+                             (" edge packets (invalid or exceptional on the wire; not in the exit status):", "dim"))
+        return [_hanging(self._a(head), 4), self._grid(leaves, m, edge=True)]
 
     def _final_packet(self, leaf: Leaf) -> str:
         pkt = leaf.outcome.packet

@@ -151,8 +151,13 @@ def _relation(cur: Cursor, first: Selector, start: int) -> Relational | Lookup:
     n = len(sels)
     if isinstance(rhs, str) and rhs.startswith("@"):
         ref = _set_ref(cur, rhs)
+        try:  # read the set's elements as this key's values now: a bad element is an input error
+            vals = [tuple(s.parse(list(k)) for s, k in zip(sels, key)) for key, _ in ref.elements]
+        except OptionError as e:
+            raise OptionError(f"set @{ref.name} (line {ref.line}): {e}") from None
+        values = sels[0].merge([v[0] for v in vals]) if n == 1 else vals
         return Relational(text=words_text(cur.words[start:cur.pos]), selectors=sels, op=op, set_ref=ref,
-                          spelled=sels[0].text)
+                          values=values, spelled=sels[0].text)
     if isinstance(rhs, Braces):
         elements = [k for k, _ in split_elements(rhs, n)]
     else:
@@ -212,6 +217,16 @@ def parse_rule(words: Sequence[Word], family: str, table: Any = None) -> ParsedR
             order.append(op)
             continue
         obj = mod.parse(cur)
+        if isinstance(obj, Selector) and cur.peek() == "set":
+            # a header field rewritten (`ip dscp set cs1`, `tcp option maxseg size set rt mtu`):
+            # kept as written, not modelled -- the trace goes on without it
+            cur.pos += 1
+            if cur.take("a value") == "rt" and cur.peek() == "mtu":
+                cur.pos += 1
+            while cur.peek() in ("&", "|", "^", "and", "or", "xor", ".", "map") and cur.peek(1) is not None:
+                cur.pos += 1
+                cur.take()
+            obj = meta.UnknownStatement(words_text(cur.words[start:cur.pos]))
         if isinstance(obj, Selector):
             obj = _relation(cur, obj, start)
         if isinstance(obj, Lookup):

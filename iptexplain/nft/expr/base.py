@@ -299,8 +299,8 @@ class Relational(NftMatch):
     """``SELECTOR [. SELECTOR …] [op] VALUES``: values written inline or in a named set.
 
     ``values``: for one selector the merged value; for a concatenation one tuple of values per
-    element.  ``set_ref`` names a table's set instead (looked up when deciding, since dumps may
-    list sets after the chains that use them)."""
+    element -- written inline, or the elements of the table's set ``set_ref`` (``@name``), read
+    with the rule.  A set the host fills at run time has no values to read: it forks."""
 
     selectors: tuple[Selector, ...] = ()
     op: str = "=="
@@ -323,10 +323,7 @@ class Relational(NftMatch):
         s = self.set_ref
         if s.dynamic and not s.elements:
             return None, f"set @{s.name} is filled at run time"
-        vals = [tuple(sel.parse(w) for sel, w in zip(self.selectors, key)) for key, _ in s.elements]
-        if len(self.selectors) == 1:
-            return self.selectors[0].merge([v[0] for v in vals]), None
-        return vals, None
+        return self.values, None  # the set's elements, read with the rule
 
     def decide(self, pkts: Packets, ctx: MatchContext) -> Decision:
         invert = self.op == "!="

@@ -43,6 +43,8 @@ ICMPV6_TYPES = {
     "nd-redirect": 137, "router-renumbering": 138, "ind-neighbor-solicit": 141,
     "ind-neighbor-advert": 142, "mld2-listener-report": 143,
 }
+TCP_OPTION_FIELDS = ("kind", "length", "size", "count", "left", "right", "tsval", "tsecr", "value",
+                     "subtype")
 TCP_FLAGS = {"fin": 0x01, "syn": 0x02, "rst": 0x04, "psh": 0x08, "ack": 0x10, "urg": 0x20,
              "ecn": 0x40, "cwr": 0x80}
 
@@ -217,6 +219,14 @@ def parse(cur: Cursor) -> Selector:
             if proto == "th":
                 p = normalize([(n, n) for n in PORT_PROTOS.values()])
             return FieldSelector(f"{proto} {fld}", fld, 16, parse_port, fmt_set, proto=p)
+        if proto == "tcp" and fld == "option":
+            # `tcp option maxseg size`, `tcp option sack-perm`: options the box does not hold
+            cur.pos += 1
+            name = cur.take_word("a TCP option")
+            text = f"tcp option {name}"
+            if cur.peek() in TCP_OPTION_FIELDS:
+                text += f" {cur.take_word()}"
+            return ForkSelector(text)
         if proto == "tcp" and fld == "flags":
             cur.pos += 1
             return TcpFlagsSelector("tcp flags", "tcpflags", 8, proto=point(6))
