@@ -483,6 +483,8 @@ def main() -> None:
                         (d / "args.json").write_text(json.dumps({"args": job["args"], "kind": job["kind"], **out}, indent=1))
                 if counts["inputs"] % a.every == 0:
                     report(counts, kinds, signatures, time.monotonic() - t0, cpu[0], partial=True)
+    except KeyboardInterrupt:
+        print("interrupted: the counts so far", flush=True)
     finally:
         worker.stop()
     report(counts, kinds, signatures, time.monotonic() - t0, cpu[0], partial=False)
