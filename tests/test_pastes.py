@@ -8,7 +8,8 @@ import pytest
 
 from corpus_index import CORPUS
 from iptexplain.core.errors import InputError
-from iptexplain.parse import load, parse_text
+from iptexplain.inputs.files import load
+from iptexplain.parse import parse_text
 
 NOTES = """Docker notes
 --
