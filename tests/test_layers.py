@@ -59,8 +59,8 @@ LAZY = {
     ("iptexplain.inputs.live", "iptexplain.inputs.docker_api"),
 }
 # The CLI imports its commands' modules inside them: `iptexplain --help` loads neither the
-# parser nor rich.
-LAZY_MODULES = {"iptexplain.cli"}
+# parser nor rich.  Its options' checks (cli_options.py, imported by cli.py at its top) likewise.
+LAZY_MODULES = {"iptexplain.cli", "iptexplain.cli_options"}
 
 
 def _module_name(path: Path) -> str:
