@@ -502,7 +502,7 @@ def test_snapshot_file_is_written_atomically_0600_and_never_through_a_link(tmp_p
 def test_the_s_command_heading_detector_is_linear(tmp_path: Path) -> None:
     """`iptables … -S` headings were found by a regex that rescanned the rest of the line from
     every `iptables` in it: a 90 KB line of them took 26 s."""
-    from iptexplain.parse.save import _s_command
+    from iptexplain.parse.s_tables import _s_command
 
     with deadline(20):
         assert not _s_command("iptables " * 200_000)

@@ -42,9 +42,10 @@ from typing import Iterable
 from iptexplain.core.errors import InputError
 from iptexplain.ext.base import ChainJump
 from iptexplain.graph import BUILTIN_CHAINS, Chain, Counters, Ruleset, Table
+from iptexplain.parse.gc_pause import _no_gc
 from iptexplain.parse.lazy import UNREAD, LazyRule
+from iptexplain.parse.restore_checks import family_error, hook_error, jump_error, table_error
 from iptexplain.parse.rulespec import IPTABLES_TARGETS
-from iptexplain.parse.save import _no_gc, family_error, hook_error, jump_error, table_error
 
 _RULES = Chain.__dict__["rules"]
 _COUNTERS_RE = re.compile(r"\[([0-9]{1,20}):([0-9]{1,20})\]\Z")
@@ -320,7 +321,7 @@ _BLOCKS = re.compile(r"(?P<run>(?:\[[0-9]+:[0-9]+\] )?-A (?P<chain>[^ \n]+) [^\n
                      r"(?:(?:\[[0-9]+:[0-9]+\] )?-A (?P=chain) [^\n]*\n)*)"
                      r"|(?P<decls>(?::[^\n]*\n)+)|(?P<line>[^\n]*)\n")
 # What could make the general reader take a header-less table for IPv6: an address with a
-# colon after -s/-d, an ICMPv6 protocol, a module of IPv6 only (save.V6_MODULES).
+# colon after -s/-d, an ICMPv6 protocol, a module of IPv6 only (nfproto.V6_MODULES).
 _IPV6_HINT = re.compile(r"(?:-s|-d|--source|--destination|--src|--dst) (?:! )?[^ \n]*:|ipv6|icmp6|-p 58\b"
                         r"|(?:-m|--match) (?:rt|hl|frag|hbh|dst|ipv6header|mh|eui64|srh)\b")
 _DECL = re.compile(r":([^ \n]+) ([^ \n]+) \[([0-9]{1,20}):([0-9]{1,20})\]\n")

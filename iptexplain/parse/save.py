@@ -10,21 +10,22 @@ endings, trailing blanks, prose pasted around the dump) is read anyway and repor
 
 from __future__ import annotations
 
-import gc
 import re
 from typing import Iterable
 
 from iptexplain.core.errors import InputError, OptionError
-from iptexplain.ext import load_all, target_class
-from iptexplain.ext.base import Extension
 from iptexplain.graph import BUILTIN_CHAINS, Chain, Counters, Rule, Ruleset, Table
 from iptexplain.numbers import decimal
 from iptexplain.parse.combine import combine
 from iptexplain.parse import ACCEPTED
+from iptexplain.parse.gc_pause import _no_gc
 from iptexplain.parse.lazy import LazyRule, lazy_plan
+from iptexplain.parse.nfproto import _family_of_table, _set_nfproto
 from iptexplain.parse.partial import name_gaps
+from iptexplain.parse.restore_checks import RestoreChecks, _single_quoted, _special, table_error
 from iptexplain.parse.rough import add_gap, redact
 from iptexplain.parse.rulespec import parse_rulespec
+from iptexplain.parse.s_tables import _TABLE_HINT_RE, infer_table_from_s, s_sections
 from iptexplain.parse.tokenize import split_args
 
 TABLES = tuple(BUILTIN_CHAINS)
@@ -43,52 +44,9 @@ _TEMPLATE_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 # rule outside a `*table' ... COMMIT block ("iptables-restore: line 1 failed").
 _OUTSIDE_TABLE = ("rule outside a table: iptables-restore refuses it (`line N failed'); in a file with "
                   "`*TABLE' lines every rule goes between one and its COMMIT")
-_IPTABLES_WORD_RE = re.compile(r"ip6?tables(?:-legacy|-nft)?\s")
 
 
-def _s_command(line: str) -> bool:
-    r"""True when ``line`` holds an ``iptables … -S`` (``--list-rules``) command, up to a ``|`` or
-    ``;``.  Not one regex: ``ip6?tables\s(?:[^|;]*\s)?-S`` backtracks over the rest of the line
-    from every ``iptables`` in it (a 90 KB line of them: 26 s).  Each command's words are looked
-    at once: a later ``iptables`` in the same command has a suffix of them."""
-    pos = 0
-    while True:
-        m = _IPTABLES_WORD_RE.search(line, pos)
-        if m is None:
-            return False
-        end = len(line)
-        for stop in ("|", ";"):
-            k = line.find(stop, m.end() - 1)
-            if 0 <= k < end:
-                end = k
-        words = line[m.end() - 1:end].split()
-        if "-S" in words or "--list-rules" in words:
-            return True
-        pos = end + 1
-_TABLE_HINT_RE = re.compile(r"(?:^|\s)(?:-t|--table)\s*(raw|mangle|nat|filter|security)\b")
-V6_MODULES = frozenset({"icmp6", "rt", "hl", "frag", "hbh", "dst", "ipv6header", "mh", "eui64", "srh"})
-
-
-def _family_of_table(t: Table) -> int | None:
-    """The family a table's own rules prove (addresses, IPv6-only modules), if any."""
-    for r in t.rules():
-        h = r.header
-        for a in (h.src, h.dst):
-            if a is not None:
-                return a.family
-        if h.proto == "ipv6-icmp":
-            return 6
-        if h.proto == "icmp":
-            return 4
-        for m in r.matches:
-            if m.name in V6_MODULES:
-                return 6
-            if m.name == "icmp":
-                return 4
-    return None
-
-
-class SaveReader:
+class SaveReader(RestoreChecks):
     """State of one pass; one instance per input."""
 
     def __init__(self, source: str, family: int | None = None, table: str | None = None,
@@ -184,78 +142,6 @@ class SaveReader:
                 for kind, message in ext.notes():
                     seen = self.ext_notes.get((kind, message))
                     self.ext_notes[(kind, message)] = (seen[0] + 1, seen[1]) if seen else (1, lineno)
-
-    def _check_jumps(self, table: Table, excerpt: bool = False) -> None:
-        """Refuse a jump to a chain the table lacks, as iptables-restore does -- unless the table
-        is ``-S`` text (``excerpt``), which may show a rule and not the chain it jumps to: that
-        chain is then one the input did not show (:attr:`Chain.listed` false)."""
-        keep = []
-        for t, r in self.pending_jumps:
-            if t is not table:
-                keep.append((t, r))
-                continue
-            name = r.jump
-            if excerpt and name not in table.chains and name not in BUILTIN_CHAINS[table.name]:
-                table.chains[name] = Chain(name, table.name, False, None, line=0, listed=False)  # type: ignore[arg-type]
-                continue
-            message = jump_error(table, name)  # type: ignore[arg-type]
-            if message:
-                raise self.error(message, r.line)
-        self.pending_jumps = keep
-
-    def _check_module_families(self, table: Table, family: int) -> None:
-        """A module of the other family (``icmp6`` in an IPv4 table, ``ttl`` in IPv6) is one
-        iptables-restore / ip6tables-restore cannot load."""
-        for r in table.rules():
-            if type(r) is LazyRule and not r.parsed:
-                continue  # no module of one family only (lazy_jump)
-            for ext in r.extensions():
-                message = family_error(ext, family)
-                if message:
-                    raise self.error(message, r.line)
-
-    def _check_hooks(self, table: Table) -> None:
-        """The kernel refuses a module reached from a hook it does not work at (MASQUERADE from
-        OUTPUT, ``-m owner`` from INPUT…), user chains included, as iptables-restore reports."""
-        edges: dict[str, list[str]] = {}  # each chain's jumps, gathered once for all hooks
-
-        def jumps(name: str) -> list[str]:
-            out = edges.get(name)
-            if out is None:
-                chain = table.chains.get(name)
-                out = edges[name] = [] if chain is None else [j for r in chain.rules if (j := r.jump) is not None]
-            return out
-
-        reach = hook_reach(table.name, jumps)
-        if self.lazy:
-            # Most rules are unread and restrict nothing: look only at the others, in line order.
-            by_chain: dict[str, list[Rule]] = {}
-            for r in self.hook_candidates.get(id(table), ()):
-                by_chain.setdefault(r.chain, []).append(r)
-            chains = [(table.chains[name], rules) for name, rules in by_chain.items() if name in table.chains]
-        else:
-            chains = [(chain, chain.rules) for chain in table.chains.values()]
-        for chain, rules in chains:
-            self._check_rule_hooks(chain, rules, reach.get(chain.name))
-
-    def _check_rule_hooks(self, chain: Chain, rules: Iterable[Rule], hooks: set[str] | None) -> None:
-        """Raise the error iptables-restore gives when one of ``rules`` (of ``chain``, reached
-        from ``hooks``) holds a module the kernel refuses at one of those hooks."""
-        if not hooks:
-            return
-        for r in rules:
-            if type(r) is LazyRule and not r.parsed:
-                # Only modules whose class restricts the hooks (lazy_plan): checked by name.
-                hooked = self.lazy_hooked.get(id(r))
-                if hooked is None:
-                    continue
-                exts = [(cls.kind, spelled, cls.hooks) for cls, spelled in hooked]
-            else:
-                exts = [(ext.kind, ext.spelled or ext.name, ext.allowed_hooks()) for ext in r.extensions()]
-            for kind, spelled, allowed in exts:
-                message = hook_error(kind, spelled, allowed, hooks, chain)
-                if message:
-                    raise self.error(message, r.line)
 
     def _add_table(self, table: Table, line: int, whole: bool = True) -> None:
         """Keep a table read; ``whole``: it came from ``*table`` … ``COMMIT`` (iptables-save shows
@@ -669,109 +555,6 @@ class SaveReader:
         self.table = None
 
 
-_HOOK_ORDER = {h: i for i, h in enumerate(("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"))}
-
-
-def jump_error(table: Table, name: str) -> str | None:
-    """What iptables-restore says of a jump to a chain the table does not have, or to a built-in one."""
-    chain = table.chains.get(name)
-    if chain is None:
-        return f"jump to chain `{name}' which does not exist in table `{table.name}'"
-    if chain.builtin:
-        return f"cannot jump to built-in chain `{name}'"
-    return None
-
-
-def table_error(kind: str, name: str, only: tuple[str, ...] | None, table: str) -> str | None:
-    """What iptables says of a module used outside the tables it works in (DNAT in filter)."""
-    if only and table not in only:
-        return f"{kind} {name} is only valid in the {'/'.join(only)} table"
-    return None
-
-
-def family_error(ext: Extension, family: int) -> str | None:
-    """What iptables-restore / ip6tables-restore says of a module of the other family."""
-    fam = ext.family
-    if fam is None or fam == family:
-        return None
-    kind = "match" if ext.kind == "match" else "target"
-    return (f"Couldn't load {kind} `{ext.spelled or ext.name}':No such file or directory (an IPv{fam} "
-            f"module in an IPv{family} table)")
-
-
-def hook_error(kind: str, spelled: str, allowed: frozenset[str] | None, hooks: set[str],
-               chain: Chain) -> str | None:
-    """What the kernel's refusal of a module reached from hooks it does not work at reads as."""
-    if allowed is None or hooks <= allowed:
-        return None
-    bad = sorted(hooks - allowed, key=_HOOK_ORDER.get)
-    via = "" if chain.builtin else f" (chain {chain.name} is reached from {', '.join(bad)})"
-    return (f"{kind} {spelled} is only valid in {'/'.join(sorted(allowed, key=_HOOK_ORDER.get))}, "
-            f"not in {', '.join(bad)}{via}")
-
-
-def hook_reach(table: str, jumps) -> dict[str, set[str]]:  # noqa: ANN001
-    """Chain name -> the hooks of ``table`` it is reached from, following ``jumps(name)`` (the
-    chains a chain jumps or goes to) from each built-in chain."""
-    reach: dict[str, set[str]] = {}
-    for hook in BUILTIN_CHAINS[table]:
-        todo = [hook]
-        while todo:
-            name = todo.pop()
-            seen = reach.setdefault(name, set())
-            if hook in seen:
-                continue
-            seen.add(hook)
-            todo.extend(jumps(name))
-    return reach
-
-
-def _single_quoted(line: str) -> bool:
-    """Does a single quote group words here?  iptables-restore only knows double quotes (and a
-    backslash-escaped quote inside them), so ``--comment 'a b'`` is an error to it."""
-    in_double = escaped = False
-    for ch in line:
-        if escaped:
-            escaped = False
-        elif ch == "\\" and in_double:
-            escaped = True
-        elif ch == '"':
-            in_double = not in_double
-        elif ch == "'" and not in_double:
-            return True
-    return False
-
-
-def _set_nfproto(table: Table) -> None:
-    """Give family-dependent modules the family their table turned out to have."""
-    import dataclasses
-
-    fam = table.family
-    for r in table.rules():
-        if type(r) is LazyRule and not r.parsed:
-            continue  # no family-dependent module (lazy_jump)
-        exts = r.matches
-        if any(m.family_sensitive and m.nfproto != fam for m in exts):
-            r.matches = tuple(dataclasses.replace(m, nfproto=fam) if m.family_sensitive else m for m in exts)
-        t = r.target
-        if t is not None and t.family_sensitive and t.nfproto != fam:
-            r.target = dataclasses.replace(t, nfproto=fam)
-
-
-_SPECIAL: dict[type, bool] = {}
-
-
-def _special(cls: type) -> bool:
-    """Whether rules with this module need more than storing (memo per class: a kube-proxy
-    dump asks 300,000 times)."""
-    v = _SPECIAL.get(cls)
-    if v is None:
-        v = _SPECIAL[cls] = bool(getattr(cls, "family_sensitive", False) or getattr(cls, "may_note", False)
-                                 or getattr(cls, "table_only", None) or getattr(cls, "hooks", None)
-                                 or getattr(cls, "allowed_hooks", None) is not Extension.allowed_hooks)
-    return v
-
-
 def _clip(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
@@ -800,40 +583,6 @@ def parse_save(text: str, source: str = "<input>", family: int | None = None, ta
         rs = reader.read(lines)
     name_gaps(rs)
     return rs
-
-
-def s_sections(lines: list[str]) -> list[tuple[int, int, str | None]]:
-    """Cut ``-S`` text into the output of each command: ``(first, end, table)`` line index
-    ranges, ``table`` the one a prompt names (``# iptables -t nat -S``: nat; ``iptables -S``:
-    filter) or None when no prompt says.  Without prompts, a ``-P`` line after ``-A``/``-N``
-    lines, or a second ``-P`` for one chain, starts another command's output: iptables -S prints
-    a table's policies first."""
-    out: list[tuple[int, int, str | None]] = []
-    start, named = 0, None
-    policies: set[str] = set()
-    ruled = False
-    for i, raw in enumerate(lines):
-        line = raw.strip()
-        if not line:
-            continue
-        if line[0] not in "-[":
-            if "-S" in line.split() or "--list-rules" in line or _s_command(line):
-                m = _TABLE_HINT_RE.search(line)
-                if m or _s_command(line):
-                    if ruled or policies:
-                        out.append((start, i, named))
-                    start, named, policies, ruled = i, (m.group(1) if m else "filter"), set(), False
-            continue
-        words = line.split()
-        if words[0] in ("-P", "--policy") and len(words) > 1:
-            if ruled or words[1] in policies:
-                out.append((start, i, named))
-                start, named, policies, ruled = i, None, set(), False
-            policies.add(words[1])
-        elif words[0] in ("-A", "--append", "-N", "--new-chain"):
-            ruled = True
-    out.append((start, len(lines), named))
-    return out
 
 
 def _parse_s_sections(lines: list[str], sections: list[tuple[int, int, str | None]], source: str,
@@ -866,94 +615,3 @@ def parse_save_lines(lines: Iterable[str], source: str = "<input>", family: int 
         reader.repaired = repaired
     with _no_gc(freeze=True):
         return reader.read(lines)
-
-
-class _no_gc:
-    """Building a rule graph allocates hundreds of thousands of objects and frees none of them,
-    which sets off CPython's cyclic collector again and again over a heap that only grows (on a
-    kube-proxy dump that is more than half the parse time).  Collect nothing while reading.  A
-    large streamed input (the CLI's path) is then frozen (``gc.freeze``) so that later
-    collections, in the tracer or the views, do not walk it either: the graph holds no reference
-    cycles, refcounting still frees it; only cyclic garbage made before the freeze would stay,
-    which a one-shot command does not mind and a long-lived caller of ``parse_save`` never gets."""
-
-    def __init__(self, freeze: bool) -> None:
-        self.freeze = freeze
-        self.was_enabled = False
-
-    def __enter__(self) -> None:
-        self.was_enabled = gc.isenabled()
-        gc.disable()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.was_enabled:
-            if exc[0] is None and self.freeze:
-                gc.freeze()
-            gc.enable()
-
-
-_MANGLE_TARGETS = frozenset({"MARK", "CONNMARK", "TCPMSS", "CHECKSUM", "TOS", "DSCP", "TTL", "HL", "TPROXY", "CLASSIFY"})
-_FILTER_CHAINS = frozenset(BUILTIN_CHAINS["filter"])
-
-
-def _tables_allowed(target: str) -> tuple[str, ...] | None:
-    """The tables a target is valid in (its extension's ``table_only``), None: any."""
-    load_all()
-    cls = target_class(target)
-    return getattr(cls, "table_only", None) if cls is not None else None
-
-
-def infer_table(builtin_chains: set[str], targets: set[str]) -> tuple[str, str]:
-    """The table of ``-S`` / ``-L`` text that no ``-t`` names, and why.
-
-    iptables prints the filter table unless ``-t`` names another, so such text is filter -- a
-    filter table using TCPMSS or MARK is still filter -- unless it cannot be: a built-in chain
-    filter does not have (PREROUTING, POSTROUTING) or a target valid only in other tables (DNAT,
-    NOTRACK: each extension's ``table_only``) means the ``-t`` was lost with the prompt, and the
-    table is the one these allow, its built-in chains telling the tables apart (-S and -L print
-    every built-in chain of a table).  Shared by ``-S`` output and ``-L`` listings; the reason is
-    shown to the user.
-    """
-    odd_chains = sorted(builtin_chains - _FILTER_CHAINS)
-    only = {t: allowed for t in sorted(targets) if (allowed := _tables_allowed(t)) and "filter" not in allowed}
-    if not odd_chains and not only:
-        return "filter", "iptables prints the filter table unless -t names another"
-    why = []
-    if odd_chains:
-        why.append(f"it has {', '.join(odd_chains)} chain{'s' if len(odd_chains) > 1 else ''}, which filter has not")
-    if only:
-        why.append(f"it uses {', '.join(only)}, valid only in {'/'.join(sorted(set().union(*only.values())))}")
-    fits = [t for t in BUILTIN_CHAINS if t != "filter" and builtin_chains <= set(BUILTIN_CHAINS[t])
-            and all(t in allowed for allowed in only.values())]
-    exact = [t for t in fits if set(BUILTIN_CHAINS[t]) == builtin_chains]
-    if exact:
-        pick = exact[0]
-    elif len(fits) > 1 and "mangle" in fits and targets & _MANGLE_TARGETS:
-        pick = "mangle"
-    elif "nat" in fits:
-        pick = "nat"
-    elif fits:
-        pick = fits[0]
-    else:
-        return "filter", f"no table fits ({'; '.join(why)})"
-    return pick, f"it cannot be filter, which iptables prints without -t: {'; '.join(why)}"
-
-
-def infer_table_from_s(lines: list[str]) -> tuple[str, str]:
-    chains: set[str] = set()
-    targets: set[str] = set()
-    for line in lines:
-        if line.startswith("-P "):
-            parts = line.split()
-            if len(parts) > 1:
-                chains.add(parts[1])
-        elif line.startswith("-A "):
-            parts = line.split()
-            if len(parts) < 2:
-                continue  # `-A ' alone: the reader reports it at its line
-            if parts[1] in ("PREROUTING", "POSTROUTING", "INPUT", "OUTPUT", "FORWARD"):
-                chains.add(parts[1])
-            for i, w in enumerate(parts[:-1]):
-                if w in ("-j", "--jump"):
-                    targets.add(parts[i + 1])
-    return infer_table(chains, targets)
