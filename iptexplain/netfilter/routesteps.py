@@ -50,15 +50,7 @@ class RouteSteps(Branching):
             if why:
                 path.steps.append(Step(T.ROUTE, "routing", reason=why))
                 self._finish(st, path, T.DROPPED, f"dropped by the routing decision: {why}")
-        parts = r.split(p.dst)
-        if len(parts) > 1:
-            branches = []
-            for part, res in parts:
-                sub = st.clone(p.copy(dst=part))
-                branches.append((Condition(f"destination {sub.pkts.addr_text('dst')}: {res.describe(self.family)}"),
-                                 sub, []))
-            self._fork(st, path, "the destination decides the route", branches)
-        res = parts[0][1]
+        res = self._route_by_destination(st, path)
         self._fork_on_own_address(st, path, res)
         st.route = res
         if res.local:
@@ -85,6 +77,20 @@ class RouteSteps(Branching):
                                detail={"type": res.type, "dev": res.dev, "inferred": res.inferred}))
         st.pkts = p.copy(outiface=res.dev)
         st.phase = "FORWARD"
+
+    def _route_by_destination(self, st: State, path: Path) -> RouteResult:
+        """The route of the packets' destinations: where parts of the set take different routes,
+        the trace forks, one way per route; the first part's route is this way's."""
+        p = st.pkts
+        parts = self.router.split(p.dst)
+        if len(parts) > 1:
+            branches = []
+            for part, res in parts:
+                sub = st.clone(p.copy(dst=part))
+                branches.append((Condition(f"destination {sub.pkts.addr_text('dst')}: {res.describe(self.family)}"),
+                                 sub, []))
+            self._fork(st, path, "the destination decides the route", branches)
+        return parts[0][1]
 
     def _fork_on_own_address(self, st: State, path: Path, res: RouteResult) -> None:
         """With no host model, whether the address the user named is the host's own is unknown
@@ -133,15 +139,7 @@ class RouteSteps(Branching):
         if not first and p.dst == st.out_dst and p.mark == st.out_mark:
             st.phase = "POSTROUTING"
             return
-        parts = self.router.split(p.dst)
-        if len(parts) > 1:
-            branches = []
-            for part, res in parts:
-                sub = st.clone(p.copy(dst=part))
-                branches.append((Condition(f"destination {sub.pkts.addr_text('dst')}: {res.describe(self.family)}"),
-                                 sub, []))
-            self._fork(st, path, "the destination decides the route", branches)
-        res = parts[0][1]
+        res = self._route_by_destination(st, path)
         st.route = res
         if not res.local and res.type != "unicast":
             path.steps.append(Step(T.ROUTE, "routing", reason=f"{res.describe(self.family)} for {p.addr_text('dst')}"))

@@ -24,7 +24,18 @@ KEYWORDS = ("ct", "notrack")
 STATUS = ("expected", "seen-reply", "assured", "confirmed", "snat", "dnat", "dying")
 
 
-class StateSelector(Selector):
+class FlagSetSelector(Selector):
+    """A ct key whose value is a set of flags (``ct state new,established``): several values
+    of one rule are their union."""
+
+    def merge(self, values: Sequence[Any]) -> frozenset:
+        out: frozenset = frozenset()
+        for v in values:
+            out |= v
+        return out
+
+
+class StateSelector(FlagSetSelector):
     text = "ct state"
     uses_conntrack = True
 
@@ -36,12 +47,6 @@ class StateSelector(Selector):
             raise OptionError(f"ct state: unknown state `{sorted(bad)[0].lower()}'")
         return out
 
-    def merge(self, values: Sequence[Any]) -> frozenset:
-        out: frozenset = frozenset()
-        for v in values:
-            out |= v
-        return out
-
     def show(self, value) -> str:
         return ",".join(s.lower() for s in CT_STATES if s in value)
 
@@ -49,7 +54,7 @@ class StateSelector(Selector):
         return Decision.states(pkts, "ctstate", value, invert, "ct state")
 
 
-class StatusSelector(Selector):
+class StatusSelector(FlagSetSelector):
     """``ct status dnat``: what the connection has become so far in the trace (its NAT bindings,
     whether it was confirmed and saw a reply)."""
 
@@ -62,12 +67,6 @@ class StatusSelector(Selector):
         bad = out - set(STATUS)
         if bad:
             raise OptionError(f"ct status: unknown status `{sorted(bad)[0]}'")
-        return out
-
-    def merge(self, values: Sequence[Any]) -> frozenset:
-        out: frozenset = frozenset()
-        for v in values:
-            out |= v
         return out
 
     def show(self, value) -> str:
