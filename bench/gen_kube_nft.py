@@ -137,8 +137,9 @@ def _local_endpoints(n: NftService) -> list[tuple[str, int, str]]:
     return n.endpoints[: max(1, len(n.endpoints) // 2)]
 
 
-def _elements(items: list[str], per_line: int | None) -> str:
+def _elements(elements: dict[str, str], per_line: int | None) -> str:
     """A named set's elements as nft prints them: ``per_line`` a line (None: one a line)."""
+    items = list(elements.values())
     if not items:
         return ""
     if per_line is None:
@@ -154,12 +155,15 @@ def _elements(items: list[str], per_line: int | None) -> str:
 def render(services: list[Service]) -> str:
     """``nft list ruleset`` of a kube-proxy nftables-mode node serving ``services``."""
     nsvcs = nft_services(services)
-    cluster_ips: list[str] = []
-    service_ips: list[str] = []
-    firewall_ips: list[str] = []
-    no_ep_services: list[str] = []
-    no_ep_nodeports: list[str] = []
-    service_nodeports: list[str] = []
+    # Per set, key -> element: kube-proxy's nftElementStorage keeps one element per key (two
+    # services given the same LoadBalancer IP and port: the later one's verdict, as its
+    # ensureElem deletes and re-adds a key whose value changed).
+    cluster_ips: dict[str, str] = {}
+    service_ips: dict[str, str] = {}
+    firewall_ips: dict[str, str] = {}
+    no_ep_services: dict[str, str] = {}
+    no_ep_nodeports: dict[str, str] = {}
+    service_nodeports: dict[str, str] = {}
     affinity_sets: list[str] = []
     chains: dict[str, list[str]] = {}
 
@@ -210,24 +214,25 @@ def render(services: list[Service]) -> str:
         if fw:
             chains.setdefault(n.firewall_chain, [])
         key = f"{s.cluster_ip} . {p} . {s.port}"
-        cluster_ips.append(s.cluster_ip)
+        cluster_ips[s.cluster_ip] = s.cluster_ip
         if has_eps:
-            service_ips.append(f"{key} : goto {n.cluster_chain}")
+            service_ips[key] = f"{key} : goto {n.cluster_chain}"
         else:
-            no_ep_services.append(f'{key} comment "{n.port_name}" : goto reject-chain')
+            no_ep_services[key] = f'{key} comment "{n.port_name}" : goto reject-chain'
         if s.lb_ip:
             lb_key = f"{s.lb_ip} . {p} . {s.port}"
             if has_eps:
-                service_ips.append(f"{lb_key} : goto {n.external_chain}")
+                service_ips[lb_key] = f"{lb_key} : goto {n.external_chain}"
             if fw:
-                firewall_ips.append(f"{lb_key} : goto {n.firewall_chain}")
+                firewall_ips[lb_key] = f"{lb_key} : goto {n.firewall_chain}"
             if not has_eps:
-                no_ep_services.append(f'{lb_key} comment "{n.port_name}" : goto reject-chain')
+                no_ep_services[lb_key] = f'{lb_key} comment "{n.port_name}" : goto reject-chain'
         if s.node_port is not None:
             if has_eps:
-                service_nodeports.append(f"{p} . {s.node_port} : goto {n.external_chain}")
+                service_nodeports[f"{p} . {s.node_port}"] = f"{p} . {s.node_port} : goto {n.external_chain}"
             else:
-                no_ep_nodeports.append(f'{p} . {s.node_port} comment "{n.port_name}" : goto reject-chain')
+                no_ep_nodeports[f"{p} . {s.node_port}"] = \
+                    f'{p} . {s.node_port} comment "{n.port_name}" : goto reject-chain'
         if not has_eps:
             continue
         chains[n.cluster_chain].append(
@@ -274,7 +279,7 @@ def render(services: list[Service]) -> str:
 
     addr_key = "ipv4_addr . inet_proto . inet_service : verdict"
     set_block("set", "cluster-ips", "ipv4_addr", "Active ClusterIPs", _elements(cluster_ips, 2))
-    set_block("set", "nodeport-ips", "ipv4_addr", "IPs that accept NodePort traffic", _elements([NODE_IP], 2))
+    set_block("set", "nodeport-ips", "ipv4_addr", "IPs that accept NodePort traffic", _elements({NODE_IP: NODE_IP}, 2))
     set_block("map", "no-endpoint-services", addr_key,
               "vmap to drop or reject packets to services with no endpoints", _elements(no_ep_services, None))
     set_block("map", "no-endpoint-nodeports", "inet_proto . inet_service : verdict",

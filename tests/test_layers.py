@@ -51,6 +51,7 @@ LAZY = {
     ("iptexplain.parse", "iptexplain.parse.listing"),
     ("iptexplain.parse", "iptexplain.nft.reader"),
     ("iptexplain.parse", "iptexplain.nft.json_reader"),
+    ("iptexplain.parse", "iptexplain.nft.deferred"),
     # the live reader (subprocess, python-iptables) and the Docker API client (http.client, ssl)
     # only for a live host or a snapshot: every file input asks is_snapshot()
     ("iptexplain.inputs.snapshot", "iptexplain.inputs.live"),

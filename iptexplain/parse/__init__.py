@@ -40,8 +40,10 @@ def split_mixed(text: str) -> tuple[str, str] | None:
     return s_text, l_text
 
 def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: int | None = None,
-               table: str | None = None) -> Ruleset:
-    """Read any supported format; raise InputError (``FILE:LINE: message``) on bad input."""
+               table: str | None = None, lazy: bool = False) -> Ruleset:
+    """Read any supported format; raise InputError (``FILE:LINE: message``) on bad input.
+    ``lazy`` (a trace): an nft ruleset's chains are read when the trace reaches them
+    (:mod:`iptexplain.nft.deferred`)."""
     cleaned = clean(text)  # quoting, stray characters, elision lines (same line numbers)
     text = cleaned.text
     mixed = split_mixed(text) if fmt == "auto" else None
@@ -61,13 +63,13 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
         rs = parse_listing(text, source, family=family, table=table)
     elif fmt == "nft":
         # The nft reader (its grammar and expression modules, ~100 ms): only for an nft ruleset.
-        from iptexplain.nft.reader import read_nft
+        from iptexplain.nft.deferred import read_nft_lazy  # the nft reader: see above
 
-        return read_nft(text, source)
+        return read_nft_lazy(text, source, lazy=lazy)
     elif fmt == "nft-json":
         from iptexplain.nft.json_reader import read_nft_json  # the nft reader: see above
 
-        return read_nft_json(text, source)
+        return read_nft_json(text, source, lazy=lazy)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
     cleaned.note(rs)
