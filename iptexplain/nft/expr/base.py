@@ -24,12 +24,10 @@ from typing import Any, Callable, ClassVar, Sequence
 
 from iptexplain.core.context import ACCEPT, CONTINUE, Effect, MatchContext
 from iptexplain.core.errors import OptionError
-from iptexplain.core.packets import (EMPTY, Decision, IntSet, Packets, fmt_set, intersect,
-                                          normalize, single, span, subtract, union)
+from iptexplain.core.packets import (EMPTY, Condition, Decision, IntSet, Packets, fmt_set, intersect,
+                                     normalize, proto_text, single, span, subtract, union)
 from iptexplain.ext.base import Match, Target
-from iptexplain.netfilter.ipheader import proto_text
 from iptexplain.numbers import strtoul
-from iptexplain.netfilter.trace import Condition
 
 
 # ---------------------------------------------------------------------------------------------

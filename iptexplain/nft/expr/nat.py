@@ -15,7 +15,7 @@ from iptexplain.core.addr import parse_ip
 from iptexplain.core.context import Effect, MatchContext
 from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import IntSet, Packets, span
-from iptexplain.netfilter import nat as NAT
+from iptexplain.core import nat as NAT
 from iptexplain.numbers import decimal
 from iptexplain.nft.expr.base import BREAK, Cursor, Statement, word_text, words_text
 

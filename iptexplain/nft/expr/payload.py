@@ -14,11 +14,10 @@ from typing import Any, Sequence
 
 from iptexplain.core.addr import int_to_ip, parse_address, parse_ip
 from iptexplain.core.errors import OptionError
-from iptexplain.core.packets import (Decision, IntSet, Packets, fmt_set, masked_set, normalize, point, span,
-                                          union)
+from iptexplain.core.packets import (Decision, IntSet, Packets, fmt_set, masked_set, normalize, point, proto_text,
+                                     span, union)
 from iptexplain.core.protocols import PROTO_NUMBERS, canonical_proto
 from iptexplain.ext.base import SERVICES
-from iptexplain.netfilter.ipheader import proto_text
 from iptexplain.nft.expr.base import (Cursor, FieldSelector, ForkSelector, Selector, Word, int_words, number,
                                       word_text)
 from iptexplain.numbers import decimal, is_decimal, shown, strtoul
