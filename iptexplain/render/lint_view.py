@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from iptexplain.analysis.lint import LintResult
+from iptexplain.terminal import printable
 
 LINT_SCHEMA = "iptexplain.lint/1"
 ORDER = {"undone accept": 0, "partly undone accept": 1, "never applies": 2, "shadowed": 3, "redundant": 4,
@@ -52,7 +53,7 @@ def lint_text(res: LintResult, source: str) -> str:
     if res.traced:
         lines.append("accepts undone across tables: new tcp, udp and icmp connections traced from each interface "
                      "and from the host" + (f"; incomplete: {', '.join(res.incomplete)}" if res.incomplete else ""))
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n")  # input text: no terminal controls
 
 
 def _rule(r: Any) -> dict[str, Any]:
