@@ -33,8 +33,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 KNOWN_UPWARD = {
     # ipset lookups: the ipset model (inputs/ipset.py) sits above ext/; it belongs in core/.
     ("iptexplain.ext", "iptexplain.netfilter.ipsets"),
-    # the outcome sentences and "who decided" are shared by the views and the analyses
-    ("iptexplain.analysis", "iptexplain.render.outcome"),
 }
 
 # Function-level imports of iptexplain that are designed laziness: (module, imported module).
