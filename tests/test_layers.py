@@ -30,10 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 
 # Upward imports that are known and named: (importing module or package, imported module).
 # Each is design debt with its reason, not a pattern to follow.
-KNOWN_UPWARD = {
-    # ipset lookups: the ipset model (inputs/ipset.py) sits above ext/; it belongs in core/.
-    ("iptexplain.ext", "iptexplain.netfilter.ipsets"),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 # Function-level imports of iptexplain that are designed laziness: (module, imported module).
 LAZY = {
