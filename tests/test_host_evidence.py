@@ -16,7 +16,7 @@ from iptexplain.host.infer import complete_host
 from iptexplain.netfilter.trace import FORWARDED, Flow
 from iptexplain.netfilter.tracer import trace_flow
 from iptexplain.parse import parse_text
-from iptexplain.render.outcome import decided_by
+from iptexplain.netfilter.outcome import decided_by
 from nft_differential import tracer_input
 from nft_plans import DOCKER29
 from test_tracer_kernel import host_model, tracer_flow

@@ -30,12 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 
 # Upward imports that are known and named: (importing module or package, imported module).
 # Each is design debt with its reason, not a pattern to follow.
-KNOWN_UPWARD = {
-    # ipset lookups: the ipset model (inputs/ipset.py) sits above ext/; it belongs in core/.
-    ("iptexplain.ext", "iptexplain.netfilter.ipsets"),
-    # the outcome sentences and "who decided" are shared by the views and the analyses
-    ("iptexplain.analysis", "iptexplain.render.outcome"),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 # Function-level imports of iptexplain that are designed laziness: (module, imported module).
 LAZY = {

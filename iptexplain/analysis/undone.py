@@ -45,7 +45,7 @@ from iptexplain.host.model import HostModel
 from iptexplain.netfilter.routing import Router
 from iptexplain.netfilter.trace import DROPPED, POLICY, REJECTED, TABLE, VERDICT, Flow, Leaf, Trace
 from iptexplain.netfilter.tracer import trace_flow
-from iptexplain.render.outcome import find_decider, rule_ref
+from iptexplain.netfilter.outcome import find_decider, rule_ref
 
 UNDONE_ACCEPT, PARTLY_UNDONE, NEVER_APPLIES = "undone", "partly undone", "never applies"
 NAT_STATES = frozenset({"NEW", "RELATED"})  # what the nat table's chains ever see

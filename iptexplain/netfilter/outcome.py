@@ -1,7 +1,9 @@
-"""Who decided a trace's outcome, and how to say it: words shared by every view.
+"""Who decided a trace's outcome, and how to say it: words shared by every view and analysis.
 
-The rich tree (:mod:`iptexplain.render.trace_view`), the JSON document and the Graphviz drawing
-all name the outcome and the rule or policy responsible the same way.  This module holds those
+The rich tree (:mod:`iptexplain.render.trace_view`), the JSON document, the Graphviz drawing and
+the analyses (diff, reach, why, lint) all name the outcome and the rule or policy responsible
+the same way; it lives here, under all of them, because which rule decided is a reading of
+the trace's steps (a nat chain only chooses a translation), not a matter of presentation.  This module holds those
 words and needs no rich, so that ``trace --json`` on a kube-proxy dump does not import a
 terminal toolkit it never uses.
 """
