@@ -57,6 +57,7 @@ from iptexplain.parse.listing import ListingReader
 from iptexplain.parse.listing_rows import _CHAIN_RE, Command, Layout, layout_of, parse_command, split_row
 from iptexplain.parse.rough import _ELISION_RE, _QUOTE_RE, _STRAY_RE
 from iptexplain.parse.rulespec import IPTABLES_TARGETS
+from iptexplain.parse import toolshapes as ts
 from iptexplain.parse.s_tables import infer_table
 
 _HEADER = Rule.__dict__["header"]
@@ -429,8 +430,6 @@ class ListingBook:
         """:func:`iptexplain.parse.toolshapes.fill_in` for this listing: the chains a shape of
         several rules may match are read and filled now, with the knowledge (networks, bridges)
         the eager fill gathers from them; the others' rows are decided when asked about."""
-        from iptexplain.parse import toolshapes as ts  # toolshapes imports nothing of this module
-
         rs = self.rs
         if "interfaces" not in rs.hidden or self.fill is not None:
             return 0
@@ -461,8 +460,6 @@ class ListingBook:
     def fill_one(self, rule: ListingRow) -> None:
         """Decide one row of a chain the fill did not read: the first one-rule shape of a whole
         chain that takes it (the eager fill's order), if any."""
-        from iptexplain.parse import toolshapes as ts
-
         if self.fill is None:
             return
         shapes, many = self.fill
