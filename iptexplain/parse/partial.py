@@ -73,7 +73,10 @@ def entry_chains(rs: Ruleset) -> list[Chain]:
         for c in t.chains.values():
             if c.builtin or not c.listed or c.kernel_references == 0:
                 continue
-            if not c.references or (c.kernel_references or 0) > len(c.references):
+            # A listing still kept as text (iptexplain.parse.listing_deferred) counted the rows
+            # that jump to each chain from the target column: references are made by parse_all.
+            n = c.jumps_in if rs.deferred is not None and hasattr(c, "jumps_in") else len(c.references)
+            if not n or (c.kernel_references or 0) > n:
                 out.append(c)
     return out
 
