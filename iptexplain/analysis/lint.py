@@ -35,7 +35,7 @@ from iptexplain.graph import Chain, Rule, Ruleset, Table
 from iptexplain.host.model import HostModel
 from iptexplain.netfilter.ipheader import header_deciders
 from iptexplain.netfilter.routing import Router
-from iptexplain.render.outcome import rule_ref
+from iptexplain.netfilter.outcome import rule_ref
 
 # Modules whose decision rests on the packet's own header and conntrack state only.
 EXACT_MODULES = frozenset({

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from iptexplain.analysis.why import Answer, WhyResult
 from iptexplain.render.json_out import rule_json
-from iptexplain.render.outcome import rule_ref
+from iptexplain.netfilter.outcome import rule_ref
 
 
 def why_text(res: WhyResult) -> str:
