@@ -68,12 +68,19 @@ def entry_chains(rs: Ruleset) -> list[Chain]:
     jumps to is one no packet reaches."""
     if rs.whole:
         return []
+    # Chains still text (iptexplain.parse.deferred) have no references yet: their reader counted
+    # which chains the table's rules jump to.
+    called = rs.deferred.called if rs.deferred is not None else None
     out = []
     for t in rs.tables.values():
+        jumped = called.get(t.name) if called is not None else None
         for c in t.chains.values():
             if c.builtin or not c.listed or c.kernel_references == 0:
                 continue
-            if not c.references or (c.kernel_references or 0) > len(c.references):
+            if jumped is not None and not c.references:
+                if c.name not in jumped:
+                    out.append(c)
+            elif not c.references or (c.kernel_references or 0) > len(c.references):
                 out.append(c)
     return out
 
