@@ -16,7 +16,7 @@ from iptexplain.host.infer import parse_host_options
 from iptexplain.inputs.files import load
 from iptexplain.netfilter.trace import Flow
 from iptexplain.netfilter.tracer import trace_flow
-from iptexplain.render.outcome import find_decider
+from iptexplain.netfilter.outcome import find_decider
 
 ROOT = Path(__file__).resolve().parent.parent
 UFW = ROOT / "fixtures" / "ufw-docker-combined.v4.save"

@@ -30,20 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 
 # Upward imports that are known and named: (importing module or package, imported module).
 # Each is design debt with its reason, not a pattern to follow.
-KNOWN_UPWARD = {
-    # The kernel's semantics that matches and targets of both languages share with the tracer:
-    # NAT ranges and MASQUERADE's source, the rule header's tests, ipset lookups.  They belong
-    # below ext/ (they import core/ and little else), which a move of netfilter/nat.py and a
-    # split of netfilter/ipheader.py would make true.
-    ("iptexplain.ext", "iptexplain.netfilter.nat"),
-    ("iptexplain.ext", "iptexplain.netfilter.ipheader"),
-    ("iptexplain.ext", "iptexplain.netfilter.ipsets"),
-    ("iptexplain.nft.expr", "iptexplain.netfilter.nat"),
-    ("iptexplain.nft.expr", "iptexplain.netfilter.ipheader"),
-    ("iptexplain.nft.expr", "iptexplain.netfilter.trace"),
-    # the outcome sentences and "who decided" are shared by the views and the analyses
-    ("iptexplain.analysis", "iptexplain.render.outcome"),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 # Function-level imports of iptexplain that are designed laziness: (module, imported module).
 LAZY = {

@@ -390,3 +390,36 @@ def test_header_rewrites_are_kept_as_written_and_not_modelled() -> None:
     assert rs.not_understood() == {"tcp option maxseg size set": 1, "ip dscp set": 1}
     out = only(rs, Flow(proto="tcp", src="198.51.100.2", dst="172.17.0.6", dport=80, iniface="eth0"))
     assert out.kind == T.FORWARDED
+
+
+NUMBERS_RULESET = """table inet t {{
+\tchain c {{
+\t\ttype filter hook input priority 0; policy accept;
+\t\ttcp dport {v} meta mark {v} drop
+\t}}
+}}
+"""
+
+
+@pytest.mark.parametrize("written", ["010", "0x16", "22", "0"])
+def test_numbers_are_read_as_nft_reads_them(written: str, tmp_path: Path) -> None:
+    """nft's scanner reads numbers as C's ``strtoull(…, 0)``: ``010`` is 8, ``0x16`` is 22.  The
+    value nft itself loads (in a network namespace of the test's own, listed back) is the one
+    read here."""
+    f = tmp_path / "n.nft"
+    f.write_text(NUMBERS_RULESET.format(v=written))
+    out = subprocess.run(["unshare", "-n", "sh", "-c", f"nft -f {f} && nft list ruleset"],
+                         capture_output=True, text=True, check=True).stdout
+    port = int(out.split("tcp dport ")[1].split()[0])
+    rs = read_nft(f.read_text(), str(f))
+    [rule] = [r for t in rs.nft_tables for c in t.chains.values() for r in c.rules]
+    hit = trace_flow(rs, Flow(proto="tcp", dst="198.51.100.1", dport=port, mark=port, iniface="eth0"), host())
+    miss = trace_flow(rs, Flow(proto="tcp", dst="198.51.100.1", dport=port + 1, mark=port, iniface="eth0"), host())
+    assert [lf.outcome.kind for lf in hit.leaves()] == [T.DROPPED], rule
+    assert [lf.outcome.kind for lf in miss.leaves()] == [T.DELIVERED]
+
+
+@pytest.mark.parametrize("written", ["1_000", "\u0663", "99999", "0x"])
+def test_numbers_nft_refuses_are_refused(written: str) -> None:
+    with pytest.raises(InputError, match=r":4: "):
+        read_nft(NUMBERS_RULESET.format(v=written), "n.nft")

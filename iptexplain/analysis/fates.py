@@ -16,7 +16,7 @@ from typing import Any
 from iptexplain.analysis.space import FIELDS, meet
 from iptexplain.core.packets import Packets, intersect, subtract
 from iptexplain.netfilter.trace import (DELIVERED, FORWARDED, REJECTED, REWRITE, SENT, Condition, Leaf, Trace)
-from iptexplain.render.outcome import OUTCOME_WORDS, find_decider, rule_ref
+from iptexplain.netfilter.outcome import OUTCOME_WORDS, find_decider, rule_ref
 
 NAT_FIELDS = ("src", "sport", "dst", "dport")
 

@@ -25,7 +25,7 @@ from iptexplain.graph import Chain, Rule, Ruleset, Table
 from iptexplain.netfilter.trace import (CONNTRACK, HOOK, NOTE, REWRITE, ROUTE, RULE, TABLE, VERDICT, Leaf,
                                         Trace)
 from iptexplain.numbers import is_decimal
-from iptexplain.render.outcome import find_decider, outcome_sentence, rule_ref
+from iptexplain.netfilter.outcome import find_decider, outcome_sentence, rule_ref
 
 DECIDED, TRANSLATED, OVERRIDDEN = "decided", "translated", "overridden"
 NOT_MATCHED, NEVER_REACHED = "not matched", "never reached"

@@ -429,3 +429,8 @@ def conjoin(pkts: Packets, deciders: Sequence) -> tuple[Packets | None, list[tup
         if cur is None:
             break
     return cur, refused, taken
+
+
+def proto_text(s: IntSet) -> str:
+    """A set of IP protocol numbers in iptables' words (``tcp``, ``udp,47``)."""
+    return fmt_set(s, lambda v: PROTO_NAMES.get(v, str(v)))

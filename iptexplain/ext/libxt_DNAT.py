@@ -6,7 +6,7 @@ from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target, types
 from iptexplain.ext.nat_range import NatRange, nat_listing, parse_nat_range, read_nat_listing
-from iptexplain.netfilter.nat import dnat
+from iptexplain.core.nat import dnat
 
 natrange = OptType("natrange", lambda a: parse_nat_range(a[0]), lambda v: [v.text])
 

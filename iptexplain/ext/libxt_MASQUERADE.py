@@ -5,7 +5,7 @@ from __future__ import annotations
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target, types
 from iptexplain.ext.nat_range import fmt_port_range, nat_listing, parse_port_range, read_nat_listing
-from iptexplain.netfilter.nat import masquerade
+from iptexplain.core.nat import masquerade
 
 portrange = OptType("natports", lambda a: parse_port_range(a[0]), lambda v: [fmt_port_range(v)])
 

@@ -10,7 +10,7 @@ from iptexplain.core.addr import Address, parse_address
 from iptexplain.core.errors import OptionError
 from iptexplain.ext import register
 from iptexplain.ext.base import Opt, OptType, Target
-from iptexplain.netfilter.nat import netmap
+from iptexplain.core.nat import netmap
 
 netaddr = OptType("netaddr", lambda a: parse_address(a[0]), lambda v: [str(v)])
 

@@ -6,7 +6,7 @@ from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
 from iptexplain.ext.libxt_MASQUERADE import portrange
 from iptexplain.ext.nat_range import fmt_port_range, nat_listing, read_nat_listing
-from iptexplain.netfilter.nat import redirect
+from iptexplain.core.nat import redirect
 
 
 @register

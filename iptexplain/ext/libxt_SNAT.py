@@ -7,7 +7,7 @@ from iptexplain.ext import register
 from iptexplain.ext.base import Opt, Target, types
 from iptexplain.ext.libxt_DNAT import natrange
 from iptexplain.ext.nat_range import NatRange, nat_listing, read_nat_listing
-from iptexplain.netfilter.nat import snat
+from iptexplain.core.nat import snat
 
 
 @register

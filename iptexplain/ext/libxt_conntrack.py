@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from iptexplain.core.addr import parse_address
 from iptexplain.core.errors import OptionError
-from iptexplain.core.packets import CT_STATES, Decision, masked_set, point, span
+from iptexplain.core.packets import CT_STATES, Decision, masked_set, point, proto_text, span
 from iptexplain.core.protocols import PROTO_NUMBERS, canonical_proto, proto_number
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, types
 from iptexplain.ext.libxt_state import fmt_states, parse_states
-from iptexplain.netfilter.ipheader import proto_text
 
 CTSTATE_ORDER = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED", "SNAT", "DNAT")
 CTSTATUS_ORDER = ("NONE", "EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iptexplain.core.errors import OptionError
+from iptexplain.core.ipsets import decide_set
 from iptexplain.ext import register
 from iptexplain.ext.base import Match, Opt, OptType, parse_uint, read_save_like, save_like_listing, types
-from iptexplain.netfilter.ipsets import decide_set
 
 IPSET_DIM_MAX = 6
 IPSET_MAXNAMELEN = 32

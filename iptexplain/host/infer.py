@@ -24,6 +24,7 @@ from collections import Counter
 from iptexplain.core.addr import int_to_ip, parse_address, parse_ip
 from iptexplain.core.errors import InputError, OptionError
 from iptexplain.graph import Ruleset
+from iptexplain.host.evidence import iface_facts
 from iptexplain.host.model import HostModel, IfAddr, Interface, Route
 from iptexplain.numbers import decimal, shown
 
@@ -112,60 +113,48 @@ def _ruleset_facts(ruleset: Ruleset, family: int) -> tuple[list, Counter]:
     return hit[1], hit[2]
 
 
-# Where rules speak about the host's interfaces and the subnets behind them: what is forwarded,
-# delivered and masqueraded.  (kube-proxy's 100,000 DNAT rules hang off nat PREROUTING/OUTPUT
-# and say nothing about interfaces: they are not scanned.)
-EVIDENCE_CHAINS = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("POSTROUTING",),
-                   "mangle": ("FORWARD", "POSTROUTING"), "raw": ("PREROUTING",)}
-
-
-def _evidence_rules(ruleset: Ruleset, family: int):
-    """The rules of the chains reachable from EVIDENCE_CHAINS that may name an interface (an
-    unread rule whose words name none is not read)."""
-    for t in ruleset.tables_of(family):
-        todo = [c for c in EVIDENCE_CHAINS.get(t.name, ()) if c in t.chains]
-        seen = set(todo)
-        while todo:
-            chain = t.chains[todo.pop()]
-            for r in chain.rules:
-                if getattr(r, "may_name_interface", True):
-                    yield t, r
-                j = r.jump
-                if j is not None and j not in seen and j in t.chains:
-                    seen.add(j)
-                    todo.append(j)
-
-
 def _carried_subnets(ruleset: Ruleset, family: int) -> list[tuple[str, object, str]]:
     """(interface, network, evidence) the rules show an interface carries."""
     out: list[tuple[str, object, str]] = []
     host_bits = 32 if family == 4 else 128
-    for t, r in _evidence_rules(ruleset, family):
-        h = r.header
-        if h.iniface is None and h.outiface is None:
+    for f in iface_facts(ruleset, family):
+        if f.iniface is None and f.outiface is None:
             continue
-        if t.name == "nat" and r.target_name == "MASQUERADE" and h.src is not None and not h.src_inv \
-                and h.outiface and h.outiface_inv and not h.outiface.endswith("+"):
-            out.append((h.outiface, h.src, f"{r.where()}: {r.spec()}"))
-        elif h.dst is not None and not h.dst_inv and h.outiface and not h.outiface_inv \
-                and not h.outiface.endswith("+") and (h.dst.prefixlen or host_bits) < host_bits \
-                and not h.dst.is_any:
-            out.append((h.outiface, h.dst, f"{r.where()}: {r.spec()}"))
-        elif h.src is not None and not h.src_inv and h.iniface and not h.iniface_inv \
-                and not h.iniface.endswith("+") and (h.src.prefixlen or host_bits) < host_bits \
-                and not h.src.is_any:
-            out.append((h.iniface, h.src, f"{r.where()}: {r.spec()}"))
+        if f.masquerade and f.src is not None and not f.src_inv \
+                and f.outiface and f.outiface_inv and not _wildcard(f.outiface):
+            out.append((f.outiface, f.src, f.evidence))
+        elif f.dst is not None and not f.dst_inv and f.outiface and not f.outiface_inv \
+                and not _wildcard(f.outiface) and (f.dst.prefixlen or host_bits) < host_bits \
+                and not f.dst.is_any:
+            out.append((f.outiface, f.dst, f.evidence))
+        elif f.src is not None and not f.src_inv and f.iniface and not f.iniface_inv \
+                and not _wildcard(f.iniface) and (f.src.prefixlen or host_bits) < host_bits \
+                and not f.src.is_any:
+            out.append((f.iniface, f.src, f.evidence))
     return out
 
 
 def _named_ifaces(ruleset: Ruleset, family: int) -> Counter:
-    """How often each interface is named in the evidence chains (-i/-o, not wildcards)."""
+    """How often each interface that may be the way out is named where rules speak of
+    interfaces (not wildcards).  An interface a rule forwards back into itself (``-i
+    internal1 -o internal1 -j ACCEPT``: Docker's inter-container traffic, a bridge's) is a
+    bridge, not the external interface, and is left out."""
     c: Counter = Counter()
-    for _, r in _evidence_rules(ruleset, family):
-        for n in (r.header.iniface, r.header.outiface):
-            if n and not n.endswith("+"):
+    hairpin: set[str] = set()
+    for f in iface_facts(ruleset, family):
+        if f.iniface and f.iniface == f.outiface and not f.iniface_inv and not f.outiface_inv:
+            hairpin.add(f.iniface)
+        for n in (f.iniface, f.outiface):
+            if n and not _wildcard(n):
                 c[n] += 1
+    for n in hairpin:
+        del c[n]
     return c
+
+
+def _wildcard(name: str) -> bool:
+    """``docker+`` (iptables) and ``"veth*"`` (nft) name every interface they begin."""
+    return name.endswith("+") or (name.endswith("*") and not name.endswith("\\*"))
 
 
 def complete_host(host: HostModel | None, ruleset: Ruleset, flow) -> HostModel:
@@ -196,11 +185,13 @@ def complete_host(host: HostModel | None, ruleset: Ruleset, flow) -> HostModel:
         iface.addrs.append(IfAddr(gw, net.prefixlen or 0, family))
         notes.append(f"inferred: {name} carries {net} (address {gw}/{net.prefixlen} assumed), from {evidence}")
     # The external interface: the flow's (unless it is a bridge or another virtual interface,
-    # where containers sit, not the outside world), the default route's, or the most named
-    # physical one.
+    # where containers sit, not the outside world, or one the rules say a subnet sits behind),
+    # the default route's, or the most named physical one.
     ext = None
+    behind = {name for name, _, _ in carried}
     if getattr(flow, "iniface", None) and not getattr(flow, "from_container", None) \
-            and not getattr(flow, "from_host", False) and not _virtual(flow.iniface):
+            and not getattr(flow, "from_host", False) and not _virtual(flow.iniface) \
+            and flow.iniface not in behind:
         ext = flow.iniface
     if ext is None:
         ext = next((r.dev for r in h.routes if r.family == family and r.dst == "default"), None)

@@ -1,6 +1,6 @@
 """ipset contents from an ``ipset save`` dump (``create``/``add`` lines), as data.
 
-The tracer decides ``-m set`` from these (:mod:`iptexplain.netfilter.ipsets`); the CLI reads them
+The tracer decides ``-m set`` from these (:mod:`iptexplain.core.ipsets`); the CLI reads them
 with ``--ipset FILE``.  Bad lines are ``FILE:LINE: what is wrong``.
 """
 

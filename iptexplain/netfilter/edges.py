@@ -28,7 +28,7 @@ is no fork, the answer is that packet's.
 
 from __future__ import annotations
 
-from iptexplain.netfilter.nat import PORT_PROTOS
+from iptexplain.core.nat import PORT_PROTOS
 from iptexplain.core.packets import IntSet, Packets, normalize, prefix_set, single, subtract
 from iptexplain.netfilter.routing import (BITS, V4_LBCAST, V4_LOOPBACK, V4_MULTICAST, V4_ZERONET, V6_MULTICAST,
                                           Router)

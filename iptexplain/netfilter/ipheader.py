@@ -9,13 +9,9 @@ from typing import Callable
 
 from iptexplain.core.addr import Address, int_to_ip
 from iptexplain.core.context import MatchContext
-from iptexplain.core.packets import Decision, Packets, fmt_set, masked_set, point, single
-from iptexplain.core.protocols import PROTO_NAMES, proto_number
+from iptexplain.core.packets import Decision, Packets, fmt_set, masked_set, point, proto_text, single
+from iptexplain.core.protocols import proto_number
 from iptexplain.graph import IPHeader
-
-
-def proto_text(s) -> str:
-    return fmt_set(s, lambda v: PROTO_NAMES.get(v, str(v)))
 
 
 def decide_address(pkts: Packets, field: str, addr: Address, invert: bool, what: str) -> Decision:

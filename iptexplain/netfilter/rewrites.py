@@ -4,7 +4,7 @@ endpoint it changes (``198.51.100.1:9525 → 172.17.0.6:9525``)."""
 from __future__ import annotations
 
 from iptexplain.core.packets import U16, Packets, fmt_set, single
-from iptexplain.netfilter.nat import PORT_PROTOS
+from iptexplain.core.nat import PORT_PROTOS
 
 
 def field_text(p: Packets, f: str) -> str:

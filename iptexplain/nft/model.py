@@ -25,9 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from iptexplain.core.errors import OptionError
 from iptexplain.graph import EMPTY_HEADER, Chain, Rule, Table
 from iptexplain.nft.expr import Lookup
 from iptexplain.nft.expr.base import Statement
+from iptexplain.numbers import strtoul
 
 # nft family -> the IP families (4, 6) whose packets its base chains see.  arp, bridge and netdev
 # tables hook elsewhere (ARP, the bridge layer, the device's ingress): read, shown, not traced.
@@ -49,6 +51,11 @@ PRIORITY_NAMES: dict[str, int] = {
 BRIDGE_PRIORITY_NAMES: dict[str, int] = {"dstnat": -300, "filter": -200, "out": 100, "srcnat": 300}
 
 
+def _signed(word: str) -> int:
+    """``-90``, ``0x10``: an integer as nft reads one (ASCII digits only)."""
+    return -strtoul(word[1:], "priority") if word.startswith("-") else strtoul(word, "priority")
+
+
 def priority_value(words: list[str], family: str) -> int:
     """``filter + 10`` -> 10, ``mangle - 5`` -> -155, ``-90`` -> -90 (nft prints the standard
     names when it can).  Raises ValueError on anything else."""
@@ -57,10 +64,10 @@ def priority_value(words: list[str], family: str) -> int:
     if not w:
         raise ValueError("the priority is missing")
     try:
-        base = names[w[0]] if w[0] in names else int(w[0], 0)
+        base = names[w[0]] if w[0] in names else _signed(w[0])
         if len(w) == 3 and w[1] in ("+", "-"):
-            return base + int(w[2], 0) * (1 if w[1] == "+" else -1)
-    except ValueError:
+            return base + strtoul(w[2], "priority") * (1 if w[1] == "+" else -1)
+    except OptionError:
         pass
     else:
         if len(w) == 1:

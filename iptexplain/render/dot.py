@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from iptexplain.netfilter.trace import (
     DROPPED, HOOK, PASSED, POLICY, REJECTED, REWRITE, ROUTE, RULE, TABLE, Leaf, Step, Trace,
 )
-from iptexplain.render.outcome import decided_by, find_decider, outcome_sentence
+from iptexplain.netfilter.outcome import decided_by, find_decider, outcome_sentence
 
 # One colour per way through a forked trace; a path shared by every way is black.
 PALETTE = ("#1b7837", "#2166ac", "#b2182b", "#e08214", "#762a83", "#35978f", "#8c510a", "#4d4d4d")

@@ -14,8 +14,8 @@ from typing import Any
 from iptexplain.netfilter.trace import (
     DROPPED, PASSED, REJECTED, Condition, Fork, Outcome, Path, Step, Trace, ports_text, tcp_flags_text,
 )
-from iptexplain.render.outcome import decided_by, find_decider, outcome_sentence
-from iptexplain.render.outcome import ordinary_leaves
+from iptexplain.netfilter.outcome import decided_by, find_decider, outcome_sentence
+from iptexplain.netfilter.outcome import ordinary_leaves
 
 SCHEMA = "iptexplain.trace/1"
 

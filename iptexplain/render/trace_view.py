@@ -31,7 +31,7 @@ from rich.tree import Tree
 from iptexplain.netfilter.trace import DROPPED, PASSED, REJECTED, REWRITE, UNDECIDED, Leaf, Outcome, Step, Trace
 from iptexplain.render.marks import (ASCII, ASCII_TEXT, MAX_UNCERTAIN_RULES, UNICODE, WARNING_NOTES, ContainerNames,
                                      Marks, outcome_style, style_of, target_style)
-from iptexplain.render.outcome import (OUTCOME_WORDS, decided_by, find_decider, format_packet, ordinary_leaves,
+from iptexplain.netfilter.outcome import (OUTCOME_WORDS, decided_by, find_decider, format_packet, ordinary_leaves,
                                        outcome_sentence)
 from iptexplain.render.trace_tree import Node, TreeBuilder, rule_parts
 from iptexplain.terminal import printable

@@ -24,11 +24,10 @@ from typing import Any, Callable, ClassVar, Sequence
 
 from iptexplain.core.context import ACCEPT, CONTINUE, Effect, MatchContext
 from iptexplain.core.errors import OptionError
-from iptexplain.core.packets import (EMPTY, Decision, IntSet, Packets, fmt_set, intersect,
-                                          normalize, single, span, subtract, union)
+from iptexplain.core.packets import (EMPTY, Condition, Decision, IntSet, Packets, fmt_set, intersect,
+                                     normalize, proto_text, single, span, subtract, union)
 from iptexplain.ext.base import Match, Target
-from iptexplain.netfilter.ipheader import proto_text
-from iptexplain.netfilter.trace import Condition
+from iptexplain.numbers import strtoul
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,10 +184,9 @@ def int_words(words: Sequence[Word], one: Callable[[str], int], bits: int) -> In
 
 
 def number(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise OptionError(f"`{text}' is not a number") from None
+    """A number as nft's scanner reads it (``strtoull(…, 0)``): decimal, ``0x`` hex, leading-``0``
+    octal, ASCII digits only (not ``1_000`` or ``٣``, which Python's ``int`` would take)."""
+    return strtoul(text, "number")
 
 
 @dataclass

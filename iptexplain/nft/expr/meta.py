@@ -13,8 +13,7 @@ from typing import Any, Sequence
 
 from iptexplain.core.context import CONTINUE, Effect, MatchContext
 from iptexplain.core.errors import OptionError
-from iptexplain.core.packets import Decision, Packets, contains, intersect, masked_set, point, union
-from iptexplain.netfilter.ipheader import proto_text
+from iptexplain.core.packets import Decision, Packets, contains, intersect, masked_set, point, proto_text, union
 from iptexplain.nft.expr.base import (Cursor, FieldSelector, ForkSelector, Selector, Statement, Word, int_words,
                                       number, word_text)
 from iptexplain.nft.expr.payload import _proto_value

@@ -15,7 +15,8 @@ from iptexplain.core.addr import parse_ip
 from iptexplain.core.context import Effect, MatchContext
 from iptexplain.core.errors import OptionError
 from iptexplain.core.packets import IntSet, Packets, span
-from iptexplain.netfilter import nat as NAT
+from iptexplain.core import nat as NAT
+from iptexplain.numbers import decimal
 from iptexplain.nft.expr.base import BREAK, Cursor, Statement, word_text, words_text
 
 KEYWORDS = ("dnat", "snat", "masquerade", "redirect")
@@ -43,8 +44,9 @@ def parse_target(text: str, family: int) -> tuple[IntSet | None, IntSet | None]:
     if port_t:
         lo_p, _, hi_p = port_t.partition("-")
         try:
-            ports = span(int(lo_p), int(hi_p) if hi_p else int(lo_p))
-        except ValueError:
+            ports = span(decimal(lo_p, "port", 65535), decimal(hi_p, "port", 65535) if hi_p
+                         else decimal(lo_p, "port", 65535))
+        except OptionError:
             raise OptionError(f"NAT port `{port_t}'") from None
     return addrs, ports
 

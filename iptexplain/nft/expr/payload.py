@@ -14,15 +14,13 @@ from typing import Any, Sequence
 
 from iptexplain.core.addr import int_to_ip, parse_address, parse_ip
 from iptexplain.core.errors import OptionError
-from iptexplain.core.packets import (Decision, IntSet, Packets, fmt_set, masked_set, normalize, point, span,
-                                          union)
+from iptexplain.core.packets import (Decision, IntSet, Packets, fmt_set, masked_set, normalize, point, proto_text,
+                                     span, union)
 from iptexplain.core.protocols import PROTO_NUMBERS, canonical_proto
-from iptexplain.core.protocols import PROTO_NUMBERS, canonical_proto
-from iptexplain.ext.base import parse_port
-from iptexplain.netfilter.ipheader import proto_text
+from iptexplain.ext.base import SERVICES
 from iptexplain.nft.expr.base import (Cursor, FieldSelector, ForkSelector, Selector, Word, int_words, number,
                                       word_text)
-from iptexplain.numbers import decimal, is_decimal
+from iptexplain.numbers import decimal, is_decimal, shown, strtoul
 
 KEYWORDS = ("ip", "ip6", "tcp", "udp", "udplite", "sctp", "dccp", "th", "icmp", "icmpv6", "ether",
             "vlan", "arp", "ah", "esp", "comp", "igmp", "gre", "rt", "hbh", "frag", "dst", "mh")
@@ -98,6 +96,17 @@ class AddrSelector(Selector):
         if pkts.family != self.family:
             return Decision.none(pkts, f"not an IPv{self.family} packet ({self.text})")
         return Decision.split(pkts, self.field, value, invert, self.text, show=self.show)
+
+
+def nft_port(text: str) -> int:
+    """A port as nft reads one: a service name, or a number as its scanner reads numbers
+    (``010`` is 8 and ``0x16`` is 22 there, checked with nft 1.0.9), up to 65535."""
+    if text in SERVICES:
+        return SERVICES[text]
+    try:
+        return strtoul(text, "port", 65535)
+    except OptionError:
+        raise OptionError(f"invalid port/service `{shown(text)}' specified") from None
 
 
 def _icmp_parser(table: dict[str, int]):
@@ -219,7 +228,7 @@ def parse(cur: Cursor) -> Selector:
             p = point(PORT_PROTOS[proto]) if proto in PORT_PROTOS else None
             if proto == "th":
                 p = normalize([(n, n) for n in PORT_PROTOS.values()])
-            return FieldSelector(f"{proto} {fld}", fld, 16, parse_port, fmt_set, proto=p)
+            return FieldSelector(f"{proto} {fld}", fld, 16, nft_port, fmt_set, proto=p)
         if proto == "tcp" and fld == "option":
             # `tcp option maxseg size`, `tcp option sack-perm`: options the box does not hold
             cur.pos += 1

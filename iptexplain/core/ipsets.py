@@ -1,4 +1,4 @@
-"""The ``-m set`` decision over packet sets, from ipset contents (:mod:`iptexplain.inputs.ipset`).
+"""The ``-m set`` decision over packet sets, from ipset contents (read by :mod:`iptexplain.inputs.ipset`).
 
 The kernel looks up a tuple built from the packet, one element per set dimension, each taken
 from the source or the destination as the rule's flags say (``--match-set KUBE-X dst,dst``:
@@ -9,7 +9,6 @@ exactly; without them (no dump given) the rule forks, labelled with the set and 
 from __future__ import annotations
 
 from iptexplain.core.packets import Decision, Packets, intersect, normalize, point, single
-from iptexplain.inputs.ipset import IpSet, parse_ipset_save
 
 
 def decide_set(m, pkts: Packets, ctx) -> Decision:
@@ -63,4 +62,4 @@ def decide_set(m, pkts: Packets, ctx) -> Decision:
     return Decision.none(pkts, f"tuple {'in' if m.inverted else 'not in'} set {name}")
 
 
-__all__ = ["IpSet", "parse_ipset_save", "decide_set"]
+__all__ = ["decide_set"]

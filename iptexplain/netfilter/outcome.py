@@ -1,7 +1,9 @@
-"""Who decided a trace's outcome, and how to say it: words shared by every view.
+"""Who decided a trace's outcome, and how to say it: words shared by every view and analysis.
 
-The rich tree (:mod:`iptexplain.render.trace_view`), the JSON document and the Graphviz drawing
-all name the outcome and the rule or policy responsible the same way.  This module holds those
+The rich tree (:mod:`iptexplain.render.trace_view`), the JSON document, the Graphviz drawing and
+the analyses (diff, reach, why, lint) all name the outcome and the rule or policy responsible
+the same way; it lives here, under all of them, because which rule decided is a reading of
+the trace's steps (a nat chain only chooses a translation), not a matter of presentation.  This module holds those
 words and needs no rich, so that ``trace --json`` on a kube-proxy dump does not import a
 terminal toolkit it never uses.
 """
@@ -12,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from iptexplain.netfilter.trace import (
-    DELIVERED, DROPPED, FORWARDED, PASSED, POLICY, QUEUED, REJECTED, SENT, UNDECIDED, VERDICT, Leaf,
+    DELIVERED, DROPPED, FORWARDED, PASSED, POLICY, QUEUED, REJECTED, SENT, TABLE, UNDECIDED, VERDICT,
+    Leaf,
     Outcome, Step, Trace,
 )
 
@@ -78,28 +81,32 @@ def find_decider(leaf_steps: list[Step], outcome: Outcome, ruleset: Any = None,
     """Who decided.  The outcome's rule when the tracer names one.  Otherwise, from the steps:
     for a packet that got through, the last ACCEPT (rule or policy) of a filtering table -- nat
     verdicts only choose a translation, they filter nothing; for a blocked packet, the last
-    DROP/REJECT (rule or policy)."""
+    DROP/REJECT (rule or policy).  An nft base chain's type says the same as iptables' table
+    name: a chain of ``type nat`` only chooses a translation."""
     if outcome.rule is not None:
         r = outcome.rule
         return Decider(rule_ref(r), r, r.table, r.chain, None, r.where())
-    decisions: list[tuple[Decider, str]] = []
+    decisions: list[tuple[Decider, str, str]] = []  # (who, verdict, the kind of table or chain)
+    kind = ""
     for st in leaf_steps:
-        if st.kind == VERDICT and st.rule is not None and st.verdict:
+        if st.kind == TABLE:
+            kind = (st.detail or {}).get("type") or st.table  # nft: filter/nat/route; else the table
+        elif st.kind == VERDICT and st.rule is not None and st.verdict:
             r = st.rule
-            decisions.append((Decider(rule_ref(r), r, r.table, r.chain, None, r.where()), st.verdict))
+            decisions.append((Decider(rule_ref(r), r, r.table, r.chain, None, r.where()), st.verdict, kind))
         elif st.kind == POLICY:
             pol = st.verdict or str((st.detail or {}).get("policy", "")) or "?"
             who = f"policy {pol} of {st.table} {st.chain}".replace("  ", " ")
             where = _chain_where(ruleset, family, st.table, st.chain)
             decisions.append((Decider(f"{who} ({where})" if where else who, None, st.table, st.chain,
-                                      pol, where), pol))
+                                      pol, where), pol, kind))
     if outcome.kind in PASSED:
-        accepts = [d for d, v in decisions if v == "ACCEPT" and d.table != "nat"]
-        filtering = [d for d in accepts if d.table in ("filter", "security")]
-        pick = filtering or accepts
+        accepts = [(d, k) for d, v, k in decisions if v == "ACCEPT" and "nat" not in (d.table, k)]
+        filtering = [d for d, k in accepts if k in ("filter", "security") or d.table in ("filter", "security")]
+        pick = filtering or [d for d, _ in accepts]
         return pick[-1] if pick else None
     if outcome.kind in (DROPPED, REJECTED):
-        blocks = [d for d, v in decisions if v in ("DROP", "REJECT")]
+        blocks = [d for d, v, _ in decisions if v in ("DROP", "REJECT")]
         return blocks[-1] if blocks else None
     return None
 
