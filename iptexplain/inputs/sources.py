@@ -30,7 +30,7 @@ from iptexplain.host.readers import host_from_ip
 from iptexplain.inputs.examples import load_example
 from iptexplain.inputs.ipset import parse_ipset_save
 from iptexplain.inputs.snapshot import is_snapshot, open_snapshot
-from iptexplain.inputs.stream import note_lazy, read_input, read_ruleset_or_text
+from iptexplain.inputs.stream import read_input, read_ruleset_or_text
 from iptexplain.parse import parse_text
 from iptexplain.parse.combine import combine
 from iptexplain.host.model import HostModel
@@ -128,9 +128,8 @@ def read_files(files: tuple[str, ...], input_format: str = "auto", table: str | 
             if len(files) > 1:
                 raise InputError("a snapshot is a whole host: give it alone, not with other inputs", name)
             raise InputError("a snapshot names its tables: --table is for -S and -L text", name)
-        rs = parse_text(text, name, input_format, table=table, lazy=lazy)
-        if rs.deferred is not None:
-            note_lazy(rs, f)
+        # lazy (a trace of one input): a listing's rows are read as the trace reaches them.
+        rs = parse_text(text, name, input_format, table=table, lazy=lazy and len(files) == 1)
         if table is not None and rs.format == "save" and not save_ok:
             raise InputError("an iptables-save dump names its tables (`*filter' ...): --table is for "
                              "iptables -S and -L text", name)
@@ -154,8 +153,6 @@ def _ruleset_and_host(file: str | None, example: str | None, family: int | None,
         if is_snapshot(text):
             return _from_snapshot(text, name, family, backend)
         rs = parse_text(text, name, input_format, lazy=True)
-        if rs.deferred is not None:
-            note_lazy(rs, file)
         return TraceInput(rs, None, _flow_family(rs, family), "file", forced)
     live = _optional("iptexplain.inputs.live")
     if live is None or not hasattr(live, "read_live_host"):

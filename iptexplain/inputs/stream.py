@@ -252,7 +252,7 @@ def read_ruleset_or_text(path: str, fmt: str = "auto", family: int | None = None
         if lazy:
             rs, chunks = _read_deferred(chunks, name, family, total, lambda: done[0], progress)
             if rs is not None:
-                note_lazy(rs, path)
+                _note_lazy(rs, path)
                 return rs, None, name
         repaired: set[str] = set()
         lines: Iterable[str] = split_stream(chunks, repaired)
@@ -260,14 +260,14 @@ def read_ruleset_or_text(path: str, fmt: str = "auto", family: int | None = None
             lines = ProgressLines(lines, total, lambda: done[0], name)
         rs = parse_save_lines(lines, name, family=family, table=table, repaired=repaired, lazy=lazy)
         if lazy:
-            note_lazy(rs, path)
+            _note_lazy(rs, path)
         return rs, None, name
     finally:
         if close:
             f.close()
 
 
-def note_lazy(rs: Ruleset, path: str) -> None:
+def _note_lazy(rs: Ruleset, path: str) -> None:
     show = f"`iptexplain show {path}'" if path != "-" else "`iptexplain show -' on the same input"
     rs.note("lazy", f"large input: rules were checked only in the chains this run looked at; {show} "
                     f"checks every line, as iptables-restore would")
