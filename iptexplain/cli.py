@@ -430,9 +430,11 @@ def _render_trace(result, ruleset, out_format: str, verbose: bool, color: str, w
 LIVE = "@live"
 
 
-def _analysis_input(file: str | None, family: int, kw: dict):  # type: ignore[no-untyped-def]
+def _analysis_input(file: str | list[str] | None, family: int, kw: dict):  # type: ignore[no-untyped-def]
     from iptexplain.inputs.sources import resolve
 
+    if isinstance(file, list) and file == [LIVE]:
+        file = None
     return resolve(None if file in (None, LIVE) else file, None, family, "auto",
                    host_files=kw.get("host_files", ()), local=kw.get("local", ()), ifaces=kw.get("ifaces", ()),
                    routes=kw.get("routes", ()), ipset_files=kw.get("ipset_files", ()))
@@ -535,19 +537,32 @@ def reach(file: str | None, out_format: str, as_json: bool, color: str, width: i
     run_guarded(body)
 
 
-@main.command(cls=_OneLineUsage, short_help="Rules that can never match, chains nothing reaches.")
-@click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
+@main.command(cls=_OneLineUsage, short_help="Rules that can never match, chains nothing reaches, accepts undone.")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-4", "family", flag_value=4, default=None, help="IPv4 only.")
 @click.option("-6", "family", flag_value=6, help="IPv6 only.")
 @click.option("--json", "as_json", is_flag=True, help="JSON output (schema iptexplain.lint/1).")
-def lint(file: str | None, family: int | None, as_json: bool) -> None:
+@click.option("--host", "host_files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
+              metavar="FILE", help="Saved `ip -j addr` / `ip -j route` output (repeatable).")
+@click.option("--local", "local", multiple=True, metavar="ADDR", help="An address of this host (repeatable).")
+@click.option("--iface", "ifaces", multiple=True, metavar="NAME=ADDR/PREFIX",
+              help="An interface and its address (repeatable).")
+@click.option("--route", "routes", multiple=True, metavar="PREFIX=IFACE[,GATEWAY]",
+              help="A route, 'default' for the default route (repeatable).")
+@click.option("--ipset", "ipset_files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
+              metavar="FILE", help="`ipset save` output, for rules with -m set (repeatable).")
+def lint(files: tuple[str, ...], family: int | None, as_json: bool, **kw) -> None:  # type: ignore[no-untyped-def]
     """Findings about the ruleset: rules that can never match (every packet they would match is
-    taken earlier in their chain -- "redundant" when by rules with the same target), and chains
-    no built-in chain reaches; each with the rules involved.
+    taken earlier in their chain -- "redundant" when by rules with the same target), chains
+    no built-in chain reaches, ACCEPTs (and translations) that a later table or nft base chain
+    undoes, and nat rules for a conntrack state the nat table never sees; each with the rules
+    involved and, across tables, the packets in words.
 
-    FILE is a dump, a listing or a snapshot ('-': standard input); without FILE the live host's
-    ruleset (as root).  Computed over packet sets; a rule is judged only when each of its tests
-    is decided by the packet's header and conntrack state.
+    FILES are a dump, a listing or a snapshot ('-': standard input), or one host's iptables-save
+    dump and its nft ruleset together; without FILES the live host's ruleset (as root).
+    Computed over packet sets; a rule is judged only when each of its tests is decided by the
+    packet's header and conntrack state.  The host options tell the interfaces the ACCEPTs
+    undone across tables are traced from.
 
     \b
     Exit status: 0 no findings, 1 findings, 2 usage or input error.
@@ -557,8 +572,8 @@ def lint(file: str | None, family: int | None, as_json: bool) -> None:
         from iptexplain.analysis.lint import lint as run_lint
         from iptexplain.render.lint_view import lint_json, lint_text
 
-        given = _analysis_input(file, family or 4, {})
-        res = run_lint(given.ruleset, family)
+        given = _analysis_input(list(files) or None, family or 4, kw)
+        res = run_lint(given.ruleset, family, given.host, given.ipsets, given.backend)
         src = given.ruleset.source
         click.echo(lint_json(res, src) if as_json else lint_text(res, src), nl=False)
         return 1 if res.findings else 0

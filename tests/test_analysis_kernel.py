@@ -12,11 +12,14 @@ from pathlib import Path
 
 import differential as D
 import kernel_lab as KL
+from nft_lab import NftLab
 from iptexplain.analysis.diff import Side, diff_rulesets
 from iptexplain.analysis.reach import PUBLISHED, reach
 from iptexplain.analysis.space import meet
+from iptexplain.analysis.undone import PARTLY_UNDONE, UNDONE_ACCEPT, accepts_undone
 from iptexplain.analysis.why import NEVER_REACHED, explain, find_rules
 from iptexplain.core.packets import point
+from iptexplain.inputs.sources import resolve
 from iptexplain.netfilter.trace import Flow
 from iptexplain.netfilter.tracer import trace_flow
 from iptexplain.parse import parse_text
@@ -109,3 +112,44 @@ def test_ufw_bypass_in_the_kernel(kernel_labs):
         assert obs.outcome == "dropped", obs.describe()
     finally:
         lab.close()
+
+
+def test_accept_undone_by_a_later_nft_chain_in_the_kernel(kernel_labs):
+    """lint says Docker's iptables-nft ACCEPTs are undone by firewalld's nft forward chain
+    (priority filter + 10): container to container on docker0 (always), and the published
+    port's container reached by its own address (partly: through the DNAT it gets in).  The
+    examples sent through the kernel: the kernel's own trace shows Docker's rule accepting
+    and firewalld's rule ending the packet after it."""
+    seed = FIXTURES / "seed-docker.v4.save"
+    firewalld = FIXTURES / "nft" / "src" / "firewalld-nftables-backend.nft"
+    given = resolve([str(seed), str(firewalld)], None, 4, "auto",
+                    ifaces=("eth0=198.51.100.1/24", "docker0=172.17.0.1/16"))
+    res = accepts_undone(Side(given.ruleset, given.ipsets, given.backend), given.host, 4)
+    by = {(u.kind, u.rule.chain, u.rule.number): u for u in res.undone}
+    full, part = by[(UNDONE_ACCEPT, "FORWARD", 6)], by[(PARTLY_UNDONE, "DOCKER", 1)]
+    # the lab's packets, inside the findings' packet sets
+    c2c = point(_ip("172.17.0.6")), point(_ip("172.17.0.7")), point(80)
+    assert any(meet(b, b.copy(src=c2c[0], dst=c2c[1], dport=c2c[2], proto=point(6), sport=point(40000)))
+               for c in full.classes if c.scenario.flow.proto == "tcp" for b in c.boxes)
+    direct = [c for c in part.classes if any(meet(b, b.copy(src=point(_ip("198.51.100.2")))) for b in c.boxes)]
+    assert direct and direct[0].by_rule.chain == "filter_FWD_public"
+    topo = KL.Topology(ifaces=[
+        KL.HostIface("eth0", "198.51.100.1/24", peers=[KL.Peer("client", "198.51.100.2/24")]),
+        KL.HostIface("docker0", "172.17.0.1/16", bridge=True,
+                     peers=[KL.Peer("c1", "172.17.0.6/16"), KL.Peer("c2", "172.17.0.7/16")]),
+    ])
+    lab = kernel_labs(topo, cls=NftLab)
+    lab.load_iptables(seed.read_text())
+    lab.load_nft(firewalld.read_text())
+    docker_accept = ("ip", "filter", "FORWARD")
+    for flow, accepted_in in ((KL.Flow("c1", "172.17.0.7", 80, listen=("c2",)), docker_accept),
+                              (KL.Flow("client", "172.17.0.6", 9525, listen=("c1",)), ("ip", "filter", "DOCKER"))):
+        obs = lab.send(flow)
+        assert obs.outcome in ("rejected", "dropped") and obs.delivered_to is None, obs.describe()
+        keys = [s.key for s in obs.steps or []]
+        acc = [i for i, k in enumerate(keys) if k[:3] == accepted_in and k[4] == "accept"]
+        end = [i for i, k in enumerate(keys) if k[:3] == ("inet", "firewalld", "filter_FWD_public") and k[4] == "drop"]
+        assert acc and end and acc[0] < end[-1] == len(keys) - 1, obs.describe()
+    # the rest of DOCKER #1's packets get through: the published port, through the DNAT
+    obs = lab.send(KL.Flow("client", "198.51.100.1", 9525, listen=("c1",)))
+    assert obs.outcome == "delivered" and obs.delivered_to == "c1", obs.describe()

@@ -36,6 +36,7 @@ KNOWN_UPWARD: set[tuple[str, str]] = set()
 LAZY = {
     # a listing / an nft ruleset is read only when the input is one (patterns, grammar: ~25/100 ms)
     ("iptexplain.parse", "iptexplain.parse.listing"),
+    ("iptexplain.parse", "iptexplain.parse.listing_deferred"),
     ("iptexplain.parse", "iptexplain.nft.reader"),
     ("iptexplain.parse", "iptexplain.nft.json_reader"),
     # nft's model and expression classes (~10 ms of imports, dataclasses) only where nft rules

@@ -25,9 +25,12 @@ nothing (LOG, NFLOG, counters) never take packets away; they are judged like any
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
+from iptexplain.analysis.diff import Side
 from iptexplain.analysis.space import covers, meet
+from iptexplain.analysis.undone import (NEVER_APPLIES, PARTLY_UNDONE, UndoneClass, accepts_undone,
+                                        nat_state_rules as nat_never, worth_tracing)
 from iptexplain.analysis.why import hooks_of
 from iptexplain.core.context import MatchContext
 from iptexplain.core.packets import U8, U16, Decision, Packets
@@ -51,6 +54,9 @@ OTHER_IFACE = "\x00other"  # an interface no rule of the chain names
 MAX_BOXES = 256  # pieces of a rule's packets followed before it is judged as reaching (no finding)
 
 SHADOWED, REDUNDANT, UNREACHABLE, UNDONE = "shadowed", "redundant", "unreachable chain", "undone"
+# Across tables (analysis/undone.py): an ACCEPT (or a translation) that a later table, base
+# chain or hook undoes, for every packet or for some; a nat rule for a state nat never sees.
+UNDONE_ACCEPT, PARTLY_UNDONE_ACCEPT, NEVER = "undone accept", "partly undone accept", NEVER_APPLIES
 
 # What a rewrite target changes: (field, the bits it changes, the bits it sets regardless of
 # the old value), or None.  DSCP is the TOS byte's upper six bits; TTL/HL --ttl-set the byte.
@@ -66,6 +72,7 @@ class Finding:
     rule: Rule | None = None
     chain: Chain | None = None
     involved: list[Rule] = field(default_factory=list)
+    classes: list[UndoneClass] = field(default_factory=list)  # the packets, for findings across tables
 
 
 @dataclass
@@ -74,6 +81,8 @@ class LintResult:
     judged: int  # rules judged for shadowing
     unjudged: int  # rules whose tests the analysis cannot decide exactly
     notes: list[str] = field(default_factory=list)
+    traced: list[int] = field(default_factory=list)  # families whose scenarios were traced (across tables)
+    incomplete: list[str] = field(default_factory=list)
 
 
 def exact(rule: Rule) -> bool:
@@ -299,12 +308,20 @@ def unreachable_chains(table: Table) -> list[Chain]:
     return [c for c in table.chains.values() if c.name not in seen]
 
 
-def lint(rs: Ruleset, family: int | None = None) -> LintResult:
+def lint(rs: Ruleset, family: int | None = None, host: HostModel | None = None, ipsets: Any = None,
+         backend: str | None = None, across: bool = True) -> LintResult:
+    """Every finding about ``rs``.  ``host`` (the host model) and ``ipsets`` serve the findings
+    across tables, which trace the ruleset's entry scenarios (``across``: whether to)."""
     rs.parse_all()
     findings: list[Finding] = []
     judged = unjudged_n = 0
+    notes: list[str] = []
+    traced: list[int] = []
+    incomplete: list[str] = []
     fams = [family] if family else rs.families()
     for fam in fams:
+        for n in _across(rs, fam, host, ipsets, backend, across, findings, traced):
+            (incomplete if n.startswith("incomplete:") else notes).append(n.removeprefix("incomplete:"))
         for table in rs.tables_of(fam):
             dead = unreachable_chains(table)
             # An empty chain nothing reaches does nothing (kube-proxy's canary and hint chains
@@ -335,4 +352,22 @@ def lint(rs: Ruleset, family: int | None = None) -> LintResult:
                     who = ", ".join(rule_ref(b) for b in by[:4]) + (" …" if len(by) > 4 else "")
                     findings.append(Finding(kind, f"{rule_ref(r)} {what} {who or 'earlier rules'}", r, chain,
                                             list(by)))
-    return LintResult(findings, judged, unjudged_n)
+    return LintResult(findings, judged, unjudged_n, notes, traced, incomplete)
+
+
+def _across(rs: Ruleset, fam: int, host: HostModel | None, ipsets: Any, backend: str | None, across: bool,
+            findings: list[Finding], traced: list[int]) -> list[str]:
+    """The findings across tables (analysis/undone.py) of one family; their notes."""
+    out: list[str] = []
+    if across and worth_tracing(rs, fam):
+        res = accepts_undone(Side(rs, ipsets, backend), host, fam)
+        traced.append(fam)
+        out += ["incomplete:" + k for k in res.incomplete]
+        for u in res.undone:
+            kind = PARTLY_UNDONE_ACCEPT if u.kind == PARTLY_UNDONE else UNDONE_ACCEPT
+            findings.append(Finding(kind, u.message(), u.rule, None, u.by_rules, u.classes))
+    else:
+        res = None
+    for n in (res.never if res is not None else nat_never(rs, fam)):
+        findings.append(Finding(NEVER, n.message(), n.rule))
+    return out

@@ -282,7 +282,14 @@ def example(box: Packets, prefer: dict[str, list[int]] | None = None) -> Packets
                 return v
         return pick(getattr(box, f), f, box.family)
 
-    return box.copy(**{f: ((value(f),) * 2,) for f in FIELDS},
+    values = {f: value(f) for f in FIELDS}
+    if values["src"] == values["dst"]:
+        # a packet to its own sender says little: another destination where the box has one
+        other = next((v for lo, hi in box.dst for v in (lo, lo + 1, lo + 2, hi) if lo <= v <= hi
+                      and v != values["src"] and v & 0xFF not in (0, 255)), None)
+        if other is not None:
+            values["dst"] = other
+    return box.copy(**{f: ((v,) * 2,) for f, v in values.items()},
                     ctstate=frozenset({sorted(box.ctstate)[0]}) if box.ctstate else box.ctstate)
 
 

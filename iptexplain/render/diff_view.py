@@ -9,6 +9,7 @@ from typing import Any
 from iptexplain.analysis.diff import ChangeClass, DiffResult
 from iptexplain.analysis.fates import Responsible
 from iptexplain.analysis.space import FIELDS
+from iptexplain.terminal import printable
 
 DIFF_SCHEMA = "iptexplain.diff/1"
 
@@ -48,7 +49,7 @@ def diff_text(res: DiffResult, old_name: str, new_name: str) -> str:
         lines.append("")
         lines.append("INCOMPLETE: too many branches in " + ", ".join(res.incomplete)
                      + ": narrow the question with flow options (-p, -s, -d, --dport, -i)")
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n")  # input text: no terminal controls
 
 
 def _when(conds: tuple[str, ...]) -> str:

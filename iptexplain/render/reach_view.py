@@ -8,11 +8,13 @@ import json
 import re
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
 from iptexplain.analysis.reach import PUBLISHED, Access, ReachResult, Row
+from iptexplain.terminal import printable
 
 REACH_SCHEMA = "iptexplain.reach/1"
 KIND_WORDS = {PUBLISHED: "published", "host": "this host", "forwarded": "forwarded to"}
@@ -86,7 +88,23 @@ def reach_renderable(res: ReachResult) -> RenderableType:
     if res.incomplete:
         parts.append(Text("INCOMPLETE: too many branches in " + ", ".join(res.incomplete)
                           + ": narrow with flow options (-p, --dport, -i)", "yellow"))
-    return Group(*parts)
+    return Printable(Group(*parts))
+
+
+class Printable:
+    """A renderable whose text is made safe for a terminal: input text (chain names, comments,
+    interface and container names) may hold ESC sequences and other controls; every segment is
+    made printable, rich's own control segments aside (as the trace view does)."""
+
+    def __init__(self, inner: RenderableType) -> None:
+        self.inner = inner
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for seg in console.render(self.inner, options):
+            if seg.control or seg.text.isprintable() or seg.text == "\n":
+                yield seg
+            else:
+                yield Segment(printable(seg.text), seg.style)
 
 
 def _access_json(a: Access) -> dict[str, Any]:
@@ -111,6 +129,7 @@ def reach_json(res: ReachResult, source: str) -> str:
 
 def _q(s: str) -> str:
     """A DOT string: quotes and backslashes escaped, line breaks as DOT's centred ``\\n``."""
+    s = printable(s)  # input text: no terminal controls in a file a terminal may show
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from iptexplain.analysis.why import Answer, WhyResult
 from iptexplain.render.json_out import rule_json
 from iptexplain.netfilter.outcome import rule_ref
+from iptexplain.terminal import printable
 
 
 def why_text(res: WhyResult) -> str:
@@ -21,7 +22,7 @@ def why_text(res: WhyResult) -> str:
                 when = " when " + " or ".join(conds[:3]) + (" …" if len(conds) > 3 else "")
             lines.append(f"  {verdict.upper()}{when} (the packet: {outcome})")
             lines += [f"    - {b}" for b in because]
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n")  # input text: no terminal controls
 
 
 def why_json(res: WhyResult) -> list[dict]:
