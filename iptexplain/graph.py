@@ -314,7 +314,9 @@ class Ruleset:
                     s.elements  # noqa: B018 -- reads a deferred element list
             self.deferred = None
             self.link()
-            book.hooks_from_references()  # the checks of every rule need every chain's hooks
+            hooks = getattr(book, "hooks_from_references", None)  # iptables-save's book (parse.deferred)
+            if hooks is not None:
+                hooks()  # the checks of every rule need every chain's hooks
         pending = sorted((r for r in self.rules() if not getattr(r, "parsed", True)), key=lambda r: r.line)
         for r in pending:
             r.parse()  # type: ignore[attr-defined]

@@ -182,10 +182,6 @@ class NftBook:
         return sum(c.rule_lines if isinstance(c, DeferredNftChain) else len(c.written)
                    for t in self.rs.nft_tables for c in t.chains.values())
 
-    def hooks_from_references(self) -> None:
-        """What :meth:`~iptexplain.graph.Ruleset.parse_all` asks of a book once every chain is
-        read: nft's rules have no hook checks that need it."""
-
     def error(self, message: str, line: int | None) -> InputError:
         """``FILE:LINE: message``; for JSON input, the message with the rule as nft prints it
         and no line (as :func:`iptexplain.nft.json_reader.read_nft_json` reports)."""
