@@ -10,11 +10,12 @@ mistaken for a difference.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from iptexplain.analysis.space import FIELDS, meet
-from iptexplain.core.packets import Packets, intersect, subtract
+from iptexplain.core.packets import IntSet, Packets, intersect, subtract
 from iptexplain.netfilter.trace import (DELIVERED, FORWARDED, REJECTED, REWRITE, RULE, SENT, Condition, Leaf, Outcome,
                                         Path, Step, Trace)
 from iptexplain.netfilter.outcome import OUTCOME_WORDS, find_decider, rule_ref
@@ -146,7 +147,13 @@ def outcomes(trace: Trace) -> Iterator[Outcome]:
 
 
 def cells(trace: Trace, ruleset: Any) -> list[Cell]:
-    """The trace's leaves grouped by origin box."""
+    """The trace's leaves grouped by origin box, made disjoint."""
+    return disjoint(leaf_cells(trace, ruleset))
+
+
+def leaf_cells(trace: Trace, ruleset: Any) -> list[Cell]:
+    """The trace's leaves grouped by origin box (the sides of an undecidable fork may still
+    overlap: :func:`disjoint`)."""
     groups: dict[tuple, list[Leaf]] = {}
     boxes: dict[tuple, Packets] = {}
     for leaf in decisive_leaves(trace):
@@ -168,7 +175,7 @@ def cells(trace: Trace, ruleset: Any) -> list[Cell]:
         conds = tuple(dict.fromkeys(c.text for lf in leaves for c in lf.conditions
                                     if len(leaves) > 1 and undecidable(c)))
         out.append(Cell(boxes[k], fates, tuple(rules), conds if len(fates) > 1 else (), leaves))
-    return disjoint(out)
+    return out
 
 
 def box_minus(a: Packets, b: Packets) -> list[Packets]:
@@ -221,13 +228,34 @@ def overlapping_groups(cs: list[Cell]) -> list[list[Cell]]:
     for lo, hi, i in hulls:
         active = [(e, j) for e, j in active if e >= lo]
         for _, j in active:
-            if find(i) != find(j) and meet(cs[i].box, cs[j].box) is not None:
+            if find(i) != find(j) and _may_meet(cs[i].box, cs[j].box) and meet(cs[i].box, cs[j].box) is not None:
                 parent[find(i)] = find(j)
         active.append((hi, i))
     groups: dict[int, list[Cell]] = {}
     for i, c in enumerate(cs):
         groups.setdefault(find(i), []).append(c)
     return list(groups.values())
+
+
+def _overlap(s: IntSet, t: IntSet) -> bool:
+    """Whether two interval sets meet: by bisection when one is a single interval (a service's
+    address against the thousands of holes of "every other destination")."""
+    if len(s) > 1 and len(t) > 1:
+        return bool(intersect(s, t))
+    if len(s) > 1:
+        s, t = t, s
+    if not s or not t:
+        return False
+    lo, hi = s[0]
+    k = bisect_left(t, (lo, lo))
+    if k > 0 and t[k - 1][1] >= lo:
+        return True
+    return k < len(t) and t[k][0] <= hi
+
+
+def _may_meet(a: Packets, b: Packets) -> bool:
+    """A quick test before :func:`meet`: the fields kube-proxy's cells differ in."""
+    return all(_overlap(getattr(a, f), getattr(b, f)) for f in ("proto", "dport", "dst", "src"))
 
 
 def _refine(cs: list[Cell]) -> list[Cell]:
