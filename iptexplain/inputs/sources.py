@@ -90,7 +90,7 @@ def resolve(file: str | tuple[str, ...] | list[str] | None = None, example: str 
     if table is not None and not files:
         raise InputError("--table names the table of -S / -L text given as FILE", "--table")
     if len(files) > 1 or table is not None:
-        rs = read_files(files, input_format, table)
+        rs = read_files(files, input_format, table, lazy=True)
         src = TraceInput(rs, None, _flow_family(rs, family), "file", {4: backend, 6: backend} if backend else {})
     else:
         src = _ruleset_and_host(files[0] if files else None, example, family, input_format, backend)
@@ -111,7 +111,7 @@ def resolve(file: str | tuple[str, ...] | list[str] | None = None, example: str 
 
 
 def read_files(files: tuple[str, ...], input_format: str = "auto", table: str | None = None,
-               save_ok: bool = False) -> Ruleset:
+               save_ok: bool = False, lazy: bool = False) -> Ruleset:
     """Read files of iptables text (``-``: standard input) as the one ruleset of one host.
 
     Each is read on its own -- any format, any mix -- and they are joined table by table and
@@ -128,7 +128,8 @@ def read_files(files: tuple[str, ...], input_format: str = "auto", table: str | 
             if len(files) > 1:
                 raise InputError("a snapshot is a whole host: give it alone, not with other inputs", name)
             raise InputError("a snapshot names its tables: --table is for -S and -L text", name)
-        rs = parse_text(text, name, input_format, table=table)
+        # lazy (a trace of one input): a listing's rows are read as the trace reaches them.
+        rs = parse_text(text, name, input_format, table=table, lazy=lazy and len(files) == 1)
         if table is not None and rs.format == "save" and not save_ok:
             raise InputError("an iptables-save dump names its tables (`*filter' ...): --table is for "
                              "iptables -S and -L text", name)
@@ -151,7 +152,7 @@ def _ruleset_and_host(file: str | None, example: str | None, family: int | None,
         assert text is not None
         if is_snapshot(text):
             return _from_snapshot(text, name, family, backend)
-        rs = parse_text(text, name, input_format)
+        rs = parse_text(text, name, input_format, lazy=True)
         return TraceInput(rs, None, _flow_family(rs, family), "file", forced)
     live = _optional("iptexplain.inputs.live")
     if live is None or not hasattr(live, "read_live_host"):

@@ -437,7 +437,10 @@ class ListingReader:
         for name in jumps_missing:
             t.chains[name] = Chain(name, t.name, False, None, line=0, listed=False)
 
-    def _fidelity(self, no_via: list[Section], partial: list[Section]) -> None:
+    def _fidelity(self, no_via: list[Section], partial: list[Section], counted: bool | None = None) -> None:
+        """The notes and hidden parts of what the listing could not show.  ``counted``: whether
+        some rule has counters, when the caller knows without reading every rule
+        (:mod:`iptexplain.parse.listing_deferred`)."""
         rs = self.rs
         if no_via:
             rs.hidden |= {"interfaces", "counters"}
@@ -452,7 +455,7 @@ class ListingReader:
                 f"(or `iptables -nvL`, `-t nat -nvL`, ...) and read that instead.",
                 no_via[0].first_line,
             )
-        elif not any(r.counters is not None for r in rs.rules()):
+        elif not (counted if counted is not None else any(r.counters is not None for r in rs.rules())):
             rs.hidden.add("counters")
         if self.rounded:
             rs.hidden.add("counters-rounded")

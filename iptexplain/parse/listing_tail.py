@@ -18,13 +18,16 @@ class TailReader:
     """Turns a row's tail into (goto, matches, target, unread text), one module at a time."""
 
     def __init__(self) -> None:
-        load_all()
+        # Every module is loaded when the first row is read (index()), not at import: a deferred
+        # listing (iptexplain.parse.listing_deferred) may read no row at all.
         self._index: dict[str, list[type[Match]]] = {}
         self._indexed = -1
         self._cache: dict[tuple, tuple] = {}
         self._jumps: dict[str, ChainJump] = {}
 
     def index(self) -> dict[str, list[type[Match]]]:
+        if self._indexed < 0:
+            load_all()
         if self._indexed != len(MATCHES):
             idx: dict[str, list[type[Match]]] = {}
             for cls in dict.fromkeys(MATCHES.values()):

@@ -290,38 +290,54 @@ def _tool_present(rs: Ruleset, shape: Shape) -> bool:
     return any(m in t.chains for t in rs.tables.values() for m in markers)
 
 
-def _find_runs(rs: Ruleset) -> list[_Run]:
-    runs: list[_Run] = []
+def present_shapes(rs: Ruleset) -> list[Shape]:
+    """The shapes of the tools the ruleset shows, the longest run first."""
     shapes = [s for s in SHAPES if _tool_present(rs, s)]
     shapes.sort(key=lambda s: -len(s.rules))  # the longest run first
+    return shapes
+
+
+def chain_runs(shapes: list[Shape], t: Any, c: Any) -> list[_Run]:
+    """The runs of chain ``c`` of table ``t`` that match ``shapes``: the one-rule runs of whole
+    chains first, then the runs of several rules, left to right."""
+    runs: list[_Run] = []
+    mine = [s for s in shapes if re.fullmatch(s.table, t.name) and re.fullmatch(s.chain, c.name)]
+    if not mine:
+        return runs
+    if any(s.requires is not None for s in mine):
+        shown = {tuple(r.save_args()) for r in c.rules}
+        mine = [s for s in mine if s.requires is None or tuple(s.requires.split()) in shown]
+    mine_t = [(s, s.templates()) for s in mine]
+    rules = c.rules
+    for s, _ in mine_t:
+        if s.whole_chain:
+            runs += _whole_chain_runs(s, rules)
+    mine_t = [(s, tp) for s, tp in mine_t if not s.whole_chain]
+    i = 0
+    while i < len(rules) and mine_t:
+        for s, temps in mine_t:
+            if i + len(temps) > len(rules):
+                continue
+            b: dict[str, str] | None = {}
+            for k, tpl in enumerate(temps):
+                b = _match_rule(tpl, rules[i + k], b)
+                if b is None:
+                    break
+            if b is not None:
+                runs.append(_Run(s, rules[i:i + len(temps)], temps, b))
+                i += len(temps)
+                break
+        else:
+            i += 1
+    return runs
+
+
+def _find_runs(rs: Ruleset) -> list[_Run]:
+    shapes = present_shapes(rs)
+    runs: list[_Run] = []
     for t in rs.tables.values():
         for c in t.chains.values():
-            shown = {tuple(r.save_args()) for r in c.rules}
-            mine = [(s, s.templates()) for s in shapes if re.fullmatch(s.table, t.name) and re.fullmatch(s.chain, c.name)
-                    and (s.requires is None or tuple(s.requires.split()) in shown)]
-            if not mine:
-                continue
-            rules = c.rules
-            for s, _ in mine:
-                if s.whole_chain:
-                    runs += _whole_chain_runs(s, rules)
-            mine = [(s, t) for s, t in mine if not s.whole_chain]
-            i = 0
-            while i < len(rules) and mine:
-                for s, temps in mine:
-                    if i + len(temps) > len(rules):
-                        continue
-                    b: dict[str, str] | None = {}
-                    for k, tpl in enumerate(temps):
-                        b = _match_rule(tpl, rules[i + k], b)
-                        if b is None:
-                            break
-                    if b is not None:
-                        runs.append(_Run(s, rules[i:i + len(temps)], temps, b))
-                        i += len(temps)
-                        break
-                else:
-                    i += 1
+            runs += chain_runs(shapes, t, c)
     return runs
 
 
@@ -406,12 +422,22 @@ def _bridge(run: _Run, know: Knowledge) -> str | None:
 
 def fill_in(rs: Ruleset, host: Any = None) -> int:
     """Fill the hidden -i/-o of every rule that is part of a tool's standard run (only where the
-    input hid interfaces); return how many rules were filled.  Idempotent."""
-    if "interfaces" not in (getattr(rs, "hidden", None) or ()) or rs.deferred is not None:
+    input hid interfaces); return how many rules were filled.  Idempotent.  A listing whose rows
+    are still text (:mod:`iptexplain.parse.listing_deferred`) fills them as they are read."""
+    if rs.deferred is not None:
+        hook = getattr(rs.deferred, "fill_in", None)
+        return hook(host) if hook is not None else 0
+    if "interfaces" not in (getattr(rs, "hidden", None) or ()):
         return 0
-    filled = rs.filled
     know = Knowledge(runs=_find_runs(rs))
     know.networks, know.per_network = _networks(know.runs, host)
+    return apply_runs(rs, know)
+
+
+def apply_runs(rs: Ruleset, know: Knowledge, decided: bool = False) -> int:
+    """Fill in the rules of ``know.runs`` (see :func:`fill_in`); return how many were filled.
+    ``decided``: the runs' rules are not in ``rs.filled`` yet (asked once per rule)."""
+    filled = rs.filled
     n = 0
     for run in know.runs:
         if any("interfaces" not in rs.unseen(r) for r in run.rules):
@@ -421,7 +447,7 @@ def fill_in(rs: Ruleset, host: Any = None) -> int:
         if needs and br is None:
             continue
         for rule, tpl in zip(run.rules, run.templates):
-            if rule in filled:
+            if not decided and rule in filled:
                 continue
             h = rule.header
             kw: dict[str, Any] = {}
