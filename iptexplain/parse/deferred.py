@@ -68,14 +68,15 @@ _BLANK_END = re.compile(r" \n")
 _ADDR_FLAGS = frozenset({"-s", "-d", "--source", "--destination", "--src", "--dst"})
 
 
-def _odd(piece: str) -> bool:
-    """Whether the text holds anything of ``_ODD`` or an address list (see above)."""
+def _odd(piece: str, blank_ends: bool = True) -> bool:
+    """Whether the text holds anything of ``_ODD`` or an address list (see above); ``blank_ends``
+    False: blanks at line ends are left to the caller (whose pattern refuses them)."""
     if any(c in piece for c in _ODD_CHARS):
         if "{{" in piece or "***" in piece or any(c in piece for c in _ODD_CHARS[:-2]):
             return True
     if not piece.isascii() and any(o in piece for o in _ODD_WIDE):
         return True
-    if _BLANK_END.search(piece) or _DOT_X.search(piece) or _X_DOT.search(piece) or "edacted" in piece or "EDACTED" in piece:
+    if (blank_ends and _BLANK_END.search(piece)) or _DOT_X.search(piece) or _X_DOT.search(piece) or "edacted" in piece or "EDACTED" in piece:
         return True
     if piece.count("x") < 1 << 14:  # "x.": a few x's in a dump (0x4000 marks): looked at one by one
         i = piece.find("x")
@@ -106,7 +107,7 @@ class DeferredChain(Chain):
     __slots__ = ("_pending", "_first", "_book", "_size", "_more")
 
     def __init__(self, name: str, table: str, builtin: bool, policy: str | None,
-                 counters: Counters | None, line: int, book: "DeferredBook") -> None:
+                 counters: Counters | None, line: int, book: "DeferredBook", first: int = 0) -> None:
         # Not Chain.__init__: 37,000 of these are made per kube-proxy dump, most never read.
         self.name = name
         self.table = table
@@ -121,7 +122,7 @@ class DeferredChain(Chain):
         self.source = ""
         self.kernel_references = None
         self._pending: tuple[str, int, int] | None = _EMPTY  # (text, start, end) of the run
-        self._first = 0
+        self._first = first  # the line the text of its first run starts at
         self._book = book
         self._size = -1  # rules in the run, once counted
         # Further runs of the chain's rules, after other chains' (kube-proxy's restore input):
@@ -366,15 +367,22 @@ def prove_families(tables: list[Table]) -> dict[str, int]:
     return {t.name: proven.get(t.name, fallback) for t in tables}
 
 
+# A line that may prove a family (an address, a protocol, a module of one family, a long
+# spelling family_of_words looks at): the others prove none and are not looked at word by word.
+_MAY_PROVE = re.compile(r" (?:-[sdp]|-m (?:icmp|icmp6|rt|hl|frag|hbh|dst|ipv6header|mh|eui64|srh)|--[sdpm][^ \n]*|--)(?=[ \n])")
+
+
 def _chain_family(chain: DeferredChain) -> int | None:
     pending = chain._pending
     if pending is None:
         return None
     cut = len(chain.name) + 4  # "-A NAME "
     for text, start, end, *_line in [pending, *(chain._more or ())]:
-        if start == end:
-            continue
-        for line in text[start:end - 1].split("\n"):
+        m = _MAY_PROVE.search(text, start, end)
+        while m is not None:
+            a = max(text.rfind("\n", start, m.start()) + 1, start)
+            b = text.find("\n", m.start(), end)
+            line = text[a:b]
             if line[0] == "[":
                 line = line[line.index("] ") + 2:]
             fam = family_of_words(line[cut:])
@@ -382,6 +390,7 @@ def _chain_family(chain: DeferredChain) -> int | None:
                 raise GiveUp
             if fam is not None:
                 return fam
+            m = _MAY_PROVE.search(text, b, end)
     return None
 
 
