@@ -462,6 +462,7 @@ LAYOUT_NOTES = {
     "iptables -t nat -S": "printed by the real iptables from the save text, in a private namespace (nat only)",
     "iptables -t nat -nvL": "printed by the real iptables from the save text, in a private namespace (nat only)",
     "iptables-save on stdin": "the save text as `iptexplain trace -`",
+    "iptables -t nat -S on stdin": "the -S text as `iptexplain trace - -t nat`",
     "nft list ruleset": "a kube-proxy nftables-mode node of the same size (gen_kube_nft.render: what nft "
                         "lists, element order aside; yardstick `nft -c -f FILE` in a private namespace)",
     "nft -j list ruleset": "the same node's JSON, listed by the real nft after `nft -f` in a private "
@@ -510,6 +511,7 @@ def layout_cases(n: int, outdir: Path, seed: int) -> tuple[list[str], list[Layou
         Layout("iptables -t nat -S", s_path, nat_save, ("-t", "nat")),
         Layout("iptables -t nat -nvL", l_path, nat_save, ("-t", "nat")),
         Layout("iptables-save on stdin", case.path, case.path, stdin=True),
+        Layout("iptables -t nat -S on stdin", s_path, nat_save, ("-t", "nat"), stdin=True),
     ]
     return case.trace_args, out
 

@@ -314,9 +314,11 @@ class Ruleset:
                     s.elements  # noqa: B018 -- reads a deferred element list
             self.deferred = None
             self.link()
-            hooks = getattr(book, "hooks_from_references", None)  # iptables-save's book (parse.deferred)
+            # The checks of every rule need every chain's hooks (a save or -S text's book; a
+            # listing's book checks no hooks).
+            hooks = getattr(book, "hooks_from_references", None)
             if hooks is not None:
-                hooks()  # the checks of every rule need every chain's hooks
+                hooks()
         pending = sorted((r for r in self.rules() if not getattr(r, "parsed", True)), key=lambda r: r.line)
         for r in pending:
             r.parse()  # type: ignore[attr-defined]
