@@ -453,6 +453,7 @@ LAYOUT_NOTES = {
     "iptables -t nat -S": "printed by the real iptables from the save text, in a private namespace (nat only)",
     "iptables -t nat -nvL": "printed by the real iptables from the save text, in a private namespace (nat only)",
     "iptables-save on stdin": "the save text as `iptexplain trace -`",
+    "iptables -t nat -S on stdin": "the -S text as `iptexplain trace - -t nat`",
 }
 
 
@@ -478,6 +479,7 @@ def layout_cases(n: int, outdir: Path, seed: int) -> tuple[list[str], list[Layou
         Layout("iptables -t nat -S", s_path, nat_save, ("-t", "nat")),
         Layout("iptables -t nat -nvL", l_path, nat_save, ("-t", "nat")),
         Layout("iptables-save on stdin", case.path, case.path, stdin=True),
+        Layout("iptables -t nat -S on stdin", s_path, nat_save, ("-t", "nat"), stdin=True),
     ]
     return case.trace_args, out
 
