@@ -20,13 +20,15 @@ from pathlib import Path
 import pytest
 
 from iptexplain.core.errors import InputError
-from iptexplain.ext import TARGETS, load_all
+from iptexplain.ext import MATCHES, TARGETS, load_all
+from iptexplain.ext.base import ChainJump
 from iptexplain.netfilter.trace import Flow
 from iptexplain.netfilter.tracer import trace_flow
 from iptexplain.parse import parse_text
 from iptexplain.parse.deferred import GiveUp
 from iptexplain.parse.listing import read_row_tail
-from iptexplain.parse.listing_deferred import _NOT_JUMPS, ListingChain, ListingRow, read_listing_deferred
+from iptexplain.parse.listing_deferred import (_NOT_JUMPS, TAIL_MODULES, VOCABULARY, ListingChain, ListingRow,
+                                                read_listing_deferred)
 from iptexplain.render.json_out import trace_json
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -304,7 +306,7 @@ def test_the_table_of_a_listing_is_inferred_as_the_listing_reader_infers_it() ->
     ("MARK and 0xffffbfff", "MARK"),
     ("/* masq */ masq ports: 1024-65535 random-fully", "MASQUERADE"),
     ("random-fully", "MASQUERADE"),
-    ("ctstate NEW reject-with icmp-port-unreachable", "REJECT"),
+    ("/* has no endpoints */ tcp dpt:443 reject-with icmp-port-unreachable", "REJECT"),
     ("", "MASQUERADE"),
 ])
 def test_every_phrase_the_scan_takes_is_read_back_whole(tail: str, target: str) -> None:
@@ -313,12 +315,31 @@ def test_every_phrase_the_scan_takes_is_read_back_whole(tail: str, target: str) 
     _goto, matches, tg, unread, losses = read_row_tail(tail, target, 4, "tcp")
     assert not unread and not losses
     assert not any(getattr(e, "may_note", False) for e in (*matches, tg) if e is not None)
+    # Each module it uses is in the vocabulary a chain's may_use() looks for, by a word it shows.
+    for e in (*matches, tg):
+        if e is not None and not isinstance(e, ChainJump):
+            assert e.name in VOCABULARY and any(w in f"{target} {tail}".split() for w in VOCABULARY[e.name]), e
     row = f"    0     0 {target:10} 6    --  *      *       0.0.0.0/0            10.96.0.1            {tail}\n"
     text = f"Chain X (0 references)\n pkts bytes target     prot opt in     out     source               destination\n{row}"
     if target.startswith("KUBE-"):
         text += f"\nChain {target} (1 references)\n pkts bytes target     prot opt in     out     source               destination\n"
     rs = read_listing_deferred(text, "p.txt", table="nat")
     rs.parse_all()
+
+
+def test_the_phrases_modules_are_the_only_ones_with_their_words() -> None:
+    """A deferred listing's rows are read with the modules of its phrases loaded, not all ~90:
+    every module that prints a word the phrases start with (or a target's words) is one of them,
+    the only one with that word."""
+    load_all()
+    words = {"/*", "tcp", "udp", "sctp", "statistic", "ADDRTYPE", "mark", "ctstate", "state", "multiport",
+             "to:", "to", "masq", "ports:", "random-fully", "random", "MARK", "reject-with", "!"}
+    homes: dict[str, list[str]] = {}
+    for cls in dict.fromkeys(MATCHES.values()):
+        for kw in set(cls.listing_keywords) & words:
+            homes.setdefault(kw, []).append(cls.__module__.rsplit(".", 1)[1])
+    assert all(len(v) == 1 for v in homes.values()), homes
+    assert sorted({m for v in homes.values() for m in v}) == sorted(TAIL_MODULES)
 
 
 def test_the_target_column_names_a_jump_as_the_listing_reader_does() -> None:

@@ -43,17 +43,18 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from importlib import import_module
 from functools import lru_cache
 from socket import inet_aton
 
 from iptexplain.core.errors import InputError
-from iptexplain.ext import match_class
 from iptexplain.graph import BUILTIN_CHAINS, STANDARD_VERDICTS, Chain, Counters, Rule, Ruleset, Table
 from iptexplain.parse.deferred import DeferredChain, GiveUp
 from iptexplain.parse.detect import NFT_RE, SAVE_RE
 from iptexplain.parse.gc_pause import _no_gc
 from iptexplain.parse.lazy import _OCTET
 from iptexplain.parse.listing import ListingReader
+from iptexplain.parse.listing_tail import TailReader
 from iptexplain.parse.listing_rows import _CHAIN_RE, Command, Layout, layout_of, parse_command, split_row
 from iptexplain.parse.rough import _ELISION_RE, _QUOTE_RE, _STRAY_RE
 from iptexplain.parse.rulespec import IPTABLES_TARGETS
@@ -102,15 +103,17 @@ def _block_re(num: bool, verbose: bool) -> re.Pattern[str]:
     """One chain block of a layout: the ``Chain`` header, the heading, the rows, blank lines."""
     pre = r" *+" + (r"[0-9]{1,12}+ ++" if num else "") + (r"[0-9]{1,20}+[KMGT]? ++[0-9]{1,20}+[KMGT]? ++" if verbose else "")
     mid = rf" ++{_PROTO} ++[-!][-f]" + (r" ++[^ \n]++ ++[^ \n]++" if verbose else "") + rf" ++{_ADDR} ++{_ADDR}"
-    free = rf"(?: ++{_PHRASE}(?: ++{_PHRASE})*+)? *+"
+    free = rf"(?: ++{_PHRASE})*+ *+"
+
+    # Before a target's own words: comments and the protocol's match (kube-proxy's, Docker's).
+    small = rf"(?:{_COMMENT}|(?:tcp|udp|sctp)(?: (?:dpt|spt):{_PORT}| (?:dpts|spts):{_PORT}:{_PORT})*+)"
 
     def ending(words: str) -> str:
-        return rf" ++(?:{_PHRASE} ++)*+{words} *+"
+        return rf" ++(?:{small} ++)*+{words} *+"
 
     alts = [f"{name}{mid}{ending(words)}" for name, words in _TARGET_WORDS.items()]
-    alts.append(rf"MASQUERADE{mid}(?: ++(?:{_PHRASE} ++)*+(?:masq ports: {_PORT}(?:-{_PORT})? ?)?(?:random-fully|random)?)? *+")
-    alts.append(rf"{_NOT_A_TARGET}[^ \n!>][^ \n]*+{mid}{free}")
-    alts.append(rf"{mid[3:]}{free}")  # no target
+    alts.append(rf"MASQUERADE{mid}(?: ++(?:{small} ++)*+(?:masq ports: {_PORT}(?:-{_PORT})? ?)?(?:random-fully|random)?)? *+")
+    alts.append(rf"(?:{_NOT_A_TARGET}[^ \n!>][^ \n]*+ ++)?{mid[3:]}{free}")  # a chain, a verdict, none
     row = pre + "(?:" + "|".join(alts) + r")\n"
     heading = (r" *+(" + (r"num ++" if num else "") + (r"pkts ++bytes ++" if verbose else "")
                + r"target ++prot ++opt ++" + (r"in ++out ++" if verbose else "") + r"source ++destination) *+\n")
@@ -298,7 +301,7 @@ class ListingChain(DeferredChain):
         if start == end:
             return False
         words, pattern = _listing_words(names)
-        if not any(text.find(w, start, end) >= 0 for w in words):
+        if pattern is None or not any(text.find(w, start, end) >= 0 for w in words):
             return False
         return pattern.search(_COMMENT_SPAN.sub("", text[start:end])) is not None
 
@@ -306,19 +309,41 @@ class ListingChain(DeferredChain):
 _COMMENT_SPAN = re.compile(_COMMENT)
 
 
+# The modules a row the scan takes may use, and the words that show each (a target: its name in
+# the target column; a match: the word its listing starts with).  A module not here is used by
+# no row of a deferred listing (tests/test_listing_deferred.py holds the phrases to it).
+VOCABULARY: dict[str, tuple[str, ...]] = {
+    "comment": ("/*",), "tcp": ("tcp",), "udp": ("udp",), "sctp": ("sctp",), "statistic": ("statistic",),
+    "addrtype": ("ADDRTYPE",), "mark": ("mark",), "conntrack": ("ctstate",), "state": ("state",),
+    "multiport": ("multiport",), "DNAT": ("DNAT",), "SNAT": ("SNAT",), "MASQUERADE": ("MASQUERADE",),
+    "MARK": ("MARK",), "REJECT": ("REJECT",),
+    "standard": tuple(sorted(STANDARD_VERDICTS)),
+}
+# The modules that read those phrases back (each the only one with its listing keyword): loaded
+# for the rows a deferred listing reads, instead of all ~90 (tests/test_listing_deferred.py).
+TAIL_MODULES = ("libxt_addrtype", "libxt_comment", "libxt_conntrack", "libxt_mark", "libxt_multiport", "libxt_sctp",
+                "libxt_state", "libxt_statistic", "libxt_tcp", "libxt_udp")
+
+
 @lru_cache(maxsize=8)
-def _listing_words(names: frozenset[str]) -> tuple[tuple[str, ...], re.Pattern[str]]:
-    """The words by which a row shows that it uses a module of ``names``: the target column's
-    name, or a word the module prints (its ``listing_keywords``) -- outside comments, which the
-    caller removes (kube-proxy's say "cluster IP", and ``cluster`` is a module)."""
-    words: set[str] = set()
-    for n in names:
-        cls = match_class(n)
-        if cls is not None:
-            words.update(cls.listing_keywords)
-        words.add(n)
-    alts = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+def _listing_words(names: frozenset[str]) -> tuple[tuple[str, ...], re.Pattern[str] | None]:
+    """The words by which a row shows that it uses a module of ``names`` (:data:`VOCABULARY`),
+    and a pattern that finds one as a word -- outside comments, which the caller removes
+    (kube-proxy's say "cluster IP", and ``cluster`` is a module)."""
+    words = sorted({w for n in names for w in VOCABULARY.get(n, ())}, key=len, reverse=True)
+    if not words:
+        return (), None
+    alts = "|".join(re.escape(w) for w in words)
     return tuple(words), re.compile(rf"(?<![^ \n!])(?:{alts})(?![^ \n:])")
+
+
+class _PhraseTails(TailReader):
+    """The listing reader's reader of a row's free text, with the index of the phrases a
+    deferred listing's rows hold: their modules only (:data:`TAIL_MODULES`)."""
+
+    def _load(self) -> None:
+        for name in TAIL_MODULES:
+            import_module(f"iptexplain.ext.{name}")
 
 
 # Target column words that are no chain jump: the listing reader's verdicts, the targets it knows
@@ -360,6 +385,9 @@ class LazyFilled(dict):
     def __getitem__(self, rule):  # noqa: ANN001, ANN204
         self._decide(rule)
         return super().__getitem__(rule)
+
+
+_PHRASE_TAILS = _PhraseTails()
 
 
 # -- the book ----------------------------------------------------------------------------------
@@ -499,6 +527,7 @@ def read_listing_deferred(text: str, source: str, family: int | None = None, tab
     if not text.endswith("\n") or "Chain " not in text[:1 << 16] or any(b in text for b in _LINE_BREAKS):
         raise GiveUp
     reader = ListingReader(source, family, table)
+    reader.tails = _PHRASE_TAILS
     rs = reader.rs
     book = ListingBook(rs, reader, source)
     sections: list[_Section] = []
@@ -617,7 +646,7 @@ def _build(rs: Ruleset, book: ListingBook, reader: ListingReader, sections: list
             jumps = counts.get(name, 0)
             made[name] = ListingChain(name, tname, builtin, pol, counters, line, book,  # type: ignore[arg-type]
                                       int(refs) if refs is not None else None, (text, start, end), nrows, fam,
-                                      jumps if not jumps or _jump_of(name) is not None else 0)
+                                      jumps if name not in _NOT_JUMPS else 0)
             book.total += nrows
         any_rows = any_rows or bool(counts) or any(b[7] for b in sec.blocks)
         # Built-in chains first, in iptables-save order; those not listed are unknown (listed=False).
