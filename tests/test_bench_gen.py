@@ -32,6 +32,7 @@ from iptexplain.netfilter.trace import FORWARDED, Flow  # noqa: E402
 from iptexplain.netfilter.tracer import trace_flow  # noqa: E402
 from iptexplain.parse import parse_text
 from iptexplain.parse.deferred import read_deferred  # noqa: E402
+from iptexplain.parse.deferred_s import read_deferred_s  # noqa: E402
 
 
 def _ruleset(n: int, seed: int = 7, endpoints: int | None = None):
@@ -331,3 +332,7 @@ def test_trace_is_the_same_on_every_layout() -> None:
     for key in ("S", "nvL"):
         d = doc(parse_text(views[key], f"nat.{key}", table="nat"))
         assert {(p["dst"], str(p["dport"])) for _, p, _ in d["outcomes"]} == want, key
+        if key == "S":  # the real iptables' -S output is read by the layout scan, to the same trace
+            deferred = read_deferred_s(views["S"], "nat.S", table="nat")
+            assert deferred.deferred is not None
+            assert doc(deferred) == d

@@ -12,7 +12,9 @@ import sys
 from typing import BinaryIO
 from iptexplain.graph import Ruleset
 from iptexplain.parse.combine import combine
-from iptexplain.parse.detect import _LISTING_RE, ACCEPTED, FORMATS, SAVE_RE, detect_format
+from iptexplain.parse.deferred import GiveUp
+from iptexplain.parse.deferred_s import DEFER_MIN, read_deferred_s
+from iptexplain.parse.detect import _LISTING_RE, ACCEPTED, FORMATS, detect_format, has_listing, has_save_table
 from iptexplain.parse.partial import name_gaps
 from iptexplain.parse.rough import clean, mark_elisions
 from iptexplain.parse.save import parse_save
@@ -29,7 +31,7 @@ def split_mixed(text: str) -> tuple[str, str] | None:
     session): ``(the -S text, the listing text)``, each with the other's lines blanked so that
     line numbers stay; None when the text is of one format.  The -S text keeps the prompts that
     name its tables (``iptables -t nat -S``)."""
-    if not _LISTING_RE.search(text) or SAVE_RE.search(text):
+    if not has_listing(text) or has_save_table(text):
         return None
     lines = text.split("\n")
     s_lines = [bool(_S_LINE_RE.match(ln)) for ln in lines]
@@ -43,12 +45,14 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
                table: str | None = None, lazy: bool = False) -> Ruleset:
     """Read any supported format; raise InputError (``FILE:LINE: message``) on bad input.
 
-    ``lazy`` (a trace): an ``iptables -L`` listing in iptables' own layout keeps each chain's rows
-    as text until the trace reaches the chain (:mod:`iptexplain.parse.listing_deferred`); the
-    ruleset says so in a note.  Any other text is read whole."""
+    ``lazy`` (a trace): text in the layout iptables prints keeps each chain's rules as text until
+    the trace reaches the chain -- an ``iptables -L`` listing's rows
+    (:mod:`iptexplain.parse.listing_deferred`), large ``-S`` text's rule lines
+    (:mod:`iptexplain.parse.deferred_s`) -- and the ruleset says so in a note.  Any other text is
+    read whole."""
     if lazy and fmt in ("auto", "listing") and _LISTING_RE.search(text, 0, 1 << 16):
         # The listing modules (~25 ms of patterns at import): only for a listing.
-        from iptexplain.parse.listing_deferred import GiveUp, read_listing_deferred
+        from iptexplain.parse.listing_deferred import read_listing_deferred
 
         try:
             rs = read_listing_deferred(text, source, family, table)
@@ -58,6 +62,20 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
             name_gaps(rs)
             rs.note("lazy", "rows were read into rules only in the chains this run looked at; `iptexplain "
                             "show' of the same input reads and checks every row")
+            return rs
+    if lazy and len(text) >= DEFER_MIN and fmt in ("auto", "S") and not has_listing(text) \
+            and (fmt == "S" or detect_format(text) == "S"):
+        # Large -S text: the scan gives up on anything clean() would change, so the text is what
+        # the general reader would read.
+        try:
+            rs = read_deferred_s(text, source, family, table)
+        except GiveUp:
+            pass  # not in the layout iptables prints: the general reader reads it
+        else:
+            name_gaps(rs)
+            show = f"`iptexplain show {source}'" if source != "<stdin>" else "`iptexplain show -' on the same input"
+            rs.note("lazy", f"large input: rules were checked only in the chains this run looked at; {show} "
+                            f"checks every line, as iptables-restore would")
             return rs
     cleaned = clean(text)  # quoting, stray characters, elision lines (same line numbers)
     text = cleaned.text

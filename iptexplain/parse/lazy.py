@@ -135,7 +135,7 @@ class LazyRule(Rule):
                     return word  # a chain jump takes no options: last word
                 if word in STANDARD_VERDICTS or word in self._book.targets:
                     return None
-            elif i < 0:
+            elif i < 0 and " --j" not in t and " --g" not in t:  # (--jump, --goto, abbreviated)
                 return None
             self.parse()
         return _JUMP.__get__(self, Rule)

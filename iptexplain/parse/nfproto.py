@@ -4,6 +4,10 @@ on it once the table is read."""
 
 from __future__ import annotations
 
+import re
+
+from iptexplain.core.errors import OptionError
+from iptexplain.core.protocols import canonical_proto
 from iptexplain.graph import Table
 from iptexplain.parse.lazy import LazyRule
 
@@ -43,3 +47,67 @@ def _set_nfproto(table: Table) -> None:
         t = r.target
         if t is not None and t.family_sensitive and t.nfproto != fam:
             r.target = dataclasses.replace(t, nfproto=fam)
+
+
+# -- the same, from the words of rules kept as text (iptexplain.parse.deferred) ----------------
+
+_QUOTED = re.compile(r'"[^"\n]*"')
+_DOTTED = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?:/[0-9.]+)?")
+# Spellings the word-level look does not follow (iptables -S and -save never print them): a
+# rule holding one is read by the parser instead.
+_LONG = frozenset({"--source", "--src", "--destination", "--dst", "--protocol", "--proto", "--match"})
+UNSURE = -1
+
+
+def family_of_words(text: str) -> int | None:
+    """What :func:`_family_of_table` concludes from one rule (the text after ``-A CHAIN``), from
+    its words: 4 or 6 when the rule proves a family, None when it proves none, UNSURE when the
+    words alone cannot tell (a host name, a long or abbreviated spelling, an unbalanced quote,
+    an unknown protocol) and the rule must be parsed."""
+    if "\\" in text or "'" in text:
+        return UNSURE
+    if '"' in text:
+        if text.count('"') & 1:
+            return UNSURE
+        text = _QUOTED.sub('""', text)
+    words = text.split()
+    src = dst = proto = None
+    modules: list[str] = []
+    n = len(words)
+    for i, w in enumerate(words):
+        if w[0] != "-":
+            continue
+        if w.startswith("--"):
+            if w in _LONG or any(f.startswith(w) for f in _LONG):
+                return UNSURE
+            continue
+        if i + 1 >= n:
+            return UNSURE
+        if w == "-s" and src is None:
+            src = words[i + 1]
+        elif w == "-d" and dst is None:
+            dst = words[i + 1]
+        elif w == "-p" and proto is None:
+            proto = words[i + 1]
+        elif w == "-m":
+            modules.append(words[i + 1])
+    for a in (src, dst):
+        if a is not None:
+            if ":" in a:
+                return 6
+            return 4 if _DOTTED.fullmatch(a) else UNSURE
+    if proto is not None:
+        try:
+            p = canonical_proto(proto)
+        except OptionError:
+            return UNSURE
+        if p == "ipv6-icmp":
+            return 6
+        if p == "icmp":
+            return 4
+    for m in modules:
+        if m in V6_MODULES:
+            return 6
+        if m == "icmp":
+            return 4
+    return None

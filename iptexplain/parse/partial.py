@@ -68,10 +68,18 @@ def entry_chains(rs: Ruleset) -> list[Chain]:
     jumps to is one no packet reaches."""
     if rs.whole:
         return []
+    # Chains still text (iptexplain.parse.deferred) have no references yet: their reader counted
+    # which chains the table's rules jump to.
+    called = getattr(rs.deferred, "called", None)
     out = []
     for t in rs.tables.values():
+        jumped = called.get(t.name) if called is not None else None
         for c in t.chains.values():
             if c.builtin or not c.listed or c.kernel_references == 0:
+                continue
+            if jumped is not None and not c.references:  # -S text kept as text (deferred_s)
+                if c.name not in jumped:
+                    out.append(c)
                 continue
             # A listing still kept as text (iptexplain.parse.listing_deferred) counted the rows
             # that jump to each chain from the target column: references are made by parse_all.
