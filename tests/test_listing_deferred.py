@@ -27,8 +27,8 @@ from iptexplain.netfilter.tracer import trace_flow
 from iptexplain.parse import parse_text
 from iptexplain.parse.deferred import GiveUp
 from iptexplain.parse.listing import read_row_tail
-from iptexplain.parse.listing_deferred import (_NOT_JUMPS, TAIL_MODULES, VOCABULARY, ListingChain, ListingRow,
-                                                read_listing_deferred)
+from iptexplain.parse.listing_deferred import ListingChain, ListingRow, read_listing_deferred
+from iptexplain.parse.listing_layout import _NOT_JUMPS, TAIL_MODULES, VOCABULARY
 from iptexplain.render.json_out import trace_json
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
