@@ -304,12 +304,14 @@ class Ruleset:
     def parse_all(self) -> None:
         """Read every rule a lazy reader left unread (iptexplain.parse.lazy), in line order, so
         that a bad option anywhere raises its ``FILE:LINE`` error now; a no-op otherwise."""
-        if self.deferred is not None:
+        book = self.deferred
+        if book is not None:
             for t in self.tables.values():
                 for c in t.chains.values():
                     c.rules  # noqa: B018 -- reads a deferred chain
             self.deferred = None
             self.link()
+            book.hooks_from_references()  # the checks of every rule need every chain's hooks
         pending = sorted((r for r in self.rules() if not getattr(r, "parsed", True)), key=lambda r: r.line)
         for r in pending:
             r.parse()  # type: ignore[attr-defined]

@@ -39,6 +39,13 @@ LAZY = {
     ("iptexplain.parse", "iptexplain.parse.listing_deferred"),
     ("iptexplain.parse", "iptexplain.nft.reader"),
     ("iptexplain.parse", "iptexplain.nft.json_reader"),
+    # nft's model and expression classes (~10 ms of imports, dataclasses) only where nft rules
+    # are: pieces with nft tables to join, text that may be nft's JSON, nft rules' host evidence
+    ("iptexplain.parse.combine", "iptexplain.nft.mixed"),
+    ("iptexplain.parse.detect", "iptexplain.nft.json_text"),
+    ("iptexplain.host.evidence", "iptexplain.host.nft_evidence"),
+    # the tools' rule shapes fill in what a listing hid: only for such a listing
+    ("iptexplain.netfilter.tracer", "iptexplain.parse.toolshapes"),
     # the live reader (subprocess, python-iptables) and the Docker API client (http.client, ssl)
     # only for a live host or a snapshot: every file input asks is_snapshot()
     ("iptexplain.inputs.snapshot", "iptexplain.inputs.live"),

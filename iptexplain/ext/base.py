@@ -310,13 +310,36 @@ class Extension:
 
     # -- saving -----------------------------------------------------------------------------
 
+    @classmethod
+    def _save_order(cls) -> dict[str, tuple[tuple[int, Opt], ...]]:
+        """key -> ((position, option), ...) of the options that print it, made once per class:
+        save_args walks the values a rule has (one to three), not every option the module
+        knows (``-m statistic`` or ``-m recent`` know a dozen)."""
+        cached = cls.__dict__.get("_save_order_map")
+        if cached is None:
+            cached = {}
+            for i, o in enumerate(cls.options):
+                cached[o.key] = cached.get(o.key, ()) + ((i, o),)
+            cls._save_order_map = cached  # type: ignore[attr-defined]
+        return cached
+
     def save_args(self) -> list[str]:
         """Options in iptables-save form, in the order the extension's save function prints."""
         out: list[str] = []
-        for o in self.options:
-            v = self.get(o.key)
-            if v is None:
-                continue
+        values = self.values
+        if not values:
+            return out
+        order = self.__class__.__dict__.get("_save_order_map") or self._save_order()
+        if len(values) == 1:
+            k, v0 = values[0]
+            printed = [(o, v0) for _i, o in order.get(k, ())]
+        else:
+            first = {}
+            for k, v0 in values:  # the first value of a key, as get() finds it
+                first.setdefault(k, v0)
+            printed = [(o, first[o.key]) for _i, o in sorted(
+                (io for k in first for io in order.get(k, ())), key=_position)]
+        for o, v in printed:
             items = v.value if o.multi else (v.value,)
             for item in items:
                 if v.invert:
@@ -471,6 +494,10 @@ def listing_port(port: int, numeric: bool, proto: str | None = "tcp") -> str:
         if name is not None:
             return name
     return str(port)
+
+
+def _position(item: tuple[int, Opt]) -> int:
+    return item[0]
 
 
 class Match(Extension):

@@ -5,7 +5,7 @@ Host inference (:mod:`iptexplain.host.infer`) reads a dump as an engineer would:
 rule in Docker 29's nftables backend, ``oifname != "docker0" ip saddr 172.17.0.0/16 masquerade``,
 says the same.  This module turns a rule of either language into one :class:`IfaceFact` -- the
 interfaces and addresses it tests, and whether it masquerades -- so that the inference itself
-does not care which language the host speaks.
+does not care which language the host speaks (nft rules' facts: :mod:`.nft_evidence`).
 """
 
 from __future__ import annotations
@@ -13,13 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from iptexplain.core.addr import Address, int_to_ip, parse_address
+from iptexplain.core.addr import Address
 from iptexplain.graph import Ruleset
-from iptexplain.nft.expr.base import Relational
-from iptexplain.nft.expr.meta import IfnameSelector
-from iptexplain.nft.expr.nat import Nat
-from iptexplain.nft.expr.payload import AddrSelector
-from iptexplain.nft.model import NftChain, nft_tables
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +47,12 @@ def iface_facts(ruleset: Ruleset, family: int) -> Iterator[IfaceFact]:
         yield IfaceFact(h.iniface, h.iniface_inv, h.outiface, h.outiface_inv, h.src, h.src_inv, h.dst,
                         h.dst_inv, t.name == "nat" and r.target_name == "MASQUERADE",
                         f"{r.where()}: {r.spec()}")
-    for r in _nft_rules(ruleset, family):
-        fact = _nft_fact(r, family)
-        if fact is not None:
-            yield fact
+    if getattr(ruleset, "nft_tables", None):
+        # nft rules' facts (the nft expression classes, ~10 ms of imports): only for a
+        # ruleset that has nft tables, which its reader has imported already
+        from iptexplain.host.nft_evidence import nft_facts
+
+        yield from nft_facts(ruleset, family)
 
 
 def _xtables_rules(ruleset: Ruleset, family: int):
@@ -73,61 +70,3 @@ def _xtables_rules(ruleset: Ruleset, family: int):
                 if j is not None and j not in seen and j in t.chains:
                     seen.add(j)
                     todo.append(j)
-
-
-def _nft_rules(ruleset: Ruleset, family: int) -> Iterator[Any]:
-    """The rules of the nft base chains that see ``family``'s packets -- but for the nat
-    chains of prerouting and output, where kube-proxy's service maps hang -- and of the
-    chains they jump to (a ``vmap`` is one rule piece per element, each with its jump)."""
-    for t in nft_tables(ruleset):
-        if family not in t.ip_families:
-            continue
-        todo = [c for c in t.chains.values() if isinstance(c, NftChain) and c.is_base
-                and not (c.nft_type == "nat" and c.hook in ("PREROUTING", "OUTPUT"))]
-        seen = {c.name for c in todo}
-        while todo:
-            chain = todo.pop()
-            for r in chain.rules:
-                yield r
-                j = r.jump
-                if j is not None and j not in seen and j in t.chains:
-                    seen.add(j)
-                    todo.append(t.chains[j])
-
-
-def _nft_fact(rule: Any, family: int) -> IfaceFact | None:
-    """The interface and address tests of one nft rule (a relation with one value each)."""
-    got: dict[str, tuple[Any, bool]] = {}
-    for m in rule.matches:
-        if not isinstance(m, Relational) or len(m.selectors) != 1 or m.set_ref is not None \
-                or m.op not in ("==", "!="):
-            continue
-        sel, inv = m.selectors[0], m.op == "!="
-        if isinstance(sel, IfnameSelector) and len(m.values or ()) == 1:
-            got[sel.field] = (m.values[0], inv)
-        elif isinstance(sel, AddrSelector) and sel.family == family:
-            net = _prefix(m.values, family)
-            if net is not None:
-                got[sel.field] = (net, inv)
-    masq = rule.table and any(isinstance(s, Nat) and s.kind == "masquerade"
-                              for s in getattr(rule.target, "statements", ()))
-    if not got:
-        return None
-    iif, iif_inv = got.get("iniface", (None, False))
-    oif, oif_inv = got.get("outiface", (None, False))
-    src, src_inv = got.get("src", (None, False))
-    dst, dst_inv = got.get("dst", (None, False))
-    return IfaceFact(iif, iif_inv, oif, oif_inv, src, src_inv, dst, dst_inv, bool(masq),
-                     f"{rule.where()}: {rule.text}")
-
-
-def _prefix(values: Any, family: int) -> Address | None:
-    """The network a one-range value is (``ip saddr 172.17.0.0/16``), None for anything else."""
-    if not values or len(values) != 1:
-        return None
-    lo, hi = values[0]
-    size = hi - lo + 1
-    if size & (size - 1) or lo & (size - 1):
-        return None
-    bits = 32 if family == 4 else 128
-    return parse_address(f"{int_to_ip(lo, family)}/{bits - size.bit_length() + 1}", family)

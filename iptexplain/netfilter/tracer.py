@@ -46,7 +46,6 @@ from iptexplain.netfilter.pipeline import HookPipeline
 from iptexplain.netfilter.replies import Replies
 from iptexplain.netfilter.routing import Router
 from iptexplain.netfilter.trace import Flow, Fork, Outcome, Path, Trace
-from iptexplain.parse.toolshapes import fill_in
 
 
 class Tracer(HookPipeline, Replies):
@@ -124,8 +123,13 @@ def trace_flow(ruleset: Ruleset, flow: Flow, host: HostModel | None = None, *, i
     "why not" detail); off, only the decisive steps are kept.
     """
     host_given = host is not None  # a caller's host model, even an inferred one, is taken as known
-    if fill_in(ruleset, host):
-        forget_facts(ruleset)  # rules changed: their cached deciders are stale
+    if "interfaces" in (getattr(ruleset, "hidden", None) or ()):
+        # the tools' rule shapes (patterns, dataclasses: ~10 ms of imports) only for a listing
+        # that hid the rules' interfaces
+        from iptexplain.parse.toolshapes import fill_in
+
+        if fill_in(ruleset, host):
+            forget_facts(ruleset)  # rules changed: their cached deciders are stale
     host = complete_host(host, ruleset, flow)
     notes: list[str] = list(host.notes)
     hidden = [w for k, w in HIDDEN_PARTS.items() if k in (getattr(ruleset, "hidden", None) or ())]

@@ -28,7 +28,6 @@ from __future__ import annotations
 from typing import Sequence
 
 from iptexplain.graph import BUILTIN_CHAINS, Chain, Note, Ruleset, Table
-from iptexplain.nft.mixed import join
 from iptexplain.parse.partial import name_gaps
 
 
@@ -111,8 +110,12 @@ def combine(parts: Sequence[Ruleset], source: str | None = None) -> Ruleset:
     if len({frozenset(p.hidden) for p in parts}) > 1:
         for p in parts:
             out.hidden_in[p.source] = set(p.hidden) | set(p.hidden_in.get(p.source, ()))
-    for p in parts:  # nft rulesets of the same host: their tables, iptables-nft's read once
-        join(out, p.nft_tables, source=p.source)
+    if any(p.nft_tables for p in parts):
+        # the nft model (~10 ms of imports) only when an nft ruleset is among the pieces
+        from iptexplain.nft.mixed import join
+
+        for p in parts:  # nft rulesets of the same host: their tables, iptables-nft's read once
+            join(out, p.nft_tables, source=p.source)
     out.link()
     name_gaps(out)
     return out

@@ -197,6 +197,9 @@ class DeferredBook:
         self.noted: set[tuple[str, str]] = set()
         self.pieces: list[str] = []  # the whole text
         self.total = 0  # rules: the lines that are neither declarations nor other lines
+        # (text, offset, its line number): where the last chain read ended, so that reading
+        # every chain in the text's order (show, parse_all) counts each line once
+        self.cursor: tuple[str, int, int] | None = None
         # table -> the chains its rules jump or go to, for text whose chains may lack callers
         # (iptables -S: iptexplain.parse.partial.entry_chains asks); None: not counted.
         self.called: dict[str, set[str]] | None = None
@@ -230,6 +233,9 @@ class DeferredBook:
                     continue
                 if text[i - 4:i] in (" -j ", " -g ") and text[i + n:i + n + 1] in (" ", "\n", ""):
                     start = text.rfind("\n", 0, i) + 1
+                    if text.startswith("[", start):  # iptables-save -c: "[packets:bytes] -A NAME …"
+                        close = text.find("] ", start, i)
+                        start = close + 2 if close >= 0 else i
                     if text.startswith("-A ", start):
                         out.add(text[start + 3:text.find(" ", start + 3)])
                 i = text.find(chain, i + n, hi)
@@ -274,10 +280,12 @@ class DeferredBook:
         cut = len(chain.name) + 4  # "-A NAME "
         fam, tname, cname, source = t.family, t.name, chain.name, self.source
         number = 1
-        at_text, at_pos, at_line = None, 0, 0
+        at_text, at_pos, at_line = self.cursor or (None, 0, 0)
         for text, start, end, text_line in runs:
             if text is at_text and start >= at_pos:
                 first = at_line + text.count("\n", at_pos, start)
+            elif text is at_text and start >= at_pos >> 1:
+                first = at_line - text.count("\n", start, at_pos)
             else:
                 first = text_line + text.count("\n", 0, start)
             at_text, at_pos, at_line = text, end, first + text.count("\n", start, end)
@@ -299,6 +307,32 @@ class DeferredBook:
                 rules.append(LazyRule(tname, cname, line[cut:], fam, UNREAD, counters, first + k, number + k, source,
                                       self))
             number += len(lines)
+        if at_text is not None:
+            self.cursor = (at_text, at_pos, at_line)
+
+    def hooks_from_references(self) -> None:
+        """Every chain's hooks at once, walking down from the built-in chains along the rules
+        that jump (``Chain.references``, filled by :meth:`~iptexplain.graph.Ruleset.link`): for
+        a reader of every rule (show, parse_all), where :meth:`hooks_of`'s walk back, one text
+        search per chain, would be quadratic."""
+        for t in self.tables.values():
+            callees: dict[str, list[str]] = {}
+            for c in t.chains.values():
+                for r in c.references:
+                    callees.setdefault(r.chain, []).append(c.name)
+            found: dict[str, set[str]] = {name: set() for name in t.chains}
+            for hook in BUILTIN_CHAINS[t.name]:
+                if hook not in t.chains:
+                    continue
+                found[hook].add(hook)
+                todo = [hook]
+                while todo:
+                    for callee in callees.get(todo.pop(), ()):
+                        if hook not in found[callee]:
+                            found[callee].add(hook)
+                            todo.append(callee)
+            for name, hooks in found.items():
+                self.hooks[(t.name, name)] = hooks
 
     def check(self, rule, spec):  # noqa: ANN001, ANN201 -- LazyRule, RuleSpec
         """The checks the reader makes of a rule at load time, made when a deferred rule is read:

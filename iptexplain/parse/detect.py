@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-from iptexplain.nft.json_text import looks_like_json
-
 # Every input iptexplain reads, in the words of the messages that list them.
 ACCEPTED = ("iptables-save / ip6tables-save output (-c or not), iptables -S, an iptables -L / -nL / -nvL "
             "listing, `nft list ruleset' output (or nft -j), or an iptexplain snapshot")
@@ -17,6 +15,7 @@ _LISTING_RE = re.compile(rf"^{_B}*(?:>{_B}?)*Chain \S+ \((?:policy \w+|[0-9]+ re
 SAVE_RE = re.compile(rf"^{_B}*\*(?:raw|mangle|nat|filter|security){_B}*$", re.M)
 # `nft list ruleset`: a table block at the start of a line.
 NFT_RE = re.compile(rf"^{_B}*table{_B}+(?:(?:ip|ip6|inet|arp|bridge|netdev){_B}+)?\S+{_B}*\{{", re.M)
+_JSON_START = re.compile(r"\s*\{")
 _S_RE = re.compile(rf"^{_B}*(?:\[[0-9]+:[0-9]+\]{_B}*)?-[APN] \S+", re.M)
 
 
@@ -36,8 +35,12 @@ def detect_format(text: str) -> str:
     """'save' (iptables-save / restore), 'S' (iptables -S), 'listing' (iptables -L family),
     'nft' (``nft list ruleset``: table blocks, no iptables-save table header) or 'nft-json'
     (``nft -j list ruleset``: a JSON object whose first key is ``nftables``)."""
-    if looks_like_json(text):
-        return "nft-json"
+    if _JSON_START.match(text):
+        # nft's JSON text module (its dataclasses, json) only for text that may be JSON
+        from iptexplain.nft.json_text import looks_like_json
+
+        if looks_like_json(text):
+            return "nft-json"
     save = has_save_table(text)
     if NFT_RE.search(text[:200_000]) and not save:
         return "nft"

@@ -133,7 +133,10 @@ class CellCache:
             return hit[1]
         # A quoted comment is one argument but wraps like prose.
         if m.understood:
-            return self._put(m, Cell.plain_words([x for w in m.save() for x in w.split(" ") if x]))
+            text = " ".join(m.save())
+            if "  " in text or text[:1] == " " or text[-1:] == " ":  # blanks collapse, as words
+                return self._put(m, Cell.plain_words([x for x in text.split(" ") if x]))
+            return self._put(m, Cell(None, text, [(text, "")] if text else []))
         st = NOT_UNDERSTOOD_STYLE
         words = [(x, st) for w in m.save() for x in w.split(" ") if x]
         if not m.understood:
@@ -273,6 +276,23 @@ def _wrap_plain(text: str, width: int) -> list[tuple[Line, int]]:
             start += width
     if start < n or not out:
         out.append(([(text[start:], "")] if start < n else [], n - start))
+    return out
+
+
+def _wrap_text(text: str, width: int) -> list[str]:
+    """:func:`_wrap_plain`'s lines as strings (for the plain writer)."""
+    out: list[str] = []
+    start, n = 0, len(text)
+    while n - start > width:
+        cut = text.rfind(" ", start, start + width + 1)
+        if cut > start:
+            out.append(text[start:cut])
+            start = cut + 1
+        else:  # a word longer than the column: cut it
+            out.append(text[start:start + width])
+            start += width
+    if start < n or not out:
+        out.append(text[start:])
     return out
 
 

@@ -43,7 +43,8 @@ from iptexplain.core.errors import InputError
 from iptexplain.ext.base import extension_name
 from iptexplain.graph import Chain, Ruleset, Table
 from iptexplain.render.layout import (MAX_REFERENCES_SHOWN, NOT_UNDERSTOOD_STYLE, Cell, CellCache, Line, _counters_text,
-                                      _crop, _verdict_style, _wrap, _wrap_plain, cells, fold, human)
+                                      _crop, _verdict_style, _wrap, _wrap_plain, _wrap_text, cells, fold,
+                                      human)
 from iptexplain.terminal import printable
 
 
@@ -53,6 +54,10 @@ class Part:
 
     def lines(self, width: int) -> Iterator[Line]:
         raise NotImplementedError
+
+    def text_lines(self, width: int) -> list[str]:
+        """The lines' characters, for the plain writer."""
+        return ["".join([t for t, _ in line]) for line in self.lines(width)]
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield from _segments([self], console, options.max_width, blank_between=False)
@@ -86,11 +91,9 @@ class ChainRows(Part):
         self.rows = rows
         self.with_counters = with_counters
 
-    def lines(self, width: int) -> Iterator[Line]:
-        yield from fold(self.title, width)
+    def _columns(self, width: int) -> tuple[list[str], list[int], int, int, bool, int]:
+        """(column heads, fixed columns' widths, rule width, target width, crop?, total width)."""
         rows = self.rows
-        if not rows:
-            return
         GAP = self.GAP
         heads = ["#"] + (["pkts", "bytes"] if self.with_counters else [])
         nfixed = len(heads)
@@ -107,8 +110,68 @@ class ChainRows(Part):
             target_w = first
             rule_w = max(10, min(rule_nat, avail - target_w))
         total = sum(fixed) + len(GAP) * (nfixed + 1) + rule_w + target_w
-        crop = total > width  # only on a console narrower than the fixed columns
+        return heads, fixed, rule_w, target_w, total > width, total
 
+    def text_lines(self, width: int) -> list[str]:
+        """The same characters as :meth:`lines`, as plain strings (the plain writer's path: a
+        few string operations per rule, no pieces)."""
+        out = ["".join([t for t, _ in line]) for line in fold(self.title, width)]
+        rows = self.rows
+        if not rows:
+            return out
+        GAP = self.GAP
+        heads, fixed, rule_w, target_w, crop, total = self._columns(width)
+        start = len(out)
+        out.append(GAP.join(h.rjust(w) for h, w in zip(heads, fixed)) + GAP + "rule".ljust(rule_w) + GAP + "target")
+        out.append("─" * min(total, width))
+        blank = GAP.join(" " * w for w in fixed) + GAP
+        w0 = fixed[0]
+        counters = len(fixed) > 1
+        w1, w2 = (fixed[1], fixed[2]) if counters else (0, 0)
+        append = out.append
+        for number, packets, nbytes, rule, target in rows:
+            lead = GAP + packets.rjust(w1) + GAP + nbytes.rjust(w2) + GAP if counters else GAP
+            rtext = rule.text
+            ttext = target.text
+            if len(rtext) <= rule_w and len(ttext) <= target_w:
+                append(number.rjust(w0) + lead + rtext + " " * (rule_w - len(rtext)) + GAP + ttext)
+                continue
+            if len(rtext) <= rule_w:
+                rule_lines = [rtext]
+            elif rule.plain:
+                rule_lines = _wrap_text(rtext, rule_w)
+            else:
+                rule_lines = ["".join([t for t, _ in p]) for p, _n in _wrap(rule.words, rule_w)]
+            if len(ttext) <= target_w:
+                r0 = rule_lines[0]  # the common case: a long rule, its target on the first line
+                append(number.rjust(w0) + lead + r0 + " " * (rule_w - len(r0)) + GAP + ttext)
+                for text in rule_lines[1:]:
+                    append(blank + text)
+                continue
+            if target.plain:
+                target_lines = _wrap_text(ttext, target_w)
+            else:
+                target_lines = ["".join([t for t, _ in p]) for p, _n in _wrap(target.words, target_w)]
+            nr, nt = len(rule_lines), len(target_lines)
+            for i in range(max(nr, nt)):
+                line = number.rjust(w0) + lead if i == 0 else blank
+                text = rule_lines[i] if i < nr else ""
+                line += text
+                if i < nt and target_lines[i]:
+                    line += " " * (rule_w - len(text)) + GAP + target_lines[i]
+                append(line)
+        if crop:
+            out[start:] = [x[:width] for x in out[start:]]
+        return out
+
+    def lines(self, width: int) -> Iterator[Line]:
+        yield from fold(self.title, width)
+        rows = self.rows
+        if not rows:
+            return
+        GAP = self.GAP
+        heads, fixed, rule_w, target_w, crop, total = self._columns(width)  # crop: a console narrower
+        nfixed = len(heads)  # than the fixed columns
         head = GAP.join(h.rjust(w) for h, w in zip(heads, fixed))
         out: list[Line] = [
             [(head + GAP + "rule".ljust(rule_w) + GAP + "target", "bold")],
@@ -384,8 +447,7 @@ def write_plain(parts: Iterable[Part], width: int, file: IO[str]) -> None:
     for n, part in enumerate(parts):
         if n:
             out.append("")
-        for line in part.lines(width):
-            out.append(printable(line[0][0] if len(line) == 1 else "".join([t for t, _ in line])))
+        out += map(printable, part.text_lines(width))
         if len(out) >= 4096:
             out.append("")
             file.write("\n".join(out))

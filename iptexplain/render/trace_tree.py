@@ -33,6 +33,7 @@ class Node:
     base: str = ""
     where: str = ""  # an nft base chain's hook and priority (iptables' tables have fixed ones)
     skipped: int = 0  # "skipped" nodes: how many rules
+    cascade: bool = False  # "skipped" nodes: random choices not taken, shown as the fork's other ways
 
     def add(self, node: "Node") -> "Node":
         self.children.append(node)
@@ -105,18 +106,26 @@ class TreeBuilder:
         else:
             handler(st)
 
-    def _skip(self, st: Step) -> None:
+    def _skip(self, st: Step, cascade: bool = False) -> None:
         container = self._container_for(st)
         if self.pending_skip is not None and self.pending_skip[0] is container:
             node = self.pending_skip[1]
         else:
+            self._end_skip()
             node = container.add(Node("skipped", Text("")))
             self.pending_skip = (container, node)
         node.skipped += 1
-        n = node.skipped
-        node.label = Text(f"… {n} rule{'s' if n != 1 else ''} passed over", style_of("skipped"))
+        node.cascade = node.cascade or cascade
 
     def _end_skip(self) -> None:
+        """Label the run of rules passed over that just ended (once, not once per rule: a way of
+        a 256-way cascade passes over hundreds)."""
+        if self.pending_skip is not None:
+            node = self.pending_skip[1]
+            n = node.skipped
+            node.label = Text(f"… {n} rule{'s' if n != 1 else ''} passed over"
+                              + (": random choices not taken, each an earlier way of this fork" if node.cascade else ""),
+                              style_of("skipped"))
         self.pending_skip = None
 
     def _on_hook(self, st: Step) -> None:
@@ -273,8 +282,13 @@ class TreeBuilder:
     # -- paths ------------------------------------------------------------------------------
 
     def build(self, path: Path, prefix: list[Step]) -> None:
-        for st in path.steps:
-            self.add(st)
+        steps = path.steps
+        cascade = _cascade_runs(steps) if self.v.verbose else ()
+        for i, st in enumerate(steps):
+            if i in cascade:
+                self._skip(st, cascade=True)
+            else:
+                self.add(st)
         self._end_skip()
         steps = prefix + path.steps
         if path.fork is not None:
@@ -296,6 +310,27 @@ class TreeBuilder:
                 child.build(sub, steps)
         elif path.outcome is not None and self.root.kind == "branch":
             self.root.add(Node("outcome", self.v.outcome_text(path.outcome, steps)))
+
+
+_NOT_CHOSEN = "random choice not taken"
+
+
+def _cascade_runs(steps: list[Step]) -> set[int]:
+    """Indexes of the steps a verbose view counts instead of listing: runs of two or more rules
+    passed over as random choices not taken.  Only a way of a flattened statistic cascade has
+    them (:mod:`iptexplain.netfilter.cascades`), and each of them is the chosen rule of an
+    earlier way of the same fork, shown there: listing them in every way would make the view of
+    an n-way fork n² rules long (a 1,000-endpoint service)."""
+    out: set[int] = set()
+    run: list[int] = []
+    for i, st in enumerate([*steps, None]):
+        if st is not None and st.kind == RULE and st.matched is False and st.reason.startswith(_NOT_CHOSEN):
+            run.append(i)
+            continue
+        if len(run) >= 2:
+            out.update(run)
+        run = []
+    return out
 
 
 def _base_where(st: Step) -> str:
