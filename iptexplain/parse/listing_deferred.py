@@ -283,6 +283,10 @@ class ListingBook:
     def rule_count(self) -> int:
         return self.total
 
+    def hooks_from_references(self) -> None:
+        """Nothing to find (:meth:`Ruleset.parse_all` asks a save dump's book for every chain's
+        hooks): the listing reader makes no checks of where a module may be used."""
+
     def reader_clean(self, line: int) -> None:
         r = self.reader
         if r.unread or r.losses or r.redacted or r.unresolved:
