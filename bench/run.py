@@ -455,6 +455,7 @@ LAYOUT_NOTES = {
     "iptables -t nat -nL": "the same, without -v: no interfaces, no counters (hidden -i/-o filled from kube-proxy's shapes)",
     "iptables -t nat -nvL on stdin": "the -nvL text as `iptexplain trace - -t nat`",
     "iptables-save on stdin": "the save text as `iptexplain trace -`",
+    "iptables -t nat -S on stdin": "the -S text as `iptexplain trace - -t nat`",
 }
 
 
@@ -483,6 +484,7 @@ def layout_cases(n: int, outdir: Path, seed: int) -> tuple[list[str], list[Layou
         Layout("iptables -t nat -nL", nl_path, nat_save, ("-t", "nat")),
         Layout("iptables -t nat -nvL on stdin", l_path, nat_save, ("-t", "nat"), stdin=True),
         Layout("iptables-save on stdin", case.path, case.path, stdin=True),
+        Layout("iptables -t nat -S on stdin", s_path, nat_save, ("-t", "nat"), stdin=True),
     ]
     return case.trace_args, out
 

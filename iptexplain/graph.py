@@ -311,7 +311,11 @@ class Ruleset:
                     c.rules  # noqa: B018 -- reads a deferred chain
             self.deferred = None
             self.link()
-            book.hooks_from_references()  # the checks of every rule need every chain's hooks
+            # The checks of every rule need every chain's hooks (a save or -S text's book; a
+            # listing's book checks no hooks).
+            hooks = getattr(book, "hooks_from_references", None)
+            if hooks is not None:
+                hooks()
         pending = sorted((r for r in self.rules() if not getattr(r, "parsed", True)), key=lambda r: r.line)
         for r in pending:
             r.parse()  # type: ignore[attr-defined]

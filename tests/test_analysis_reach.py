@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from iptexplain.analysis import diff as diff_mod
 from iptexplain.analysis.diff import Side
-from iptexplain.analysis.fates import cells
+from iptexplain.analysis.fates import cells, leaf_cells, overlapping_groups
 from iptexplain.analysis.reach import PUBLISHED, reach, without_nat
 from iptexplain.analysis.space import meet, packet_flow, sample
 from iptexplain.host.infer import parse_host_options
@@ -20,6 +21,8 @@ from iptexplain.netfilter.trace import PASSED, Flow
 from iptexplain.netfilter.tracer import trace_flow
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+import gen_kube  # noqa: E402  (bench/ is not a package)
 UFW = ROOT / "fixtures" / "ufw-docker-combined.v4.save"
 KUBE = ROOT / "fixtures" / "kube-proxy-k8s-node-flannel.v4.save"
 HOST_OPTS = ["--iface", "eth0=198.51.100.10/24", "--route", "default=eth0,198.51.100.1"]
@@ -114,3 +117,58 @@ def test_cli_json_dot_and_table():
     assert r.returncode == 0 and r.stdout.startswith("digraph reach {") and "bypasses INPUT" in r.stdout
     r = _cli("reach", str(UFW), *HOST_OPTS, "-p", "tcp", "--dport", "8080")
     assert "published tcp this host:8080 → 192.0.2.2:80" in r.stdout and "refused on INPUT by policy DROP of filter INPUT" in r.stdout
+
+
+def _kube(n: int, tmp_path):
+    services = gen_kube.make_services(n, seed=3)
+    path = tmp_path / f"kube-{n}.save"
+    path.write_text(gen_kube.render(services))
+    return services, load(str(path), "auto")
+
+
+def test_overlapping_groups_are_the_all_pairs_components(tmp_path):
+    """The sweep over destinations finds the same groups of overlapping cells as comparing
+    every pair (the kube-proxy node's endpoints overlap per service; the rest do not)."""
+    _, rs = _kube(60, tmp_path)
+    host = parse_host_options(ifaces=["eth0=198.51.100.1/24"])
+    t = trace_flow(rs, Flow(family=4, proto="tcp", iniface="eth0", dst="0.0.0.0/0"), host, verbose=False,
+                   max_branches=20000)
+    cs = leaf_cells(t, rs)
+    parent = list(range(len(cs)))
+
+    def find(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(len(cs)):
+        for j in range(i + 1, len(cs)):
+            if meet(cs[i].box, cs[j].box) is not None:
+                parent[find(i)] = find(j)
+    brute = sorted(sorted(id(c) for k, c in enumerate(cs) if find(k) == r) for r in {find(k) for k in range(len(cs))})
+    swept = sorted(sorted(id(c) for c in g) for g in overlapping_groups(cs))
+    assert swept == brute
+    assert any(len(g) > 1 for g in swept)  # the endpoints of a service do overlap
+
+
+def test_reach_of_a_kube_proxy_node_answers_every_service(tmp_path, monkeypatch):
+    """No branch cap cuts a node's table short: every ClusterIP with endpoints is a published
+    row, DNATed to exactly its endpoints.  (The fixed cap made small, as a node of thousands of
+    services meets it: the cap grows with the DNAT rules.)"""
+    monkeypatch.setattr(diff_mod, "MAX_BRANCHES", 64)
+    services, rs = _kube(150, tmp_path)
+    host = parse_host_options(ifaces=["eth0=198.51.100.1/24"])
+    t = trace_flow(rs, Flow(family=4, proto="tcp", iniface="eth0"), host, verbose=False, max_branches=64)
+    assert any("branches" in n for n in t.notes)  # what a fixed cap would answer
+    res = reach(Side(rs), Flow(family=4, proto="tcp", iniface="eth0"),
+                parse_host_options(ifaces=["eth0=198.51.100.1/24"]))
+    assert not res.incomplete
+    rows = {r.dest.split(" → ")[0]: r for r in res.rows if r.kind == PUBLISHED}
+    for s in services:
+        if s.proto != "tcp" or not s.endpoints:
+            continue
+        row = rows.get(f"{s.cluster_ip}:{s.port}")
+        assert row is not None, s.name
+        targets = {f"{e.ip}:{e.port}" for e in s.endpoints}
+        assert all(t in targets for t in row.dest.split(" → ")[1].split("  ")[0].split(" or ")
+                   if t and not t.endswith("…")), (s.name, row.dest)

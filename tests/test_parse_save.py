@@ -229,3 +229,19 @@ def test_hook_restricted_modules_in_unreached_chains_are_fine() -> None:
     rs = parse_save("*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:X - [0:0]\n"
                     "-A X -p tcp -j DNAT --to-destination 10.0.0.1\n-A PREROUTING -j X\nCOMMIT\n")
     assert rs.rule_count() == 2
+
+
+def test_redaction_hint_screen_is_the_pattern() -> None:
+    """The substring screen before the redaction hint pattern (save._redact_hint) says what the
+    pattern says, on rule lines and on strings made of the pattern's own pieces."""
+    import random
+
+    from iptexplain.parse.save import _REDACT_HINT, _redact_hint
+
+    rnd = random.Random(5)
+    lines = ["-A X -s 212.47.x -j DROP", "-A X -i $WAN -j ACCEPT", "-A X --dport {{ port }}", "-d <private_ip>",
+             "-A X -d 10.0.*.1", "-A X -m comment --comment \"REDACTED\"", "-s xxx.xxx.xxx.xxx", "-j X.Y",
+             '-A KUBE-SVC-X -m comment --comment "ns/svc:p -> 10.244.1.2:80" -j KUBE-SEP-Y']
+    lines += ["".join(rnd.choice("${<*.xXedactEDACT-ab0 ") for _ in range(rnd.randint(1, 14))) for _ in range(20000)]
+    assert sum(_redact_hint(ln) for ln in lines) > 1000
+    assert [_redact_hint(ln) for ln in lines] == [_REDACT_HINT.search(ln) is not None for ln in lines]

@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from iptexplain.analysis.fates import Cell, Fate, Responsible, cells, fates_words
+from iptexplain.analysis.fates import Cell, Fate, Responsible, cells, fates_words, outcomes
 from iptexplain.analysis.scenarios import Scenario, scenarios, shared_host
 from iptexplain.analysis.space import (box_words, example, meet, merge_boxes, packet_flow, packet_words,
                                        without_martians)
 from iptexplain.analysis.space import FIELDS
-from iptexplain.core.packets import Packets, subtract, union
+from iptexplain.core.packets import Packets, normalize, subtract, union
 from iptexplain.graph import Ruleset
 from iptexplain.host.model import HostModel
 from iptexplain.netfilter.routing import Router
@@ -95,7 +95,7 @@ class DiffResult:
 def entry_box(trace: Trace) -> tuple[Packets | None, dict[str, str]]:
     """The scenario's whole entry set (the root of the tree), and the words its open fields
     go by ("any address via eth0")."""
-    boxes = [lf.outcome.origin for lf in trace.leaves() if lf.outcome.origin is not None]
+    boxes = [o.origin for o in outcomes(trace) if o.origin is not None]
     if not boxes:
         return None, {}
     first = boxes[0]
@@ -106,9 +106,8 @@ def entry_box(trace: Trace) -> tuple[Packets | None, dict[str, str]]:
 
     for f in FIELDS:
         s = getattr(first, f)
-        for b in boxes[1:]:
-            if getattr(b, f) != s:
-                s = union(s, getattr(b, f))
+        if any(getattr(b, f) != s for b in boxes[1:]):  # one merge of every piece, not one per leaf
+            s = normalize(iv for b in boxes for iv in getattr(b, f))
         changes[f] = s
     entry = first.copy(**changes, ctstate=frozenset().union(*(b.ctstate for b in boxes)))
     words = {}
@@ -138,9 +137,17 @@ def address_names(host: HostModel, family: int) -> list:
     return [(local, "this host")] + ([(bcast, "the host's subnet broadcast addresses")] if bcast else [])
 
 
-def trace_scenario(side: Side, sc: Scenario, host: HostModel) -> Trace:
+def branch_cap(rs: Ruleset) -> int:
+    """Leaves a scenario's trace may have: MAX_BRANCHES, or more where the ruleset translates
+    to many destinations (a kube-proxy node: a way per service endpoint, and per "is the source
+    this endpoint" test) -- four per DNAT rule, so that a node's every service is answered."""
+    dnat = sum(1 for r in rs.rules() if r.jump is None and r.target_name in ("DNAT", "REDIRECT"))
+    return max(MAX_BRANCHES, 4 * dnat)
+
+
+def trace_scenario(side: Side, sc: Scenario, host: HostModel, max_branches: int = MAX_BRANCHES) -> Trace:
     return trace_flow(side.ruleset, sc.flow, host, ipsets=side.ipsets, verbose=False,
-                      max_branches=MAX_BRANCHES, backend=side.backend)
+                      max_branches=max_branches, backend=side.backend)
 
 
 def compare(old: list[Cell], new: list[Cell]) -> list[tuple[Packets, Cell, Cell]]:

@@ -10,12 +10,14 @@ mistaken for a difference.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from iptexplain.analysis.space import FIELDS, meet
-from iptexplain.core.packets import Packets, intersect, subtract
-from iptexplain.netfilter.trace import (DELIVERED, FORWARDED, REJECTED, REWRITE, SENT, Condition, Leaf, Trace)
+from iptexplain.core.packets import IntSet, Packets, intersect, subtract
+from iptexplain.netfilter.trace import (DELIVERED, FORWARDED, REJECTED, REWRITE, RULE, SENT, Condition, Leaf, Outcome,
+                                        Path, Step, Trace)
 from iptexplain.netfilter.outcome import OUTCOME_WORDS, find_decider, rule_ref
 
 NAT_FIELDS = ("src", "sport", "dst", "dport")
@@ -113,11 +115,48 @@ def responsible(leaf: Leaf, ruleset: Any, family: int) -> list[Responsible]:
     return out
 
 
+def decisive_leaves(trace: Trace) -> Iterator[Leaf]:
+    """The trace's leaves with the steps an analysis reads: every step but the rules that did
+    not match.  A set-wide trace of a big chain records, on each way, every rule of the chain
+    it was split from ("destination not in 10.96.0.1" …: a kube-proxy node's thousands of
+    services); leaving them out keeps each leaf as long as what happened to it, not as long
+    as the chain."""
+    todo: list[tuple[Path, list[Condition], list[Step]]] = [(trace.root, [], [])]
+    while todo:
+        path, conds, prefix = todo.pop()
+        steps = prefix + [st for st in path.steps if st.kind != RULE or st.matched is not False]
+        if path.fork is not None:
+            for cond, sub in reversed(path.fork.branches):
+                # the conditions that split the packet set are in the origin box already: only
+                # those the ruleset cannot decide (a random choice, a limit) and edge cases stay
+                kept = conds + [cond] if undecidable(cond) or cond.edge else conds
+                todo.append((sub, kept, steps))
+        elif path.outcome is not None:
+            yield Leaf(conds, steps, path.outcome)
+
+
+def outcomes(trace: Trace) -> Iterator[Outcome]:
+    """The outcome of every way through the trace, in order (no steps gathered)."""
+    todo = [trace.root]
+    while todo:
+        path = todo.pop()
+        if path.fork is not None:
+            todo.extend(sub for _, sub in reversed(path.fork.branches))
+        elif path.outcome is not None:
+            yield path.outcome
+
+
 def cells(trace: Trace, ruleset: Any) -> list[Cell]:
-    """The trace's leaves grouped by origin box."""
+    """The trace's leaves grouped by origin box, made disjoint."""
+    return disjoint(leaf_cells(trace, ruleset))
+
+
+def leaf_cells(trace: Trace, ruleset: Any) -> list[Cell]:
+    """The trace's leaves grouped by origin box (the sides of an undecidable fork may still
+    overlap: :func:`disjoint`)."""
     groups: dict[tuple, list[Leaf]] = {}
     boxes: dict[tuple, Packets] = {}
-    for leaf in trace.leaves():
+    for leaf in decisive_leaves(trace):
         b = leaf.outcome.origin
         if b is None:  # pragma: no cover - every leaf of trace_flow has one
             raise ValueError("a trace leaf without its origin packets")
@@ -136,7 +175,7 @@ def cells(trace: Trace, ruleset: Any) -> list[Cell]:
         conds = tuple(dict.fromkeys(c.text for lf in leaves for c in lf.conditions
                                     if len(leaves) > 1 and undecidable(c)))
         out.append(Cell(boxes[k], fates, tuple(rules), conds if len(fates) > 1 else (), leaves))
-    return disjoint(out)
+    return out
 
 
 def box_minus(a: Packets, b: Packets) -> list[Packets]:
@@ -164,9 +203,63 @@ def disjoint(cs: list[Cell]) -> list[Cell]:
     the packets there get every fate of every cell holding them."""
     if len(cs) < 2:
         return cs
-    overlapping = any(meet(a.box, b.box) is not None for i, a in enumerate(cs) for b in cs[i + 1:])
-    if not overlapping:
-        return cs
+    out: list[Cell] = []
+    for group in overlapping_groups(cs):
+        out.extend(group if len(group) == 1 else _refine(group))
+    return out
+
+
+def overlapping_groups(cs: list[Cell]) -> list[list[Cell]]:
+    """The cells in groups that overlap among themselves (connected by overlapping boxes), in
+    their order.  Candidates are found by a sweep over the destinations' hulls, so that a big
+    trace (a kube-proxy node's thousands of services, each its own destination) costs about
+    one meet per pair of cells whose destinations overlap -- not one per pair of cells."""
+    parent = list(range(len(cs)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    hulls = sorted(((c.box.dst[0][0], c.box.dst[-1][1], i) for i, c in enumerate(cs) if c.box.dst),
+                   key=lambda h: h[0])
+    active: list[tuple[int, int]] = []  # (hull end, index)
+    for lo, hi, i in hulls:
+        active = [(e, j) for e, j in active if e >= lo]
+        for _, j in active:
+            if find(i) != find(j) and _may_meet(cs[i].box, cs[j].box) and meet(cs[i].box, cs[j].box) is not None:
+                parent[find(i)] = find(j)
+        active.append((hi, i))
+    groups: dict[int, list[Cell]] = {}
+    for i, c in enumerate(cs):
+        groups.setdefault(find(i), []).append(c)
+    return list(groups.values())
+
+
+def _overlap(s: IntSet, t: IntSet) -> bool:
+    """Whether two interval sets meet: by bisection when one is a single interval (a service's
+    address against the thousands of holes of "every other destination")."""
+    if len(s) > 1 and len(t) > 1:
+        return bool(intersect(s, t))
+    if len(s) > 1:
+        s, t = t, s
+    if not s or not t:
+        return False
+    lo, hi = s[0]
+    k = bisect_left(t, (lo, lo))
+    if k > 0 and t[k - 1][1] >= lo:
+        return True
+    return k < len(t) and t[k][0] <= hi
+
+
+def _may_meet(a: Packets, b: Packets) -> bool:
+    """A quick test before :func:`meet`: the fields kube-proxy's cells differ in."""
+    return all(_overlap(getattr(a, f), getattr(b, f)) for f in ("proto", "dport", "dst", "src"))
+
+
+def _refine(cs: list[Cell]) -> list[Cell]:
+    """Overlapping cells made disjoint: the packets in several get the fates of all."""
     done: list[Cell] = []
     for c in cs:
         pieces = [c]

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from iptexplain.analysis.diff import Side, address_names, entry_box, trace_scenario
+from iptexplain.analysis.diff import Side, address_names, branch_cap, entry_box, trace_scenario
 from iptexplain.analysis.fates import Cell, Responsible, cells, fates_words
 from iptexplain.analysis.scenarios import Scenario, scenarios, shared_host
 from iptexplain.analysis.space import (ICMP_PROTOS, addr_words, box_words, meet, merge_boxes, set_words,
                                        without_martians)
-from iptexplain.core.packets import U8, U16, IntSet, Packets, fmt_icmp, fmt_set, intersect, normalize, single, subtract, union
+from iptexplain.core.packets import U8, U16, IntSet, Packets, fmt_icmp, fmt_set, intersect, normalize, subtract, union
 from iptexplain.graph import Ruleset
 from iptexplain.host.model import HostModel
 from iptexplain.netfilter.routing import Router
@@ -142,10 +142,11 @@ def reach(side: Side, template: Flow, host: HostModel | None = None) -> ReachRes
     notes: list[str] = []
     incomplete: list[str] = []
     items: list[_Item] = []
+    cap = branch_cap(side.ruleset)
     for sc in scs:
         if sc.flow.from_host:
             continue  # the host's own packets reach out; the table is about who reaches in
-        t = trace_scenario(side, sc, h)
+        t = trace_scenario(side, sc, h, cap)
         notes.extend(n for n in t.notes if n not in notes)
         if any("branches: the trace stops" in n for n in t.notes):
             incomplete.append(sc.key)
@@ -190,33 +191,33 @@ def _bypasses(side: Side, rows: list[Row], h: HostModel, names) -> None:
     """For each published destination reached: the sources INPUT would have refused.  Docker's
     (and kube-proxy's) DNAT in nat PREROUTING sends the packet to FORWARD, so a host firewall
     on INPUT (ufw, firewalld's INPUT zones) never sees it -- the classic "ufw does not block
-    my container" surprise."""
-    import dataclasses
+    my container" surprise.
 
+    The ruleset without nat is traced once per scenario, whole (its cells partition the
+    scenario's entry packets like the translated trace's do), not once per published port: a
+    kube-proxy node publishes thousands."""
     bare = Side(without_nat(side.ruleset), side.ipsets, side.backend)
-    traced: dict[tuple, list[Cell]] = {}
+    refused: dict[str, list[Cell]] = {}
     for row in rows:
         if row.kind != PUBLISHED:
             continue
         for a in row.access:
             if not a.passed:
                 continue
+            sc = a.scenario
+            if sc.key not in refused:
+                refused[sc.key] = [c for c in cells(trace_scenario(bare, sc, h), bare.ruleset)
+                                   if c.fates and not any(f.kind in PASSED for f in c.fates)]
             for box in a.boxes:
-                sc = dataclasses.replace(a.scenario, flow=dataclasses.replace(
-                    a.scenario.flow, dport=single(box.dport) if single(box.dport) is not None else a.scenario.flow.dport))
-                k = (sc.key, sc.flow.dport)
-                if k not in traced:
-                    traced[k] = cells(trace_scenario(bare, sc, h), bare.ruleset)
-                for c in traced[k]:
-                    if c.fates and not any(f.kind in PASSED for f in c.fates):
-                        x = meet(c.box, box)
-                        if x is None:
-                            continue
-                        who = next((r.text for r in c.rules if r.role == "decided"), "")
-                        w = _source_words(x, getattr(a, "entry", None), getattr(a, "entry_words", {}), names)
-                        a.bypass_boxes.append(x)
-                        if (w, who) not in a.bypass:
-                            a.bypass.append((w, who))
+                for c in refused[sc.key]:
+                    x = meet(c.box, box)
+                    if x is None:
+                        continue
+                    who = next((r.text for r in c.rules if r.role == "decided"), "")
+                    w = _source_words(x, getattr(a, "entry", None), getattr(a, "entry_words", {}), names)
+                    a.bypass_boxes.append(x)
+                    if (w, who) not in a.bypass:
+                        a.bypass.append((w, who))
 
 
 def _atoms(sets: list[IntSet]) -> list[IntSet]:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iptexplain.analysis.diff import MAX_BRANCHES, Side, address_names, entry_box
-from iptexplain.analysis.fates import undecidable
+from iptexplain.analysis.fates import decisive_leaves, undecidable
 from iptexplain.analysis.scenarios import Scenario, scenarios, shared_host
 from iptexplain.analysis.why import hooks_of
 from iptexplain.analysis.space import box_words, example, merge_boxes, packet_flow, packet_words, without_martians
@@ -172,7 +172,7 @@ def judge_trace(trace: Trace, sc: Scenario, ruleset: Ruleset, judged: dict[int, 
     """Read one scenario's trace: for each ACCEPT (rule) on each way through it, whether a later
     DROP/REJECT ended the packet."""
     fam = trace.flow.family
-    for leaf in trace.leaves():
+    for leaf in decisive_leaves(trace):
         accepts = [(i, st) for i, st in enumerate(leaf.steps)
                    if st.kind == VERDICT and st.verdict == "ACCEPT" and st.rule is not None]
         if not accepts:

@@ -45,7 +45,7 @@ def _ends(path: Path) -> frozenset:
 def merge_alike(path: Path, hidden_forks: set[int]) -> None:
     """Fold every hidden -i/-o fork whose branches end the same ways into its first branch
     (bottom-up): whether the hidden match holds, the packet can end exactly as it can anyway."""
-    if path.fork is None:
+    if path.fork is None or not hidden_forks:  # a whole ruleset hides nothing
         return
     for _, p in path.fork.branches:
         merge_alike(p, hidden_forks)

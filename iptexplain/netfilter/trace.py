@@ -194,15 +194,18 @@ class Trace:
     host: Any = None  # the HostModel used
 
     def leaves(self) -> Iterator[Leaf]:
-        def walk(path: Path, conds: list[Condition], prefix: list[Step]) -> Iterator[Leaf]:
+        """Every way through the tree, depth first, branches in order.  Walked with a stack, not
+        by recursion: a set-wide trace of a big chain forks once per rule it splits on (a
+        kube-proxy node's services), a chain of forks thousands deep."""
+        todo: list[tuple[Path, list[Condition], list[Step]]] = [(self.root, [], [])]
+        while todo:
+            path, conds, prefix = todo.pop()
             steps = prefix + path.steps
             if path.fork is not None:
-                for cond, sub in path.fork.branches:
-                    yield from walk(sub, conds + [cond], steps)
+                for cond, sub in reversed(path.fork.branches):
+                    todo.append((sub, conds + [cond], steps))
             elif path.outcome is not None:
                 yield Leaf(conds, steps, path.outcome)
-
-        yield from walk(self.root, [], [])
 
     def outcome_kinds(self) -> set[str]:
         return {leaf.outcome.kind for leaf in self.leaves()}

@@ -45,7 +45,9 @@ from iptexplain.parse.s_tables import _TABLE_HINT_RE, _s_command, infer_table
 from iptexplain.parse.tokenize import split_args
 
 # One match per chain's run of rules, per block of -N lines, or per other line.
-_S_BLOCKS = re.compile(r"(?P<run>-A (?P<chain>[^ \n]+) [^\n]*\n(?:-A (?P=chain) [^\n]*\n)*)"
+# (A rule line ending in a blank is no run: the scan gives up on it, as on any other blank at a
+# line end, which _odd is spared looking for.)
+_S_BLOCKS = re.compile(r"(?P<run>-A (?P<chain>[^ \n]+) [^\n]*[^ \n]\n(?:-A (?P=chain) [^\n]*[^ \n]\n)*)"
                        r"|(?P<decls>(?:-N [^ \n]+\n)+)|(?P<line>[^\n]*)\n")
 _POLICY = re.compile(r"-P ([^ \n]+) (ACCEPT|DROP)(?: -c ([0-9]{1,20}) ([0-9]{1,20}))?")
 # A chain jump: the word after -j/-g that ends its line (iptables prints a jump last, and a chain
@@ -98,7 +100,7 @@ def read_deferred_s(text: str, source: str, family: int | None = None, table: st
     ``table`` is ``--table``); raise :class:`GiveUp` when it is not in the layout iptables prints
     (see the module's docstring), or holds anything :func:`iptexplain.parse.rough.clean` would
     change.  The caller names the gaps (:func:`iptexplain.parse.partial.name_gaps`)."""
-    if not text or _odd(text):
+    if not text or _odd(text, blank_ends=False):
         raise GiveUp
     if not text.endswith("\n"):
         text += "\n"
@@ -115,10 +117,10 @@ def read_deferred_s(text: str, source: str, family: int | None = None, table: st
         for m in _S_BLOCKS.finditer(text):
             kind = m.lastindex
             if kind == 1:  # a chain's run of rules
-                ch = chains.get(m.group(2))
+                ch = chains.get(m[2])
                 if ch is None or ch._pending is not _EMPTY:
                     ch = _undeclared(sec, m, text, base_line + text.count("\n", pos_line, m.start()), book)
-                ch._pending = (text, m.start(), m.end())
+                ch._pending = (text, *m.span())
                 ruled = True
                 continue
             start = m.start()
@@ -131,7 +133,8 @@ def read_deferred_s(text: str, source: str, family: int | None = None, table: st
                 block = m.group()
                 names = block[3:-1].split("\n-N ")
                 not_rules += len(names)
-                made = {name: DeferredChain(name, "", False, None, None, k, book)
+                tname = sec.named or ""  # (a name inferred later is given to each chain then)
+                made = {name: DeferredChain(name, tname, False, None, None, k, book, 1)
                         for k, name in enumerate(names, base_line)}
                 if len(made) != len(names) or not made.keys().isdisjoint(chains) or max(map(len, made)) > 28 \
                         or not made.keys().isdisjoint(IPTABLES_TARGETS) or not made.keys().isdisjoint(STANDARD_VERDICTS):
@@ -156,12 +159,12 @@ def read_deferred_s(text: str, source: str, family: int | None = None, table: st
                     chains = sec.chains
                     ruled = False
                 counters = Counters(int(p.group(3)), int(p.group(4))) if p.group(3) is not None else None
-                chains[name] = DeferredChain(name, "", True, p.group(2), counters, base_line, book)
+                chains[name] = DeferredChain(name, "", True, p.group(2), counters, base_line, book, 1)
                 sec.policies[name] = base_line
                 if sec.first_command is None:
                     sec.first_command = base_line
                 continue
-            if line[0] in "-[*: >" or line == "COMMIT" or _ELISION_RE.match(line):
+            if line[0] in "-[*: >" or line[-1] == " " or line == "COMMIT" or _ELISION_RE.match(line):
                 raise GiveUp  # a command of another kind, a save dump's line, quoting, an elision
             starts, named, hint = _prompt(line)
             if table is not None:
@@ -224,7 +227,7 @@ def _undeclared(sec: _Section, m: re.Match, text: str, line: int, book: Deferred
     name = m.group(2)
     if name in sec.chains or name not in _ALL_BUILTINS:
         raise GiveUp
-    ch = sec.chains[name] = DeferredChain(name, "", True, "ACCEPT", None, line, book)
+    ch = sec.chains[name] = DeferredChain(name, "", True, "ACCEPT", None, line, book, 1)
     ch.policy_known = False  # no -P line
     if sec.first_command is None:
         sec.first_command = line
@@ -261,11 +264,17 @@ def _table_of(sec: _Section, text: str, book: DeferredBook) -> tuple[Table, list
     builtins = BUILTIN_CHAINS.get(name)
     if builtins is None:
         raise GiveUp
+    # -P of a user chain, -N of a built-in one, -A of an undeclared one
+    if not sec.declared.isdisjoint(builtins):
+        raise GiveUp
     for c, ch in sec.chains.items():
-        if (c in builtins) != ch.builtin or (c in builtins and c in sec.declared):
-            raise GiveUp  # -P of a user chain, -N of a built-in one, -A of an undeclared one
-        ch.table = name
-        ch._first = 1  # its run's lines are counted from the text's start
+        if ch.builtin:
+            if c not in builtins:
+                raise GiveUp
+            ch.table = name
+    if sec.named is None:
+        for ch in sec.chains.values():
+            ch.table = name
     called = jumped & sec.chains.keys()
     if not (jumped - called) <= _NOT_CHAINS:
         raise GiveUp  # a jump to a chain the text does not show (an excerpt), or no jump
@@ -287,8 +296,10 @@ def _check_last_rule(text: str, table: Table) -> None:
     """The general reader takes an unreadable last line for a paste cut off mid-rule (a note,
     not an error): the text's last rule is read now, and a text whose last rule iptables would
     refuse is left to the general reader."""
-    body = text.rstrip("\n")
-    last = body[body.rfind("\n") + 1:]
+    end = len(text)
+    while end and text[end - 1] == "\n":
+        end -= 1
+    last = text[text.rfind("\n", 0, end) + 1:end]
     if not last.startswith("-A "):
         return
     try:
