@@ -13,6 +13,7 @@ namespace (tests/listing_ns.py).  What the scan cannot be sure of goes to the li
 from __future__ import annotations
 
 import os
+import random
 import re
 import sys
 from pathlib import Path
@@ -364,3 +365,65 @@ def test_raw_keys_claim_only_what_the_row_requires(kube_listings) -> None:  # no
                 assert keys[0] in (None, want_dst) and keys[1] in (None, want_port), (r.line, keys)
                 claimed += keys[0] is not None
         assert claimed >= 60
+
+
+# -- text the scan almost takes --------------------------------------------------------------
+
+_WORDS = ("DNAT", "SNAT", "MARK", "REJECT", "MASQUERADE", "ACCEPT", "RETURN", "LOG", "KUBE-X", "tcp", "udp", "0", "6",
+          "--", "-f", "!", "*", "any", "0.0.0.0/0", "10.0.0.1", "anywhere", "::/0", "/*", "*/", "dpt:80", "dpt:99999",
+          "to:1.2.3.4:80", "to:1.2.3.400", "ctstate", "NEW", "state", "mark", "match", "0x4000", "random-fully",
+          "masq", "ports:", "1024-65535", "reject-with", "icmp-port-unreachable", "5K", "Chain", "(policy", "DROP",
+          "packets,", "bytes)", "references)", "[goto]", "statistic", "mode", "random", "probability", "0.5",
+          "ADDRTYPE", "src-type", "LOCAL", "multiport", "dports", "80,443", "spt:53", "icmp6", "localhost", "x.x", "{{")
+
+
+def _mutants(text: str, n: int, seed: int) -> list[str]:
+    """``text`` with one word replaced, inserted or dropped, or one line repeated or dropped."""
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(n):
+        lines = text.split("\n")
+        k = rnd.randrange(len(lines))
+        words = lines[k].split(" ")
+        op = rnd.random()
+        if op < 0.6:
+            words[rnd.randrange(len(words))] = rnd.choice(_WORDS)
+        elif op < 0.75:
+            words.insert(rnd.randrange(len(words) + 1), rnd.choice(_WORDS))
+        elif op < 0.85:
+            del words[rnd.randrange(len(words))]
+        if op < 0.85:
+            lines[k] = " ".join(words)
+        elif op < 0.93:
+            lines.insert(k, lines[rnd.randrange(len(lines))])
+        else:
+            del lines[k]
+        out.append("\n".join(lines))
+    return out
+
+
+def test_text_the_scan_almost_takes_reads_as_the_listing_reader_reads_it(kube_listings) -> None:  # noqa: ANN001
+    """Listings with one word or line changed at random: each is left to the listing reader, or
+    read into the same graph, notes and hidden parts -- an error the eager read reports is the
+    deferred read's when the row is read."""
+    _services, listings = kube_listings
+    taken = 0
+    for base in (_SMALL, listings["filter"]["nvL"], listings["filter"]["nL"]):
+        for text in _mutants(base, 120, seed=len(base)):
+            eager, deferred = _read(text, "m.txt")
+            if isinstance(deferred, InputError) or deferred.deferred is None:
+                assert isinstance(deferred, InputError) == isinstance(eager, InputError)
+                if isinstance(eager, InputError):
+                    assert str(eager) == str(deferred)
+                continue
+            taken += 1
+            if isinstance(eager, InputError):
+                with pytest.raises(InputError) as e:
+                    deferred.parse_all()
+                assert str(e.value) == str(eager)
+                continue
+            assert (_notes(deferred), deferred.hidden, deferred.rule_count()) == \
+                (_notes(eager), eager.hidden, eager.rule_count())
+            deferred.parse_all()
+            assert _graph(deferred) == _graph(eager)
+    assert taken >= 40
