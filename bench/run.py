@@ -28,7 +28,9 @@ Usage::
 ``--layouts`` instead times one generated ruleset per size in each layout an operator has --
 iptables-save, kube-proxy's own restore input, ``iptables -t nat -S`` and ``-nvL`` (printed by
 the real iptables in a private namespace) and the save text on stdin -- beside
-``iptables-nft-restore --test`` of the same rules.
+``iptables-nft-restore --test`` of the same rules; and a kube-proxy nftables-mode node of the
+same size (``gen_kube_nft.py``) as ``nft list ruleset`` text and as ``nft -j`` JSON, beside
+``nft -c -f`` of the text (``--no-nft`` leaves them out).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import gen_kube  # noqa: E402  (bench/ is not a package)
+import gen_kube_nft  # noqa: E402
 
 TIME = "/usr/bin/time"
 
@@ -440,6 +443,12 @@ class Layout:
     yardstick: Path
     options: tuple[str, ...] = ()
     stdin: bool = False
+    # nft rows (gen_kube_nft): the kernel tool's own reader of the same rules, ``nft -c -f
+    # FILE`` (check mode: parsed and validated by the kernel, nothing committed), the trace's
+    # own flow, and the layout whose answer is the reference
+    yard_cmd: tuple[str, ...] | None = None
+    args: tuple[str, ...] | None = None
+    ref: Path | None = None
     lines: int = 0
     trace: Timing | None = None
     nft: Timing | None = None
@@ -452,9 +461,34 @@ LAYOUT_NOTES = {
     "kube-proxy restore input": "no header, every `:CHAIN` first, rules service by service (gen_kube.render_restore)",
     "iptables -t nat -S": "printed by the real iptables from the save text, in a private namespace (nat only)",
     "iptables -t nat -nvL": "printed by the real iptables from the save text, in a private namespace (nat only)",
+    "iptables -t nat -nL": "the same, without -v: no interfaces, no counters (hidden -i/-o filled from kube-proxy's shapes)",
+    "iptables -t nat -nvL on stdin": "the -nvL text as `iptexplain trace - -t nat`",
     "iptables-save on stdin": "the save text as `iptexplain trace -`",
     "iptables -t nat -S on stdin": "the -S text as `iptexplain trace - -t nat`",
+    "nft list ruleset": "a kube-proxy nftables-mode node of the same size (gen_kube_nft.render: what nft "
+                        "lists, element order aside; yardstick `nft -c -f FILE` in a private namespace)",
+    "nft -j list ruleset": "the same node's JSON, listed by the real nft after `nft -f` in a private "
+                           "namespace (yardstick: `nft -c -f` of the text)",
 }
+NFT_JSON_MAX = 10000  # the JSON needs the ruleset loaded by nft, which takes minutes past 10k
+
+
+def nft_layouts(n: int, outdir: Path, seed: int) -> list[Layout]:
+    """The ``n``-service kube-proxy nftables-mode node (gen_kube_nft) as text and as JSON, each
+    beside ``nft -c -f`` of the text, with a ClusterIP flow of a service with several endpoints."""
+    services = gen_kube_nft.make_services(n, seed)
+    text = outdir / f"kube-{n}.nft"
+    if not text.exists():
+        text.write_text(gen_kube_nft.render(services))
+    args = tuple(gen_kube_nft.trace_args(services))
+    check = ("nft", "-c", "-f", str(text))
+    out = [Layout("nft list ruleset", text, text, yard_cmd=check, args=args, ref=text)]
+    js = outdir / f"kube-{n}.nft.json"
+    if not js.exists() and n <= NFT_JSON_MAX:
+        js.write_text(gen_kube_nft.kernel_listing(text.read_text(), timeout=3600)["json"])
+    if js.exists():
+        out.append(Layout("nft -j list ruleset", js, text, yard_cmd=check, args=args, ref=text))
+    return out
 
 
 def layout_cases(n: int, outdir: Path, seed: int) -> tuple[list[str], list[Layout]]:
@@ -464,20 +498,23 @@ def layout_cases(n: int, outdir: Path, seed: int) -> tuple[list[str], list[Layou
     services = gen_kube.make_services(n, seed)
     restore = outdir / f"kube-{n}.restore"
     nat_save = outdir / f"kube-{n}.nat.save"
-    s_path, l_path = outdir / f"kube-{n}.nat.S", outdir / f"kube-{n}.nat.nvL"
+    s_path, l_path, nl_path = outdir / f"kube-{n}.nat.S", outdir / f"kube-{n}.nat.nvL", outdir / f"kube-{n}.nat.nL"
     if not restore.exists():
         restore.write_text(gen_kube.render_restore(services))
     if not nat_save.exists():
         nat_save.write_text(gen_kube.render(services, with_filter=False, with_mangle=False))
-    if not (s_path.exists() and l_path.exists()):
+    if not (s_path.exists() and l_path.exists() and nl_path.exists()):
         views = gen_kube.iptables_listings(case.path.read_text(), "nat")
         s_path.write_text(views["S"])
         l_path.write_text(views["nvL"])
+        nl_path.write_text(views["nL"])
     out = [
         Layout("iptables-save", case.path, case.path),
         Layout("kube-proxy restore input", restore, restore),
         Layout("iptables -t nat -S", s_path, nat_save, ("-t", "nat")),
         Layout("iptables -t nat -nvL", l_path, nat_save, ("-t", "nat")),
+        Layout("iptables -t nat -nL", nl_path, nat_save, ("-t", "nat")),
+        Layout("iptables -t nat -nvL on stdin", l_path, nat_save, ("-t", "nat"), stdin=True),
         Layout("iptables-save on stdin", case.path, case.path, stdin=True),
         Layout("iptables -t nat -S on stdin", s_path, nat_save, ("-t", "nat"), stdin=True),
     ]
@@ -521,30 +558,37 @@ def run_layouts(args: argparse.Namespace) -> int:
     rows: list[tuple[int, Layout]] = []
     view_rows: list[Row] = []  # show, and the small hosts
     for n in sizes:
-        trace_args, layouts = layout_cases(n, outdir, args.seed)
+        trace_args, layouts = layout_cases(n, outdir, args.seed) if not args.only_nft else ([], [])
+        if args.nft:
+            layouts += nft_layouts(n, outdir, args.seed)
         yard: dict[Path, Timing] = {}
         refs: dict[Path, tuple | None] = {}
         for lay in layouts:
             lay.lines = sum(1 for _ in open(lay.path, "rb"))
             if lay.yardstick not in yard:
-                yard[lay.yardstick] = measure(in_namespace(["iptables-nft-restore", "--test"]), args.repeat,
-                                              stdin=lay.yardstick)
+                yard[lay.yardstick] = (measure(in_namespace(list(lay.yard_cmd)), args.repeat, timeout=args.timeout)
+                                       if lay.yard_cmd else
+                                       measure(in_namespace(["iptables-nft-restore", "--test"]), args.repeat,
+                                               stdin=lay.yardstick))
             lay.nft = yard[lay.yardstick]
-            cmd = [*ipx, "trace", "-" if lay.stdin else str(lay.path), *lay.options, *trace_args, "--json"]
+            flow = list(lay.args) if lay.args is not None else trace_args
+            cmd = [*ipx, "trace", "-" if lay.stdin else str(lay.path), *lay.options, *flow, "--json"]
             lay.trace = measure(cmd, args.repeat, stdin=lay.path if lay.stdin else None, ok=(0, 1, 3),
                                 timeout=args.timeout, warmup=True)
             lay.answer = _answer(cmd, lay.path if lay.stdin else None)
-            ref = layouts[0].path
+            ref = lay.ref or layouts[0].path
             if ref not in refs:
-                refs[ref] = _answer([*ipx, "trace", str(ref), *trace_args, "--json"], None)
+                refs[ref] = _answer([*ipx, "trace", str(ref), *flow, "--json"], None)
             lay.same = lay.answer is not None and lay.answer == refs[ref]
             print(f"  {n} services, {lay.name} ({lay.lines:,} lines): trace {fmt_s(lay.trace)} cpu "
-                  f"{fmt_cpu(lay.trace)} {fmt_mb(lay.trace)}; nft-restore --test {fmt_s(lay.nft)} cpu "
+                  f"{fmt_cpu(lay.trace)} {fmt_mb(lay.trace)}; {_yard_name(lay)} {fmt_s(lay.nft)} cpu "
                   f"{fmt_cpu(lay.nft)} {fmt_mb(lay.nft)}", flush=True)
             rows.append((n, lay))
-        view_rows.append(Row(f"show kube {n:,} services (iptables-save)", [*ipx, "show", str(layouts[0].path)],
-                             layouts[0].path))
-    view_rows += small_hosts(ipx)
+        if not args.only_nft:
+            view_rows.append(Row(f"show kube {n:,} services (iptables-save)", [*ipx, "show", str(layouts[0].path)],
+                                 layouts[0].path))
+    if not args.only_nft:
+        view_rows += small_hosts(ipx)
     run_rows(view_rows, args.repeat, {lay.yardstick: lay.nft for _n, lay in rows if lay.nft is not None},
              args.timeout)
     table = layouts_report(rows, info, args.repeat) + "\n\n" + rows_report(view_rows, args.repeat)
@@ -554,6 +598,10 @@ def run_layouts(args: argparse.Namespace) -> int:
         Path(args.markdown).write_text(table + "\n")
         print(f"\nwritten to {args.markdown}")
     return 0
+
+
+def _yard_name(lay: Layout) -> str:
+    return "nft -c -f" if lay.yard_cmd else "nft-restore --test"
 
 
 # -- show and small hosts (issue 17): the view of the big dump, and start-up-bound traces -------
@@ -683,14 +731,18 @@ def layouts_report(rows: list[tuple[int, Layout]], info: dict[str, str], repeat:
         f"--test` of the same rules (for -S / -nvL, which hold the nat table only: the nat table's save "
         f"text); best of {repeat} (median in brackets), CPU = user + system, peak RSS from /usr/bin/time.  "
         "`same answer`: the trace's outcomes reach the same destinations (the service's endpoints, after "
-        "DNAT) as the trace of the iptables-save text of the same rules.",
+        "DNAT) as the trace of the iptables-save text of the same rules.  The nft rows are a kube-proxy "
+        "nftables-mode node of the same size beside `nft -c -f` of its text (the kernel tool's own reader: "
+        "parsed and validated by the kernel in a private namespace, nothing committed); their same answer "
+        "is the trace of the nft text.",
         "",
         "| services | layout | lines | nft-restore --test | iptexplain trace | time ratio (wall, cpu) | memory ratio | same answer |",
         "|---:|---|---:|---:|---:|---:|---:|:---:|",
     ]
     for n, lay in rows:
         same = "yes" if lay.same else "no"
-        out.append(f"| {n:,} | {lay.name} | {lay.lines:,} | {fmt_s(lay.nft)}, cpu {fmt_cpu(lay.nft)}, {fmt_mb(lay.nft)} | "
+        out.append(f"| {n:,} | {lay.name} | {lay.lines:,} | {'nft -c -f: ' if lay.yard_cmd else ''}"
+                   f"{fmt_s(lay.nft)}, cpu {fmt_cpu(lay.nft)}, {fmt_mb(lay.nft)} | "
                    f"{fmt_s(lay.trace)}, cpu {fmt_cpu(lay.trace)}, {fmt_mb(lay.trace)} | "
                    f"{ratio(lay.trace, lay.nft)}, {cpu_ratio(lay.trace, lay.nft)} | {mem_ratio(lay.trace, lay.nft)} | {same} |")
     out += ["", "Layouts:", ""] + [f"* {k}: {v}" for k, v in LAYOUT_NOTES.items()]
@@ -715,6 +767,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layout-sizes", type=lambda s: [int(x) for x in s.split(",") if x], default=[1000, 10000],
                     help="service counts for --layouts (default 1000,10000)")
     ap.add_argument("--with-30k", action="store_true", help="--layouts at 30,000 services too")
+    ap.add_argument("--no-nft", dest="nft", action="store_false",
+                    help="--layouts without the kube-proxy nftables-mode rows (nft text and JSON beside nft -c -f)")
+    ap.add_argument("--only-nft", action="store_true", help="--layouts with the nftables-mode rows only")
     args = ap.parse_args(argv)
     return run_layouts(args) if args.layouts else run(args)
 

@@ -288,8 +288,9 @@ class Ruleset:
     def rule_count(self) -> int:
         if self.deferred is not None:
             return self.deferred.rule_count()
+        # an nft rule counts once, as written, however many map elements it is walked as
         return (sum(c.size for t in self.tables.values() for c in t.chains.values())
-                + sum(c.size for t in self.nft_tables for c in t.chains.values()))
+                + sum(len(c.written) for t in self.nft_tables for c in t.chains.values()))
 
     def link(self) -> None:
         """Fill every chain's ``references`` with the rules that jump or go to it."""
@@ -306,9 +307,11 @@ class Ruleset:
         that a bad option anywhere raises its ``FILE:LINE`` error now; a no-op otherwise."""
         book = self.deferred
         if book is not None:
-            for t in self.tables.values():
+            for t in [*self.tables.values(), *self.nft_tables]:
                 for c in t.chains.values():
                     c.rules  # noqa: B018 -- reads a deferred chain
+                for s in getattr(t, "sets", {}).values():
+                    s.elements  # noqa: B018 -- reads a deferred element list
             self.deferred = None
             self.link()
             # The checks of every rule need every chain's hooks (a save or -S text's book; a

@@ -67,18 +67,20 @@ class TracerInput:
     """Kernel handles of the iptables-save side's rules, by position."""
 
 
-def tracer_input(plan: NftPlan) -> TracerInput:
+def tracer_input(plan: NftPlan, lazy: bool = False) -> TracerInput:
+    """The fixture as the tracer reads it; ``lazy``: as ``iptexplain trace`` reads it, chains
+    kept as text until the trace reaches them (iptexplain.nft.deferred)."""
     fx = nft_fixtures.fixture(plan.fixture)
     doc_text = Path(fx.json_path).read_text()
     doc = json.loads(doc_text)
     if fx.native_only or plan.json_alone:
-        return TracerInput(read_nft_json(doc_text, Path(fx.json_path).name))
+        return TracerInput(read_nft_json(doc_text, Path(fx.json_path).name, lazy=lazy))
     # A mixed host as a user gives it: iptables-save of the iptables-nft side, and the native
     # tables (nft -j list ruleset without iptables-nft's tables, which iptables-save shows).
     save = "".join(s.text() for s in fx.sources if s.loader != "nft")
     rs = parse_text(save, "iptables-save")
     native = [s for s in fx.sources if s.loader == "nft"]
-    nft = read_nft_json(_native_only(doc, [n.text() for n in native]), "nft.json")
+    nft = read_nft_json(_native_only(doc, [n.text() for n in native]), "nft.json", lazy=lazy)
     rs.nft_tables = nft.nft_tables
     return TracerInput(rs, _handles(doc))
 
@@ -278,8 +280,14 @@ class Report:
 
 
 def run_plan(lab: KL.Lab, plan: NftPlan) -> Report:
-    inp = tracer_input(plan)
+    """Each flow sent once; the kernel's path compared with the trace of the eager read and with
+    the trace of the deferred read ``iptexplain trace`` makes (two results per flow)."""
+    inps = [tracer_input(plan), tracer_input(plan, lazy=True)]
+    assert any(type(c).__name__ == "DeferredNftChain" for t in inps[1].ruleset.nft_tables
+               for c in t.chains.values()), "the deferred reader gave the fixture to the eager one"
     rep = Report(plan.name)
     for case in plan.cases:
-        rep.results.append(compare(plan, case, inp, lab.send(case.flow)))
+        obs = lab.send(case.flow)
+        for inp in inps:
+            rep.results.append(compare(plan, case, inp, obs))
     return rep

@@ -39,6 +39,7 @@ LAZY = {
     ("iptexplain.parse", "iptexplain.parse.listing_deferred"),
     ("iptexplain.parse", "iptexplain.nft.reader"),
     ("iptexplain.parse", "iptexplain.nft.json_reader"),
+    ("iptexplain.parse", "iptexplain.nft.deferred"),
     # nft's model and expression classes (~10 ms of imports, dataclasses) only where nft rules
     # are: pieces with nft tables to join, text that may be nft's JSON, nft rules' host evidence
     ("iptexplain.parse.combine", "iptexplain.nft.mixed"),

@@ -152,7 +152,7 @@ def _ruleset_and_host(file: str | None, example: str | None, family: int | None,
         assert text is not None
         if is_snapshot(text):
             return _from_snapshot(text, name, family, backend)
-        rs = parse_text(text, name, input_format, lazy=True)
+        rs = parse_text(text, name, input_format, lazy=True)  # nft: chains read when reached
         return TraceInput(rs, None, _flow_family(rs, family), "file", forced)
     live = _optional("iptexplain.inputs.live")
     if live is None or not hasattr(live, "read_live_host"):

@@ -23,6 +23,9 @@ CONNTRACK_USERS = frozenset({
 })
 
 
+# What may make an nft rule turn conntrack on, as words of its text: ct expressions and NAT.
+NFT_CT_USERS = frozenset({"ct", "dnat", "snat", "masquerade", "redirect"})
+
 
 class ChainIndex:
     """Per chain: the rules keyed by the exact destination address (kube-proxy's KUBE-SERVICES
@@ -148,6 +151,8 @@ def _nft_uses_conntrack(table: Table) -> bool:
     for c in table.chains.values():
         if getattr(c, "nft_type", None) == "nat":
             return True
+        if not c.may_use(NFT_CT_USERS):  # a chain still text (iptexplain.nft.deferred) that names none
+            continue
         for r in c.rules:
             if any(getattr(m, "uses_ct", False) for m in r.matches) or getattr(r.target, "uses_ct", False):
                 return True

@@ -12,10 +12,11 @@ import json
 from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.nft.json_text import JsonRulesetError, to_text
+from iptexplain.nft.deferred import GiveUp, read_nft_deferred
 from iptexplain.nft.reader import read_nft
 
 
-def read_nft_json(text: str, source: str = "<input>") -> Ruleset:
+def read_nft_json(text: str, source: str = "<input>", lazy: bool = False) -> Ruleset:
     """``nft -j list ruleset`` -> a :class:`~iptexplain.graph.Ruleset` (``format`` ``nft-json``).
 
     The rules' ``line`` is 0 (the JSON has no lines worth pointing at; the handle says which
@@ -30,6 +31,11 @@ def read_nft_json(text: str, source: str = "<input>") -> Ruleset:
         raise InputError(f"{e.where}: {e}" if e.where else str(e), source, None) from None
     if not nft_text:  # an empty ruleset (`{"nftables": [{"metainfo": …}]}`): no table
         return Ruleset(source=source, format="nft-json")
+    if lazy:  # a trace: chains read when reached (iptexplain.nft.deferred)
+        try:
+            return read_nft_deferred(nft_text, source, json=True)
+        except GiveUp:
+            pass
     try:
         rs = read_nft(nft_text, source)
     except InputError as e:

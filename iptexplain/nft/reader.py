@@ -16,18 +16,16 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from iptexplain.core.errors import InputError, OptionError
-from iptexplain.core.packets import subtract
 from iptexplain.graph import Counters, Ruleset
-from iptexplain.nft.expr import Lookup, ParsedRule, parse_rule, split_elements
-from iptexplain.nft.expr import verdict as V
-from iptexplain.nft.expr.base import Action, Braces, Cursor, Quoted, Relational, Statement, words_text
-from iptexplain.nft.expr.numgen import Numgen
+from iptexplain.nft.expr import Lookup, parse_rule, split_elements
+from iptexplain.nft.expr.base import Braces, Cursor, Quoted, words_text
+from iptexplain.nft.pieces import LazyPiece, pieces, written
 from iptexplain.nft.model import (FAMILIES, HOOKS, NftChain, NftRule, NftSet, NftTable, new_rule,
                                   priority_value)
 from iptexplain.parse.detect import NFT_RE
@@ -37,8 +35,14 @@ MANAGED_RE = re.compile(r"^# Warning: table (\S+) (\S+) is managed by (\S+), do 
 
 @lru_cache(maxsize=1)
 def parser() -> Lark:
+    """The grammar's LALR parser, built once per process; lark keeps the built tables in its
+    cache file (keyed by the grammar's hash), so a later process loads them instead of
+    building them (~80 ms)."""
     text = resources.files("iptexplain.nft").joinpath("grammar.lark").read_text()
-    return Lark(text, parser="lalr", maybe_placeholders=False)
+    try:
+        return Lark(text, parser="lalr", maybe_placeholders=False, cache=True)
+    except OSError:  # no writable temporary directory: build it each time
+        return Lark(text, parser="lalr", maybe_placeholders=False)
 
 
 def looks_like_nft(text: str) -> bool:
@@ -56,19 +60,33 @@ def read_nft(text: str, source: str = "<input>") -> Ruleset:
     except UnexpectedInput as e:
         raise InputError(_syntax_message(e, text), source, getattr(e, "line", None)) from None
     rs = Ruleset(source=source, format="nft")
-    managed = {(m.group(1), m.group(2)): m.group(3) for m in MANAGED_RE.finditer(text)}
     seen: set[tuple[str, str]] = set()
+    managed = managed_tables(text)
     for t in tree.children:
         if isinstance(t, Tree) and t.data == "table":
-            table = _table(t, source, managed)
-            key = (table.nft_family, table.nft_name)
-            if key in seen:
-                raise InputError(f"table {table.name} is listed twice", source, table.line)
-            seen.add(key)
-            rs.nft_tables.append(table)
+            add_table(rs, _table(t, source, managed), seen, source)
+    return finish(rs, source)
+
+
+def managed_tables(text: str) -> dict[tuple[str, str], str]:
+    """(family, name) -> the tool a ``# Warning: table … is managed by …`` line names."""
+    return {(m.group(1), m.group(2)): m.group(3) for m in MANAGED_RE.finditer(text)}
+
+
+def add_table(rs: Ruleset, table: NftTable, seen: set[tuple[str, str]], source: str) -> None:
+    key = (table.nft_family, table.nft_name)
+    if key in seen:
+        raise InputError(f"table {table.name} is listed twice", source, table.line)
+    seen.add(key)
+    rs.nft_tables.append(table)
+
+
+def finish(rs: Ruleset, source: str, link: bool = True) -> Ruleset:
+    """The checks and notes of a whole ruleset, once its tables are read."""
     if not rs.nft_tables:
         raise InputError("no nft table found", source, None)
-    rs.link()
+    if link:
+        rs.link()
     for table in rs.nft_tables:
         if not table.ip_families:
             rs.note("fidelity", f"table {table.name}: the {table.nft_family} family hooks outside IP "
@@ -145,6 +163,31 @@ def _lines(node: Tree) -> Iterator[Tree]:
 
 
 def _table(t: Tree, source: str, managed: dict[tuple[str, str], str]) -> NftTable:
+    table = table_head(t, source, managed)
+    chains = [it for it in t.children if isinstance(it, Tree) and it.data == "chain"]
+    for it in chains:
+        c = chain_head(it, table, source)
+        if c.name in table.chains:
+            raise InputError(f"chain {c.name} is listed twice in table {table.name}", source, c.line)
+        table.chains[c.name] = c
+    for it in chains:
+        chain_rules(it, table, table.chains[str(it.children[0])], source)
+    for c in table.chains.values():
+        check_jumps(c.rules, table, source)
+    return table
+
+
+def check_jumps(rules: list[NftRule], table: NftTable, source: str) -> None:
+    """A rule that jumps or goes to a chain the table does not have is refused, as nft does."""
+    for r in rules:
+        j = r.jump
+        if j is not None and j not in table.chains:
+            raise InputError(f"rule jumps to chain {j}, which table {table.name} does not have",
+                             source, r.line)
+
+
+def table_head(t: Tree, source: str, managed: dict[tuple[str, str], str]) -> NftTable:
+    """A table with its attributes, sets and maps (read first: chains refer to them by name)."""
     toks = [c for c in t.children if isinstance(c, Token)]
     if len(toks) == 1:
         family, name = "ip", str(toks[0])  # `table NAME` means family ip
@@ -156,8 +199,9 @@ def _table(t: Tree, source: str, managed: dict[tuple[str, str], str]) -> NftTabl
     # family 4 for the graph's key; inet tables serve both (see NftTable.ip_families)
     table = NftTable(f"{family} {name}", 6 if family == "ip6" else 4, line=line, nft_family=family,
                      nft_name=name, handle=_handle(t), managed_by=managed.get((family, name), ""))
-    items = [c for c in t.children if isinstance(c, Tree)]
-    for it in items:  # sets and maps first: chains refer to them by name
+    for it in t.children:  # sets and maps first: chains refer to them by name
+        if not isinstance(it, Tree):
+            continue
         if it.data in ("set", "map"):
             s = _set(it, table, source)
             table.sets[s.name] = s
@@ -167,20 +211,6 @@ def _table(t: Tree, source: str, managed: dict[tuple[str, str], str]) -> NftTabl
                 table.comment = str(words[0])
             else:
                 table.flags = tuple(str(w) for w in words if w != ",")
-    chains = [it for it in items if it.data == "chain"]
-    for it in chains:
-        c = _chain_head(it, table, source)
-        if c.name in table.chains:
-            raise InputError(f"chain {c.name} is listed twice in table {table.name}", source, c.line)
-        table.chains[c.name] = c
-    for it in chains:
-        _chain_rules(it, table, table.chains[str(it.children[0])], source)
-    for c in table.chains.values():
-        for r in c.rules:
-            j = r.jump
-            if j is not None and j not in table.chains:
-                raise InputError(f"rule jumps to chain {j}, which table {table.name} does not have",
-                                 source, r.line)
     return table
 
 
@@ -220,9 +250,12 @@ def _set(it: Tree, table: NftTable, source: str) -> NftSet:
     return s
 
 
-def _chain_head(it: Tree, table: NftTable, source: str) -> NftChain:
+def chain_head(it: Tree, table: NftTable, source: str, c: NftChain | None = None) -> NftChain:
+    """The chain ``it`` declares (a base chain's type, hook, priority and policy), in ``c`` when
+    given (a chain whose rules are read later: :mod:`iptexplain.nft.deferred`)."""
     name = str(it.children[0])
-    c = NftChain(name, table.name, False, line=_line(it), handle=_handle(it))
+    if c is None:
+        c = NftChain(name, table.name, False, line=_line(it), handle=_handle(it))
     for ln in _lines(it):
         words = _words(ln.children)
         if words and words[0] == "type":
@@ -232,6 +265,8 @@ def _chain_head(it: Tree, table: NftTable, source: str) -> NftChain:
             if len(words) != 2 or words[1] not in ("accept", "drop"):
                 raise InputError(f"chain {name}: policy accept or drop expected", source, _line(ln))
             c.policy = str(words[1]).upper()
+        elif words and words[0] == "comment" and len(words) == 2:
+            c.comment = str(words[1])
     return c
 
 
@@ -274,7 +309,12 @@ def _base_chain(c: NftChain, words: list[Any], table: NftTable, source: str, lin
     c.builtin = True
 
 
-def _chain_rules(it: Tree, table: NftTable, c: NftChain, source: str) -> None:
+def chain_rules(it: Tree, table: NftTable, c: NftChain, source: str, offset: int = 0,
+                lazy: Callable[[OptionError, int], Exception] | None = None) -> None:
+    """Read the rules of chain ``it`` into ``c`` (``offset``: what to add to the tree's line
+    numbers, for a chain's text read on its own; ``lazy``: a big map's pieces are made when
+    looked at, and this makes the error a bad element raises then, see
+    :mod:`iptexplain.nft.pieces`)."""
     number = 0
     for ln in _lines(it):
         words = _words(ln.children)
@@ -283,19 +323,19 @@ def _chain_rules(it: Tree, table: NftTable, c: NftChain, source: str) -> None:
         if words[0] == "comment" and len(words) == 2:
             c.comment = str(words[1])
             continue
-        line = _line(ln)
+        line = _line(ln) + offset
         number += 1
         text = _text(words)
         try:
             parsed = parse_rule(words, table.nft_family, table)
-            pieces = _pieces(parsed, table, c, text, line, number, source, _handle(ln))
+            ps = pieces(parsed, table, c, text, line, number, source, _handle(ln), lazy)
         except OptionError as e:
             raise InputError(f"{e}", source, line) from None
-        written = pieces[0] if len(pieces) == 1 and not pieces[0].piece else \
-            _written(parsed, table, c, text, line, number, source, _handle(ln))
-        written.counters = _counters(words)
-        c.written.append(written)
-        c.rules.extend(pieces)
+        one = ps[0] if len(ps) == 1 and not isinstance(ps[0], LazyPiece) and not ps[0].piece else None
+        w = one if one is not None else written(parsed, table, c, text, line, number, source, _handle(ln))
+        w.counters = _counters(words)
+        c.written.append(w)
+        c.rules.extend(ps)
 
 
 def _counters(words: list[Any]) -> Counters | None:
@@ -320,101 +360,6 @@ def _text(words: list[Any]) -> str:
         out.append(w)
         i += 1
     return words_text(out)
-
-
-def _action(statements: list[Statement]) -> Action | None:
-    if not statements:
-        return None
-    verdict = next((s for s in statements if isinstance(s, (V.Verdict, V.Reject))), None)
-    unknown = next((s for s in statements if not s.understood), None)
-    # the name a report of what is not understood gives (`ip dscp set`, `xt target CT`)
-    name = unknown.text.split(" set ")[0] + (" set" if " set " in unknown.text else "") if unknown is not None \
-        else (verdict or statements[-1]).text.split()[0]
-    return Action(statements=tuple(statements), verdict_stmt=verdict, spelled=name)
-
-
-def _rule(parsed_matches: list[Any], statements: list[Statement], table: NftTable, c: NftChain, text: str,
-          line: int, number: int, source: str, handle: int | None, comment: str, piece: str = "",
-          exprs: tuple = ()) -> NftRule:
-    return new_rule(table.name, c.name, tuple(parsed_matches), _action(statements), text=text,
-                    line=line, number=number, source=source, handle=handle, comment=comment,
-                    exprs=exprs, piece=piece)
-
-
-def _written(parsed: ParsedRule, table: NftTable, c: NftChain, text: str, line: int, number: int,
-             source: str, handle: int | None) -> NftRule:
-    """The rule as written, for views that list rules (a map-driven rule is walked in pieces)."""
-    return _rule([m for m in parsed.matches], list(parsed.statements), table, c, text, line, number, source,
-                 handle, parsed.comment, exprs=tuple(parsed.order))
-
-
-def _pieces(parsed: ParsedRule, table: NftTable, c: NftChain, text: str, line: int, number: int,
-            source: str, handle: int | None) -> list[NftRule]:
-    lk = parsed.lookup
-    if lk is None:
-        return [_rule(parsed.matches, parsed.statements, table, c, text, line, number, source, handle,
-                      parsed.comment, exprs=tuple(parsed.order))]
-    elements = lk.elements
-    if elements is None:
-        ref = lk.set_ref
-        if lk.nat is None and not ref.is_vmap:
-            raise OptionError(f"@{ref.name} is not a verdict map")
-        elements = ref.elements
-    out: list[NftRule] = []
-    pool = None
-    for key, data in elements:
-        sels = lk.selectors
-        if isinstance(sels[0], Numgen):
-            ng = sels[0]
-            fresh = Numgen(ng.text, ng.mod, ng.offset, ng.random)
-            if pool is not None:
-                fresh.pool = pool
-            sels = (fresh,) + sels[1:]
-        vals = [s.parse(list(k)) for s, k in zip(sels, key)]
-        key_text = " . ".join(" ".join(k) for k in key)
-        rel = Relational(text=f"{' . '.join(s.text for s in sels)} {key_text}", selectors=sels, op="==",
-                         values=vals[0] if len(sels) == 1 else [tuple(vals)], spelled=sels[0].text)
-        if isinstance(sels[0], Numgen):
-            pool = subtract(sels[0].pool, vals[0])
-        data_text = words_text(list(data))
-        if lk.nat is not None:
-            stmt: Statement = lk.nat.with_target(_nat_target(data), f"{lk.nat.text} {data_text}")
-        else:
-            cur = Cursor(list(data))
-            stmt = V.parse(cur)
-            if not cur.at_end():
-                raise OptionError(f"vmap element `{key_text} : {data_text}': one verdict expected")
-        stmts: list[Statement] = []
-        matches: list[Any] = []
-        for o in parsed.order:
-            if o is lk:
-                if lk.nat is None:
-                    matches.append(rel)
-                    stmts.append(stmt)
-                else:
-                    matches.append(rel)
-                    stmts.append(stmt)
-            elif isinstance(o, Statement):
-                stmts.append(o)
-            else:
-                matches.append(o)
-        out.append(_rule(matches, stmts, table, c, text, line, number, source, handle, parsed.comment,
-                         piece=f"{key_text} : {data_text}", exprs=tuple(parsed.order)))
-    if not out:
-        # an empty map: the lookup never finds the key, the rule never matches
-        rel = Relational(text=lk.text, selectors=lk.selectors, op="==", values=(), spelled=lk.selectors[0].text)
-        out.append(_rule(parsed.matches + [rel], [], table, c, text, line, number, source, handle,
-                         parsed.comment, piece="(empty map)", exprs=tuple(parsed.order)))
-    return out
-
-
-def _nat_target(data: tuple[Any, ...]) -> str:
-    """A NAT map's data as a target: ``10.0.0.1 . 8080`` -> ``10.0.0.1:8080``."""
-    parts = [str(w) for w in data if w != "."]
-    if len(parts) == 2:
-        addr, port = parts
-        return (f"[{addr}]" if ":" in addr else addr) + f":{port}"
-    return parts[0] if parts else ""
 
 
 __all__ = ["Lookup", "looks_like_nft", "read_nft"]

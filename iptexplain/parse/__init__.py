@@ -48,8 +48,8 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
     ``lazy`` (a trace): text in the layout iptables prints keeps each chain's rules as text until
     the trace reaches the chain -- an ``iptables -L`` listing's rows
     (:mod:`iptexplain.parse.listing_deferred`), large ``-S`` text's rule lines
-    (:mod:`iptexplain.parse.deferred_s`) -- and the ruleset says so in a note.  Any other text is
-    read whole."""
+    (:mod:`iptexplain.parse.deferred_s`), an nft ruleset's chains (:mod:`iptexplain.nft.deferred`)
+    -- and the ruleset says so in a note.  Any other text is read whole."""
     if lazy and fmt in ("auto", "listing") and _LISTING_RE.search(text, 0, 1 << 16):
         # The listing modules (~25 ms of patterns at import): only for a listing.
         from iptexplain.parse.listing_deferred import read_listing_deferred
@@ -96,13 +96,13 @@ def parse_text(text: str, source: str = "<input>", fmt: str = "auto", family: in
         rs = parse_listing(text, source, family=family, table=table)
     elif fmt == "nft":
         # The nft reader (its grammar and expression modules, ~100 ms): only for an nft ruleset.
-        from iptexplain.nft.reader import read_nft
+        from iptexplain.nft.deferred import read_nft_lazy  # the nft reader: see above
 
-        return read_nft(text, source)
+        return read_nft_lazy(text, source, lazy=lazy)
     elif fmt == "nft-json":
         from iptexplain.nft.json_reader import read_nft_json  # the nft reader: see above
 
-        return read_nft_json(text, source)
+        return read_nft_json(text, source, lazy=lazy)
     else:
         raise InputError(f"unknown format `{fmt}' (expected one of {', '.join(FORMATS)})", source)
     cleaned.note(rs)

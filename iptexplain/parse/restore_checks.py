@@ -90,12 +90,16 @@ _SPECIAL: dict[type, bool] = {}
 
 def _special(cls: type) -> bool:
     """Whether rules with this module need more than storing (memo per class: a kube-proxy
-    dump asks 300,000 times)."""
+    dump asks 300,000 times): its save form depends on the family, it adds notes, it works in
+    some tables or hooks only, or it is of one family.  The checks made once a table is read
+    (:meth:`RestoreChecks._check_hooks`, :meth:`RestoreChecks._check_module_families`) look
+    only at the rules holding such a module (``SaveReader.hook_candidates``)."""
     v = _SPECIAL.get(cls)
     if v is None:
         v = _SPECIAL[cls] = bool(getattr(cls, "family_sensitive", False) or getattr(cls, "may_note", False)
-                                 or getattr(cls, "table_only", None) or getattr(cls, "hooks", None)
-                                 or getattr(cls, "allowed_hooks", None) is not Extension.allowed_hooks)
+                                 or getattr(cls, "table_only", None) or getattr(cls, "hooks", None) is not None
+                                 or getattr(cls, "allowed_hooks", None) is not Extension.allowed_hooks
+                                 or getattr(cls, "family", None) is not None)
     return v
 
 
@@ -122,10 +126,25 @@ class RestoreChecks:
                 raise self.error(message, r.line)
         self.pending_jumps = keep
 
+    def _candidates(self, table: Table) -> list[Rule]:
+        """The rules of ``table`` a check made once the table is read may refuse -- those
+        holding a module :func:`_special` names, and the unread ones whose modules restrict the
+        hooks -- in ``table.rules()``'s order, so that the first refused is the one a look at
+        every rule would refuse first."""
+        by_chain: dict[str, list[Rule]] = {}
+        for r in self.hook_candidates.get(id(table), ()):
+            by_chain.setdefault(r.chain, []).append(r)
+        out: list[Rule] = []
+        for name in table.chains:
+            rules = by_chain.get(name)
+            if rules:
+                out += sorted(rules, key=lambda r: r.number)  # (-I puts a rule before earlier lines)
+        return out
+
     def _check_module_families(self, table: Table, family: int) -> None:
         """A module of the other family (``icmp6`` in an IPv4 table, ``ttl`` in IPv6) is one
         iptables-restore / ip6tables-restore cannot load."""
-        for r in table.rules():
+        for r in self._candidates(table):
             if type(r) is LazyRule and not r.parsed:
                 continue  # no module of one family only (lazy_jump)
             for ext in r.extensions():
@@ -146,15 +165,12 @@ class RestoreChecks:
             return out
 
         reach = hook_reach(table.name, jumps)
-        if self.lazy:
-            # Most rules are unread and restrict nothing: look only at the others, in line order.
-            by_chain: dict[str, list[Rule]] = {}
-            for r in self.hook_candidates.get(id(table), ()):
-                by_chain.setdefault(r.chain, []).append(r)
-            chains = [(table.chains[name], rules) for name, rules in by_chain.items() if name in table.chains]
-        else:
-            chains = [(chain, chain.rules) for chain in table.chains.values()]
-        for chain, rules in chains:
+        # Most rules restrict nothing: only the candidates are looked at, in the rules' order.
+        by_chain: dict[str, list[Rule]] = {}
+        for r in self._candidates(table):
+            by_chain.setdefault(r.chain, []).append(r)
+        for name, rules in by_chain.items():
+            chain = table.chains[name]
             self._check_rule_hooks(chain, rules, reach.get(chain.name))
 
     def _check_rule_hooks(self, chain: Chain, rules: Iterable[Rule], hooks: set[str] | None) -> None:

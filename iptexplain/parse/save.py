@@ -125,7 +125,7 @@ class SaveReader(RestoreChecks):
                 counters, lineno, len(chain.rules) + 1, self.source,
             )
             chain.rules.append(rule)
-            if self.lazy:
+            if special:  # a rule the checks made once the table is read may refuse
                 self.hook_candidates.setdefault(id(table), []).append(rule)
             if rule.jump is not None:
                 self.pending_jumps.append((table, rule))
