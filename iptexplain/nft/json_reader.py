@@ -29,6 +29,7 @@ def read_nft_json(text: str, source: str = "<input>", lazy: bool = False) -> Rul
         nft_text = to_text(doc)
     except JsonRulesetError as e:
         raise InputError(f"{e.where}: {e}" if e.where else str(e), source, None) from None
+    del doc  # the objects of the document are most of the memory: gone before the text is read
     if not nft_text:  # an empty ruleset (`{"nftables": [{"metainfo": …}]}`): no table
         return Ruleset(source=source, format="nft-json")
     if lazy:  # a trace: chains read when reached (iptexplain.nft.deferred)
