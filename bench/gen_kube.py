@@ -383,7 +383,7 @@ def render_restore(services: list[Service]) -> str:
 
 def iptables_listings(save_text: str, table: str = "nat", backend: str = "nft",
                       timeout: float = 600.0) -> dict[str, str]:
-    """``iptables -t TABLE -S`` and ``iptables -t TABLE -nvL`` of ``save_text`` as the real
+    """``iptables -t TABLE -S``, ``-nvL`` and ``-nL`` of ``save_text`` as the real
     iptables prints them: restored into a fresh, private network namespace (``unshare -n -m``,
     root) and listed there -- never the machine's own firewall.  Raises ``RuntimeError`` with
     iptables' message when it refuses the text."""
@@ -391,17 +391,17 @@ def iptables_listings(save_text: str, table: str = "nat", backend: str = "nft",
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="gen-kube-") as d:
-        src, s_out, l_out = f"{d}/in.save", f"{d}/S.txt", f"{d}/nvL.txt"
+        src, s_out, l_out, n_out = f"{d}/in.save", f"{d}/S.txt", f"{d}/nvL.txt", f"{d}/nL.txt"
         with open(src, "w") as f:
             f.write(save_text)
         script = (f'iptables-{backend}-restore < "$1" && iptables-{backend} -t {table} -S > "$2" '
-                  f'&& iptables-{backend} -t {table} -nvL > "$3"')
-        p = subprocess.run(["unshare", "-n", "-m", "sh", "-c", script, "sh", src, s_out, l_out],
+                  f'&& iptables-{backend} -t {table} -nvL > "$3" && iptables-{backend} -t {table} -nL > "$4"')
+        p = subprocess.run(["unshare", "-n", "-m", "sh", "-c", script, "sh", src, s_out, l_out, n_out],
                            capture_output=True, text=True, timeout=timeout)
         if p.returncode != 0:
             raise RuntimeError(f"iptables-{backend}: {p.stderr.strip()}")
-        with open(s_out) as f_s, open(l_out) as f_l:
-            return {"S": f_s.read(), "nvL": f_l.read()}
+        with open(s_out) as f_s, open(l_out) as f_l, open(n_out) as f_n:
+            return {"S": f_s.read(), "nvL": f_l.read(), "nL": f_n.read()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -461,6 +461,8 @@ LAYOUT_NOTES = {
     "kube-proxy restore input": "no header, every `:CHAIN` first, rules service by service (gen_kube.render_restore)",
     "iptables -t nat -S": "printed by the real iptables from the save text, in a private namespace (nat only)",
     "iptables -t nat -nvL": "printed by the real iptables from the save text, in a private namespace (nat only)",
+    "iptables -t nat -nL": "the same, without -v: no interfaces, no counters (hidden -i/-o filled from kube-proxy's shapes)",
+    "iptables -t nat -nvL on stdin": "the -nvL text as `iptexplain trace - -t nat`",
     "iptables-save on stdin": "the save text as `iptexplain trace -`",
     "iptables -t nat -S on stdin": "the -S text as `iptexplain trace - -t nat`",
     "nft list ruleset": "a kube-proxy nftables-mode node of the same size (gen_kube_nft.render: what nft "
@@ -496,20 +498,23 @@ def layout_cases(n: int, outdir: Path, seed: int) -> tuple[list[str], list[Layou
     services = gen_kube.make_services(n, seed)
     restore = outdir / f"kube-{n}.restore"
     nat_save = outdir / f"kube-{n}.nat.save"
-    s_path, l_path = outdir / f"kube-{n}.nat.S", outdir / f"kube-{n}.nat.nvL"
+    s_path, l_path, nl_path = outdir / f"kube-{n}.nat.S", outdir / f"kube-{n}.nat.nvL", outdir / f"kube-{n}.nat.nL"
     if not restore.exists():
         restore.write_text(gen_kube.render_restore(services))
     if not nat_save.exists():
         nat_save.write_text(gen_kube.render(services, with_filter=False, with_mangle=False))
-    if not (s_path.exists() and l_path.exists()):
+    if not (s_path.exists() and l_path.exists() and nl_path.exists()):
         views = gen_kube.iptables_listings(case.path.read_text(), "nat")
         s_path.write_text(views["S"])
         l_path.write_text(views["nvL"])
+        nl_path.write_text(views["nL"])
     out = [
         Layout("iptables-save", case.path, case.path),
         Layout("kube-proxy restore input", restore, restore),
         Layout("iptables -t nat -S", s_path, nat_save, ("-t", "nat")),
         Layout("iptables -t nat -nvL", l_path, nat_save, ("-t", "nat")),
+        Layout("iptables -t nat -nL", nl_path, nat_save, ("-t", "nat")),
+        Layout("iptables -t nat -nvL on stdin", l_path, nat_save, ("-t", "nat"), stdin=True),
         Layout("iptables-save on stdin", case.path, case.path, stdin=True),
         Layout("iptables -t nat -S on stdin", s_path, nat_save, ("-t", "nat"), stdin=True),
     ]

@@ -203,3 +203,58 @@ def test_cli_two_files_json(tmp_path):
     r = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT)
     assert r.returncode == 1
     assert "undone accept: filter FORWARD #6" in r.stdout and "e.g. tcp 172.17.0.2:40000 → 172.17.0.3:80" in r.stdout
+
+
+REWRITES = """*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -p tcp -m tcp --dport 80 -j MARK --set-mark 0x1
+-A PREROUTING -p udp -j MARK --set-mark 0x3
+-A PREROUTING -p icmp -j MARK --set-xmark 0x10/0xf0
+COMMIT
+*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -p tcp -j MARK --set-mark 0x2
+-A PREROUTING -p udp -m mark --mark 0x3 -j LOG
+-A PREROUTING -p udp -j MARK --set-mark 0x4
+-A PREROUTING -p icmp -j MARK --set-xmark 0x1/0xf
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
+COMMIT
+"""
+
+
+def test_marks_set_again_by_a_later_table(tmp_path):
+    """raw's mark of port 80 is set again, whole, by mangle before anything reads it (undone);
+    the UDP mark is read (mangle's -m mark) before it is set again; mangle's ICMP mark sets
+    other bits than raw's.  The tracer agrees: a packet to port 80 leaves PREROUTING with
+    mangle's mark."""
+    f = tmp_path / "rewrites.save"
+    f.write_text(REWRITES)
+    rs = load(str(f), "auto")
+    host = parse_host_options(ifaces=list(TABLES_HOST), routes=["default=eth0,198.51.100.1"])
+    res = lint(rs, host=host)
+    undone = {(fd.rule.line, tuple(r.line for r in fd.involved)) for fd in res.findings if fd.kind == "undone"}
+    assert undone == {(4, (14,))}, res.findings
+    (fd,) = [fd for fd in res.findings if fd.kind == "undone"]
+    assert "another table" in fd.message and fd.classes
+    rng = random.Random(3)
+    for c in fd.classes:
+        for box in c.boxes:
+            for _ in range(4):
+                flow = packet_flow(sample(box, rng), c.scenario.flow, whole_src=False)
+                t = trace_flow(rs, flow, host, verbose=False)
+                for leaf in t.leaves():
+                    marks = [st.detail.get("after") for st in leaf.steps
+                             if st.kind == "rewrite" and st.detail.get("field") == "mark"]
+                    rules = [st.rule.line for st in leaf.steps if st.kind == "rule" and st.matched
+                             and st.rule is not None and st.rule.target_name == "MARK"]
+                    assert rules[:2] == [4, 14] and marks[-1] == "0x2", (flow, rules, marks)

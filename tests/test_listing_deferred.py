@@ -13,6 +13,7 @@ namespace (tests/listing_ns.py).  What the scan cannot be sure of goes to the li
 from __future__ import annotations
 
 import os
+import random
 import re
 import sys
 from pathlib import Path
@@ -20,13 +21,15 @@ from pathlib import Path
 import pytest
 
 from iptexplain.core.errors import InputError
-from iptexplain.ext import TARGETS, load_all
+from iptexplain.ext import MATCHES, TARGETS, load_all
+from iptexplain.ext.base import ChainJump
 from iptexplain.netfilter.trace import Flow
 from iptexplain.netfilter.tracer import trace_flow
 from iptexplain.parse import parse_text
 from iptexplain.parse.deferred import GiveUp
 from iptexplain.parse.listing import read_row_tail
-from iptexplain.parse.listing_deferred import _NOT_JUMPS, ListingChain, ListingRow, read_listing_deferred
+from iptexplain.parse.listing_deferred import ListingChain, ListingRow, read_listing_deferred
+from iptexplain.parse.listing_layout import _NOT_JUMPS, TAIL_MODULES, VOCABULARY
 from iptexplain.render.json_out import trace_json
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -304,7 +307,7 @@ def test_the_table_of_a_listing_is_inferred_as_the_listing_reader_infers_it() ->
     ("MARK and 0xffffbfff", "MARK"),
     ("/* masq */ masq ports: 1024-65535 random-fully", "MASQUERADE"),
     ("random-fully", "MASQUERADE"),
-    ("ctstate NEW reject-with icmp-port-unreachable", "REJECT"),
+    ("/* has no endpoints */ tcp dpt:443 reject-with icmp-port-unreachable", "REJECT"),
     ("", "MASQUERADE"),
 ])
 def test_every_phrase_the_scan_takes_is_read_back_whole(tail: str, target: str) -> None:
@@ -313,12 +316,31 @@ def test_every_phrase_the_scan_takes_is_read_back_whole(tail: str, target: str) 
     _goto, matches, tg, unread, losses = read_row_tail(tail, target, 4, "tcp")
     assert not unread and not losses
     assert not any(getattr(e, "may_note", False) for e in (*matches, tg) if e is not None)
+    # Each module it uses is in the vocabulary a chain's may_use() looks for, by a word it shows.
+    for e in (*matches, tg):
+        if e is not None and not isinstance(e, ChainJump):
+            assert e.name in VOCABULARY and any(w in f"{target} {tail}".split() for w in VOCABULARY[e.name]), e
     row = f"    0     0 {target:10} 6    --  *      *       0.0.0.0/0            10.96.0.1            {tail}\n"
     text = f"Chain X (0 references)\n pkts bytes target     prot opt in     out     source               destination\n{row}"
     if target.startswith("KUBE-"):
         text += f"\nChain {target} (1 references)\n pkts bytes target     prot opt in     out     source               destination\n"
     rs = read_listing_deferred(text, "p.txt", table="nat")
     rs.parse_all()
+
+
+def test_the_phrases_modules_are_the_only_ones_with_their_words() -> None:
+    """A deferred listing's rows are read with the modules of its phrases loaded, not all ~90:
+    every module that prints a word the phrases start with (or a target's words) is one of them,
+    the only one with that word."""
+    load_all()
+    words = {"/*", "tcp", "udp", "sctp", "statistic", "ADDRTYPE", "mark", "ctstate", "state", "multiport",
+             "to:", "to", "masq", "ports:", "random-fully", "random", "MARK", "reject-with", "!"}
+    homes: dict[str, list[str]] = {}
+    for cls in dict.fromkeys(MATCHES.values()):
+        for kw in set(cls.listing_keywords) & words:
+            homes.setdefault(kw, []).append(cls.__module__.rsplit(".", 1)[1])
+    assert all(len(v) == 1 for v in homes.values()), homes
+    assert sorted({m for v in homes.values() for m in v}) == sorted(TAIL_MODULES)
 
 
 def test_the_target_column_names_a_jump_as_the_listing_reader_does() -> None:
@@ -343,3 +365,65 @@ def test_raw_keys_claim_only_what_the_row_requires(kube_listings) -> None:  # no
                 assert keys[0] in (None, want_dst) and keys[1] in (None, want_port), (r.line, keys)
                 claimed += keys[0] is not None
         assert claimed >= 60
+
+
+# -- text the scan almost takes --------------------------------------------------------------
+
+_WORDS = ("DNAT", "SNAT", "MARK", "REJECT", "MASQUERADE", "ACCEPT", "RETURN", "LOG", "KUBE-X", "tcp", "udp", "0", "6",
+          "--", "-f", "!", "*", "any", "0.0.0.0/0", "10.0.0.1", "anywhere", "::/0", "/*", "*/", "dpt:80", "dpt:99999",
+          "to:1.2.3.4:80", "to:1.2.3.400", "ctstate", "NEW", "state", "mark", "match", "0x4000", "random-fully",
+          "masq", "ports:", "1024-65535", "reject-with", "icmp-port-unreachable", "5K", "Chain", "(policy", "DROP",
+          "packets,", "bytes)", "references)", "[goto]", "statistic", "mode", "random", "probability", "0.5",
+          "ADDRTYPE", "src-type", "LOCAL", "multiport", "dports", "80,443", "spt:53", "icmp6", "localhost", "x.x", "{{")
+
+
+def _mutants(text: str, n: int, seed: int) -> list[str]:
+    """``text`` with one word replaced, inserted or dropped, or one line repeated or dropped."""
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(n):
+        lines = text.split("\n")
+        k = rnd.randrange(len(lines))
+        words = lines[k].split(" ")
+        op = rnd.random()
+        if op < 0.6:
+            words[rnd.randrange(len(words))] = rnd.choice(_WORDS)
+        elif op < 0.75:
+            words.insert(rnd.randrange(len(words) + 1), rnd.choice(_WORDS))
+        elif op < 0.85:
+            del words[rnd.randrange(len(words))]
+        if op < 0.85:
+            lines[k] = " ".join(words)
+        elif op < 0.93:
+            lines.insert(k, lines[rnd.randrange(len(lines))])
+        else:
+            del lines[k]
+        out.append("\n".join(lines))
+    return out
+
+
+def test_text_the_scan_almost_takes_reads_as_the_listing_reader_reads_it(kube_listings) -> None:  # noqa: ANN001
+    """Listings with one word or line changed at random: each is left to the listing reader, or
+    read into the same graph, notes and hidden parts -- an error the eager read reports is the
+    deferred read's when the row is read."""
+    _services, listings = kube_listings
+    taken = 0
+    for base in (_SMALL, listings["filter"]["nvL"], listings["filter"]["nL"]):
+        for text in _mutants(base, 120, seed=len(base)):
+            eager, deferred = _read(text, "m.txt")
+            if isinstance(deferred, InputError) or deferred.deferred is None:
+                assert isinstance(deferred, InputError) == isinstance(eager, InputError)
+                if isinstance(eager, InputError):
+                    assert str(eager) == str(deferred)
+                continue
+            taken += 1
+            if isinstance(eager, InputError):
+                with pytest.raises(InputError) as e:
+                    deferred.parse_all()
+                assert str(e.value) == str(eager)
+                continue
+            assert (_notes(deferred), deferred.hidden, deferred.rule_count()) == \
+                (_notes(eager), eager.hidden, eager.rule_count())
+            deferred.parse_all()
+            assert _graph(deferred) == _graph(eager)
+    assert taken >= 40

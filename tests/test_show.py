@@ -15,7 +15,7 @@ from rich.console import Console
 from iptexplain.cli import main
 from iptexplain.inputs.files import load
 from iptexplain.parse.save import parse_save
-from iptexplain.render.show import _wrap, _wrap_plain, fold, human, plain_output, render_ruleset
+from iptexplain.render.show import _wrap, _wrap_plain, fold, human, iter_view, plain_output, render_ruleset
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -218,3 +218,18 @@ def test_plain_wrap_is_the_word_wrap(words: list[str], width: int) -> None:
     """Unstyled cells are wrapped from their text with str.rfind; it must break exactly where
     the word-by-word wrap does (long words cut, a blank dropped at each break)."""
     assert _wrap_plain(" ".join(words), width) == _wrap([(w, "") for w in words], width)
+
+
+SHOWN = sorted(p for p in FIXTURES.rglob("*") if p.is_file() and p.suffix not in (".md", ".json")
+               and "host" not in p.parts and "src" not in p.parts)
+
+
+@pytest.mark.parametrize("path", SHOWN, ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_plain_lines_are_the_pieces_characters_on_every_fixture(path: Path) -> None:
+    """The plain writer lays a chain out as strings (ChainRows.text_lines), the styled one as
+    (text, style) pieces (ChainRows.lines): the same characters, on every fixture, at a width
+    where rules wrap and targets fold and at one where most rows fit."""
+    rs = load(str(path))
+    for width in (44, 120):
+        for part in iter_view(rs):
+            assert part.text_lines(width) == ["".join(t for t, _ in line) for line in part.lines(width)]

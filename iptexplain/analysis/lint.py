@@ -29,6 +29,8 @@ from typing import Any, Callable
 
 from iptexplain.analysis.diff import Side
 from iptexplain.analysis.space import covers, meet
+from iptexplain.analysis.rewrites import reads as _reads
+from iptexplain.analysis.rewrites import rewrite_of
 from iptexplain.analysis.undone import (NEVER_APPLIES, PARTLY_UNDONE, UndoneClass, accepts_undone,
                                         nat_state_rules as nat_never, worth_tracing)
 from iptexplain.analysis.why import hooks_of
@@ -57,13 +59,6 @@ SHADOWED, REDUNDANT, UNREACHABLE, UNDONE = "shadowed", "redundant", "unreachable
 # Across tables (analysis/undone.py): an ACCEPT (or a translation) that a later table, base
 # chain or hook undoes, for every packet or for some; a nat rule for a state nat never sees.
 UNDONE_ACCEPT, PARTLY_UNDONE_ACCEPT, NEVER = "undone accept", "partly undone accept", NEVER_APPLIES
-
-# What a rewrite target changes: (field, the bits it changes, the bits it sets regardless of
-# the old value), or None.  DSCP is the TOS byte's upper six bits; TTL/HL --ttl-set the byte.
-FIELD_READERS = {"mark": ({"mark", "connmark"}, {"CONNMARK"}),
-                 "tos": ({"tos", "dscp", "ecn"}, {"TOS", "DSCP", "ECN"}),
-                 "ttl": ({"ttl", "hl"}, {"TTL", "HL"})}
-
 
 @dataclass
 class Finding:
@@ -204,35 +199,6 @@ def _chain_shadows(rs: Ruleset, table: Table, chain: Chain, hooks: list[str], fa
     return shadowed, alone_any, unjudged
 
 
-def rewrite_of(rule: Rule) -> tuple[str, int, int] | None:
-    """(field, bits changed, bits set whatever they were) of a MARK / TOS / DSCP / TTL / HL
-    target; None for any other rule."""
-    t = rule.target
-    if t is None or rule.jump is not None:
-        return None
-    name = rule.target_name
-    try:
-        if name == "MARK":
-            value, mask = t.xmark
-            return "mark", mask | value, mask
-        if name == "TOS":
-            value, mask = t.xtos
-            return "tos", mask | value, mask
-        if name == "DSCP":
-            return "tos", 0xFC, 0xFC
-        if name in ("TTL", "HL"):
-            op, _ = t.operation
-            return ("ttl", 0xFF, 0xFF) if op == "set" else ("ttl", 0xFF, 0)
-    except (AttributeError, TypeError, ValueError):
-        return None
-    return None
-
-
-def _reads(rule: Rule, fld: str) -> bool:
-    matches, targets = FIELD_READERS[fld]
-    return any(getattr(m, "name", "") in matches for m in rule.matches) or rule.target_name in targets
-
-
 def _chain_undone(table: Table, chain: Chain, hooks: list[str], family: int) -> list[tuple[Rule, Rule]]:
     """(A, B): B, later in the chain, sets every bit A changed, for every packet A changed,
     and nothing between them reads the field or takes any of those packets elsewhere (a
@@ -366,6 +332,8 @@ def _across(rs: Ruleset, fam: int, host: HostModel | None, ipsets: Any, backend:
         for u in res.undone:
             kind = PARTLY_UNDONE_ACCEPT if u.kind == PARTLY_UNDONE else UNDONE_ACCEPT
             findings.append(Finding(kind, u.message(), u.rule, None, u.by_rules, u.classes))
+        for w in res.rewrites:
+            findings.append(Finding(UNDONE, w.message(), w.rule, None, w.by_rules, w.classes))
     else:
         res = None
     for n in (res.never if res is not None else nat_never(rs, fam)):

@@ -36,14 +36,17 @@ from typing import Any
 from iptexplain.analysis.diff import MAX_BRANCHES, Side, address_names, entry_box
 from iptexplain.analysis.fates import decisive_leaves, undecidable
 from iptexplain.analysis.scenarios import Scenario, scenarios, shared_host
+from iptexplain.analysis.rewrites import reads, rewrite_of
 from iptexplain.analysis.why import hooks_of
 from iptexplain.analysis.space import box_words, example, merge_boxes, packet_flow, packet_words, without_martians
 from iptexplain.core.context import MatchContext
-from iptexplain.core.packets import U8, U16, Packets
+from iptexplain.core.packets import U8, U16, Decision, Packets
 from iptexplain.graph import Rule, Ruleset
 from iptexplain.host.model import HostModel
 from iptexplain.netfilter.routing import Router
-from iptexplain.netfilter.trace import DROPPED, POLICY, REJECTED, TABLE, VERDICT, Flow, Leaf, Trace
+from iptexplain.netfilter.ipheader import header_deciders
+from iptexplain.netfilter.trace import (DROPPED, GOTO, JUMP, POLICY, REJECTED, REWRITE, ROUTE, RULE, TABLE, VERDICT,
+                                        Flow, Leaf, Trace)
 from iptexplain.netfilter.tracer import trace_flow
 from iptexplain.netfilter.outcome import find_decider, rule_ref
 
@@ -123,12 +126,32 @@ class NeverApplies:
 
 
 @dataclass
+class RewriteUndone:
+    """A MARK / TOS / DSCP / TTL rewrite that a rule of another table or chain sets again, for
+    every packet it rewrote, before anything reads it."""
+
+    rule: Rule
+    field: str
+    classes: list[UndoneClass]
+
+    @property
+    def by_rules(self) -> list[Rule]:
+        return list({id(c.by_rule): c.by_rule for c in self.classes if c.by_rule is not None}.values())
+
+    def message(self) -> str:
+        by = ", ".join(dict.fromkeys(c.by for c in self.classes))
+        return (f"{rule_ref(self.rule)} changes the {self.field} for nothing: {by} (another table or chain) "
+                "sets it again, for every packet, before anything reads it")
+
+
+@dataclass
 class UndoneResult:
     undone: list[Undone]
     never: list[NeverApplies]
     host: HostModel | None = None
     notes: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)
+    rewrites: list[RewriteUndone] = field(default_factory=list)
 
 
 @dataclass
@@ -168,11 +191,14 @@ def _fate(leaf: Leaf) -> str:
     return f"rejected with {o.reply}" if o.kind == REJECTED and o.reply else o.kind
 
 
-def judge_trace(trace: Trace, sc: Scenario, ruleset: Ruleset, judged: dict[int, _Judged]) -> None:
+def judge_trace(trace: Trace, sc: Scenario, ruleset: Ruleset, judged: dict[int, _Judged],
+                rewrites: dict[int, "_Rewrite"] | None = None) -> None:
     """Read one scenario's trace: for each ACCEPT (rule) on each way through it, whether a later
-    DROP/REJECT ended the packet."""
+    DROP/REJECT ended the packet; for each rewrite, whether another table set it again."""
     fam = trace.flow.family
     for leaf in decisive_leaves(trace):
+        if rewrites is not None and leaf.outcome.origin is not None:
+            judge_rewrites(leaf, sc, leaf.outcome.origin, ruleset, fam, rewrites)
         accepts = [(i, st) for i, st in enumerate(leaf.steps)
                    if st.kind == VERDICT and st.verdict == "ACCEPT" and st.rule is not None]
         if not accepts:
@@ -264,6 +290,14 @@ def worth_tracing(rs: Ruleset, family: int) -> bool:
     hand-written firewalls -- decides each packet in one table per hook."""
     if any(family in nt.ip_families for nt in getattr(rs, "nft_tables", ()) or ()):
         return True
+    where: dict[str, set[tuple[str, str]]] = {}  # a field rewritten in two chains: one may undo the other
+    for table in rs.tables_of(family):
+        for r in table.rules():
+            w = rewrite_of(r)
+            if w is not None:
+                where.setdefault(w[0], set()).add((table.name, r.chain))
+    if any(len(v) > 1 for v in where.values()):
+        return True
     for table in rs.tables_of(family):
         if table.name == "filter":
             continue
@@ -287,6 +321,7 @@ def accepts_undone(side: Side, host: HostModel | None, family: int) -> UndoneRes
     names = address_names(h, family) + subnet_names(h, family)
     router = Router(h, family)
     judged: dict[int, _Judged] = {}
+    rewrites: dict[int, _Rewrite] = {}
     entries: dict[str, tuple[Any, dict, list[int]]] = {}
     notes: list[str] = []
     incomplete: list[str] = []
@@ -304,7 +339,7 @@ def accepts_undone(side: Side, host: HostModel | None, family: int) -> UndoneRes
         entry, ew = entry_box(t)
         prefer = [a for a, _ in router.addresses(sc.flow.iniface)] if sc.flow.iniface else []
         entries[sc.key] = (entry, ew, prefer)
-        judge_trace(t, sc, side.ruleset, judged)
+        judge_trace(t, sc, side.ruleset, judged, rewrites)
     out: list[Undone] = []
     for j in judged.values():
         if not j.undone:
@@ -332,4 +367,112 @@ def accepts_undone(side: Side, host: HostModel | None, family: int) -> UndoneRes
             c.boxes = merge_boxes(c.boxes)
         out.append(Undone(kind, j.rule, j.hook, list(groups.values()), j.translation))
     out.sort(key=lambda u: (u.kind != UNDONE_ACCEPT, u.rule.table, u.rule.chain, u.rule.number))
-    return UndoneResult(out, nat_state_rules(side.ruleset, family), h, notes, incomplete)
+    rw: list[RewriteUndone] = []
+    for r in rewrites.values():
+        if r.passed or not r.undone or incomplete:
+            continue
+        groups: dict[tuple, UndoneClass] = {}
+        for sc, box, by in r.undone:
+            k = (sc.key, id(by))
+            c = groups.get(k)
+            if c is None:
+                entry, ew, prefer = entries[sc.key]
+                groups[k] = UndoneClass(sc, [box], rule_ref(by), by, f"{r.field} set again", entry, ew, names, prefer)
+            else:
+                c.boxes.append(box)
+        for c in groups.values():
+            c.boxes = merge_boxes(c.boxes)
+        rw.append(RewriteUndone(r.rule, r.field, list(groups.values())))
+    return UndoneResult(out, nat_state_rules(side.ruleset, family), h, notes, incomplete, rw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rewrites a later table sets again.
+
+
+@dataclass
+class _Rewrite:
+    rule: Rule
+    field: str
+    passed: bool = False  # some packet it rewrote kept the value, or something read it
+    undone: list[tuple[Scenario, Packets, Rule]] = field(default_factory=list)
+
+
+def _chain_rules(rs: Ruleset, family: int, table: str, chain: str | None) -> list[Rule] | None:
+    if chain is None:
+        return None
+    t = rs.table(table, family)
+    if t is None:
+        t = next((nt for nt in getattr(rs, "nft_tables", ()) or () if nt.name == table), None)
+    c = t.chains.get(chain) if t is not None else None
+    return list(c.rules) if c is not None else None
+
+
+def _table_rules(rs: Ruleset, family: int, table: str) -> list[Rule] | None:
+    t = rs.table(table, family)
+    if t is None:
+        t = next((nt for nt in getattr(rs, "nft_tables", ()) or () if nt.name == table), None)
+    return list(t.rules()) if t is not None else None
+
+
+def _may_read(rule: Rule, fld: str, box: Packets | None) -> bool:
+    """Whether the rule reads the field for some of the packets (its header tests against the
+    packets' origin box; any packet when their addresses were translated on the way)."""
+    if not reads(rule, fld):
+        return False
+    h = getattr(rule, "header", None)
+    if box is None or h is None:
+        return True
+    return Decision.conjunction(box, header_deciders(h)).matched is not None
+
+
+def judge_rewrites(leaf: Leaf, sc: Scenario, box: Packets, rs: Ruleset, family: int,
+                   judged: dict[int, _Rewrite]) -> None:
+    """Follow each mark / TOS / TTL rewrite on one way through the trace: does a rule of
+    another table or chain set every bit of it again before anything reads it (a rule that
+    tests or copies it, a LOG, the routing decision, the packet leaving)?"""
+    translated = any(st.kind == REWRITE and (st.detail or {}).get("field") in ("src", "dst", "sport", "dport")
+                     for st in leaf.steps)
+    probe = None if translated else box
+    pending: dict[str, tuple[Rule, int]] = {}
+
+    def kill(f: str) -> None:
+        r, _ = pending.pop(f)
+        judged[id(r)].passed = True
+
+    for st in leaf.steps:
+        if not pending and st.kind != RULE:
+            continue
+        if st.kind == ROUTE:  # routing reads the mark and the TOS; forwarding the TTL
+            for f in list(pending):
+                kill(f)
+        elif st.kind in (TABLE, JUMP, GOTO):
+            chain = st.chain if st.kind == TABLE else (st.detail or {}).get("to")
+            rules = _chain_rules(rs, family, st.table, chain)
+            for f in list(pending):
+                if rules is None or any(_may_read(r, f, probe) for r in rules):
+                    kill(f)
+        elif st.kind == RULE and st.matched and st.rule is not None:
+            for f in list(pending):
+                if _may_read(st.rule, f, probe) and rewrite_of(st.rule) is None:
+                    kill(f)
+            w = rewrite_of(st.rule)
+            if w is None:
+                continue
+            f, changed, setbits = w
+            if f in pending:
+                a, a_changed = pending[f]
+                if a is not st.rule and (setbits & a_changed) == a_changed \
+                        and (a.table, a.chain) != (st.rule.table, st.rule.chain):
+                    judged[id(a)].undone.append((sc, box, st.rule))
+                    del pending[f]
+                else:
+                    kill(f)
+            j = judged.setdefault(id(st.rule), _Rewrite(st.rule, f))
+            table = _table_rules(rs, family, st.rule.table)
+            if not changed or table is None or any(_may_read(r, f, probe) for r in table if r is not st.rule):
+                j.passed = True  # its own table reads it (before or after): followed no further
+            else:
+                pending[f] = (st.rule, changed)
+    for f in list(pending):  # the packet left (or ended) with the value: a qdisc, a log may see it
+        kill(f)

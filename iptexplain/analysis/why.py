@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from iptexplain.core.errors import InputError
-from iptexplain.graph import Chain, Rule, Ruleset, Table
+from iptexplain.graph import Rule, Ruleset, Table
 from iptexplain.netfilter.trace import (CONNTRACK, HOOK, NOTE, REWRITE, ROUTE, RULE, TABLE, VERDICT, Leaf,
                                         Trace)
 from iptexplain.numbers import is_decimal

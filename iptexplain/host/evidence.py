@@ -11,7 +11,7 @@ does not care which language the host speaks (nft rules' facts: :mod:`.nft_evide
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Iterator
 
 from iptexplain.core.addr import Address
 from iptexplain.graph import Ruleset

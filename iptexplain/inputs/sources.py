@@ -33,7 +33,6 @@ from iptexplain.inputs.snapshot import is_snapshot, open_snapshot
 from iptexplain.inputs.stream import read_input, read_ruleset_or_text
 from iptexplain.parse import parse_text
 from iptexplain.parse.combine import combine
-from iptexplain.host.model import HostModel
 from iptexplain.parse import ACCEPTED
 
 BACKENDS = ("nft", "legacy")

@@ -23,6 +23,7 @@ reading has already taken more than half a second.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import time
 from itertools import chain
@@ -186,7 +187,17 @@ def read_input(path: str) -> tuple[str, str]:
     else:
         try:
             with open(path, "rb") as f:
-                data = read_bounded(f, path)
+                st = os.fstat(f.fileno())
+                if stat.S_ISREG(st.st_mode) and st.st_size <= MAX_INPUT:
+                    # A regular file in one read: no list of 1 MiB pieces joined (20 MB of an
+                    # -nvL listing at 10,000 services: one copy less, and its time).
+                    data = f.read(MAX_INPUT + 1)
+                    if len(data) > MAX_INPUT:
+                        raise too_large(path)
+                    if b"\0" in data[:4096]:
+                        raise InputError("binary data, not iptables text", path, None)
+                else:
+                    data = read_bounded(f, path)
         except OSError as e:
             raise InputError(e.strerror or str(e), path) from None
         name = path

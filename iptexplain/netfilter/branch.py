@@ -18,9 +18,7 @@ from iptexplain.graph import Chain, Rule, Ruleset, Table
 from iptexplain.host.model import HostModel
 from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter import trace as T
-from iptexplain.core.context import Connection
 from iptexplain.netfilter.edges import edge_of
-from iptexplain.core.packets import Decision, IntSet, Packets
 from iptexplain.netfilter.routing import RouteResult, Router
 from iptexplain.netfilter.trace import Condition, Fork, Outcome, Path, Step
 

@@ -9,16 +9,14 @@ from typing import Any
 from iptexplain.core.addr import int_to_ip, parse_address, parse_ip
 from iptexplain.core.context import Connection
 from iptexplain.core.errors import InputError, OptionError
-from iptexplain.core.packets import U8, U16, IntSet, Packets, masked_set, point, single, span, subtract, union
+from iptexplain.core.packets import (U8, U16, IntSet, Packets, masked_set, normalize, point, single, span, subtract,
+                                     union)
 from iptexplain.core.protocols import canonical_proto, proto_number
 from iptexplain.ext.libip6t_icmp6 import ICMPV6_TYPES
 from iptexplain.ext.libxt_icmp import parse_icmp_type
 from iptexplain.host.model import HostModel
 from iptexplain.netfilter import hooks as H
 from iptexplain.netfilter.branch import State
-from iptexplain.core.context import Connection
-from iptexplain.core.packets import (U8, U16, IntSet, Packets, masked_set, normalize, point, single, span,
-                                          subtract, union)
 from iptexplain.netfilter.routing import BITS, Router
 from iptexplain.netfilter.trace import Flow
 

@@ -7,14 +7,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from iptexplain.core.packets import U8, Packets, point, single
+from iptexplain.core.packets import U8, Packets, masked_set, point, single
 from iptexplain.graph import Ruleset
 from iptexplain.host.model import HostModel
 from iptexplain.netfilter import trace as T
 from iptexplain.netfilter.branch import Branching, State
-from iptexplain.netfilter.flowstate import initial_state
 from iptexplain.netfilter.flowstate import TCP_ACK, TCP_SYN, initial_state, tcp_flags_set
-from iptexplain.core.packets import U8, Packets, masked_set, point, single
 from iptexplain.netfilter.routing import Router
 from iptexplain.netfilter.trace import Condition, Flow, Fork, Outcome, Path, Step, Trace
 

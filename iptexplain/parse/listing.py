@@ -66,6 +66,9 @@ class ListingReader:
         self.redacted: list[str] = []  # values hidden by hand (`212.47.x.x')
         self.last_line = 0  # the last line that is not blank
         self.ends_open = False
+        # The reader of the rows' free text (iptexplain.parse.listing_deferred gives one that
+        # loads only the modules of the phrases its scan lets through).
+        self.tails = _TAILS
 
     # -- pass 1: lines into sections, blocks and raw rows ---------------------------------------
 
@@ -374,7 +377,7 @@ class ListingReader:
             fragment = False
         header = IPHeader(src, src_inv, dst, dst_inv, iniface, in_inv, outiface, out_inv, proto,
                           proto_inv, fragment)
-        goto, matches, target, unread, losses = _TAILS.read(raw.tail, raw.target, fam, proto)
+        goto, matches, target, unread, losses = self.tails.read(raw.tail, raw.target, fam, proto)
         if unread and any(is_redacted(w) for text in unread for w in text.split()):
             # `to:212.47.x': the module could not read a value hidden by hand; kept unread.
             self.redacted.extend(w for text in unread for w in text.split() if is_redacted(w))

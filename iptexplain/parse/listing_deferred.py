@@ -36,28 +36,28 @@ match is read when the fill is asked for, the one-rule shapes of whole chains (k
 decided rule by rule as the trace looks at them (:class:`LazyFilled`).
 
 Anything the scan is not sure of raises :class:`~iptexplain.parse.deferred.GiveUp`: the caller
-reads the text with the listing reader.
+reads the text with the listing reader.  The layout itself -- the patterns, the phrases and their
+modules -- is :mod:`iptexplain.parse.listing_layout`.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from functools import lru_cache
 from socket import inet_aton
 
 from iptexplain.core.errors import InputError
-from iptexplain.ext import match_class
-from iptexplain.graph import BUILTIN_CHAINS, STANDARD_VERDICTS, Chain, Counters, Rule, Ruleset, Table
+from iptexplain.graph import BUILTIN_CHAINS, Chain, Counters, Rule, Ruleset, Table
 from iptexplain.parse.deferred import DeferredChain, GiveUp
+from iptexplain.parse import toolshapes as ts
 from iptexplain.parse.detect import NFT_RE, SAVE_RE
 from iptexplain.parse.gc_pause import _no_gc
-from iptexplain.parse.lazy import _OCTET
 from iptexplain.parse.listing import ListingReader
+from iptexplain.parse.listing_layout import (ALLOWED_TARGETS, _block_re, _COMMENT_SPAN, _IFACES, _jump_of,
+                                            _keys_re, _LINE_BREAKS, _listing_words, _NOT_JUMPS, _PHRASE_TAILS,
+                                            _ROUNDED_POLICY, _rounded_row, _S_LINE, _target_re)
 from iptexplain.parse.listing_rows import _CHAIN_RE, Command, Layout, layout_of, parse_command, split_row
 from iptexplain.parse.rough import _ELISION_RE, _QUOTE_RE, _STRAY_RE
-from iptexplain.parse.rulespec import IPTABLES_TARGETS
-from iptexplain.parse import toolshapes as ts
 from iptexplain.parse.s_tables import infer_table
 
 _HEADER = Rule.__dict__["header"]
@@ -65,82 +65,6 @@ _MATCHES = Rule.__dict__["matches"]
 _TARGET = Rule.__dict__["target"]
 _GOTO = Rule.__dict__["goto"]
 _COUNTERS = Rule.__dict__["counters"]
-
-# -- the layout --------------------------------------------------------------------------------
-# A row's free text: phrases whose modules read them back whole (tests/test_listing_deferred.py
-# reads each through the listing reader: nothing unread, nothing lost, no note).
-_COMMENT = r"/\*(?: [^ *\n]++)*+ \*/"  # kube-proxy's comments; no `*' inside, single blanks
-_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0)(?![0-9])"
-_HOST = rf"{_OCTET}(?:\.{_OCTET}){{3}}(?![0-9])"
-_PHRASE = (rf"(?:{_COMMENT}"
-           rf"|(?:tcp|udp|sctp)(?: (?:dpt|spt):{_PORT}| (?:dpts|spts):{_PORT}:{_PORT})*+"
-           r"|statistic mode random probability 0\.[0-9]{1,11}+"
-           r"|ADDRTYPE match (?:src|dst)-type (?:LOCAL|UNICAST|BROADCAST|MULTICAST)"
-           r"|mark match (?:! )?0x[0-9a-f]{1,8}+(?:/0x[0-9a-f]{1,8}+)?"
-           r"|(?:! )?ctstate (?:NEW|RELATED|ESTABLISHED|INVALID|UNTRACKED|SNAT|DNAT)(?:,(?:NEW|RELATED|ESTABLISHED|INVALID|UNTRACKED|SNAT|DNAT))*+"
-           r"|(?:! )?state (?:NEW|RELATED|ESTABLISHED|INVALID|UNTRACKED)(?:,(?:NEW|RELATED|ESTABLISHED|INVALID|UNTRACKED))*+"
-           rf"|multiport dports {_PORT}(?:[,:]{_PORT})*+)")
-_V4 = r"[0-9]{1,3}+(?:\.[0-9]{1,3}+){3}+(?:/[0-9]{1,2}+)?"
-_ADDR = rf"!?(?:{_V4}|anywhere)"
-_PROTO = r"!?(?:all|tcp|udp|icmp|sctp|udplite|esp|ah|gre|[0-9]{1,2}+|1[0-9]{2}+|2[0-4][0-9]|25[0-5])"
-# Targets whose words end the row; any other target word must be a chain of the listing or a
-# standard verdict (checked over the target column).
-_TARGET_WORDS = {
-    "DNAT": rf"to:{_HOST}(?::{_PORT}(?:-{_PORT})?)?",
-    "SNAT": rf"to:{_HOST}(?::{_PORT}(?:-{_PORT})?)?",
-    "MARK": r"MARK (?:(?:or|xor|and|set) 0x[0-9a-f]{1,8}+|xset 0x[0-9a-f]{1,8}+/0x[0-9a-f]{1,8}+)",
-    "REJECT": r"reject-with (?:icmp-port-unreachable|icmp-host-unreachable|icmp-net-unreachable"
-              r"|icmp-proto-unreachable|icmp-net-prohibited|icmp-host-prohibited|icmp-admin-prohibited|tcp-reset)",
-}
-ALLOWED_TARGETS = frozenset(STANDARD_VERDICTS | {"MASQUERADE", *_TARGET_WORDS})
-# Words before the address columns: the proto, opt and (-v) in/out columns.
-_NOT_A_TARGET = "(?!(?:" + "|".join(sorted(ALLOWED_TARGETS - STANDARD_VERDICTS)) + ") )"
-
-
-@lru_cache(maxsize=8)
-def _block_re(num: bool, verbose: bool) -> re.Pattern[str]:
-    """One chain block of a layout: the ``Chain`` header, the heading, the rows, blank lines."""
-    pre = r" *+" + (r"[0-9]{1,12}+ ++" if num else "") + (r"[0-9]{1,20}+[KMGT]? ++[0-9]{1,20}+[KMGT]? ++" if verbose else "")
-    mid = rf" ++{_PROTO} ++[-!][-f]" + (r" ++[^ \n]++ ++[^ \n]++" if verbose else "") + rf" ++{_ADDR} ++{_ADDR}"
-    free = rf"(?: ++{_PHRASE}(?: ++{_PHRASE})*+)? *+"
-
-    def ending(words: str) -> str:
-        return rf" ++(?:{_PHRASE} ++)*+{words} *+"
-
-    alts = [f"{name}{mid}{ending(words)}" for name, words in _TARGET_WORDS.items()]
-    alts.append(rf"MASQUERADE{mid}(?: ++(?:{_PHRASE} ++)*+(?:masq ports: {_PORT}(?:-{_PORT})? ?)?(?:random-fully|random)?)? *+")
-    alts.append(rf"{_NOT_A_TARGET}[^ \n!>][^ \n]*+{mid}{free}")
-    alts.append(rf"{mid[3:]}{free}")  # no target
-    row = pre + "(?:" + "|".join(alts) + r")\n"
-    heading = (r" *+(" + (r"num ++" if num else "") + (r"pkts ++bytes ++" if verbose else "")
-               + r"target ++prot ++opt ++" + (r"in ++out ++" if verbose else "") + r"source ++destination) *+\n")
-    return re.compile(
-        r"Chain (\S++) \((?:policy ([^\s)]++)(?: ([0-9]{1,20}+[KMGT]?) packets, ([0-9]{1,20}+[KMGT]?) bytes)?"
-        r"|([0-9]{1,20}+) references?)\) *+\n" + heading + "((?:" + row + r")*+)\n*+")
-
-
-@lru_cache(maxsize=8)
-def _target_re(num: bool, verbose: bool) -> re.Pattern[str]:
-    """The target column of every row of a layout (rows without a target do not match)."""
-    pre = r"\n *+" + (r"[0-9]{1,12}+ ++" if num else "") + (r"[0-9]{1,20}+[KMGT]? ++[0-9]{1,20}+[KMGT]? ++" if verbose else "")
-    if not num and not verbose:
-        pre = r"\n(?!target )"
-    return re.compile(pre + rf"([^ \n]++) ++{_PROTO} ++[-!][-f] ")
-
-
-@lru_cache(maxsize=2)
-def _rounded_row(num: bool) -> re.Pattern[str]:
-    """A row's counter printed with a K/M/G/T suffix (-v without -x), which the listing reader
-    reports as rounded.  (Each pattern starts with a literal: a search skips to its places.)"""
-    return re.compile(r"\n *+" + (r"[0-9]++ ++" if num else "") + r"[0-9]++(?:[KMGT] | ++[0-9]++[KMGT] )")
-
-
-_ROUNDED_POLICY = re.compile(r"\(policy [^\s)]++ (?:[0-9]++[KMGT] packets|[0-9]++ packets, [0-9]++[KMGT] bytes)")
-
-
-_LINE_BREAKS = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\t")
-_S_LINE = re.compile(r"^\s*(?:\[\d+:\d+\]\s*)?-[APN] \S+")
-
 
 class _Where:
     """The section (table, family) and chain a row is read in: what
@@ -153,13 +77,18 @@ class _Where:
 
 
 class _Section:
-    __slots__ = ("command", "blocks", "names", "start", "end", "table", "family", "first_line", "last_line",
-                 "layout")
+    """Consecutive chain blocks of one table, as the listing reader cuts them: the chains made
+    as they are scanned (their table, family and callers are set when the section is placed)."""
+
+    __slots__ = ("command", "chains", "policies", "rows", "user", "start", "end", "table", "family", "first_line",
+                 "last_line", "layout")
 
     def __init__(self, command: Command | None) -> None:
         self.command = command
-        self.blocks: list[tuple] = []  # (name, policy, pc, refs, line, rows start, rows end, heading line)
-        self.names: set[str] = set()
+        self.chains: dict[str, ListingChain] = {}
+        self.policies: dict[str, tuple] = {}  # chains listed with a policy: (policy, counters text)
+        self.rows = 0
+        self.user = False  # a chain without a policy was listed (a built-in one after it: a new table)
         self.start = self.end = 0
         self.table = "filter"
         self.family = 4
@@ -267,15 +196,16 @@ class ListingChain(DeferredChain):
 
     __slots__ = ("jumps_in",)
 
-    def __init__(self, name: str, table: str, builtin: bool, policy: str | None, counters: Counters | None,
-                 line: int, book: "ListingBook", kernel_references: int | None, rows: tuple[str, int, int],
-                 size: int, family: int, jumps_in: int) -> None:
-        # Not DeferredChain.__init__ and then more: 37,000 of these per kube-proxy listing.
+    def __init__(self, name: str, line: int, book: "ListingBook", kernel_references: int | None,
+                 rows: tuple[str, int, int], size: int) -> None:
+        # Not DeferredChain.__init__: 37,000 of these per kube-proxy listing, made as the scan
+        # goes; the table, family and callers are set when the section's table is known, a
+        # built-in chain's policy and counters then too.
         self.name = name
-        self.table = table
-        self.builtin = builtin
-        self.policy = policy
-        self.counters = counters
+        self.table = ""
+        self.builtin = False
+        self.policy = None
+        self.counters = None
         self.line = line
         self.references = []  # filled by Ruleset.link() (parse_all)
         self.listed = True
@@ -284,11 +214,11 @@ class ListingChain(DeferredChain):
         self.source = ""
         self.kernel_references = kernel_references
         self._pending = rows
-        self._first = family  # the book finds the chain's table by it
+        self._first = 4  # the family: the book finds the chain's table by it
         self._book = book
         self._size = size
         self._more = None
-        self.jumps_in = jumps_in
+        self.jumps_in = 0
 
     def may_use(self, names: frozenset[str]) -> bool:
         pending = self._pending
@@ -298,37 +228,9 @@ class ListingChain(DeferredChain):
         if start == end:
             return False
         words, pattern = _listing_words(names)
-        if not any(text.find(w, start, end) >= 0 for w in words):
+        if pattern is None or not any(text.find(w, start, end) >= 0 for w in words):
             return False
         return pattern.search(_COMMENT_SPAN.sub("", text[start:end])) is not None
-
-
-_COMMENT_SPAN = re.compile(_COMMENT)
-
-
-@lru_cache(maxsize=8)
-def _listing_words(names: frozenset[str]) -> tuple[tuple[str, ...], re.Pattern[str]]:
-    """The words by which a row shows that it uses a module of ``names``: the target column's
-    name, or a word the module prints (its ``listing_keywords``) -- outside comments, which the
-    caller removes (kube-proxy's say "cluster IP", and ``cluster`` is a module)."""
-    words: set[str] = set()
-    for n in names:
-        cls = match_class(n)
-        if cls is not None:
-            words.update(cls.listing_keywords)
-        words.add(n)
-    alts = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-    return tuple(words), re.compile(rf"(?<![^ \n!])(?:{alts})(?![^ \n:])")
-
-
-# Target column words that are no chain jump: the listing reader's verdicts, the targets it knows
-# (a registered target is one of IPTABLES_TARGETS: tests/test_listing_deferred.py) and the rest.
-_NOT_JUMPS = frozenset(STANDARD_VERDICTS | IPTABLES_TARGETS | {"standard", ""})
-
-
-def _jump_of(word: str) -> str | None:
-    """The chain a target column's word jumps to, as the listing reader decides it."""
-    return None if word in _NOT_JUMPS else word
 
 
 # -- hidden interfaces filled in rule by rule ----------------------------------------------------
@@ -380,6 +282,10 @@ class ListingBook:
 
     def rule_count(self) -> int:
         return self.total
+
+    def hooks_from_references(self) -> None:
+        """Nothing to find (:meth:`Ruleset.parse_all` asks a save dump's book for every chain's
+        hooks): the listing reader makes no checks of where a module may be used."""
 
     def reader_clean(self, line: int) -> None:
         r = self.reader
@@ -477,19 +383,6 @@ class ListingBook:
                     return
 
 
-_IFACES = re.compile(r" *+(?:[0-9]++ ++)?[0-9]++[KMGT]? ++[0-9]++[KMGT]? ++(?:\S++ ++)??\S++ ++[-!][-f] ++(\S++) ++(\S++) ")
-
-
-@lru_cache(maxsize=4)
-def _keys_re(num: bool, verbose: bool) -> re.Pattern[str]:
-    """A row's destination column and, when its free text is only ``[comment] tcp|udp|sctp
-    dpt:N``, the port (:meth:`ListingRow.raw_keys`)."""
-    pre = r" *+" + (r"[0-9]++ ++" if num else "") + (r"[0-9]++[KMGT]? ++[0-9]++[KMGT]? ++" if verbose else "")
-    return re.compile(pre + rf"(?:[^ \n]++ ++)??{_PROTO} ++[-!][-f] ++" + (r"[^ \n]++ ++[^ \n]++ ++" if verbose else "")
-                      + rf"{_ADDR} ++(?:({_OCTET}(?:\.{_OCTET}){{3}})(?:/32)?(?= |$)|[^ \n]++)"
-                      + rf"(?: ++(?:{_COMMENT} ++)?(?:tcp|udp|sctp) dpt:([0-9]{{1,5}}) *+$)?")
-
-
 # -- the scan ------------------------------------------------------------------------------------
 
 
@@ -499,6 +392,7 @@ def read_listing_deferred(text: str, source: str, family: int | None = None, tab
     if not text.endswith("\n") or "Chain " not in text[:1 << 16] or any(b in text for b in _LINE_BREAKS):
         raise GiveUp
     reader = ListingReader(source, family, table)
+    reader.tails = _PHRASE_TAILS
     rs = reader.rs
     book = ListingBook(rs, reader, source)
     sections: list[_Section] = []
@@ -510,6 +404,7 @@ def read_listing_deferred(text: str, source: str, family: int | None = None, tab
     order = [(False, True), (False, False), (True, True), (True, False)]  # the last one seen first
     lay = order[0]
     block = _block_re(*lay)
+    count = text.count
     with _no_gc(freeze=True):
         while pos < n:
             m = block.match(text, pos) if text.startswith("Chain ", pos) else None
@@ -525,21 +420,21 @@ def read_listing_deferred(text: str, source: str, family: int | None = None, tab
                 raw = text[pos:end]
                 if raw.strip():
                     cmd = _command(raw, line)
-                    if sec is not None and sec.blocks:
+                    if sec is not None and sec.chains:
                         sections.append(sec)
                     sec = None
                     pending = cmd
                 pos = end + 1
                 line += 1
                 continue
-            name, policy, pp, pb, refs = m.group(1, 2, 3, 4, 5)
-            new = sec is None or name in sec.names
-            if sec is not None and not new and policy is not None and any(b[1] is None for b in sec.blocks):
+            name, policy, pp, pb, refs = m.groups()[:5]
+            new = sec is None or name in sec.chains
+            if not new and policy is not None and sec.user:  # type: ignore[union-attr]
                 new = True  # a built-in chain after a user chain: another table
             if not new and sec.layout != lay:  # type: ignore[union-attr]
                 raise GiveUp  # the layout changes inside a table's listing
             if new:
-                if sec is not None and sec.blocks:
+                if sec is not None and sec.chains:
                     sections.append(sec)
                 sec = _Section(pending)
                 pending = None
@@ -547,15 +442,19 @@ def read_listing_deferred(text: str, source: str, family: int | None = None, tab
                 sec.first_line = line
                 sec.layout = lay
             rows_start, rows_end = m.span(7)
-            nrows = text.count("\n", rows_start, rows_end)
-            sec.blocks.append((name, policy, (pp, pb) if pp is not None else None, refs, line, rows_start, rows_end,
-                               nrows))
-            sec.names.add(name)  # type: ignore[union-attr]
+            nrows = count("\n", rows_start, rows_end)
+            sec.chains[name] = ListingChain(name, line, book, int(refs) if refs is not None else None,  # type: ignore
+                                            (text, rows_start, rows_end), nrows)
+            if policy is not None:
+                sec.policies[name] = (policy, pp, pb)  # type: ignore[union-attr]
+            else:
+                sec.user = True  # type: ignore[union-attr]
+            sec.rows += nrows  # type: ignore[union-attr]
             sec.end = rows_end  # type: ignore[union-attr]
             sec.last_line = line + 1 + nrows  # type: ignore[union-attr]
             pos = m.end()
             line += 2 + nrows + (pos - rows_end)  # header, heading, rows, blank lines
-        if sec is not None and sec.blocks:
+        if sec is not None and sec.chains:
             sections.append(sec)
         if not sections:
             raise GiveUp
@@ -589,11 +488,12 @@ def _build(rs: Ruleset, book: ListingBook, reader: ListingReader, sections: list
     for sec in sections:
         num, verbose = sec.layout  # type: ignore[misc]
         counts = Counter(_target_re(num, verbose).findall(text, sec.start - 1 if sec.start else 0, sec.end))
-        builtins = {b[0] for b in sec.blocks if b[1] is not None}
+        builtins = set(sec.policies)
         for w in counts:
-            if w not in ALLOWED_TARGETS and w not in sec.names:
+            if w not in ALLOWED_TARGETS and w not in sec.chains:
                 raise GiveUp  # a target the scan does not know, or a jump to a chain not shown
-        _place(rs, reader, sec, builtins, set(counts), text, family, table_hint)
+        anywhere = text.find("anywhere", sec.start, sec.end) >= 0  # a row's address may be `anywhere'
+        _place(rs, reader, sec, builtins, set(counts), text, family, table_hint, anywhere)
         key = (sec.family, sec.table)
         if key in seen:
             raise GiveUp  # listed twice: the listing reader compares the listings
@@ -605,28 +505,33 @@ def _build(rs: Ruleset, book: ListingBook, reader: ListingReader, sections: list
         if not lay.via:
             no_via.append(sec)
         order = BUILTIN_CHAINS[sec.table]
-        made = {}
         fam = sec.family
         tname = sec.table
-        for name, policy, pc, refs, line, start, end, nrows in sec.blocks:
-            builtin = name in order
-            counters = None
-            if pc is not None:
-                counters = Counters(reader._count(pc[0]), reader._count(pc[1]))
-            pol = (policy or "ACCEPT") if builtin else None
-            jumps = counts.get(name, 0)
-            made[name] = ListingChain(name, tname, builtin, pol, counters, line, book,  # type: ignore[arg-type]
-                                      int(refs) if refs is not None else None, (text, start, end), nrows, fam,
-                                      jumps if not jumps or _jump_of(name) is not None else 0)
-            book.total += nrows
-        any_rows = any_rows or bool(counts) or any(b[7] for b in sec.blocks)
+        made = sec.chains
+        get = counts.get
+        for c in made.values():
+            c.table = tname
+            c._first = fam
+            c.jumps_in = get(c.name, 0)
+        for name in _NOT_JUMPS.intersection(made):
+            made[name].jumps_in = 0  # named as a target, not jumped to
+        for name, (policy, pp, pb) in sec.policies.items():
+            if pp is not None:
+                made[name].counters = Counters(reader._count(pp), reader._count(pb))
+        for b in order:
+            if b in made:
+                c = made[b]
+                c.builtin = True
+                c.policy = sec.policies[b][0] if b in sec.policies else "ACCEPT"
+        book.total += sec.rows
+        any_rows = any_rows or sec.rows > 0
         # Built-in chains first, in iptables-save order; those not listed are unknown (listed=False).
         chains = {b: made[b] if b in made else Chain(b, tname, True, policy="ACCEPT", listed=False) for b in order}
         chains.update(made)
         t.chains = chains
         if sec.command is not None and not sec.command.numeric:
             names_used = True
-        if not names_used and text.find("anywhere", sec.start, sec.end) >= 0:
+        if not names_used and anywhere:
             names_used = _anywhere_in_columns(text[sec.start:sec.end], lay)
         if verbose and not rounded:
             rounded = (_rounded_row(num).search(text, max(sec.start - 1, 0), sec.end) is not None
@@ -639,7 +544,7 @@ def _build(rs: Ruleset, book: ListingBook, reader: ListingReader, sections: list
 
 def _heading(text: str, sec: _Section) -> str:
     """The column heading of the section's first chain (the line before its rows)."""
-    rows = sec.blocks[0][5]
+    rows = next(iter(sec.chains.values()))._pending[1]  # type: ignore[index]
     return text[text.rfind("\n", 0, rows - 1) + 1:rows - 1]
 
 
@@ -658,13 +563,16 @@ def _anywhere_in_columns(body: str, lay: Layout) -> bool:
 
 
 def _place(rs: Ruleset, reader: ListingReader, sec: _Section, builtins: set[str], targets: set[str], text: str,
-           family: int | None, table_hint: str | None) -> None:
+           family: int | None, table_hint: str | None, anywhere: bool) -> None:
     """The family and table of a section, and the note the listing reader writes about them
     (:meth:`ListingReader._place`)."""
     cmd = sec.command
     fam = (cmd.family if cmd is not None else None) or family
     if fam is None:
-        if text.find("icmp6", sec.start, sec.end) >= 0 or text.find("ipv6-icmp", sec.start, sec.end) >= 0:
+        # The listing reader takes IPv4 when a row shows an IPv4 address -- every row here shows
+        # numbers or `anywhere' -- or when none names ICMPv6.
+        if (not sec.rows or anywhere) and (text.find("icmp6", sec.start, sec.end) >= 0
+                                            or text.find("ipv6-icmp", sec.start, sec.end) >= 0):
             raise GiveUp  # the listing reader weighs the rows' families
         fam = 4
     if fam != 4:

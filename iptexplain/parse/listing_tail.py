@@ -25,9 +25,13 @@ class TailReader:
         self._cache: dict[tuple, tuple] = {}
         self._jumps: dict[str, ChainJump] = {}
 
+    def _load(self) -> None:
+        """Load the modules whose listing keywords the index must hold: all of them."""
+        load_all()
+
     def index(self) -> dict[str, list[type[Match]]]:
         if self._indexed < 0:
-            load_all()
+            self._load()
         if self._indexed != len(MATCHES):
             idx: dict[str, list[type[Match]]] = {}
             for cls in dict.fromkeys(MATCHES.values()):
