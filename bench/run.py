@@ -591,7 +591,7 @@ def run_layouts(args: argparse.Namespace) -> int:
         view_rows += small_hosts(ipx)
     run_rows(view_rows, args.repeat, {lay.yardstick: lay.nft for _n, lay in rows if lay.nft is not None},
              args.timeout)
-    table = layouts_report(rows, info, args.repeat) + "\n\n" + rows_report(view_rows, args.repeat)
+    table = layouts_report(rows, info, args.repeat) + ("\n\n" + rows_report(view_rows, args.repeat) if view_rows else "")
     print()
     print(table)
     if args.markdown:
