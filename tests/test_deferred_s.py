@@ -256,6 +256,7 @@ def test_errors_wait_for_the_rule_and_read_as_eager_ones(rules: str, chain: str,
     lambda t: t + "-A C -j DNAT --to-destination 10.0.0.1\n# iptables -S\n-P INPUT ACCEPT\n-A INPUT -j DNAT --to-destination 1.2.3.4",
     lambda t: t.replace("-N A\n", "-N A\n-N A\n"),                             # declared twice
     lambda t: t.replace("-P INPUT ACCEPT", "-P INPUT REJECT"),
+    lambda t: t + "-P INPUT ACCEPT\n-A INPUT -j ACCEPT\n" * 40,            # more commands' output than tables
     lambda t: t.replace("-A OUTPUT -j C", "-A OUTPUT -d localhost -j C").replace("# iptables -t nat -S\n", ""),
 ])
 def test_the_scan_gives_up_on_what_it_does_not_expect(change) -> None:  # noqa: ANN001

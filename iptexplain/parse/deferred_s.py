@@ -154,7 +154,7 @@ def read_deferred_s(text: str, source: str, family: int | None = None, table: st
                 if ruled or name in sec.policies:
                     if table is not None:
                         raise GiveUp  # --table: the general reader reads it all as that table
-                    sections.append(_close(sec, start))
+                    _close(sections, sec, start)
                     sec = _Section(start, base_line, None)
                     chains = sec.chains
                     ruled = False
@@ -172,7 +172,7 @@ def read_deferred_s(text: str, source: str, family: int | None = None, table: st
                     raise GiveUp  # the reader would take the prompt's table over --table
             elif starts:
                 if ruled or sec.policies:
-                    sections.append(_close(sec, start))
+                    _close(sections, sec, start)
                     sec = _Section(start, base_line, named)
                     chains = sec.chains
                     ruled = False
@@ -182,7 +182,7 @@ def read_deferred_s(text: str, source: str, family: int | None = None, table: st
                 raise GiveUp  # a table named mid-way (the reader would switch to it)
             if line[0] != "#":
                 sec.skipped.append(base_line)
-        sections.append(_close(sec, len(text)))
+        _close(sections, sec, len(text))
         if any(s.first_command is None for s in sections):
             raise GiveUp  # a command's output without rules: the general reader says so
         tables = [_table_of(s, text, book) for s in sections]
@@ -234,9 +234,13 @@ def _undeclared(sec: _Section, m: re.Match, text: str, line: int, book: Deferred
     return ch
 
 
-def _close(sec: _Section, end: int) -> _Section:
+def _close(sections: list[_Section], sec: _Section, end: int) -> None:
+    """Keep one command's output, which ends at ``end``.  There are as many as tables at most (a
+    table given twice gives up): a text of thousands of -P lines gives up here, at once."""
     sec.end = end
-    return sec
+    sections.append(sec)
+    if len(sections) > len(BUILTIN_CHAINS):
+        raise GiveUp
 
 
 def _last_line(text: str, sec: _Section) -> int:
