@@ -1,4 +1,4 @@
-"""Live reading (iptexplain.inputs.live, iptc_reader, hostio.read_host, snapshot, docker_api).
+"""Live reading (iptexplain.inputs.live, iptc_reader, host.running.read_host, snapshot, docker_api).
 
 Every test that reads a live ruleset does it inside a throw-away network namespace
 (``unshare -n -m``): a child process builds the host there -- interfaces, addresses, routes,
@@ -545,17 +545,17 @@ def test_host_without_ip_json_or_without_ip(netns) -> None:
     without iproute2 the model is empty and says why."""
     req = load_request(SEED, "nft")
     req["code"] = r'''
-from iptexplain.host import readers as hostio
-out["json"] = hostio.host_to_dict(hostio.read_host())
+from iptexplain.host import readers, running as hostio
+out["json"] = readers.host_to_dict(hostio.read_host())
 real_run_ip = hostio.run_ip
 def old_ip(args):
     if "-j" in args:
         raise hostio.InputError('Option "-j" is unknown, try "ip -help".', "live host")
     return real_run_ip(args)
 hostio.run_ip = old_ip
-out["text"] = hostio.host_to_dict(hostio.read_host())
+out["text"] = readers.host_to_dict(hostio.read_host())
 hostio.find_tool = lambda name: None
-out["none"] = hostio.host_to_dict(hostio.read_host())
+out["none"] = readers.host_to_dict(hostio.read_host())
 '''
     ans = in_namespace(req)
     assert host_facts(ans["text"]) == host_facts(ans["json"])

@@ -36,7 +36,7 @@ from iptexplain.core.errors import InputError
 from iptexplain.ext.base import extension_name
 from iptexplain.graph import Ruleset
 from iptexplain.host.model import HostModel
-from iptexplain.host.readers import read_host
+from iptexplain.host.running import read_host
 from iptexplain.inputs import iptc_reader
 from iptexplain.nft.json_reader import read_nft_json
 from iptexplain.nft.mixed import is_iptables_nft, join

@@ -38,7 +38,8 @@ from datetime import datetime, timezone
 from iptexplain.core.errors import InputError
 from iptexplain.graph import Ruleset
 from iptexplain.host.model import HostModel
-from iptexplain.host.readers import host_from_dict, host_to_dict, read_host
+from iptexplain.host.readers import host_from_dict, host_to_dict
+from iptexplain.host.running import read_host
 from iptexplain.numbers import shown
 from iptexplain.schema import Where, describe, want_dict, want_list, want_str
 

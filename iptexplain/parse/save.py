@@ -177,8 +177,9 @@ class SaveReader(RestoreChecks):
 
     # -- the pass --------------------------------------------------------------------------
 
-    def read(self, lines) -> Ruleset:
-        for lineno, raw in enumerate(lines, 1):
+    def read(self, lines, first: int = 1) -> Ruleset:
+        """Read the lines, the first of which is line ``first`` of the input."""
+        for lineno, raw in enumerate(lines, first):
             line = raw.rstrip("\n")
             if line.endswith("\r"):
                 line = line.rstrip("\r")
@@ -576,35 +577,51 @@ def parse_save(text: str, source: str = "<input>", family: int | None = None, ta
     """Parse save / restore / -S text.  ``table`` names the table of ``-S`` output without one;
     ``lazy``: read rules' options on first access (see :mod:`iptexplain.parse.lazy`)."""
     lines = text.splitlines()
-    reader = SaveReader(source, family, table, lazy)
-    if "\r" in text:  # splitlines() already took the CR of CRLF away: note it here
-        reader.repaired.add("CRLF line endings")
+    crlf = "\r" in text  # splitlines() already took the CR of CRLF away: noted by the reader
     if not any(line.lstrip().startswith("*") for line in lines):
         sections = s_sections(lines) if table is None else [(0, len(lines), table)]
         if len(sections) > 1:
-            return _parse_s_sections(lines, sections, source, family, lazy)
-        named = sections[0][2] if sections else None
-        if named is not None:
-            reader.s_table_name = named
-        else:
-            guess = infer_table_from_s(lines)
-            reader.s_table_name = guess[0]
-            if guess[0] != "filter":
-                reader.rs.note("inference", f"table {guess[0]} inferred: {guess[1]}")
+            return _parse_s_sections(lines, sections, source, family, lazy, crlf)
+        return _read_s(lines, source, family, sections[0][2] if sections else None, lazy, crlf, given=table)
+    reader = SaveReader(source, family, table, lazy)
+    if crlf:
+        reader.repaired.add("CRLF line endings")
     with _no_gc(freeze=False):
         rs = reader.read(lines)
     name_gaps(rs)
     return rs
 
 
+def _read_s(lines: list[str], source: str, family: int | None, named: str | None, lazy: bool, crlf: bool,
+            first: int = 0, given: str | None = None) -> Ruleset:
+    """One command's ``-S`` output, ``lines`` being the input's lines ``first + 1`` on (its line
+    numbers are kept); its table is ``named`` (by ``given``, the caller's ``--table``, or a
+    prompt) or inferred from its rules."""
+    reader = SaveReader(source, family, given, lazy)
+    if crlf:
+        reader.repaired.add("CRLF line endings")
+    if named is not None:
+        reader.s_table_name = named
+    else:
+        guess = infer_table_from_s(lines)
+        reader.s_table_name = guess[0]
+        if guess[0] != "filter":
+            reader.rs.note("inference", f"table {guess[0]} inferred: {guess[1]}")
+    with _no_gc(freeze=False):
+        rs = reader.read(lines, first + 1)
+    name_gaps(rs)
+    return rs
+
+
 def _parse_s_sections(lines: list[str], sections: list[tuple[int, int, str | None]], source: str,
-                      family: int | None, lazy: bool) -> Ruleset:
+                      family: int | None, lazy: bool, crlf: bool) -> Ruleset:
     """Several commands' ``-S`` output in one text: each read as its own table (keeping its
-    line numbers), then joined as inputs given together are (:mod:`iptexplain.parse.combine`)."""
+    line numbers), then joined as inputs given together are (:mod:`iptexplain.parse.combine`).
+    Each section is read from its own lines, numbered from where it starts: time linear in the
+    text, however many commands it holds."""
     parts = []
     for first, end, named in sections:
-        text = "\n" * first + "\n".join(lines[first:end]) + "\n"
-        part = parse_save(text, source, family=family, table=named, lazy=lazy)
+        part = _read_s(lines[first:end], source, family, named, lazy, crlf, first, given=named)
         if named is None:
             why = [n for n in part.notes if n.kind == "inference" and "inferred" in n.message]
             if not why:
