@@ -172,3 +172,23 @@ def test_reach_of_a_kube_proxy_node_answers_every_service(tmp_path, monkeypatch)
         targets = {f"{e.ip}:{e.port}" for e in s.endpoints}
         assert all(t in targets for t in row.dest.split(" → ")[1].split("  ")[0].split(" or ")
                    if t and not t.endswith("…")), (s.name, row.dest)
+
+
+@pytest.mark.parametrize("hole", [0, 7, 0xFFFF])
+def test_source_words_say_a_block_with_a_hole_without_a_double_but(hole: int) -> None:
+    """kube-proxy masquerades what comes from outside the pod network *or* from the endpoint
+    itself (hairpin): that set, taken from "any address not the host's own", was said "any
+    address not the host's own but 10.42.0.0/16 but 10.42.0.7".  Its words now say what is
+    outside the block, or in its hole -- and the set they name is the box's own."""
+    from iptexplain.analysis.space import box_words
+    from iptexplain.core.packets import Packets, subtract, union
+
+    net = (10 << 24 | 42 << 16, 10 << 24 | 42 << 16 | 0xFFFF)
+    host = (198 << 24 | 51 << 16 | 100 << 8 | 1,) * 2
+    entry = Packets(family=4, src=subtract(((0, 2**32 - 1),), (host,)), dst=(host,), proto=((6, 6),))
+    hole_addr = net[0] + hole
+    box = entry.copy(src=union(subtract(entry.src, (net,)), ((hole_addr, hole_addr),)))
+    words = box_words(box, entry, {"src": "any address not the host's own"})
+    shown = f"{hole_addr >> 24}.{hole_addr >> 16 & 255}.{hole_addr >> 8 & 255}.{hole_addr & 255}"
+    assert words.count(" but ") == 0, words
+    assert f"any address not the host's own outside 10.42.0.0/16, or {shown}" in words, words

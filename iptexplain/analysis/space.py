@@ -118,9 +118,9 @@ def cidrs(s: IntSet, bits: int) -> list[tuple[int, int]]:
     return out
 
 
-def addr_words(s: IntSet, family: int, limit: int = 3) -> str:
-    """An address set as CIDR blocks; a block with a few holes as "10.244.0.0/16 but
-    10.244.0.0/24"."""
+def _hull_holes(s: IntSet, family: int) -> tuple[str, str, IntSet] | None:
+    """``("10.244.0.0/16", "10.244.0.0/24", the holes)`` when ``s`` is one block with one or two
+    holes (and more than two blocks as CIDRs), else None."""
     bits = 32 if family == 4 else 128
     blocks = cidrs(s, bits)
     if len(blocks) > 2:
@@ -131,7 +131,18 @@ def addr_words(s: IntSet, family: int, limit: int = 3) -> str:
         holes = cidrs(subtract(hull, s), bits)
         if 0 < len(holes) <= 2:
             show = lambda v, p: int_to_ip(v, family) + ("" if p == bits else f"/{p}")  # noqa: E731
-            return f"{show(net, plen)} but " + ",".join(show(v, p) for v, p in holes)
+            return show(net, plen), ",".join(show(v, p) for v, p in holes), subtract(hull, s)
+    return None
+
+
+def addr_words(s: IntSet, family: int, limit: int = 3) -> str:
+    """An address set as CIDR blocks; a block with a few holes as "10.244.0.0/16 but
+    10.244.0.0/24"."""
+    bits = 32 if family == 4 else 128
+    hh = _hull_holes(s, family)
+    if hh is not None:
+        return f"{hh[0]} but {hh[1]}"
+    blocks = cidrs(s, bits)
     parts = [int_to_ip(v, family) + ("" if p == bits else f"/{p}") for v, p in blocks[:limit]]
     if len(blocks) > limit:
         parts.append(f"… ({len(blocks)} blocks)")
@@ -194,6 +205,10 @@ def box_words(box: Packets, entry: Packets | None = None, entry_words: dict[str,
                   if intersect(((v, v + (1 << (box.bits - p)) - 1),), whole)]
         if entry is not None and blocks and len(blocks) < len(cidrs(have, box.bits)):
             rest = tuple((v, v + (1 << (box.bits - p)) - 1) for v, p in blocks)
+            hh = _hull_holes(rest, fam)
+            if hh is not None and not subtract(hh[2], whole):
+                # not "any … but 10.42.0.0/16 but 10.42.0.7": what is outside the block, or in a hole
+                return f"{ew.get(f, 'any')} outside {hh[0]}, or {hh[1]}"
             return f"{ew.get(f, 'any')} but {addr_words(rest, fam)}"
         return addr_words(have, fam)
 
