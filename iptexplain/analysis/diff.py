@@ -17,9 +17,7 @@ from typing import Any
 
 from iptexplain.analysis.fates import Cell, Fate, Responsible, cells, fates_words, outcomes
 from iptexplain.analysis.scenarios import Scenario, scenarios, shared_host
-from iptexplain.analysis.space import (box_words, example, meet, merge_boxes, packet_flow, packet_words,
-                                       without_martians)
-from iptexplain.analysis.space import FIELDS
+from iptexplain.analysis.space import FIELDS, PacketClass, meet, merge_boxes, without_martians
 from iptexplain.core.packets import Packets, normalize, subtract, union
 from iptexplain.graph import Ruleset
 from iptexplain.host.model import HostModel
@@ -40,7 +38,7 @@ class Side:
 
 
 @dataclass
-class ChangeClass:
+class ChangeClass(PacketClass):
     """Packets whose fate changed the same way, for the same rules."""
 
     scenario: Scenario
@@ -55,20 +53,6 @@ class ChangeClass:
     entry_words: dict[str, str] = field(default_factory=dict)
     names: list = field(default_factory=list)  # (address set, words): "this host"
     prefer_dst: list[int] = field(default_factory=list)  # the address of the entry interface
-
-    def words(self, limit: int = 3) -> list[str]:
-        return [box_words(b, self.entry, self.entry_words, self.names) for b in self.boxes[:limit]]
-
-    @property
-    def example(self) -> Packets:
-        return example(self.boxes[0], {"dst": self.prefer_dst})
-
-    def example_flow(self) -> Flow:
-        b = self.boxes[0]
-        return packet_flow(self.example, self.scenario.flow, whole_src=b.src == ((0, (1 << b.bits) - 1),))
-
-    def example_words(self) -> str:
-        return packet_words(self.example)
 
     @property
     def before_words(self) -> str:

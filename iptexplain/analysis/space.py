@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 from typing import Iterator
 
+from iptexplain.analysis.scenarios import Scenario
 from iptexplain.core.addr import int_to_ip, parse_address, parse_ip
 from iptexplain.core.packets import (U8, U16, IntSet, Packets, contains, fmt_icmp, fmt_set, intersect,
                                      single, subtract, union)
@@ -370,3 +371,31 @@ class Region:
 
     def __iter__(self) -> Iterator[Packets]:
         return iter(self.boxes)
+
+
+class PacketClass:
+    """What a class of packets found by an analysis (a diff's changed packets, lint's undone
+    ones) says of itself: its boxes in words, one example packet, and the flow that sends it.
+    The class holds ``scenario``, ``boxes``, ``entry``, ``entry_words``, ``names`` and
+    ``prefer_dst`` (the address of the entry interface, preferred for the example)."""
+
+    scenario: Scenario
+    boxes: list[Packets]
+    entry: Packets | None
+    entry_words: dict[str, str]
+    names: list
+    prefer_dst: list[int]
+
+    def words(self, limit: int = 3) -> list[str]:
+        return [box_words(b, self.entry, self.entry_words, self.names) for b in self.boxes[:limit]]
+
+    @property
+    def example(self) -> Packets:
+        return example(self.boxes[0], {"dst": self.prefer_dst})
+
+    def example_flow(self) -> Flow:
+        b = self.boxes[0]
+        return packet_flow(self.example, self.scenario.flow, whole_src=b.src == ((0, (1 << b.bits) - 1),))
+
+    def example_words(self) -> str:
+        return packet_words(self.example)

@@ -38,7 +38,7 @@ from iptexplain.analysis.fates import decisive_leaves, undecidable
 from iptexplain.analysis.scenarios import Scenario, scenarios, shared_host
 from iptexplain.analysis.rewrites import reads, rewrite_of
 from iptexplain.analysis.why import hooks_of
-from iptexplain.analysis.space import box_words, example, merge_boxes, packet_flow, packet_words, without_martians
+from iptexplain.analysis.space import PacketClass, merge_boxes, without_martians
 from iptexplain.core.context import MatchContext
 from iptexplain.core.packets import U8, U16, Decision, Packets
 from iptexplain.graph import Rule, Ruleset
@@ -57,7 +57,7 @@ STATE_MODULES = frozenset({"state", "conntrack", "ct"})
 
 
 @dataclass
-class UndoneClass:
+class UndoneClass(PacketClass):
     """Packets of one scenario that a rule accepted and a later rule or policy ended."""
 
     scenario: Scenario
@@ -69,20 +69,6 @@ class UndoneClass:
     entry_words: dict[str, str] = field(default_factory=dict)
     names: list = field(default_factory=list)
     prefer_dst: list[int] = field(default_factory=list)
-
-    def words(self, limit: int = 3) -> list[str]:
-        return [box_words(b, self.entry, self.entry_words, self.names) for b in self.boxes[:limit]]
-
-    @property
-    def example(self) -> Packets:
-        return example(self.boxes[0], {"dst": self.prefer_dst})
-
-    def example_flow(self) -> Flow:
-        b = self.boxes[0]
-        return packet_flow(self.example, self.scenario.flow, whole_src=b.src == ((0, (1 << b.bits) - 1),))
-
-    def example_words(self) -> str:
-        return packet_words(self.example)
 
 
 @dataclass

@@ -46,6 +46,23 @@ _JUMP = Rule.__dict__["jump"]
 UNREAD = "\0unread"  # the jump of a deferred chain's rule until it is asked for
 
 
+def read_on_access(slot):  # noqa: ANN001, ANN201
+    """A property over one of :class:`~iptexplain.graph.Rule`'s slots that reads the rule first
+    while its text is unread (``_text`` not None; ``parse()`` fills the slots): the lazy rules of
+    a save dump here and the unread rows of a listing (:mod:`.listing_deferred`) alike."""
+    def get(self):  # noqa: ANN001, ANN202
+        if self._text is not None:
+            self.parse()
+        return slot.__get__(self, Rule)
+
+    def put(self, value) -> None:  # noqa: ANN001
+        if self._text is not None:
+            self.parse()
+        slot.__set__(self, value)
+
+    return property(get, put)
+
+
 class LazyRule(Rule):
     """A :class:`~iptexplain.graph.Rule` read from its text on first access of ``header``,
     ``matches``, ``target`` or ``goto``; ``jump`` is known from the start (lazy_plan's), or
@@ -90,24 +107,10 @@ class LazyRule(Rule):
         _GOTO.__set__(self, spec.goto)
         self._text = None
 
-    def _get(slot):  # noqa: N805 -- builds the properties below
-        def get(self):  # noqa: ANN001, ANN202
-            if self._text is not None:
-                self.parse()
-            return slot.__get__(self, Rule)
-
-        def put(self, value) -> None:  # noqa: ANN001
-            if self._text is not None:
-                self.parse()
-            slot.__set__(self, value)
-
-        return property(get, put)
-
-    header = _get(_HEADER)
-    matches = _get(_MATCHES)
-    target = _get(_TARGET)
-    goto = _get(_GOTO)
-    del _get
+    header = read_on_access(_HEADER)
+    matches = read_on_access(_MATCHES)
+    target = read_on_access(_TARGET)
+    goto = read_on_access(_GOTO)
 
     @property
     def may_name_interface(self) -> bool:

@@ -52,6 +52,7 @@ from iptexplain.parse.deferred import DeferredChain, GiveUp
 from iptexplain.parse import toolshapes as ts
 from iptexplain.parse.detect import NFT_RE, SAVE_RE
 from iptexplain.parse.gc_pause import _no_gc
+from iptexplain.parse.lazy import read_on_access
 from iptexplain.parse.listing import ListingReader
 from iptexplain.parse.listing_layout import (ALLOWED_TARGETS, _block_re, _COMMENT_SPAN, _IFACES, _jump_of,
                                             _keys_re, _LINE_BREAKS, _listing_words, _NOT_JUMPS, _PHRASE_TAILS,
@@ -145,25 +146,11 @@ class ListingRow(Rule):
         self.number = r.number
         self._text = None
 
-    def _get(slot):  # noqa: N805 -- builds the properties below
-        def get(self):  # noqa: ANN001, ANN202
-            if self._text is not None:
-                self.parse()
-            return slot.__get__(self, Rule)
-
-        def put(self, value) -> None:  # noqa: ANN001
-            if self._text is not None:
-                self.parse()
-            slot.__set__(self, value)
-
-        return property(get, put)
-
-    header = _get(_HEADER)
-    matches = _get(_MATCHES)
-    target = _get(_TARGET)
-    goto = _get(_GOTO)
-    counters = _get(_COUNTERS)
-    del _get
+    header = read_on_access(_HEADER)
+    matches = read_on_access(_MATCHES)
+    target = read_on_access(_TARGET)
+    goto = read_on_access(_GOTO)
+    counters = read_on_access(_COUNTERS)
 
     @property
     def jump(self) -> str | None:
